@@ -1,0 +1,84 @@
+"""vitdsl: vision transformers as declarative blueprints.
+
+    import vitdsl
+    bp = vitdsl.load("blueprints/maxvit.yaml", overrides={"classes": 10})   # Blueprint (pure data)
+    model = vitdsl.build("maxvit")                                        # nn.Module
+    vitdsl.summary(model)                                                 # rich renderable
+
+Importing vitdsl does not import torch: loading and validating blueprints never needs it.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Mapping
+
+from .blueprint import Blueprint, load, loads
+from .errors import VitdslError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .graph.build import Graph
+    from .graph.network import Network
+
+__version__ = "0.1.0"
+__all__ = ["Blueprint", "VitdslError", "build", "load", "loads", "summary", "validate", "register_block",
+           "save", "load_checkpoint"]
+
+Source = "str | Path | Blueprint"
+
+
+def validate(blueprint: str | Path | Blueprint, variant: str | None = None,
+             overrides: Mapping[str, Any] | None = None) -> "Graph":
+    """Check a blueprint completely (schema, wiring, every shape rule) without torch; the checked graph."""
+    from .graph.build import build_graph
+
+    return build_graph(load(blueprint, variant, overrides).resolve())
+
+
+def build(blueprint: str | Path | Blueprint, variant: str | None = None,
+          overrides: Mapping[str, Any] | None = None, device: Any = None) -> "Network":
+    """Compile a blueprint (path, zoo name or Blueprint) into an ``nn.Module``."""
+    from .graph.network import compile_graph
+
+    return compile_graph(validate(blueprint, variant, overrides), device=device)
+
+
+def summary(model_or_blueprint: Any, variant: str | None = None, overrides: Mapping[str, Any] | None = None,
+            batch: int = 1):
+    """A shape-traced summary (traced on the meta device: no weights allocated); a rich renderable."""
+    from .trace import trace
+
+    return trace(model_or_blueprint, variant=variant, overrides=overrides, batch=batch)
+
+
+def register_block(cls):
+    """Decorator: register a user block spec (a ``vitdsl.blocks.BlockSpec`` subclass) by its ``block`` name."""
+    from .blocks.base import register
+
+    return register(cls)
+
+
+def save(model: "Network", path: str | Path) -> None:
+    """Save weights together with the blueprint, so the model can be rebuilt without its file."""
+    import torch
+
+    torch.save({"blueprint": model.blueprint.to_dict(), "state_dict": model.state_dict()}, path)
+
+
+def load_checkpoint(path: str | Path, device: Any = None) -> "Network":
+    """Rebuild a model saved with :func:`save` from its embedded blueprint and load its weights."""
+    import torch
+
+    from .blueprint.load import from_data
+
+    data = torch.load(path, map_location=device or "cpu", weights_only=True)
+    model = build(from_data(data["blueprint"], file=str(path)), device=device)
+    model.load_state_dict(data["state_dict"])
+    return model
+
+
+def __getattr__(name: str):
+    if name == "interop":
+        import importlib
+
+        return importlib.import_module(".interop", __name__)
+    raise AttributeError(f"module 'vitdsl' has no attribute {name!r}")

@@ -1,0 +1,127 @@
+"""What every block is: a pydantic spec with a shape rule, a parameter count, a FLOP count and a
+``build`` that makes its ``nn.Module``. Specs never import torch at module level, so a whole
+blueprint validates (schema, wiring, every shape rule) without it.
+
+FLOPs follow ``torch.utils.flop_counter``: 2 × multiply-accumulates of matrix products and
+convolutions, for a batch of one; norms, activations and additions are not counted.
+"""
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..errors import ShapeError, VitdslError, suggest
+from .shape import Shape
+
+REGISTRY: dict[str, type["BlockSpec"]] = {}
+
+NormType = Literal["layer", "layer-nobias", "rms", "batch"]
+Activation = Literal["gelu", "relu", "silu", "hardswish", "tanh", "sigmoid"]
+
+
+def register(cls: type["BlockSpec"]) -> type["BlockSpec"]:
+    """Class decorator: make a spec available to blueprints under ``cls.block``."""
+    name = cls.block
+    if not name or name in REGISTRY and REGISTRY[name] is not cls:
+        raise ValueError(f"block name {name!r} is empty or already registered")
+    REGISTRY[name] = cls
+    return cls
+
+
+def lookup(name: str) -> type["BlockSpec"]:
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise VitdslError(f"unknown block '{name}'", hint=suggest(name, REGISTRY, "blocks")) from None
+
+
+class BlockSpec(BaseModel):
+    """Base of every block spec. Subclasses set ``block``, ``takes`` and the rules below."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    block: ClassVar[str] = ""
+    takes: ClassVar[tuple[str, ...]] = ("tokens",)  # accepted input kinds
+    arity: ClassVar[tuple[int, int | None]] = (1, 1)  # min and max number of inputs (None: any)
+    shorthand: ClassVar[str | None] = None  # field set by `- block: value`
+    family: ClassVar[str] = "misc"  # groups the docs
+
+    # -- the rules, all without torch ---------------------------------------------------------
+    def infer(self, *inputs: Shape) -> Shape:
+        """The output shape for these input shapes; raises ShapeError when the block cannot take them."""
+        return inputs[0]
+
+    def count_params(self, *inputs: Shape) -> int:
+        return 0
+
+    def flops(self, *inputs: Shape) -> int:
+        return 0
+
+    def pattern(self, *inputs: Shape) -> str:
+        """Who attends to whom (attention blocks); empty for the rest."""
+        return ""
+
+    def build(self, *inputs: Shape):
+        """The ``nn.Module`` for these input shapes."""
+        raise VitdslError(f"block '{self.block}' has no module")
+
+    # -- the YAML form --------------------------------------------------------------------------
+    def to_item(self) -> dict[str, Any]:
+        return {self.block: self.model_dump(mode="json", exclude_defaults=True)}
+
+
+class MixerSpec(BlockSpec):
+    """Options shared by the residual blocks (attention, mlp): how the block sits in the stream.
+
+    ``out = x + drop_path(layer_scale * f(norm(x)))`` for ``norm: pre``;
+    ``out = norm(x + drop_path(layer_scale * f(x)))`` for ``norm: post``.
+    """
+
+    norm: Literal["pre", "post", "none"] = Field("pre", description="Where the block's norm sits.")
+    norm_type: NormType = Field("layer", description="The norm: layer, layer-nobias (LayerNorm "
+                                "without bias), rms or batch.")
+    residual: bool = Field(True, description="Add the input back (x + f(x)).")
+    layer_scale: float | None = Field(None, gt=0, description="Initial value of a learned per-channel "
+                                      "scale on f(x) (CaiT's LayerScale); none when unset.")
+    drop_path: float = Field(0.0, ge=0, lt=1, description="Stochastic depth rate on f(x), training only.")
+
+    def mixer_params(self, dim: int) -> int:
+        n = 0
+        if self.norm != "none":
+            n += dim if self.norm_type in ("layer-nobias", "rms") else 2 * dim
+        if self.layer_scale is not None:
+            n += dim
+        return n
+
+    def mixer_kwargs(self) -> dict[str, Any]:
+        return dict(norm=self.norm, norm_type=self.norm_type, residual=self.residual,
+                    layer_scale=self.layer_scale, drop_path=self.drop_path)
+
+
+def pair(v: int | tuple[int, int] | list[int]) -> tuple[int, int]:
+    return (v, v) if isinstance(v, int) else (int(v[0]), int(v[1]))
+
+
+def fmt_pair(p: tuple[int, int]) -> str:
+    return f"{p[0]}×{p[1]}"
+
+
+def linear_params(i: int, o: int, bias: bool = True) -> int:
+    return i * o + (o if bias else 0)
+
+
+def norm_params(kind: str | None, d: int) -> int:
+    if kind in (None, "none"):
+        return 0
+    return d if kind in ("layer-nobias", "rms") else 2 * d
+
+
+def divisors_hint(size: int, step: int, what: str) -> str:
+    near = sorted({max(step, (size // step) * step), (size // step + 1) * step})
+    return f"{what} that work here are multiples of {step}, e.g. " + ", ".join(map(str, near))
+
+
+def need(cond: bool, message: str, hint: str | None = None) -> None:
+    if not cond:
+        raise ShapeError(message, hint=hint)

@@ -1,0 +1,145 @@
+"""Convolutional blocks on feature maps: conv-stem (a stack of conv-norm-act) and mbconv."""
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, PositiveInt, model_validator
+
+from .base import Activation, BlockSpec, need, register
+from .shape import Shape
+
+ConvNorm = Literal["none", "batch", "layer"]
+
+
+def conv_out(size: int, kernel: int, stride: int, padding: int) -> int:
+    return (size + 2 * padding - kernel) // stride + 1
+
+
+def conv_params(cin: int, cout: int, k: int, groups: int = 1, bias: bool = True) -> int:
+    return cout * (cin // groups) * k * k + (cout if bias else 0)
+
+
+@register
+class ConvStem(BlockSpec):
+    """A stack of 2-D convolutions, each optionally followed by a norm and an activation.
+
+    Layer i maps to ``channels[i]`` channels with ``kernels[i]`` and ``strides[i]``; a single kernel
+    or stride applies to every layer. Padding is kernel // 2 unless given.
+    """
+
+    block = "conv-stem"
+    takes = ("image",)
+    family = "convolution"
+
+    channels: list[PositiveInt] = Field(min_length=1, description="Output channels of each convolution.")
+    kernel: PositiveInt | list[PositiveInt] = Field(3, description="Kernel size, one for all or one per layer.")
+    strides: PositiveInt | list[PositiveInt] = Field(1, description="Stride, one for all or one per layer.")
+    padding: int | list[int] | None = Field(None, description="Padding; kernel // 2 when unset.")
+    bias: bool = Field(True, description="Bias in each convolution.")
+    norm: ConvNorm = Field("none", description="Norm after each convolution (batch or channel layer norm).")
+    act: Activation | Literal["none"] = Field("none", description="Activation after each convolution.")
+    last_act: bool = Field(True, description="Whether the last convolution is followed by the norm and "
+                                             "activation too.")
+
+    @model_validator(mode="after")
+    def _lengths(self):
+        n = len(self.channels)
+        for name in ("kernel", "strides", "padding"):
+            v = getattr(self, name)
+            if isinstance(v, list) and len(v) != n:
+                raise ValueError(f"{name} has {len(v)} entries for {n} convolutions")
+        return self
+
+    def layers(self) -> list[tuple[int, int, int, int]]:
+        """(channels, kernel, stride, padding) per convolution."""
+        n = len(self.channels)
+        per = lambda v: v if isinstance(v, list) else [v] * n  # noqa: E731
+        ks, ss = per(self.kernel), per(self.strides)
+        ps = per(self.padding) if self.padding is not None else [k // 2 for k in ks]
+        return list(zip(self.channels, ks, ss, ps))
+
+    def walk(self, x: Shape):
+        c, h, w = x.dims
+        for i, (cout, k, s, p) in enumerate(self.layers()):
+            oh, ow = conv_out(h, k, s, p), conv_out(w, k, s, p)
+            need(oh > 0 and ow > 0, f"convolution {i} (kernel {k}, stride {s}) gets a {h}×{w} map, too small")
+            yield c, cout, k, h, w, oh, ow
+            c, h, w = cout, oh, ow
+
+    def infer(self, x: Shape) -> Shape:
+        out = x
+        for _, cout, _, _, _, oh, ow in self.walk(x):
+            out = Shape.image(cout, oh, ow)
+        return out
+
+    def count_params(self, x: Shape) -> int:
+        n = 0
+        for i, (cin, cout, k, *_rest) in enumerate(self.walk(x)):
+            n += conv_params(cin, cout, k, bias=self.bias)
+            if self.norm != "none" and (self.last_act or i < len(self.channels) - 1):
+                n += 2 * cout
+        return n
+
+    def flops(self, x: Shape) -> int:
+        return sum(2 * cout * oh * ow * cin * k * k for cin, cout, k, _, _, oh, ow in self.walk(x))
+
+    def build(self, x: Shape):
+        from .modules.conv import ConvStack
+
+        return ConvStack(x.features, self.layers(), self.bias, self.norm, self.act, self.last_act)
+
+
+@register
+class MBConv(BlockSpec):
+    """Inverted residual block (MobileNetV2/EfficientNet, as used in MaxViT): 1×1 expansion →
+    depthwise 3×3 (strided to downsample) → squeeze-excitation → 1×1 projection, each conv followed
+    by batch norm. The residual is added only when the shape is unchanged."""
+
+    block = "mbconv"
+    takes = ("image",)
+    family = "convolution"
+
+    dim: PositiveInt | None = Field(None, description="Output channels; the input's when unset.")
+    expansion: float = Field(4.0, gt=0, description="Hidden channels as a multiple of the output channels.")
+    stride: Literal[1, 2] = Field(1, description="Stride of the depthwise convolution (2 halves the map).")
+    se: float = Field(0.25, ge=0, lt=1, description="Squeeze-excitation width as a fraction of the hidden "
+                                                    "channels; 0 for none.")
+    act: Activation = Field("gelu", description="Activation after the expansion and depthwise convolutions.")
+    bias: bool = Field(True, description="Biases in the convolutions.")
+    drop_path: float = Field(0.0, ge=0, lt=1, description="Stochastic depth on the residual branch, training only.")
+
+    def dims(self, x: Shape) -> tuple[int, int, int, int]:
+        cin = x.features
+        cout = self.dim or cin
+        hidden = int(self.expansion * cout)
+        return cin, cout, hidden, int(hidden * self.se)
+
+    def infer(self, x: Shape) -> Shape:
+        c, h, w = x.dims
+        _, cout, hidden, _ = self.dims(x)
+        need(hidden > 0, "mbconv's hidden width is 0", "raise expansion")
+        return Shape.image(cout, conv_out(h, 3, self.stride, 1), conv_out(w, 3, self.stride, 1))
+
+    def count_params(self, x: Shape) -> int:
+        cin, cout, hidden, squeeze = self.dims(x)
+        n = conv_params(cin, hidden, 1, bias=self.bias) + 2 * hidden
+        n += conv_params(hidden, hidden, 3, groups=hidden, bias=self.bias) + 2 * hidden
+        if squeeze:
+            n += 2 * hidden * squeeze
+        return n + conv_params(hidden, cout, 1, bias=self.bias) + 2 * cout
+
+    def flops(self, x: Shape) -> int:
+        cin, cout, hidden, squeeze = self.dims(x)
+        _, h, w = x.dims
+        out = self.infer(x)
+        oh, ow = out.dims[1:]
+        return 2 * (h * w * cin * hidden + oh * ow * hidden * 9 + 2 * hidden * squeeze + oh * ow * hidden * cout)
+
+    def pattern(self, x: Shape) -> str:
+        return "stride 2" if self.stride == 2 else ""
+
+    def build(self, x: Shape):
+        from .modules.conv import MBConv
+
+        cin, cout, hidden, squeeze = self.dims(x)
+        return MBConv(cin, cout, hidden, squeeze, self.stride, self.act, self.bias, self.drop_path)

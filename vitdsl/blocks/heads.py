@@ -1,0 +1,121 @@
+"""Blocks at the end of a network, and the small glue ones: norm, pool, head, merge."""
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, PositiveInt
+
+from .base import BlockSpec, NormType, linear_params, need, norm_params, register
+from .shape import Shape
+
+
+@register
+class Norm(BlockSpec):
+    """A normalisation over features: of each token, of each vector, or over the channels of each
+    position of a feature map."""
+
+    block = "norm"
+    takes = ("tokens", "image", "vector")
+    shorthand = "type"
+    family = "misc"
+
+    type: NormType = Field("layer", description="layer, layer-nobias, rms or batch.")
+
+    def count_params(self, x: Shape) -> int:
+        return 2 * x.features if self.type == "batch" else norm_params(self.type, x.features)
+
+    def build(self, x: Shape):
+        from .modules.common import FeatureNorm, make_norm
+
+        if x.kind == "image":
+            return FeatureNorm(self.type, x.features, channels_first=True)
+        return make_norm(self.type, x.features)
+
+
+@register
+class Pool(BlockSpec):
+    """Reduce tokens or a feature map to one vector: the first (cls) token, or the mean."""
+
+    block = "pool"
+    takes = ("tokens", "image")
+    shorthand = "mode"
+    family = "head"
+
+    mode: Literal["cls", "mean"] = Field("mean", description="cls: the first token; mean: the average of "
+                                         "all tokens (or of all positions of a map).")
+
+    def infer(self, x: Shape) -> Shape:
+        if self.mode == "cls":
+            need(x.kind == "tokens", "pool: cls takes tokens, but a feature map reaches it",
+                 "use pool: mean on feature maps")
+            need(x.prefix >= 1, "pool: cls needs a class token, but no tokens block comes before it",
+                 "add '- tokens: {cls: 1}' after patchify, or use pool: mean")
+        return Shape.vector(x.features)
+
+    def pattern(self, x: Shape) -> str:
+        return self.mode
+
+    def build(self, x: Shape):
+        from .modules.heads import Pool
+
+        return Pool(self.mode, x.kind)
+
+
+@register
+class Head(BlockSpec):
+    """Classifier: an optional norm, then a linear map to the class logits."""
+
+    block = "head"
+    takes = ("vector", "tokens")
+    shorthand = "classes"
+    family = "head"
+
+    classes: PositiveInt = Field(description="Number of outputs.")
+    norm: Literal["none", "layer", "layer-nobias"] = Field("none", description="Norm before the linear map.")
+    bias: bool = Field(True, description="Bias in the linear map.")
+
+    def infer(self, x: Shape) -> Shape:
+        return x.with_features(self.classes)
+
+    def count_params(self, x: Shape) -> int:
+        return norm_params(self.norm, x.features) + linear_params(x.features, self.classes, self.bias)
+
+    def flops(self, x: Shape) -> int:
+        return 2 * (x.numel // x.features) * x.features * self.classes
+
+    def build(self, x: Shape):
+        from .modules.heads import Head
+
+        return Head(x.features, self.classes, self.norm, self.bias)
+
+
+@register
+class Merge(BlockSpec):
+    """Join several branches (named with ``from:``): add them, or concatenate their features."""
+
+    block = "merge"
+    takes = ("tokens", "image", "vector", "volume")
+    arity = (2, None)
+    shorthand = "mode"
+    family = "misc"
+
+    mode: Literal["add", "concat"] = Field("add", description="add: element-wise sum; concat: join features.")
+
+    def infer(self, *xs: Shape) -> Shape:
+        first = xs[0]
+        for i, x in enumerate(xs[1:], 1):
+            need(x.kind == first.kind, f"merge input {i} is {x.kind} but input 0 is {first.kind}")
+            if self.mode == "add":
+                need(x.dims == first.dims, f"merge: add needs equal shapes, got {first} and {x}",
+                     "project one branch to the other's width, or use mode: concat")
+            else:
+                rest = lambda s: s.dims[1:] if s.kind in ("image", "volume") else s.dims[:-1]  # noqa: E731
+                need(rest(x) == rest(first), f"merge: concat needs equal sizes except features, got {first} and {x}")
+        if self.mode == "add":
+            return first
+        return first.with_features(sum(x.features for x in xs))
+
+    def build(self, *xs: Shape):
+        from .modules.heads import Merge
+
+        return Merge(self.mode, "image" if xs[0].kind in ("image", "volume") else "tokens")

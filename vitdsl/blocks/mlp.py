@@ -1,0 +1,40 @@
+"""The feed-forward block: two projections with an activation between, as a residual mixer."""
+from __future__ import annotations
+
+from pydantic import Field, PositiveInt
+
+from .base import Activation, MixerSpec, linear_params, register
+from .shape import Shape
+
+
+@register
+class MLP(MixerSpec):
+    """Feed-forward network: Linear → activation → dropout → Linear → dropout, applied to every token
+    (or every position of a feature map, over its channels)."""
+
+    block = "mlp"
+    takes = ("tokens", "image", "vector")
+    family = "mlp"
+
+    hidden: PositiveInt | None = Field(None, description="Hidden width. When unset: mult × width.")
+    mult: float = Field(4.0, gt=0, description="Hidden width as a multiple of the width (when hidden is unset).")
+    act: Activation = Field("gelu", description="Activation between the projections.")
+    bias: bool = Field(True, description="Biases in both projections.")
+    dropout: float = Field(0.0, ge=0, lt=1, description="Dropout after the activation and after the output.")
+
+    def hidden_dim(self, dim: int) -> int:
+        return self.hidden if self.hidden is not None else int(dim * self.mult)
+
+    def count_params(self, x: Shape) -> int:
+        d, h = x.features, self.hidden_dim(x.features)
+        return linear_params(d, h, self.bias) + linear_params(h, d, self.bias) + self.mixer_params(d)
+
+    def flops(self, x: Shape) -> int:
+        positions = x.numel // x.features
+        return 4 * positions * x.features * self.hidden_dim(x.features)
+
+    def build(self, x: Shape):
+        from .modules.mlp import MLP
+
+        return MLP(x.features, self.hidden_dim(x.features), self.act, self.bias, self.dropout,
+                   channels_first=x.kind == "image", **self.mixer_kwargs())

@@ -1,0 +1,101 @@
+"""Pieces every block module shares: norms, activations, drop path and the residual mixer."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+ACTIVATIONS = {"gelu": nn.GELU, "relu": nn.ReLU, "silu": nn.SiLU, "hardswish": nn.Hardswish,
+               "tanh": nn.Tanh, "sigmoid": nn.Sigmoid}
+
+
+def make_act(name: str | None) -> nn.Module | None:
+    return None if name in (None, "none") else ACTIVATIONS[name]()
+
+
+def make_norm(kind: str | None, dim: int) -> nn.Module | None:
+    """A norm over the last dimension."""
+    if kind in (None, "none"):
+        return None
+    if kind == "layer":
+        return nn.LayerNorm(dim)
+    if kind == "layer-nobias":
+        return nn.LayerNorm(dim, bias=False)
+    if kind == "rms":
+        return nn.RMSNorm(dim)
+    if kind == "batch":
+        return BatchNormLast(dim)
+    raise ValueError(f"unknown norm {kind!r}")
+
+
+class BatchNormLast(nn.BatchNorm1d):
+    """BatchNorm over the last dimension of (..., D) tensors."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shape = x.shape
+        return super().forward(x.reshape(-1, shape[-1])).view(shape)
+
+
+class FeatureNorm(nn.Module):
+    """A norm over features; on feature maps (B, C, H, W) over the channels of each position."""
+
+    def __init__(self, kind: str, dim: int, channels_first: bool = False):
+        super().__init__()
+        self.channels_first = channels_first
+        if channels_first and kind == "batch":
+            self.norm = nn.BatchNorm2d(dim)
+            self.channels_first = False  # BatchNorm2d already normalises channels of (B, C, H, W)
+        else:
+            self.norm = make_norm(kind, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.channels_first:
+            return self.norm(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+        return self.norm(x)
+
+
+class DropPath(nn.Module):
+    """Stochastic depth: drop a sample's whole residual branch while training."""
+
+    def __init__(self, p: float):
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        keep = x.new_empty((x.shape[0],) + (1,) * (x.ndim - 1)).bernoulli_(1 - self.p)
+        return x * keep / (1 - self.p)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
+class Mixer(nn.Module):
+    """A residual block around ``self.mix``, with the placement options of ``MixerSpec``.
+
+    Subclasses call ``init_mixer`` and implement ``mix(x)`` on (..., D) tensors; the norm, the
+    layer scale (``gamma``) and the drop path live here, once.
+    """
+
+    def init_mixer(self, dim: int, norm: str, norm_type: str, residual: bool, layer_scale: float | None,
+                   drop_path: float) -> None:
+        self.norm_position = norm
+        self.norm = make_norm(norm_type, dim) if norm != "none" else None
+        self.residual = residual
+        self.gamma = nn.Parameter(torch.full((dim,), float(layer_scale))) if layer_scale is not None else None
+        self.drop_path = DropPath(drop_path) if drop_path > 0 else None
+
+    def mix(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.mix(self.norm(x) if self.norm_position == "pre" else x)
+        if self.gamma is not None:
+            y = y * self.gamma
+        if self.drop_path is not None:
+            y = self.drop_path(y)
+        if self.residual:
+            y = y + x
+        if self.norm_position == "post":
+            y = self.norm(y)
+        return y

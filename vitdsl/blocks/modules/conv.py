@@ -1,0 +1,77 @@
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .common import DropPath, make_act
+
+
+class ConvNormAct(nn.Module):
+    def __init__(self, cin: int, cout: int, kernel: int, stride: int, padding: int, bias: bool, norm: str,
+                 act: str, groups: int = 1):
+        super().__init__()
+        self.conv = nn.Conv2d(cin, cout, kernel, stride, padding, groups=groups, bias=bias)
+        self.norm = {"none": None, "batch": nn.BatchNorm2d(cout) if norm == "batch" else None,
+                     "layer": ChannelLayerNorm(cout) if norm == "layer" else None}[norm]
+        self.act = make_act(act)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.conv(x)
+        if self.norm is not None:
+            x = self.norm(x)
+        if self.act is not None:
+            x = self.act(x)
+        return x
+
+
+class ChannelLayerNorm(nn.LayerNorm):
+    """LayerNorm over the channels of (B, C, H, W)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+
+
+class ConvStack(nn.Sequential):
+    def __init__(self, cin: int, layers, bias: bool, norm: str, act: str, last_act: bool):
+        mods = []
+        for i, (cout, k, s, p) in enumerate(layers):
+            last = i == len(layers) - 1
+            keep = last_act or not last
+            mods.append(ConvNormAct(cin, cout, k, s, p, bias, norm if keep else "none", act if keep else "none"))
+            cin = cout
+        super().__init__(*mods)
+
+
+class SqueezeExcite(nn.Module):
+    def __init__(self, dim: int, squeeze: int):
+        super().__init__()
+        self.reduce = nn.Linear(dim, squeeze, bias=False)
+        self.act = nn.SiLU()
+        self.expand = nn.Linear(squeeze, dim, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        g = self.expand(self.act(self.reduce(x.mean(dim=(2, 3)))))
+        return x * g.sigmoid()[:, :, None, None]
+
+
+class MBConv(nn.Module):
+    def __init__(self, cin: int, cout: int, hidden: int, squeeze: int, stride: int, act: str, bias: bool,
+                 drop_path: float):
+        super().__init__()
+        self.expand = ConvNormAct(cin, hidden, 1, 1, 0, bias, "batch", act)
+        self.depthwise = ConvNormAct(hidden, hidden, 3, stride, 1, bias, "batch", act, groups=hidden)
+        self.se = SqueezeExcite(hidden, squeeze) if squeeze > 0 else None
+        self.project = ConvNormAct(hidden, cout, 1, 1, 0, bias, "batch", "none")
+        self.residual = cin == cout and stride == 1
+        self.drop_path = DropPath(drop_path) if drop_path > 0 and self.residual else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.depthwise(self.expand(x))
+        if self.se is not None:
+            y = self.se(y)
+        y = self.project(y)
+        if not self.residual:
+            return y
+        if self.drop_path is not None:
+            y = self.drop_path(y)
+        return y + x

@@ -1,0 +1,71 @@
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .common import make_norm
+
+
+class Patchify(nn.Module):
+    def __init__(self, channels: int, patch: tuple[int, int], dim: int, order: str, pre_norm: str, post_norm: str,
+                 bias: bool):
+        super().__init__()
+        self.patch, self.order = patch, order
+        patch_dim = channels * patch[0] * patch[1]
+        self.pre_norm = make_norm(pre_norm, patch_dim)
+        self.proj = nn.Linear(patch_dim, dim, bias=bias)
+        self.post_norm = make_norm(post_norm, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = x.shape
+        ph, pw = self.patch
+        x = x.view(b, c, h // ph, ph, w // pw, pw)
+        x = x.permute(0, 2, 4, 3, 5, 1) if self.order == "hwc" else x.permute(0, 2, 4, 1, 3, 5)
+        x = x.reshape(b, (h // ph) * (w // pw), c * ph * pw)
+        if self.pre_norm is not None:
+            x = self.pre_norm(x)
+        x = self.proj(x)
+        if self.post_norm is not None:
+            x = self.post_norm(x)
+        return x
+
+
+class LearnedPositions(nn.Module):
+    def __init__(self, n: int, dim: int, init_std: float, dropout: float):
+        super().__init__()
+        self.pos = nn.Parameter(torch.randn(n, dim) * init_std)
+        self.drop = nn.Dropout(dropout) if dropout > 0 else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.pos
+        return self.drop(x) if self.drop is not None else x
+
+
+def sincos_2d(h: int, w: int, dim: int, temperature: float) -> torch.Tensor:
+    """(h·w, dim) features [sin(x·ω), cos(x·ω), sin(y·ω), cos(y·ω)], ω_k = T^-(k / (dim/4 - 1))."""
+    y, x = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
+    quarter = dim // 4
+    omega = 1.0 / temperature ** (torch.arange(quarter) / max(quarter - 1, 1))
+    y = y.flatten()[:, None] * omega[None, :]
+    x = x.flatten()[:, None] * omega[None, :]
+    return torch.cat((x.sin(), x.cos(), y.sin(), y.cos()), dim=1).float()
+
+
+class SinCos2dPositions(nn.Module):
+    def __init__(self, grid: tuple[int, int], dim: int, temperature: float, dropout: float):
+        super().__init__()
+        self.register_buffer("pos", sincos_2d(grid[0], grid[1], dim, temperature), persistent=False)
+        self.drop = nn.Dropout(dropout) if dropout > 0 else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.pos.to(x.dtype)
+        return self.drop(x) if self.drop is not None else x
+
+
+class ClassTokens(nn.Module):
+    def __init__(self, count: int, dim: int, init_std: float):
+        super().__init__()
+        self.cls = nn.Parameter(torch.randn(count, dim) * init_std)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat((self.cls.expand(x.shape[0], -1, -1), x), dim=1)

@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .common import make_norm
+
+
+class Pool(nn.Module):
+    def __init__(self, mode: str, kind: str):
+        super().__init__()
+        self.mode, self.kind = mode, kind
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.kind == "image":
+            return x.mean(dim=(2, 3))
+        return x[:, 0] if self.mode == "cls" else x.mean(dim=1)
+
+    def extra_repr(self) -> str:
+        return self.mode
+
+
+class Head(nn.Module):
+    def __init__(self, dim: int, classes: int, norm: str, bias: bool):
+        super().__init__()
+        self.norm = make_norm(norm, dim)
+        self.fc = nn.Linear(dim, classes, bias=bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.norm is not None:
+            x = self.norm(x)
+        return self.fc(x)
+
+
+class Merge(nn.Module):
+    def __init__(self, mode: str, layout: str):
+        super().__init__()
+        self.mode = mode
+        self.dim = 1 if layout == "image" else -1
+
+    def forward(self, *xs: torch.Tensor) -> torch.Tensor:
+        if self.mode == "add":
+            out = xs[0]
+            for x in xs[1:]:
+                out = out + x
+            return out
+        return torch.cat(xs, dim=self.dim)

@@ -1,0 +1,34 @@
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .common import Mixer, make_act
+
+
+class MLP(Mixer):
+    """Linear → act → dropout → Linear → dropout over the last dimension (channels of a map)."""
+
+    def __init__(self, dim: int, hidden: int, act: str, bias: bool, dropout: float, channels_first: bool = False,
+                 **mixer):
+        super().__init__()
+        self.init_mixer(dim, **mixer)
+        self.channels_first = channels_first
+        self.fc1 = nn.Linear(dim, hidden, bias=bias)
+        self.act = make_act(act)
+        self.fc2 = nn.Linear(hidden, dim, bias=bias)
+        self.drop = nn.Dropout(dropout) if dropout > 0 else None
+
+    def mix(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.act(self.fc1(x))
+        if self.drop is not None:
+            x = self.drop(x)
+        x = self.fc2(x)
+        if self.drop is not None:
+            x = self.drop(x)
+        return x
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.channels_first:
+            return super().forward(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+        return super().forward(x)

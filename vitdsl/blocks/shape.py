@@ -1,0 +1,70 @@
+"""Tensor shapes as the graph builder sees them: a kind plus sizes, batch dimension left out.
+
+Kinds: ``image`` (C, H, W) for pixels and feature maps, ``volume`` (C, T, H, W) for video,
+``tokens`` (N, D) for sequences, ``vector`` (D,) for pooled features and logits. Token shapes also
+remember the spatial ``grid`` of their patch tokens and how many special tokens (``prefix``, e.g. the
+cls token) lead the sequence, so blocks that need a grid (sincos positions, local attention) can
+check for one before any weight exists.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+Kind = Literal["image", "volume", "tokens", "vector"]
+KINDS: tuple[str, ...] = ("image", "volume", "tokens", "vector")
+RANK = {"image": 3, "volume": 4, "tokens": 2, "vector": 1}
+
+
+@dataclass(frozen=True)
+class Shape:
+    kind: str
+    dims: tuple[int, ...]
+    grid: tuple[int, ...] | None = field(default=None)
+    prefix: int = 0
+
+    def __post_init__(self):
+        if self.kind not in RANK:
+            raise ValueError(f"unknown tensor kind {self.kind!r}")
+        if len(self.dims) != RANK[self.kind]:
+            raise ValueError(f"{self.kind} shapes have {RANK[self.kind]} sizes, got {self.dims}")
+
+    @classmethod
+    def image(cls, c: int, h: int, w: int) -> "Shape":
+        return cls("image", (c, h, w))
+
+    @classmethod
+    def tokens(cls, n: int, d: int, grid=None, prefix: int = 0) -> "Shape":
+        return cls("tokens", (n, d), tuple(grid) if grid is not None else None, prefix)
+
+    @classmethod
+    def vector(cls, d: int) -> "Shape":
+        return cls("vector", (d,))
+
+    @property
+    def features(self) -> int:
+        """Channels of a map, width of a token or vector."""
+        return self.dims[0] if self.kind in ("image", "volume") else self.dims[-1]
+
+    @property
+    def spatial(self) -> tuple[int, ...]:
+        return self.dims[1:] if self.kind in ("image", "volume") else ()
+
+    @property
+    def numel(self) -> int:
+        n = 1
+        for d in self.dims:
+            n *= d
+        return n
+
+    def with_features(self, d: int) -> "Shape":
+        if self.kind in ("image", "volume"):
+            return Shape(self.kind, (d, *self.dims[1:]))
+        return Shape(self.kind, (*self.dims[:-1], d), self.grid, self.prefix)
+
+    def __str__(self) -> str:
+        text = "×".join(str(d) for d in self.dims)
+        return f"{self.kind} {text}"
+
+    def batched(self, batch: int = 1) -> tuple[int, ...]:
+        return (batch, *self.dims)

@@ -1,0 +1,292 @@
+"""From a Blueprint to the flat list of block nodes the graph builder takes.
+
+Layer items (each a mapping):
+
+* a block — ``{<block>: {fields} | scalar, name?: str, from?: str | [str]}``
+* ``{repeat: N, layers: [...], name?: str}`` — the layers N times; ``$index`` is the iteration (0-based)
+* ``{stages: {param: [v0, v1, ...], ...}, layers: [...], name?: str}`` — one copy of the layers per
+  list element, with each listed param bound to that element and ``$stage`` to the stage index
+
+Every node gets a path from the names of the items around it (``stages.2.blocks.0.attn``): an item's
+``name``, or else its block type (``mlp``; ``mlp_1`` for the second unnamed one in the same list),
+``blocks`` for a repeat and ``stages`` for stages. Repeat iterations and stages add their index. The
+path is also the node's place in the compiled module, so state_dict keys read the same.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+
+from ..errors import Location, VitdslError, suggest
+from .expr import resolve_params, substitute
+from .model import Blueprint
+
+STRUCTURE = ("repeat", "stages")
+ITEM_KEYS = {"block": {"name", "from"}, "repeat": {"name", "layers"}, "stages": {"name", "layers"}}
+NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+INPUT = "input"
+
+
+@dataclass
+class Node:
+    path: str
+    spec: Any  # a BlockSpec
+    inputs: list[str]  # node paths, or INPUT
+    location: Location | None
+    repeats: tuple[tuple[str, int], ...] = ()  # enclosing (repeat path, iteration) pairs, outermost first
+
+
+@dataclass
+class Design:
+    """A blueprint with every parameter resolved: input shape, nodes in order, output node."""
+
+    blueprint: Blueprint
+    params: dict[str, Any]
+    input_kind: str
+    input_dims: tuple[int, ...]
+    nodes: list[Node] = field(default_factory=list)
+    output: str = ""
+
+    def node(self, path: str) -> Node:
+        return next(n for n in self.nodes if n.path == path)
+
+
+def _registry():
+    from .. import blocks  # noqa: F401  (registers the library)
+    from ..blocks.base import REGISTRY
+
+    return REGISTRY
+
+
+def classify(item: Any, where: tuple, bp: Blueprint) -> str:
+    """'repeat', 'stages' or the block name of a layer item; raises on malformed items."""
+    loc = bp.source.find(where)
+    if not isinstance(item, dict):
+        raise VitdslError("a layer must be a mapping such as '- mlp: {mult: 4}'", location=loc)
+    registry = _registry()
+    kinds = [k for k in item if k in STRUCTURE or k in registry]
+    unknown = [k for k in item if k not in registry and k not in STRUCTURE
+               and k not in ("name", "from", "layers")]
+    if unknown:
+        key = unknown[0]
+        at = bp.source.find(where + (key,))
+        if kinds:
+            kind = "block" if kinds[0] not in STRUCTURE else kinds[0]
+            allowed = sorted(ITEM_KEYS[kind] | {kinds[0]})
+            raise VitdslError(f"unknown key '{key}' next to '{kinds[0]}'", location=at,
+                              hint=suggest(key, allowed, "keys allowed here"))
+        raise VitdslError(f"unknown block '{key}'", location=at, hint=suggest(key, registry, "blocks"))
+    if len(kinds) != 1:
+        if not kinds:
+            raise VitdslError("this layer names no block", location=loc,
+                              hint="write one block per list item, e.g. '- mlp: {mult: 4}'")
+        raise VitdslError(f"one layer item names several blocks: {', '.join(kinds)}", location=loc,
+                          hint="start a new list item ('- ') for each block")
+    kind = kinds[0]
+    allowed = ITEM_KEYS["block" if kind not in STRUCTURE else kind] | {kind}
+    for k in item:
+        if k not in allowed:
+            raise VitdslError(f"'{k}' is not allowed next to '{kind}'", location=bp.source.find(where + (k,)),
+                              hint=f"keys allowed here: {', '.join(sorted(allowed))}")
+    if kind in STRUCTURE and not isinstance(item.get("layers"), list):
+        raise VitdslError(f"'{kind}' needs a 'layers' list", location=loc)
+    name = item.get("name")
+    if name is not None and (not isinstance(name, str) or not NAME.match(name)):
+        raise VitdslError(f"name {name!r} is not a valid identifier", location=bp.source.find(where + ("name",)),
+                          hint="use letters, digits and underscores, starting with a letter")
+    return kind
+
+
+def check_structure(bp: Blueprint) -> None:
+    """Structural checks that need no parameter values (run when a blueprint is loaded)."""
+
+    def walk(items, where):
+        for i, item in enumerate(items):
+            kind = classify(item, where + (i,), bp)
+            if kind in STRUCTURE:
+                walk(item["layers"], where + (i, "layers"))
+
+    walk(bp.layers, ("layers",))
+
+
+def _segments(items: list, where: tuple, bp: Blueprint) -> list[str]:
+    kinds = [classify(it, where + (i,), bp) for i, it in enumerate(items)]
+    defaults = ["blocks" if k == "repeat" else k.replace("-", "_") for k in kinds]
+    counts: dict[str, int] = {}
+    for it, d in zip(items, defaults):
+        if it.get("name") is None:
+            counts[d] = counts.get(d, 0) + 1
+    seen: dict[str, int] = {}
+    out = []
+    for i, (it, d) in enumerate(zip(items, defaults)):
+        if it.get("name") is not None:
+            seg = it["name"]
+        elif counts[d] > 1:
+            seg = f"{d}_{seen.get(d, 0)}"
+            seen[d] = seen.get(d, 0) + 1
+        else:
+            seg = d
+        if seg in out:
+            raise VitdslError(f"two layers in the same list are named '{seg}'",
+                              location=bp.source.find(where + (i,)), hint="give each a different name")
+        out.append(seg)
+    return out
+
+
+class _Expander:
+    def __init__(self, bp: Blueprint):
+        self.bp = bp
+        self.nodes: list[Node] = []
+        self.outputs: dict[str, str] = {}  # item path -> node path of its output
+        self.pending: list[tuple[Node, list[str], tuple]] = []  # node, raw 'from' names, yaml path
+
+    def value(self, raw: Any, scope: dict, where: tuple) -> Any:
+        def lookup(name):
+            if name in scope:
+                return scope[name]
+            raise VitdslError(f"unknown parameter '${name}'", hint=suggest(name, scope, "parameters"))
+
+        try:
+            return substitute(raw, lookup, lambda: sorted(scope))
+        except VitdslError as e:
+            raise e.at(self.bp.source.find(where + getattr(e, "subpath", ()))) from None
+
+    def items(self, items: list, where: tuple, scope: dict, prefix: str, prev: str, repeats: tuple) -> str:
+        segs = _segments(items, where, self.bp)
+        for i, (item, seg) in enumerate(zip(items, segs)):
+            here = where + (i,)
+            path = prefix + seg
+            kind = classify(item, here, self.bp)
+            if kind == "repeat":
+                count = self.value(item["repeat"], scope, here + ("repeat",))
+                if not isinstance(count, int) or isinstance(count, bool) or count < 1:
+                    raise VitdslError(f"repeat takes a whole number ≥ 1, got {count!r}",
+                                      location=self.bp.source.find(here + ("repeat",)), path=path)
+                for k in range(count):
+                    prev = self.items(item["layers"], here + ("layers",), {**scope, "index": k},
+                                      f"{path}.{k}.", prev, repeats + ((path, k),))
+            elif kind == "stages":
+                table = self.value(item["stages"], scope, here + ("stages",))
+                loc = self.bp.source.find(here + ("stages",))
+                if not isinstance(table, dict) or not table:
+                    raise VitdslError("stages takes a mapping of parameter name to a list, one value per stage",
+                                      location=loc, path=path, hint="e.g. stages: {dim: $dims, depth: $depths}")
+                lengths = {k: len(v) if isinstance(v, list) else None for k, v in table.items()}
+                if None in lengths.values() or len(set(lengths.values())) != 1:
+                    listing = ", ".join(f"{k}: {'not a list' if n is None else n}" for k, n in lengths.items())
+                    raise VitdslError(f"stages needs lists of one length ({listing})", location=loc, path=path)
+                for s in range(next(iter(lengths.values()))):
+                    bound = {k: v[s] for k, v in table.items()}
+                    prev = self.items(item["layers"], here + ("layers",), {**scope, **bound, "stage": s},
+                                      f"{path}.{s}.", prev, repeats)
+            else:
+                prev = self.block(item, kind, here, scope, path, prev, repeats)
+            self.outputs[path] = prev
+        return prev
+
+    def block(self, item, kind, here, scope, path, prev, repeats) -> str:
+        from ..blocks.base import lookup
+
+        cls = lookup(kind)
+        raw = item[kind]
+        fields = self.value(raw, scope, here + (kind,))
+        if fields is None:
+            fields = {}
+        elif not isinstance(fields, dict):
+            if cls.shorthand is None:
+                raise VitdslError(f"'{kind}' takes a mapping of fields, not {fields!r}",
+                                  location=self.bp.source.find(here + (kind,)), path=path)
+            fields = {cls.shorthand: fields}
+        location = self.bp.source.find(here + (kind,))
+        try:
+            spec = cls.model_validate(fields)
+        except ValidationError as e:
+            raise spec_error(e, cls, self.bp, here + (kind,), path, raw_is_mapping=isinstance(raw, dict)) from None
+        node = Node(path, spec, [prev], location, repeats)
+        self.nodes.append(node)
+        if "from" in item:
+            names = self.value(item["from"], scope, here + ("from",))
+            names = [names] if isinstance(names, str) else names
+            if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+                raise VitdslError("'from' takes a node name or a list of names",
+                                  location=self.bp.source.find(here + ("from",)), path=path)
+            self.pending.append((node, names, here + ("from",)))
+        return path
+
+    def link(self) -> None:
+        """Resolve `from:` names now that every node is known: nearest enclosing scope first."""
+        for node, names, where in self.pending:
+            parts = node.path.split(".")[:-1]
+            resolved = []
+            for name in names:
+                if name == INPUT:
+                    resolved.append(INPUT)
+                    continue
+                target = None
+                for k in range(len(parts), -1, -1):
+                    cand = ".".join(parts[:k] + [name])
+                    if cand in self.outputs:
+                        target = self.outputs[cand]
+                        break
+                if target is None:
+                    raise VitdslError(f"'from' names '{name}', which is no layer of this blueprint",
+                                      location=self.bp.source.find(where), path=node.path,
+                                      hint=suggest(name, [p.split(".")[-1] for p in self.outputs] + [INPUT],
+                                                   "names"))
+                resolved.append(target)
+            node.inputs = resolved
+
+
+def spec_error(e: ValidationError, cls, bp: Blueprint, where: tuple, path: str,
+               raw_is_mapping: bool = True) -> VitdslError:
+    err = e.errors()[0]
+    loc = tuple(err["loc"])
+    at = bp.source.find(where + loc) if raw_is_mapping else bp.source.find(where)
+    fields = cls.model_fields
+    if err["type"] == "extra_forbidden":
+        return VitdslError(f"unknown field '{loc[0]}' for block '{cls.block}'", location=at, path=path,
+                           hint=suggest(str(loc[0]), fields, "fields"))
+    name = ".".join(str(p) for p in loc)
+    if err["type"] == "missing":
+        desc = fields[loc[0]].description if loc and loc[0] in fields else None
+        return VitdslError(f"block '{cls.block}' needs field '{name}'", location=at, path=path,
+                           hint=desc)
+    msg = err["msg"].removeprefix("Value error, ")
+    if not loc:
+        return VitdslError(f"{cls.block}: {msg}", location=at, path=path)
+    return VitdslError(f"field '{name}' of '{cls.block}': {msg} (got {err.get('input')!r})",
+                       location=at, path=path)
+
+
+def expand(bp: Blueprint, variant: str | None = None, overrides: dict | None = None) -> Design:
+    from .load import apply
+
+    bp = apply(bp, variant, overrides)
+    try:
+        params = resolve_params(bp.params)
+    except VitdslError as e:
+        where = ("params", getattr(e, "param", None)) + getattr(e, "subpath", ())
+        raise e.at(bp.source.find(tuple(p for p in where if p is not None))) from None
+    (kind, dims_raw), = bp.input.items()
+    ex = _Expander(bp)
+    dims = ex.value(dims_raw, params, ("input", kind))
+    if not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in dims):
+        raise VitdslError(f"input sizes must be positive whole numbers, got {dims}",
+                          location=bp.source.find(("input", kind)))
+    from ..blocks.shape import RANK
+
+    if len(dims) != RANK[kind]:
+        raise VitdslError(f"a {kind} input has {RANK[kind]} sizes, got {len(dims)}",
+                          location=bp.source.find(("input", kind)))
+    last = ex.items(bp.layers, ("layers",), params, "", INPUT, ())
+    ex.link()
+    output = last
+    if bp.output is not None:
+        if bp.output not in ex.outputs:
+            raise VitdslError(f"output names '{bp.output}', which is no layer of this blueprint",
+                              location=bp.source.find(("output",)), hint=suggest(bp.output, ex.outputs, "layers"))
+        output = ex.outputs[bp.output]
+    return Design(bp, params, kind, tuple(dims), ex.nodes, output)

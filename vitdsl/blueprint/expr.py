@@ -1,0 +1,171 @@
+"""`$name` references and `${expression}` arithmetic, evaluated without ``eval``.
+
+A string value that starts with ``$`` is never taken literally: ``$dims`` is the value of the
+parameter ``dims``; ``${dim * 4}`` or ``${2 if index == 0 else 1}`` is a small Python expression over
+parameters. Only arithmetic, comparisons, ``and``/``or``/``not``, conditionals, indexing, list
+literals and the functions below are allowed.
+"""
+from __future__ import annotations
+
+import ast
+import operator
+from typing import Any, Callable, Mapping
+
+from ..errors import VitdslError, suggest
+
+_BIN = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
+        ast.Div: operator.truediv, ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod,
+        ast.Pow: operator.pow}
+_UNARY = {ast.USub: operator.neg, ast.UAdd: operator.pos, ast.Not: operator.not_}
+_CMP = {ast.Eq: operator.eq, ast.NotEq: operator.ne, ast.Lt: operator.lt, ast.LtE: operator.le,
+        ast.Gt: operator.gt, ast.GtE: operator.ge, ast.In: lambda a, b: a in b,
+        ast.NotIn: lambda a, b: a not in b}
+FUNCTIONS: dict[str, Callable] = {"min": min, "max": max, "int": int, "float": float,
+                                  "round": round, "len": len, "abs": abs, "sum": sum}
+
+
+def is_reference(value: Any) -> bool:
+    return isinstance(value, str) and value.startswith("$")
+
+
+def evaluate(text: str, lookup: Callable[[str], Any], names: Callable[[], list[str]]) -> Any:
+    """Evaluate a ``$name`` or ``${expr}`` string; ``lookup`` gives a parameter's value."""
+    if text.startswith("${"):
+        if not text.endswith("}"):
+            raise VitdslError(f"expression '{text}' is not closed", hint="write ${...} with a closing brace")
+        source = text[2:-1]
+    else:
+        source = text[1:]
+        if not source.isidentifier():
+            raise VitdslError(f"'{text}' is not a parameter reference",
+                              hint="write $name for a parameter, ${...} for arithmetic")
+    try:
+        tree = ast.parse(source.strip(), mode="eval")
+    except SyntaxError:
+        raise VitdslError(f"cannot parse expression '{text}'") from None
+    return _Eval(lookup, names, text).visit(tree.body)
+
+
+class _Eval(ast.NodeVisitor):
+    def __init__(self, lookup, names, text):
+        self.lookup, self.names, self.text = lookup, names, text
+
+    def generic_visit(self, node):
+        raise VitdslError(f"'{ast.unparse(node)}' is not allowed in expression '{self.text}'",
+                          hint="expressions may use arithmetic, comparisons, conditionals, indexing and "
+                               + ", ".join(FUNCTIONS))
+
+    def visit_Constant(self, node):
+        return node.value
+
+    def visit_Name(self, node):
+        if node.id in ("True", "False", "None"):
+            return {"True": True, "False": False, "None": None}[node.id]
+        return self.lookup(node.id)
+
+    def visit_BinOp(self, node):
+        op = _BIN.get(type(node.op))
+        if op is None:
+            return self.generic_visit(node)
+        left, right = self.visit(node.left), self.visit(node.right)
+        try:
+            return op(left, right)
+        except (TypeError, ZeroDivisionError) as e:
+            raise VitdslError(f"cannot evaluate '{self.text}': {e}") from None
+
+    def visit_UnaryOp(self, node):
+        op = _UNARY.get(type(node.op))
+        return op(self.visit(node.operand)) if op else self.generic_visit(node)
+
+    def visit_BoolOp(self, node):
+        values = [self.visit(v) for v in node.values]
+        if isinstance(node.op, ast.And):
+            return all(values)
+        return any(values)
+
+    def visit_Compare(self, node):
+        left = self.visit(node.left)
+        for op, comp in zip(node.ops, node.comparators):
+            fn = _CMP.get(type(op))
+            if fn is None:
+                return self.generic_visit(node)
+            right = self.visit(comp)
+            if not fn(left, right):
+                return False
+            left = right
+        return True
+
+    def visit_IfExp(self, node):
+        return self.visit(node.body) if self.visit(node.test) else self.visit(node.orelse)
+
+    def visit_List(self, node):
+        return [self.visit(e) for e in node.elts]
+
+    visit_Tuple = visit_List
+
+    def visit_Subscript(self, node):
+        value, index = self.visit(node.value), self.visit(node.slice)
+        try:
+            return value[index]
+        except (IndexError, KeyError, TypeError) as e:
+            raise VitdslError(f"cannot index in '{self.text}': {e}") from None
+
+    def visit_Call(self, node):
+        if not isinstance(node.func, ast.Name) or node.func.id not in FUNCTIONS or node.keywords:
+            return self.generic_visit(node)
+        return FUNCTIONS[node.func.id](*[self.visit(a) for a in node.args])
+
+
+def resolve_params(raw: Mapping[str, Any], scope: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Resolve parameters that refer to each other (``mlp: ${dim * 4}``), in any order.
+
+    ``scope`` holds values already known (outer parameters); raw entries shadow them.
+    """
+    scope = dict(scope or {})
+    done: dict[str, Any] = {}
+    active: list[str] = []
+
+    def names():
+        return sorted(set(scope) | set(raw))
+
+    def lookup(name: str):
+        if name in done:
+            return done[name]
+        if name in raw:
+            if name in active:
+                raise VitdslError("parameters refer to each other in a cycle: "
+                                  + " -> ".join(active[active.index(name):] + [name]))
+            active.append(name)
+            try:
+                done[name] = substitute(raw[name], lookup, names)
+            except VitdslError as e:
+                if not hasattr(e, "param"):
+                    e.param = name
+                raise
+            active.pop()
+            return done[name]
+        if name in scope:
+            return scope[name]
+        raise VitdslError(f"unknown parameter '${name}'", hint=suggest(name, names(), "parameters"))
+
+    for key in raw:
+        lookup(key)
+    return {**scope, **done}
+
+
+def substitute(value: Any, lookup: Callable[[str], Any], names: Callable[[], list[str]],
+               path: tuple = ()) -> Any:
+    """Replace every reference inside ``value``; an error records the sub-path where it happened
+    (``error.subpath``) so the caller can point at the exact line."""
+    if is_reference(value):
+        try:
+            return evaluate(value, lookup, names)
+        except VitdslError as e:
+            if not hasattr(e, "subpath"):
+                e.subpath = path
+            raise
+    if isinstance(value, list):
+        return [substitute(v, lookup, names, path + (i,)) for i, v in enumerate(value)]
+    if isinstance(value, dict):
+        return {k: substitute(v, lookup, names, path + (k,)) for k, v in value.items()}
+    return value

@@ -1,0 +1,163 @@
+"""Reading blueprints: files, zoo names, ``extends``, variants and ``--set`` overrides.
+
+Merge rules for ``extends: base.yaml`` (a path relative to the extending file, or a zoo name):
+mappings merge key by key, recursively (so ``params``, ``variants`` and ``input`` can be changed one
+entry at a time); every other value — lists included, so ``layers`` — is replaced whole.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+from pydantic import ValidationError
+
+from ..errors import VitdslError, suggest
+from .model import Blueprint
+from .source import SourceMap, parse_yaml, read_yaml
+
+
+def zoo_dir() -> Path:
+    """Where the zoo lives: inside the installed package, or the repository's ``blueprints/``."""
+    here = Path(__file__).resolve().parent.parent
+    for candidate in (here / "zoo", here.parent / "blueprints"):
+        if candidate.is_dir():
+            return candidate
+    raise VitdslError("the blueprint zoo is not installed (no vitdsl/zoo or blueprints/ folder)")
+
+
+def zoo_names() -> list[str]:
+    return sorted(p.stem for p in zoo_dir().glob("*.yaml"))
+
+
+def find(path_or_name: str | Path, relative_to: Path | None = None) -> Path:
+    """A blueprint file from a path or a zoo name (``maxvit``)."""
+    p = Path(path_or_name)
+    candidates = [p] if p.is_absolute() else ([relative_to / p] if relative_to else []) + [p]
+    for c in candidates:
+        if c.is_file():
+            return c
+    name = p.name[:-5] if p.name.endswith(".yaml") else p.name
+    if p.parent == Path(".") and (zoo_dir() / f"{name}.yaml").is_file():
+        return zoo_dir() / f"{name}.yaml"
+    raise VitdslError(f"no blueprint '{path_or_name}': not a file and not in the zoo",
+                      hint=suggest(name, zoo_names(), "zoo blueprints"))
+
+
+def deep_merge(base: Any, over: Any) -> Any:
+    if isinstance(base, dict) and isinstance(over, dict):
+        out = dict(base)
+        for k, v in over.items():
+            out[k] = deep_merge(base[k], v) if k in base else v
+        return out
+    return over
+
+
+def _read_with_extends(path: Path, seen: tuple[Path, ...] = ()) -> tuple[dict, SourceMap]:
+    path = path.resolve() if path.is_absolute() else path
+    if path.resolve() in seen:
+        chain = " -> ".join(str(p) for p in seen + (path.resolve(),))
+        raise VitdslError(f"'extends' forms a cycle: {chain}")
+    data, source = read_yaml(path)
+    if not isinstance(data, dict):
+        raise VitdslError("a blueprint must be a mapping with name, input and layers",
+                          location=source.find(()))
+    base_ref = data.pop("extends", None)
+    if base_ref is None:
+        return data, source
+    if not isinstance(base_ref, str):
+        raise VitdslError("'extends' takes one blueprint path or zoo name", location=source.find(("extends",)))
+    try:
+        base_path = find(base_ref, relative_to=path.parent)
+    except VitdslError as e:
+        raise e.at(source.find(("extends",))) from None
+    base, base_source = _read_with_extends(base_path, seen + (path.resolve(),))
+    return deep_merge(base, data), base_source.merged(source)
+
+
+def _validation_error(e: ValidationError, source: SourceMap, prefix: tuple = ()) -> VitdslError:
+    err = e.errors()[0]
+    loc = tuple(err["loc"])
+    where = source.find(prefix + loc)
+    field = ".".join(str(p) for p in loc)
+    if err["type"] == "extra_forbidden":
+        known = Blueprint.model_fields.keys()
+        return VitdslError(f"unknown key '{loc[-1]}' in the blueprint", location=where,
+                           hint=suggest(str(loc[-1]), known, "blueprint keys") if len(loc) == 1 else None)
+    if err["type"] == "missing":
+        return VitdslError(f"missing required key '{field}'", location=where,
+                           hint=Blueprint.model_fields[loc[0]].description if loc[0] in Blueprint.model_fields else None)
+    msg = err["msg"].removeprefix("Value error, ")
+    return VitdslError(f"'{field}': {msg}", location=where)
+
+
+def from_data(data: Any, source: SourceMap | None = None, file: str | None = None) -> Blueprint:
+    source = source or SourceMap()
+    if not isinstance(data, dict):
+        raise VitdslError("a blueprint must be a mapping with name, input and layers", location=source.find(()))
+    if "extends" in data:
+        raise VitdslError("'extends' needs a file: use vitdsl.load on a path", location=source.find(("extends",)))
+    try:
+        bp = Blueprint.model_validate(data)
+    except ValidationError as e:
+        raise _validation_error(e, source) from None
+    bp._source = source
+    bp._file = file
+    from .expand import check_structure
+
+    check_structure(bp)
+    return bp
+
+
+def loads(text: str, name: str = "<string>") -> Blueprint:
+    data, source = parse_yaml(text, name)
+    return from_data(data, source, name)
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """``key=value`` from the command line; the value is read as YAML (``10``, ``[1, 2]``, ``true``)."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise VitdslError(f"override '{text}' is not of the form key=value", hint="for example --set classes=10")
+    try:
+        return key.strip(), yaml.safe_load(value) if value.strip() else None
+    except yaml.YAMLError:
+        raise VitdslError(f"cannot read the value of override '{text}'") from None
+
+
+def apply(bp: Blueprint, variant: str | None = None, overrides: Mapping[str, Any] | None = None) -> Blueprint:
+    """The blueprint with a variant's and the overrides' values written into ``params``."""
+    params = dict(bp.params)
+    if variant is not None:
+        if variant not in bp.variants:
+            raise VitdslError(f"blueprint '{bp.name}' has no variant '{variant}'",
+                              hint=suggest(variant, bp.variants, "variants") if bp.variants
+                              else "this blueprint defines no variants")
+        for k, v in bp.variants[variant].items():
+            if k not in params:
+                raise VitdslError(f"variant '{variant}' sets '{k}', which is not a parameter",
+                                  location=bp.source.find(("variants", variant, k)),
+                                  hint=suggest(k, params, "parameters"))
+            params[k] = v
+    for k, v in (overrides or {}).items():
+        if k not in params:
+            raise VitdslError(f"cannot set '{k}': blueprint '{bp.name}' has no such parameter",
+                              hint=suggest(k, params, "parameters"))
+        params[k] = v
+    if params == bp.params:
+        return bp
+    out = bp.model_copy(update={"params": params})
+    out._source, out._file = bp._source, bp._file
+    return out
+
+
+def load(path_or_name: str | Path | Blueprint, variant: str | None = None,
+         overrides: Mapping[str, Any] | None = None) -> Blueprint:
+    """A Blueprint from a file path, a zoo name or a Blueprint, with a variant and overrides applied."""
+    if isinstance(path_or_name, Blueprint):
+        bp = path_or_name
+    else:
+        path = find(path_or_name)
+        data, source = _read_with_extends(path)
+        bp = from_data(data, source, str(path))
+    return apply(bp, variant, overrides)

@@ -1,0 +1,151 @@
+"""Design → ``networkx.DiGraph``: one node per block, edges carry tensors of a declared kind.
+
+Everything that can be wrong with the wiring is caught here, before any weight exists: unknown
+``from:`` names (in expansion), cycles, blocks with too few or too many inputs, outputs nobody uses,
+kind mismatches and every block's shape rule. No torch is imported.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import networkx as nx
+
+from ..blocks.shape import Shape
+from ..blueprint.expand import INPUT, Design
+from ..errors import ShapeError, VitdslError
+
+# What to put between two blocks whose kinds do not match.
+FIXES = {
+    ("image", "tokens"): "cut the map into tokens first, e.g. '- patchify: {patch: 1, dim: ...}'",
+    ("tokens", "vector"): "pool the tokens first, e.g. '- pool: cls' or '- pool: mean'",
+    ("image", "vector"): "pool the map first, e.g. '- pool: mean'",
+    ("vector", "tokens"): "this block needs a sequence: move it before the pool",
+    ("vector", "image"): "this block needs a feature map: move it before the pool",
+    ("tokens", "image"): "this block works on feature maps; it cannot follow a token sequence",
+    ("volume", "image"): "this block works on 2-D maps; the input is a video volume",
+}
+
+
+@dataclass
+class Graph:
+    """The checked graph of a design: ``nx`` holds per node ``node`` (the expanded Node), ``inputs``
+    (input shapes) and ``output`` (output shape); ``order`` is the execution order."""
+
+    design: Design
+    nx: nx.DiGraph
+    order: list[str]
+    input: Shape
+    output_path: str
+
+    @property
+    def output(self) -> Shape:
+        return self.nx.nodes[self.output_path]["output"]
+
+    def shape(self, path: str) -> Shape:
+        return self.nx.nodes[path]["output"]
+
+    def __iter__(self):
+        for path in self.order:
+            data = self.nx.nodes[path]
+            yield data["node"], data["inputs"], data["output"]
+
+
+def _wire(design: Design) -> tuple[nx.DiGraph, list[str]]:
+    g = nx.DiGraph()
+    g.add_node(INPUT)
+    rank = {INPUT: -1}
+    for i, node in enumerate(design.nodes):
+        g.add_node(node.path, node=node)
+        rank[node.path] = i
+    for node in design.nodes:
+        for src in node.inputs:
+            g.add_edge(src, node.path)
+    try:
+        cycle = nx.find_cycle(g)
+    except nx.NetworkXNoCycle:
+        cycle = None
+    if cycle:
+        names = [u for u, _ in cycle] + [cycle[0][0]]
+        last = g.nodes[cycle[-1][1]]["node"]
+        raise VitdslError("the layers form a cycle: " + " -> ".join(names), location=last.location, path=last.path,
+                          hint="a 'from:' must name a layer that comes earlier in the data flow")
+    order = [p for p in nx.lexicographical_topological_sort(g, key=rank.__getitem__) if p != INPUT]
+    return g, order
+
+
+def build_graph(design: Design) -> Graph:
+    g, order = _wire(design)
+    src = Shape(design.input_kind, design.input_dims)
+    _propagate(g, order, src)
+    output = design.output
+    for node in design.nodes:
+        lo, hi = node.spec.arity
+        n = len(node.inputs)
+        if n < lo or (hi is not None and n > hi):
+            want = f"{lo}" if lo == hi else f"at least {lo}" if hi is None else f"{lo} to {hi}"
+            raise VitdslError(f"'{node.spec.block}' takes {want} input(s), got {n}", location=node.location,
+                              path=node.path, hint="name its inputs with from: [a, b]" if lo > 1 else None)
+        if node.path != output and g.out_degree(node.path) == 0:
+            raise VitdslError(f"the output of '{node.path}' is never used", location=node.location, path=node.path,
+                              hint="feed it to a later layer with 'from:', or remove it")
+    return Graph(design, g, order, src, output)
+
+
+def _propagate(g: nx.DiGraph, order: list[str], src: Shape, *, explain: bool = True) -> None:
+    g.nodes[INPUT]["output"] = src
+    for path in order:
+        data = g.nodes[path]
+        node = data["node"]
+        spec = node.spec
+        inputs = [g.nodes[p]["output"] for p in node.inputs]
+        for p, shape in zip(node.inputs, inputs):
+            if shape.kind not in spec.takes:
+                giver = "the input" if p == INPUT else f"'{p}' ({g.nodes[p]['node'].spec.block})"
+                want = " or ".join(spec.takes)
+                raise ShapeError(f"'{spec.block}' takes {want}, but {giver} gives {shape}",
+                                 location=node.location, path=path,
+                                 hint=FIXES.get((shape.kind, spec.takes[0])))
+        try:
+            out = spec.infer(*inputs)
+        except ShapeError as e:
+            hint = e.hint
+            if explain:
+                sizes = valid_input_sizes(g, order, src)
+                if sizes is not None:
+                    hint = (hint + "; " if hint else "") + sizes
+            raise ShapeError(f"{e.message} (input here: {inputs[0]})", location=node.location, path=path,
+                             hint=hint) from None
+        data["inputs"], data["output"] = inputs, out
+
+
+def valid_input_sizes(g: nx.DiGraph, order: list[str], src: Shape, limit: int = 1024) -> str | None:
+    """'input sizes that work: ...' for square images (or the frame size of volumes), by trying each."""
+    if src.kind not in ("image", "volume"):
+        return None
+    ok = []
+    for s in range(8, limit + 1):
+        trial = Shape(src.kind, (*src.dims[:-2], s, s))
+        h = g.copy()
+        try:
+            _propagate(h, order, trial, explain=False)
+        except VitdslError:
+            continue
+        ok.append(s)
+    if not ok:
+        return f"no square input size up to {limit} works"
+    shown = ", ".join(map(str, ok[:8])) + (", ..." if len(ok) > 8 else "")
+    return f"square input sizes that work: {shown}"
+
+
+def validate(design: Design) -> Graph:
+    return build_graph(design)
+
+
+def info(graph: Graph) -> dict[str, Any]:
+    """Totals from the shape rules alone (no torch): parameters and FLOPs for a batch of one."""
+    params = flops = 0
+    for node, inputs, _ in graph:
+        params += node.spec.count_params(*inputs)
+        flops += node.spec.flops(*inputs)
+    return {"params": params, "flops": flops, "blocks": len(graph.order)}

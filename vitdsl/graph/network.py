@@ -1,0 +1,88 @@
+"""The compiled model: an ordinary ``nn.Module`` whose submodules sit at their block paths and whose
+forward runs a precomputed static plan (no graph walking per call)."""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..blueprint.expand import INPUT
+from ..errors import VitdslError
+from .build import Graph
+
+RESERVED = set(dir(nn.Module)) | {"blueprint", "input_shape", "output_shape", "paths", "steps", "chain"}
+
+
+class Network(nn.Module):
+    """A blueprint compiled to a module.
+
+    ``model.blueprint`` is the Blueprint it was built from (parameters resolved to the chosen variant
+    and overrides), so a checkpoint can rebuild it. ``model.paths`` lists the block paths in
+    execution order; ``model.block(path)`` returns one block's module.
+    """
+
+    def __init__(self, graph: Graph):
+        super().__init__()
+        design = graph.design
+        self.blueprint = design.blueprint
+        self.input_shape = graph.input.dims
+        self.output_shape = graph.output.dims
+        self.paths: list[str] = list(graph.order)
+        modules: dict[str, nn.Module] = {}
+        for node, inputs, _ in graph:
+            module = node.spec.build(*inputs)
+            self._place(node.path, module, node)
+            modules[node.path] = module
+        slot = {INPUT: 0, **{p: i + 1 for i, p in enumerate(self.paths)}}
+        last_use = {}
+        for i, node in enumerate(n for n, _, _ in graph):
+            for p in node.inputs:
+                last_use[p] = i
+        steps = []
+        for i, (node, _, _) in enumerate(graph):
+            frees = tuple(slot[p] for p in set(node.inputs) if last_use[p] == i and p != graph.output_path)
+            steps.append((modules[node.path], tuple(slot[p] for p in node.inputs), slot[node.path], frees))
+        self.steps = steps
+        self.out_slot = slot[graph.output_path]
+        chain = all(ins == (k,) for k, (_, ins, _, _) in enumerate(steps)) and self.out_slot == len(steps)
+        self.chain = [m for m, *_ in steps] if chain else None
+
+    def _place(self, path: str, module: nn.Module, node) -> None:
+        parts = path.split(".")
+        if parts[0] in RESERVED:
+            raise VitdslError(f"'{parts[0]}' cannot name a top-level layer (it is an nn.Module attribute)",
+                              location=node.location, path=path, hint="choose another name")
+        parent: nn.Module = self
+        for part in parts[:-1]:
+            child = parent._modules.get(part)
+            if child is None:
+                child = nn.ModuleDict()
+                parent.add_module(part, child)
+            parent = child
+        parent.add_module(parts[-1], module)
+
+    def block(self, path: str) -> nn.Module:
+        return self.get_submodule(path)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.chain is not None:
+            for m in self.chain:
+                x = m(x)
+            return x
+        values: list[Any] = [x] + [None] * len(self.steps)
+        for module, ins, out, frees in self.steps:
+            values[out] = module(*[values[i] for i in ins])
+            for i in frees:
+                values[i] = None
+        return values[self.out_slot]
+
+    def extra_repr(self) -> str:
+        return f"blueprint={self.blueprint.name!r}, input={tuple(self.input_shape)}"
+
+
+def compile_graph(graph: Graph, device: Any = None) -> Network:
+    if device is None:
+        return Network(graph)
+    with torch.device(device):
+        return Network(graph)

@@ -1,0 +1,93 @@
+"""Copy a reference state_dict into a compiled blueprint through key-rewrite rules, strictly.
+
+A rule rewrites a key prefix: ``(regex, template)``; the regex must match at the start of the
+reference key, the matched part is replaced by ``template`` (with ``\\1`` groups) and the rest of the
+key is kept. ``<name:INDEX>`` in a template stands for the INDEX-th entry of an *ordinal*: the
+ordered list of distinct prefixes of our keys that match a regex (so a reference's flat layer
+index can address our nested ``stages.S.blocks.I``). Tensors whose shapes differ only by
+singleton dimensions (Linear (o, i) vs 1×1 conv (o, i, 1, 1), (1, n, d) vs (n, d)) are reshaped.
+Any reference tensor without a home, or any of ours left unfilled, is an error.
+"""
+from __future__ import annotations
+
+import re
+from typing import Iterable
+
+import torch
+from torch import nn
+
+from ..errors import VitdslError
+
+Rule = tuple[str, str]
+
+
+def _squeezed(shape: Iterable[int]) -> tuple[int, ...]:
+    return tuple(d for d in shape if d != 1)
+
+
+def _ordinals(keys: list[str], patterns: dict[str, str]) -> dict[str, list[str]]:
+    out = {}
+    for name, pattern in patterns.items():
+        seen: list[str] = []
+        rx = re.compile(pattern)
+        for k in keys:
+            m = rx.match(k)
+            if m and m.group(0) not in seen:
+                seen.append(m.group(0))
+        out[name] = seen
+    return out
+
+
+def rewrite(key: str, rules: list[Rule], ordinals: dict[str, list[str]]) -> str | None:
+    for pattern, template in rules:
+        m = re.match(pattern, key)
+        if not m:
+            continue
+        head = m.expand(template)
+
+        def ordinal(t: re.Match) -> str:
+            table = ordinals[t.group(1)]
+            i = int(t.group(2))
+            if i >= len(table):
+                raise VitdslError(f"reference key '{key}' addresses {t.group(1)} #{i}, but the blueprint has "
+                                  f"{len(table)}")
+            return table[i]
+
+        head = re.sub(r"<(\w+):(\d+)>", ordinal, head)
+        return head + key[m.end():]
+    return None
+
+
+def import_state_dict(model: nn.Module, reference: dict[str, torch.Tensor], rules: list[Rule],
+                      ordinals: dict[str, str] | None = None, *, source: str = "reference") -> dict[str, str]:
+    """Copy ``reference`` into ``model``; returns the key map (reference key → our key)."""
+    ours = model.state_dict()
+    table = _ordinals(list(ours), ordinals or {})
+    mapping: dict[str, str] = {}
+    problems: list[str] = []
+    for key, tensor in reference.items():
+        target = rewrite(key, rules, table)
+        if target is None:
+            problems.append(f"{source} tensor '{key}' {tuple(tensor.shape)} matches no rule")
+            continue
+        if target not in ours:
+            problems.append(f"{source} tensor '{key}' maps to '{target}', which the blueprint does not have")
+            continue
+        if target in mapping.values():
+            problems.append(f"two {source} tensors map to '{target}'")
+            continue
+        have = ours[target]
+        if tuple(have.shape) != tuple(tensor.shape) and (
+                have.numel() != tensor.numel() or _squeezed(have.shape) != _squeezed(tensor.shape)):
+            problems.append(f"'{key}' {tuple(tensor.shape)} does not fit '{target}' {tuple(have.shape)}")
+            continue
+        mapping[key] = target
+    missing = [k for k in ours if k not in set(mapping.values())]
+    problems += [f"blueprint tensor '{k}' {tuple(ours[k].shape)} gets no {source} weights" for k in missing]
+    if problems:
+        shown = "\n  ".join(problems[:12]) + (f"\n  ... and {len(problems) - 12} more" if len(problems) > 12 else "")
+        raise VitdslError(f"cannot import weights ({len(problems)} problem(s)):\n  {shown}",
+                          hint="the blueprint and the reference must describe the same architecture")
+    new_state = {mapping[k]: v.detach().reshape(ours[mapping[k]].shape) for k, v in reference.items()}
+    model.load_state_dict(new_state, strict=True)
+    return mapping
