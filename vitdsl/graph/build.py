@@ -134,8 +134,23 @@ def valid_input_sizes(g: nx.DiGraph, order: list[str], src: Shape, limit: int = 
         ok.append(s)
     if not ok:
         return f"no square input size up to {limit} works"
-    shown = ", ".join(map(str, ok[:8])) + (", ..." if len(ok) > 8 else "")
-    return f"square input sizes that work: {shown}"
+    return f"square input sizes that work (up to {limit}): {compact(ok)}"
+
+
+def compact(sizes: list[int], show: int = 6) -> str:
+    """'multiples of 16 from 16 to 1024', or runs such as '221–224, 445–448, ...'."""
+    if len(sizes) > 2:
+        step = sizes[1] - sizes[0]
+        if step > 1 and all(b - a == step for a, b in zip(sizes, sizes[1:])) and sizes[0] % step == 0:
+            return f"multiples of {step} from {sizes[0]} to {sizes[-1]}"
+    runs: list[list[int]] = []
+    for s in sizes:
+        if runs and s == runs[-1][1] + 1:
+            runs[-1][1] = s
+        else:
+            runs.append([s, s])
+    parts = [str(a) if a == b else f"{a}–{b}" for a, b in runs]
+    return ", ".join(parts[:show]) + (", ..." if len(parts) > show else "")
 
 
 def validate(design: Design) -> Graph:

@@ -1,0 +1,36 @@
+# make demo — set up .venv and print the MaxViT summary; make test — set up and run the suite.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip --disable-pip-version-check
+# The reference implementations are test-only oracles; they import torchvision, which the tests stub.
+ORACLES := vit-pytorch==1.26.11 timm==1.0.31
+
+.PHONY: demo test docs bench clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed: pyproject.toml constraints.txt | $(PY)
+	$(PIP) install -q -c constraints.txt -e .
+	touch $@
+
+$(VENV)/.test-installed: $(VENV)/.installed
+	$(PIP) install -q -c constraints.txt -e ".[test]"
+	$(PIP) install -q --no-deps $(ORACLES)
+	touch $@
+
+demo: $(VENV)/.installed
+	$(VENV)/bin/vitdsl build blueprints/maxvit.yaml
+
+test: $(VENV)/.test-installed
+	$(PY) -m pytest
+
+docs: $(VENV)/.installed
+	$(PY) -m vitdsl.docgen
+
+bench: $(VENV)/.test-installed
+	$(PY) benchmarks/forward.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache

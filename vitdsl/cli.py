@@ -1,0 +1,198 @@
+"""The ``vitdsl`` command: a thin layer over the public API.
+
+Every user error (a bad blueprint, a wrong option) is printed as one message — where, what, how to
+fix it — and exits with status 2, without a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from .errors import VitdslError
+
+EPILOG = "PATH_OR_NAME is a blueprint file or a zoo name (see 'vitdsl list')."
+
+
+def _add_target(p: argparse.ArgumentParser) -> None:
+    p.add_argument("blueprint", metavar="PATH_OR_NAME", help="blueprint file or zoo name, e.g. maxvit")
+    p.add_argument("--variant", "-v", metavar="V", help="a named variant of the blueprint (e.g. a model size)")
+    p.add_argument("--set", "-s", dest="overrides", metavar="KEY=VALUE", action="append", default=[],
+                   help="override a parameter; the value is read as YAML (repeatable), e.g. --set classes=10")
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="vitdsl", description="Design vision transformers as blueprints: "
+                                  "validate them, summarise them, build them into PyTorch modules.",
+                                  epilog="Run 'vitdsl COMMAND --help' for the options of a command.")
+    top.add_argument("--version", action="version", version=_version())
+    sub = top.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("build", help="validate, build the model and print its shape-traced summary",
+                       description="Validate a blueprint, instantiate the model (with real weights) and print "
+                                   "its shape-traced summary.", epilog=EPILOG)
+    _add_target(p)
+    p.add_argument("--batch", type=int, default=1, help="batch size for the traced shapes (default 1)")
+    p.add_argument("--save", metavar="FILE", help="save the initialised weights with the blueprint to FILE")
+    p.add_argument("--expand", action="store_true", help="show every repeat iteration instead of folding "
+                                                         "identical ones")
+
+    p = sub.add_parser("summary", help="print the shape-traced summary without allocating weights",
+                       description="Trace a blueprint on the meta device (no weights are allocated, so any "
+                                   "size works) and print every block's shapes, parameters and FLOPs.",
+                       epilog=EPILOG)
+    _add_target(p)
+    p.add_argument("--batch", type=int, default=1, help="batch size for the traced shapes (default 1)")
+    p.add_argument("--expand", action="store_true", help="show every repeat iteration")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+
+    p = sub.add_parser("validate", help="check a blueprint completely, without torch",
+                       description="Check schema, wiring and every shape rule of a blueprint without importing "
+                                   "torch, and list the square input sizes that work.", epilog=EPILOG)
+    _add_target(p)
+
+    p = sub.add_parser("list", help="list the zoo", description="List the blueprints of the zoo with a "
+                                                                "one-line description and parameter count.")
+    p.add_argument("--names", action="store_true", help="print names only, one per line")
+
+    p = sub.add_parser("schema", help="print the JSON Schema of the blueprint format",
+                       description="Print the JSON Schema of the blueprint format (for editor completion "
+                                   "and validation of YAML files).")
+    p.add_argument("--output", "-o", metavar="FILE", help="write to FILE instead of standard output")
+    return top
+
+
+def _version() -> str:
+    from . import __version__
+
+    return f"vitdsl {__version__}"
+
+
+def _overrides(items: list[str]) -> dict:
+    from .blueprint.load import parse_override
+
+    return dict(parse_override(s) for s in items)
+
+
+def _console(stderr: bool = False):
+    from rich.console import Console
+
+    console = Console(stderr=stderr, highlight=False)
+    if not console.is_terminal:  # piped or captured: do not squeeze tables into 80 columns
+        console = Console(stderr=stderr, highlight=False, width=160)
+    return console
+
+
+def cmd_validate(args) -> int:
+    from . import load
+    from .graph.build import build_graph, info, valid_input_sizes
+
+    start = time.perf_counter()
+    bp = load(args.blueprint, args.variant, _overrides(args.overrides))
+    graph = build_graph(bp.resolve())
+    totals = info(graph)
+    sizes = valid_input_sizes(graph.nx, graph.order, graph.input)
+    took = time.perf_counter() - start
+    out = graph.output
+    print(f"ok: {bp.name}{f' ({args.variant})' if args.variant else ''} — {totals['blocks']} blocks, "
+          f"{graph.input} → {out}")
+    print(f"  params: {totals['params']:,} (from the shape rules)")
+    print(f"  FLOPs:  {totals['flops']:,} per image")
+    if sizes:
+        print(f"  {sizes}")
+    print(f"  checked in {took * 1000:.0f} ms")
+    return 0
+
+
+def cmd_summary(args, build: bool = False) -> int:
+    from . import load, summary
+    from .trace.render import render
+
+    bp = load(args.blueprint, args.variant, _overrides(args.overrides))
+    if args.batch < 1:
+        raise VitdslError(f"--batch must be at least 1, got {args.batch}")
+    if build:
+        from . import build as build_model
+
+        model = build_model(bp)
+        if args.save:
+            from . import save
+
+            save(model, args.save)
+    s = summary(bp, batch=args.batch)
+    if getattr(args, "json", False):
+        print(json.dumps(s.to_dict(), indent=2))
+        return 0
+    console = _console()
+    for part in render(s, fold=not args.expand):
+        console.print(part)
+    if build and args.save:
+        console.print(f"saved weights and blueprint to {args.save}")
+    return 0
+
+
+def cmd_list(args) -> int:
+    from rich.table import Table
+
+    from .blueprint.load import find, load, zoo_names
+    from .graph.build import build_graph, info
+
+    names = zoo_names()
+    if args.names:
+        print("\n".join(names))
+        return 0
+    table = Table(title="The vitdsl zoo", title_justify="left", header_style="bold")
+    for col, kw in (("Name", {}), ("Params", {"justify": "right"}), ("Description", {})):
+        table.add_column(col, **kw)
+    for name in names:
+        bp = load(find(name))
+        params = info(build_graph(bp.resolve()))["params"]
+        table.add_row(name, f"{params:,}", bp.description)
+    _console().print(table)
+    return 0
+
+
+def cmd_schema(args) -> int:
+    from .schema import blueprint_schema
+
+    text = json.dumps(blueprint_schema(), indent=2)
+    if args.output:
+        Path(args.output).write_text(text + "\n")
+    else:
+        print(text)
+    return 0
+
+
+def render_error(e: VitdslError) -> str:
+    """The message, with the offending source line and a caret when the file can be read."""
+    text = f"error: {e.format()}"
+    loc = e.location
+    if loc is None:
+        return text
+    try:
+        line = Path(loc.file).read_text().splitlines()[loc.line - 1]
+    except (OSError, IndexError):
+        return text
+    gutter = f"{loc.line:>5} | "
+    head, _, hint = text.partition("\n  hint: ")
+    snippet = f"{gutter}{line}\n{' ' * (len(gutter) - 2)}| {' ' * (loc.col - 1)}^"
+    return f"{head}\n{snippet}" + (f"\n  hint: {hint}" if hint else "")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    commands = {"build": lambda a: cmd_summary(a, build=True), "summary": cmd_summary,
+                "validate": cmd_validate, "list": cmd_list, "schema": cmd_schema}
+    try:
+        return commands[args.command](args)
+    except VitdslError as e:
+        print(render_error(e), file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,78 @@
+"""The JSON Schema of the blueprint format, generated from the Blueprint model and the block specs.
+
+Any block field may also hold a ``$param`` reference or ``${expression}``, so every field accepts
+a string starting with ``$`` besides its own type. Point a YAML language server at this schema
+(``# yaml-language-server: $schema=vitdsl.schema.json``) for completion and hover docs.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+REFERENCE = {"type": "string", "pattern": r"^\$", "description": "a $param reference or ${expression}"}
+
+
+def _accepting_refs(node: Any) -> Any:
+    """Every typed value, at any depth (list items too), may also be a reference."""
+    if isinstance(node, list):
+        return [_accepting_refs(n) for n in node]
+    if not isinstance(node, dict):
+        return node
+    node = {k: _accepting_refs(v) if k in ("items", "prefixItems", "anyOf") else v for k, v in node.items()}
+    if "type" in node or "enum" in node or "const" in node:
+        return {"anyOf": [node, REFERENCE]}
+    return node
+
+
+def _loosen(schema: dict[str, Any]) -> dict[str, Any]:
+    props = schema.get("properties", {})
+    for name, prop in props.items():
+        props[name] = {"anyOf": [_accepting_refs(prop), REFERENCE],
+                       **{k: prop[k] for k in ("description", "default") if k in prop}}
+    return schema
+
+
+def block_item_schema(name: str, cls) -> dict[str, Any]:
+    spec = _loosen(cls.model_json_schema(ref_template="#/$defs/{model}"))
+    spec.pop("title", None)
+    defs = spec.pop("$defs", {})
+    options: list[dict] = [spec, {"type": "null"}, REFERENCE]
+    if cls.shorthand:
+        options.insert(1, spec["properties"][cls.shorthand])
+    item = {
+        "type": "object",
+        "description": (cls.__doc__ or "").strip().split("\n")[0],
+        "properties": {name: {"anyOf": options}, "name": {"type": "string"},
+                       "from": {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]}},
+        "required": [name],
+        "additionalProperties": False,
+    }
+    return item, defs
+
+
+def blueprint_schema() -> dict[str, Any]:
+    from .blocks import REGISTRY
+    from .blueprint.model import Blueprint
+
+    top = Blueprint.model_json_schema(ref_template="#/$defs/{model}")
+    defs: dict[str, Any] = top.setdefault("$defs", {})
+    items = []
+    for name in sorted(REGISTRY):
+        item, extra = block_item_schema(name, REGISTRY[name])
+        defs.update(extra)
+        defs[f"block:{name}"] = item
+        items.append({"$ref": f"#/$defs/block:{name}"})
+    count = {"anyOf": [{"type": "integer", "minimum": 1}, REFERENCE]}
+    layers = {"type": "array", "items": {"$ref": "#/$defs/layer"}}
+    items.append({"type": "object", "description": "the layers, repeated; $index is the iteration",
+                  "properties": {"repeat": count, "layers": layers, "name": {"type": "string"}},
+                  "required": ["repeat", "layers"], "additionalProperties": False})
+    items.append({"type": "object", "description": "one copy of the layers per stage; listed params bound per stage",
+                  "properties": {"stages": {"anyOf": [{"type": "object"}, REFERENCE]}, "layers": layers,
+                                 "name": {"type": "string"}},
+                  "required": ["stages", "layers"], "additionalProperties": False})
+    defs["layer"] = {"anyOf": items}
+    top["properties"]["layers"] = {**layers, "description": top["properties"]["layers"].get("description", "")}
+    top["properties"]["extends"] = {"type": "string", "description": "a blueprint file or zoo name to inherit from"}
+    top["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    top["title"] = "vitdsl blueprint"
+    return top

@@ -1,0 +1,106 @@
+"""Rich rendering of a Summary, with runs of identical repeat iterations folded into one."""
+from __future__ import annotations
+
+from itertools import groupby
+
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+
+from .summary import Row, Summary
+
+
+def fmt_int(n: int) -> str:
+    return f"{n:,}"
+
+
+def fmt_flops(n: float) -> str:
+    for unit, scale in (("T", 1e12), ("G", 1e9), ("M", 1e6), ("K", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.2f} {unit}"
+    return f"{int(n)}"
+
+
+def fmt_bytes(n: float) -> str:
+    for unit, scale in (("GiB", 2 ** 30), ("MiB", 2 ** 20), ("KiB", 2 ** 10)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{int(n)} B"
+
+
+def fmt_shape(s) -> str:
+    return "×".join(map(str, s))
+
+
+def _signature(rows: list[Row], prefix_len: int):
+    return tuple((r.path[prefix_len:], r.block, r.pattern, tuple(r.inputs), r.output, r.params, r.flops)
+                 for r in rows)
+
+
+def fold(rows: list[Row], depth: int = 0) -> list:
+    """Rows, with each run of identical consecutive repeat iterations replaced by
+    ('run', repeat_path, first, last, folded_rows_of_one_iteration)."""
+    out: list = []
+    i = 0
+    while i < len(rows):
+        r = rows[i]
+        if len(r.repeats) <= depth:
+            out.append(r)
+            i += 1
+            continue
+        rp = r.repeats[depth][0]
+        j = i
+        while j < len(rows) and len(rows[j].repeats) > depth and rows[j].repeats[depth][0] == rp:
+            j += 1
+        iterations = [(k, list(g)) for k, g in groupby(rows[i:j], key=lambda x: x.repeats[depth][1])]
+        prefix = len(rp) + 1
+        runs: list = []
+        for k, its in iterations:
+            sig = _signature(its, prefix + len(str(k)) + 1)
+            if runs and runs[-1][3] == sig:
+                runs[-1][2] = k
+            else:
+                runs.append([rp, k, k, sig, its])
+        for rp_, first, last, _, its in runs:
+            out.append(("run", rp_, first, last, fold(its, depth + 1)))
+        i = j
+    return out
+
+
+def _emit(table: Table, items: list, indent: int, multiplier: int) -> None:
+    pad = "  " * indent
+    for item in items:
+        if isinstance(item, tuple):
+            _, rp, first, last, inner = item
+            count = last - first + 1
+            label = f"{rp}.{first}" if count == 1 else f"{rp}.{first}–{last}"
+            note = "" if count == 1 else f"×{count}, identical"
+            table.add_row(Text(pad + label, style="bold cyan"), Text(note, style="dim"), "", "", "", "", "")
+            _emit(table, inner, indent + 1, multiplier * count)
+            continue
+        r: Row = item
+        name = r.path.split(".")[-1] if indent else r.path
+        times = f" ×{multiplier}" if multiplier > 1 else ""
+        table.add_row(pad + name, r.block, r.pattern, " + ".join(fmt_shape(s) for s in r.inputs),
+                      fmt_shape(r.output), fmt_int(r.params) + times if r.params else "–",
+                      fmt_flops(r.flops) + times if r.flops else "–")
+
+
+def render(s: Summary, fold_repeats: bool = True, fold: bool = True):
+    table = Table(title=f"[bold]{s.name}[/]  {s.input_kind} {fmt_shape(s.input)} → {s.output_kind} "
+                        f"{fmt_shape(s.output)}", title_justify="left", header_style="bold", expand=False)
+    for col, kw in (("Block path", {}), ("Block", {}), ("Pattern", {}), ("Input", {"justify": "right"}),
+                    ("Output", {"justify": "right"}), ("Params", {"justify": "right"}),
+                    ("FLOPs", {"justify": "right"})):
+        table.add_column(col, **kw)
+    items = globals()["fold"](s.rows) if fold else s.rows
+    _emit(table, items, 0, 1)
+    footer = Text()
+    footer.append(f"Total params: {fmt_int(s.total_params)}\n", style="bold")
+    footer.append(f"Trainable params: {fmt_int(s.trainable_params)}\n")
+    footer.append(f"Non-trainable params: {fmt_int(s.total_params - s.trainable_params)}\n")
+    footer.append(f"Total FLOPs: {fmt_flops(s.total_flops)}FLOPs per image "
+                  f"({fmt_int(s.total_flops)}; matmuls and convolutions, attention included)\n")
+    footer.append(f"Weight memory: {fmt_bytes(s.params_bytes + s.buffers_bytes)} "
+                  f"(parameters {fmt_bytes(s.params_bytes)}, buffers {fmt_bytes(s.buffers_bytes)})\n")
+    yield Group(table, footer)
