@@ -46,9 +46,9 @@ class Pool(BlockSpec):
 
     def infer(self, x: Shape) -> Shape:
         if self.mode == "cls":
-            need(x.kind == "tokens", "pool: cls takes tokens, but a feature map reaches it",
+            need(x.kind == "tokens", "'pool: cls' takes tokens, but a feature map reaches it",
                  "use pool: mean on feature maps")
-            need(x.prefix >= 1, "pool: cls needs a class token, but no tokens block comes before it",
+            need(x.prefix >= 1, "'pool: cls' needs a class token, but no tokens block comes before it",
                  "add '- tokens: {cls: 1}' after patchify, or use pool: mean")
         return Shape.vector(x.features)
 

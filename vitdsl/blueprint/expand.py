@@ -72,7 +72,7 @@ def classify(item: Any, where: tuple, bp: Blueprint) -> str:
                and k not in ("name", "from", "layers")]
     if unknown:
         key = unknown[0]
-        at = bp.source.find(where + (key,))
+        at = bp.source.find_key(where + (key,))
         if kinds:
             kind = "block" if kinds[0] not in STRUCTURE else kinds[0]
             allowed = sorted(ITEM_KEYS[kind] | {kinds[0]})
@@ -89,7 +89,7 @@ def classify(item: Any, where: tuple, bp: Blueprint) -> str:
     allowed = ITEM_KEYS["block" if kind not in STRUCTURE else kind] | {kind}
     for k in item:
         if k not in allowed:
-            raise VitdslError(f"'{k}' is not allowed next to '{kind}'", location=bp.source.find(where + (k,)),
+            raise VitdslError(f"'{k}' is not allowed next to '{kind}'", location=bp.source.find_key(where + (k,)),
                               hint=f"keys allowed here: {', '.join(sorted(allowed))}")
     if kind in STRUCTURE and not isinstance(item.get("layers"), list):
         raise VitdslError(f"'{kind}' needs a 'layers' list", location=loc)
@@ -247,6 +247,7 @@ def spec_error(e: ValidationError, cls, bp: Blueprint, where: tuple, path: str,
     at = bp.source.find(where + loc) if raw_is_mapping else bp.source.find(where)
     fields = cls.model_fields
     if err["type"] == "extra_forbidden":
+        at = bp.source.find_key(where + loc) if raw_is_mapping else at
         return VitdslError(f"unknown field '{loc[0]}' for block '{cls.block}'", location=at, path=path,
                            hint=suggest(str(loc[0]), fields, "fields"))
     name = ".".join(str(p) for p in loc)

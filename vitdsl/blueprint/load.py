@@ -82,7 +82,7 @@ def _validation_error(e: ValidationError, source: SourceMap, prefix: tuple = ())
     field = ".".join(str(p) for p in loc)
     if err["type"] == "extra_forbidden":
         known = Blueprint.model_fields.keys()
-        return VitdslError(f"unknown key '{loc[-1]}' in the blueprint", location=where,
+        return VitdslError(f"unknown key '{loc[-1]}' in the blueprint", location=source.find_key(prefix + loc),
                            hint=suggest(str(loc[-1]), known, "blueprint keys") if len(loc) == 1 else None)
     if err["type"] == "missing":
         return VitdslError(f"missing required key '{field}'", location=where,

@@ -22,8 +22,13 @@ Key = tuple  # a path into the document: str keys and int indices
 class SourceMap:
     """Where each value of a (possibly merged) document was written."""
 
-    def __init__(self, positions: dict[Key, Location] | None = None):
+    def __init__(self, positions: dict[Key, Location] | None = None, keys: dict[Key, Location] | None = None):
         self.positions: dict[Key, Location] = dict(positions or {})
+        self.keys: dict[Key, Location] = dict(keys or {})  # where the key of a mapping entry is written
+
+    def find_key(self, path: Key) -> Location | None:
+        """The location of the key that names ``path`` (for 'unknown key' errors)."""
+        return self.keys.get(tuple(path)) or self.find(path)
 
     def find(self, path: Key) -> Location | None:
         """The location of ``path``, or of its nearest written ancestor."""
@@ -36,20 +41,10 @@ class SourceMap:
             path = path[:-1]
 
     def merged(self, other: "SourceMap") -> "SourceMap":
-        out = SourceMap(self.positions)
-        out.positions.update(other.positions)
-        return out
-
-    def under(self, prefix: Key) -> "SourceMap":
-        """The positions below ``prefix``, re-rooted at it."""
-        n = len(prefix)
-        return SourceMap({k[n:]: v for k, v in self.positions.items() if k[:n] == tuple(prefix)})
-
-    def moved(self, prefix: Key) -> "SourceMap":
-        return SourceMap({tuple(prefix) + k: v for k, v in self.positions.items()})
+        return SourceMap({**self.positions, **other.positions}, {**self.keys, **other.keys})
 
 
-def _walk(node: yaml.Node, path: Key, name: str, positions: dict[Key, Location]) -> Any:
+def _walk(node: yaml.Node, path: Key, name: str, positions: dict[Key, Location], keys: dict[Key, Location]) -> Any:
     positions[path] = Location(name, node.start_mark.line + 1, node.start_mark.column + 1)
     if isinstance(node, yaml.MappingNode):
         out: dict[str, Any] = {}
@@ -63,10 +58,11 @@ def _walk(node: yaml.Node, path: Key, name: str, positions: dict[Key, Location])
             if key in out:
                 raise VitdslError(f"duplicate key '{key}'", location=_loc(key_node, name),
                                   hint="each key may appear once per mapping; remove one of them")
-            out[key] = _walk(value_node, path + (key,), name, positions)
+            keys[path + (key,)] = _loc(key_node, name)
+            out[key] = _walk(value_node, path + (key,), name, positions, keys)
         return out
     if isinstance(node, yaml.SequenceNode):
-        return [_walk(v, path + (i,), name, positions) for i, v in enumerate(node.value)]
+        return [_walk(v, path + (i,), name, positions, keys) for i, v in enumerate(node.value)]
     return _scalars.construct_object(node)
 
 
@@ -87,9 +83,10 @@ def parse_yaml(text: str, name: str = "<string>") -> tuple[Any, SourceMap]:
     except yaml.YAMLError as e:
         raise VitdslError(f"malformed YAML: {e}", location=Location(name, 1, 1)) from None
     positions: dict[Key, Location] = {}
+    keys: dict[Key, Location] = {}
     if node is None:
         return None, SourceMap({(): Location(name, 1, 1)})
-    return _walk(node, (), name, positions), SourceMap(positions)
+    return _walk(node, (), name, positions, keys), SourceMap(positions, keys)
 
 
 def read_yaml(path: str | Path) -> tuple[Any, SourceMap]:

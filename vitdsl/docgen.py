@@ -1,0 +1,293 @@
+"""Generate the block reference (``docs/blocks/*.md``) from the registered block specs.
+
+    python -m vitdsl.docgen           # write the pages
+    python -m vitdsl.docgen --check   # exit 1, listing stale pages, if they differ from the specs
+
+Everything on a page comes from the spec class (docstring, ClassVars, pydantic fields) or from the
+zoo blueprints' text, so the pages cannot drift from the code without ``--check`` noticing. Only
+``vitdsl.blocks`` is imported: no torch, no blueprint machinery.
+"""
+from __future__ import annotations
+
+import inspect
+import json
+import re
+import sys
+import types
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
+
+import annotated_types as at
+import yaml
+from pydantic_core import PydanticUndefined
+
+from .blocks import REGISTRY, BlockSpec, MixerSpec, Shape
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs" / "blocks"
+ZOO = ROOT / "blueprints"
+FAMILIES = ("embedding", "convolution", "attention", "mlp", "head", "misc")  # index order; others follow
+ZOO_EXAMPLES = 3  # zoo snippets per page, from different blueprints
+TITLES = {"mlp": "MLP"}
+
+# One shape per kind, sized so that the zoo's usual patch and window sizes divide it; used only to
+# find out which kind a block gives for each kind it takes.
+SAMPLES = {"image": Shape.image(64, 224, 224), "volume": Shape("volume", (64, 8, 224, 224)),
+           "tokens": Shape.tokens(197, 64, grid=(14, 14), prefix=1), "vector": Shape.vector(64)}
+
+
+# -- types, constraints, defaults ---------------------------------------------------------------
+def type_text(t: Any) -> str:
+    """A field type as a YAML writer thinks of it: ``int | [int, int]``, ``"pre" | "post"``."""
+    origin, args = get_origin(t), get_args(t)
+    if origin is Annotated:
+        return type_text(args[0])
+    if origin in (Union, types.UnionType):
+        return " | ".join(dict.fromkeys(type_text(a) for a in args))
+    if origin is Literal:
+        return " | ".join(json.dumps(a) for a in args)
+    if origin is list:
+        return f"[{type_text(args[0])}, ...]"
+    if origin is tuple:
+        if len(args) == 2 and args[1] is Ellipsis:
+            return f"[{type_text(args[0])}, ...]"
+        return "[" + ", ".join(type_text(a) for a in args) + "]"
+    if origin is dict:
+        return f"{{{type_text(args[0])}: {type_text(args[1])}}}"
+    if t is type(None):
+        return "null"
+    return getattr(t, "__name__", str(t))
+
+
+def constraints(t: Any, metadata: list) -> list[str]:
+    """Bounds from the field and from inside its type (PositiveInt is ``int`` with ``> 0``)."""
+    found = list(metadata)
+
+    def walk(u):
+        if get_origin(u) is Annotated:
+            found.extend(get_args(u)[1:])
+        for a in get_args(u):
+            walk(a)
+
+    walk(t)
+    words = {at.Gt: ("gt", "> {}"), at.Ge: ("ge", "≥ {}"), at.Lt: ("lt", "< {}"), at.Le: ("le", "≤ {}"),
+             at.MinLen: ("min_length", "at least {} item(s)"), at.MaxLen: ("max_length", "at most {} item(s)")}
+    out = []
+    for m in found:
+        for kind, (attr, fmt) in words.items():
+            if isinstance(m, kind):
+                out.append(fmt.format(getattr(m, attr)))
+    return list(dict.fromkeys(out))
+
+
+def value_text(v: Any) -> str:
+    return json.dumps(list(v) if isinstance(v, tuple) else v, ensure_ascii=False)
+
+
+def cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def rst_to_md(text: str) -> str:
+    return re.sub(r"``(.+?)``", r"`\1`", text)
+
+
+# -- what a block is ----------------------------------------------------------------------------
+def doc(cls: type[BlockSpec]) -> str:
+    return rst_to_md(inspect.cleandoc(cls.__doc__ or ""))
+
+
+def summary(cls: type[BlockSpec]) -> str:
+    """The first sentence of the docstring: some specs wrap their first sentence over two lines,
+    so the literal first line would stop mid-sentence."""
+    para = " ".join(doc(cls).split("\n\n")[0].split())
+    return re.split(r"(?<=\.)\s+(?=[A-Z`])", para)[0]
+
+
+def own_fields(cls: type[BlockSpec]) -> list[str]:
+    """The block's fields, its own first and the residual options shared with every mixer last."""
+    shared = MixerSpec.model_fields if issubclass(cls, MixerSpec) else {}
+    names = list(cls.model_fields)
+    return [n for n in names if n not in shared] + [n for n in names if n in shared]
+
+
+def outputs(cls: type[BlockSpec], example: dict) -> list[tuple[str, str]]:
+    """(input kind, output kind) for each kind the block takes, by running its shape rule."""
+    spec = cls.model_validate(example)
+    out = []
+    for kind in cls.takes:
+        try:
+            given = spec.infer(*[SAMPLES[kind]] * max(1, cls.arity[0])).kind
+        except Exception:  # the sample does not fit this block's rules; say so rather than guess
+            given = "?"
+        out.append((kind, given))
+    return out
+
+
+def kinds_text(pairs: list[tuple[str, str]]) -> str:
+    return ", ".join(f"{i} → {o}" for i, o in pairs)
+
+
+# -- the zoo ------------------------------------------------------------------------------------
+def zoo_usages(block: str) -> list[tuple[str, str, dict]]:
+    """(blueprint file, the item's text as written, its fields with plain $params filled in) for the
+    first use of ``block`` in each zoo blueprint, found by scanning the text."""
+    start = re.compile(rf"^(\s*)- {re.escape(block)}:(\s|$)")
+    found = []
+    for path in sorted(ZOO.glob("*.yaml")):
+        lines = path.read_text().splitlines()
+        for i, line in enumerate(lines):
+            m = start.match(line)
+            if not m:
+                continue
+            indent = len(m.group(1))
+            end = i + 1
+            while end < len(lines) and lines[end].strip() and len(lines[end]) - len(lines[end].lstrip()) > indent:
+                end += 1
+            text = "\n".join(l[indent:] for l in lines[i:end])
+            if text not in (u[1] for u in found):  # zoo files often share an item verbatim
+                found.append((path.name, text, _fields(text, block, path)))
+            break
+    return found
+
+
+def _fields(text: str, block: str, path: Path) -> dict:
+    """The item's fields with ``$name`` references replaced by the blueprint's default params
+    (expressions and unknown names are dropped), so required values can come from real use."""
+    try:
+        item = yaml.safe_load(text)[0]
+        params = (yaml.safe_load(path.read_text()) or {}).get("params") or {}
+    except (yaml.YAMLError, AttributeError, IndexError, KeyError):
+        return {}
+    fields = item.get(block) if isinstance(item, dict) else None
+    if not isinstance(fields, dict):
+        return {}
+
+    def fill(v):
+        if isinstance(v, list):
+            v = [fill(x) for x in v]
+            return None if None in v else v
+        if isinstance(v, str) and v.startswith("$"):
+            return params.get(v[1:])  # ${...} and unknown names give None
+        return v
+
+    return {k: fv for k, fv in ((k, fill(v)) for k, v in fields.items()) if fv is not None}
+
+
+def placeholder(t: Any) -> Any:
+    """A valid-looking value of a type, for required fields the zoo does not show."""
+    origin, args = get_origin(t), get_args(t)
+    if origin is Annotated:
+        return placeholder(args[0])
+    if origin in (Union, types.UnionType):
+        return placeholder(next(a for a in args if a is not type(None)))
+    if origin is Literal:
+        return args[0]
+    if origin in (list, tuple):
+        return [placeholder(a) for a in args if a is not Ellipsis]
+    return {int: 16, float: 1.0, bool: True, str: "name"}.get(t, None)
+
+
+def minimal(cls: type[BlockSpec], usages: list[tuple[str, str, dict]]) -> dict:
+    """The required fields, valued as in the first zoo use that gives them (else a placeholder)."""
+    out = {}
+    for name, f in cls.model_fields.items():
+        if f.is_required():
+            given = [u[2][name] for u in usages if name in u[2]]
+            out[name] = given[0] if given else placeholder(f.annotation)
+    cls.model_validate(out)  # a broken example is a docgen bug: fail loudly
+    return out
+
+
+def flow(value: Any) -> str:
+    return yaml.safe_dump(value, default_flow_style=True, sort_keys=False, width=10 ** 6,
+                          allow_unicode=True).strip().removesuffix("\n...").strip()
+
+
+# -- pages --------------------------------------------------------------------------------------
+def page(cls: type[BlockSpec]) -> str:
+    usages = zoo_usages(cls.block)
+    example = minimal(cls, usages)
+    lo, hi = cls.arity
+    arity = str(lo) if lo == hi else f"{lo} or more" if hi is None else f"{lo} to {hi}"
+    source = cls.__module__.replace(".", "/") + ".py"
+    out = [f"<!-- generated by `python -m vitdsl.docgen` from {source}; do not edit -->", "",
+           f"# `{cls.block}`", "", doc(cls), "",
+           f"- **Family:** {cls.family}",
+           f"- **Takes → gives:** {kinds_text(outputs(cls, example))}",
+           f"- **Inputs:** {arity}" + (" (name them with `from: [a, b]`)" if lo > 1 else "")]
+    if cls.shorthand:
+        field = cls.model_fields[cls.shorthand]
+        value = field.default if not field.is_required() else example[cls.shorthand]
+        out.append(f"- **Shorthand:** `- {cls.block}: {flow(value)}` sets field `{cls.shorthand}`")
+    out += ["", "## Fields", "", "| Field | Type | Default | Description |", "| --- | --- | --- | --- |"]
+    for name in own_fields(cls):
+        f = cls.model_fields[name]
+        typ = f"`{type_text(f.annotation)}`"
+        bounds = constraints(f.annotation, f.metadata)
+        if bounds:
+            typ += " (" + ", ".join(bounds) + ")"
+        default = "required" if f.default is PydanticUndefined else f"`{value_text(f.default)}`"
+        out.append(f"| `{name}` | {cell(typ)} | {cell(default)} | {cell(f.description or '')} |")
+    if issubclass(cls, MixerSpec):
+        shared = ", ".join(f"`{n}`" for n in MixerSpec.model_fields)
+        out += ["", f"The last fields ({shared}) are the residual options every mixer block shares: "
+                    + rst_to_md(" ".join(inspect.cleandoc(MixerSpec.__doc__).split("\n\n")[1].split()))]
+    out += ["", "## Example", "", "```yaml", f"- {cls.block}: {flow(example)}"]
+    if lo > 1:
+        out.append("  from: [" + ", ".join(f"branch_{i}" for i in range(lo)) + "]")
+    out.append("```")
+    if usages:
+        out += ["", "In the zoo:"]
+        for file, text, _ in usages[:ZOO_EXAMPLES]:
+            out += ["", f"[`blueprints/{file}`](../../blueprints/{file}):", "", "```yaml", text, "```"]
+    return "\n".join(out) + "\n"
+
+
+def index() -> str:
+    by_family: dict[str, list[type[BlockSpec]]] = {}
+    for cls in REGISTRY.values():
+        by_family.setdefault(cls.family, []).append(cls)
+    order = [f for f in FAMILIES if f in by_family] + sorted(set(by_family) - set(FAMILIES))
+    out = ["<!-- generated by `python -m vitdsl.docgen`; do not edit -->", "", "# Blocks", "",
+           "Every block a blueprint can use, grouped by family. Each page is generated from the block's "
+           "spec; see [the blueprint format](../format.md) for how layers are written.", ""]
+    for family in order:
+        out += [f"## {TITLES.get(family, family.capitalize())}", "", "| Block | Summary | Takes → gives |", "| --- | --- | --- |"]
+        for cls in sorted(by_family[family], key=lambda c: c.block):
+            pairs = outputs(cls, minimal(cls, zoo_usages(cls.block)))
+            out.append(f"| [`{cls.block}`]({cls.block}.md) | {cell(summary(cls))} | {cell(kinds_text(pairs))} |")
+        out.append("")
+    return "\n".join(out)
+
+
+def pages() -> dict[Path, str]:
+    out = {DOCS / f"{name}.md": page(cls) for name, cls in sorted(REGISTRY.items())}
+    out[DOCS / "index.md"] = index()
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    check = "--check" in argv
+    wanted = pages()
+    extra = sorted(set(DOCS.glob("*.md")) - set(wanted)) if DOCS.is_dir() else []  # pages of removed blocks
+    stale = [p for p, text in wanted.items() if not p.is_file() or p.read_text() != text] + extra
+    if check:
+        for p in stale:
+            print(f"stale: {p.relative_to(ROOT)}")
+        if stale:
+            print("run `python -m vitdsl.docgen` to regenerate the block pages")
+        return 1 if stale else 0
+    DOCS.mkdir(parents=True, exist_ok=True)
+    for p in stale:
+        if p in wanted:
+            p.write_text(wanted[p])
+        else:
+            p.unlink()
+    print(f"{len(stale)} of {len(wanted)} block pages written or removed under {DOCS.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
