@@ -12,10 +12,11 @@ Two comparisons, measured in one interleaved run:
 Before timing, the outputs of each blueprint and its vit-pytorch reference are checked to agree
 (max abs diff <= 1e-4), so both sides compute the same maths. All models run in eval mode under
 ``torch.inference_mode()`` with a fixed thread count. After warm-up, every round times each model
-once (a few forwards each), rotating the order from round to round so that drift in machine speed
-(thermal, other load) hits every model alike.
+once (a few forwards each, timed one by one; the round's figure is their median, which shrugs off
+the odd stalled forward on a shared CPU), rotating the order from round to round so that drift in
+machine speed (thermal, other load) hits every model alike.
 
-Reading the output: the ms/forward column is the median over rounds. A ratio is
+Reading the output: "median ms" is a model's time per forward, the median over rounds. A ratio is
 ``vitdsl time / reference time`` taken within each round, and the median of those per-round
 ratios is shown (with its min-max range over rounds): **< 1.0 means vitdsl is faster**, 1.10 means
 vitdsl takes 10% longer.
@@ -78,26 +79,29 @@ def bench(console: Console, title: str, models: dict, x: torch.Tensor, iters: in
     for model in models.values():
         for _ in range(warmup):
             model(x)
-    times = {name: [] for name in names}  # seconds per forward, one entry per round
+    times = {name: [] for name in names}  # per round: the median of that round's forwards, in seconds
     for r in range(rounds):
         k = r % len(names)
         for name in names[k:] + names[:k]:
-            start = time.perf_counter()
+            laps = []
             for _ in range(iters):
+                start = time.perf_counter()
                 models[name](x)
-            times[name].append((time.perf_counter() - start) / iters)
+                laps.append(time.perf_counter() - start)
+            times[name].append(statistics.median(laps))
     ours = names[0]
-    table = Table(title=f"{title} — {rounds} rounds × {iters} forward(s)", title_justify="left")
-    for col in ("model", "params", "ms/forward (median)", "min ms", f"{ours} / model (median)", "range"):
+    table = Table(title=f"{title}: {rounds} rounds x {iters} forward(s); ratio = {ours} / model",
+                  title_justify="left")
+    for col in ("model", "params", "median ms", "min ms", "ratio", "ratio range"):
         table.add_column(col, justify="left" if col == "model" else "right")
     for name in names:
         row = [name, f"{n_params(models[name]) / 1e6:.2f} M", f"{statistics.median(times[name]) * 1e3:.1f}",
                f"{min(times[name]) * 1e3:.1f}"]
         if name == ours:
-            row += ["—", ""]
+            row += ["", ""]
         else:
             ratios = [a / b for a, b in zip(times[ours], times[name])]
-            row += [f"[bold]{statistics.median(ratios):.3f}[/bold]", f"{min(ratios):.3f}–{max(ratios):.3f}"]
+            row += [f"[bold]{statistics.median(ratios):.3f}[/bold]", f"{min(ratios):.2f}-{max(ratios):.2f}"]
         table.add_row(*row)
     console.print(table)
 
@@ -107,15 +111,16 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] + " Ratios are vitdsl/reference: "
                                      "< 1.0 means vitdsl is faster.")
     parser.add_argument("--threads", type=int, default=cores, help=f"torch threads (default: all cores, {cores})")
-    parser.add_argument("--rounds", type=int, default=None, help="interleaved rounds (default 12; 3 with --quick)")
+    parser.add_argument("--rounds", type=int, default=None, help="interleaved rounds (default 15; 3 with --quick)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed forwards per model first (default 2)")
     parser.add_argument("--vit-iters", type=int, default=1, help="ViT-B forwards per model per round (default 1)")
-    parser.add_argument("--maxvit-iters", type=int, default=5,
-                        help="MaxViT forwards per model per round (default 5)")
-    parser.add_argument("--quick", action="store_true", help="a short run: 3 rounds, 1 warm-up")
+    parser.add_argument("--maxvit-iters", type=int, default=None,
+                        help="MaxViT forwards per model per round (default 5; 3 with --quick)")
+    parser.add_argument("--quick", action="store_true", help="a short run: 3 rounds, 1 warm-up, 3 MaxViT forwards")
     args = parser.parse_args(argv)
-    rounds = args.rounds or (3 if args.quick else 12)
+    rounds = args.rounds or (3 if args.quick else 15)
     warmup = 1 if args.quick else args.warmup
+    maxvit_iters = args.maxvit_iters or (3 if args.quick else 5)
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -142,7 +147,7 @@ def main(argv=None) -> int:
         bench(console, "ViT-B/16, batch 8, 224×224",
               {"vitdsl": vit, "vit-pytorch": vit_ref, "timm": vit_timm}, x, args.vit_iters, rounds, warmup)
         bench(console, "MaxViT (vit-pytorch README), batch 1, 224×224",
-              {"vitdsl": maxvit, "vit-pytorch": maxvit_ref}, y, args.maxvit_iters, rounds, warmup)
+              {"vitdsl": maxvit, "vit-pytorch": maxvit_ref}, y, maxvit_iters, rounds, warmup)
     console.print("Ratios are vitdsl time / reference time, median of per-round ratios: < 1.0 means vitdsl is faster.")
     return 0
 

@@ -1,6 +1,7 @@
 """The docs stay true: block pages match the specs, every field is described, every example builds."""
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -34,6 +35,13 @@ def test_every_block_and_field_is_described():
 
 def test_there_are_examples():
     assert EXAMPLES, "docs/examples/*.yaml is empty"
+
+
+def test_tutorial_yaml_is_the_example_files():
+    """The tutorial quotes its blueprints whole, so the tests of the files cover the text too."""
+    blocks = re.findall(r"```yaml\n(.*?)```", (ROOT / "docs" / "tutorial.md").read_text(), re.S)
+    files = {p.read_text() for p in EXAMPLES}
+    assert blocks and all(b in files for b in blocks), "a YAML block of docs/tutorial.md is no docs/examples file"
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)

@@ -153,7 +153,7 @@ def test_window_does_not_divide_feature_map(write):
 name: t
 input: {image: [3, 224, 224]}
 layers:
-  - conv-stem: {channels: [16], strides: 2}
+  - conv-stem: {channels: [16], stride: 2}
   - stages: {dim: [32, 64]}
     layers:
       - mbconv: {dim: $dim, stride: 2}

@@ -232,7 +232,7 @@ def page(cls: type[BlockSpec]) -> str:
     if issubclass(cls, MixerSpec):
         shared = ", ".join(f"`{n}`" for n in MixerSpec.model_fields)
         out += ["", f"The last fields ({shared}) are the residual options every mixer block shares: "
-                    + rst_to_md(" ".join(inspect.cleandoc(MixerSpec.__doc__).split("\n\n")[1].split()))]
+                    + rst_to_md(" ".join(inspect.cleandoc(MixerSpec.__doc__).split("\n\n", 1)[-1].split()))]
     out += ["", "## Example", "", "```yaml", f"- {cls.block}: {flow(example)}"]
     if lo > 1:
         out.append("  from: [" + ", ".join(f"branch_{i}" for i in range(lo)) + "]")

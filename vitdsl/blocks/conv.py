@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, PositiveInt, model_validator
+from pydantic import Field, NonNegativeInt, PositiveInt, model_validator
 
 from .base import Activation, BlockSpec, need, register
 from .shape import Shape
@@ -23,7 +23,7 @@ def conv_params(cin: int, cout: int, k: int, groups: int = 1, bias: bool = True)
 class ConvStem(BlockSpec):
     """A stack of 2-D convolutions, each optionally followed by a norm and an activation.
 
-    Layer i maps to ``channels[i]`` channels with ``kernels[i]`` and ``strides[i]``; a single kernel
+    Layer i maps to ``channels[i]`` channels with ``kernel[i]`` and ``stride[i]``; a single kernel
     or stride applies to every layer. Padding is kernel // 2 unless given.
     """
 
@@ -33,8 +33,9 @@ class ConvStem(BlockSpec):
 
     channels: list[PositiveInt] = Field(min_length=1, description="Output channels of each convolution.")
     kernel: PositiveInt | list[PositiveInt] = Field(3, description="Kernel size, one for all or one per layer.")
-    strides: PositiveInt | list[PositiveInt] = Field(1, description="Stride, one for all or one per layer.")
-    padding: int | list[int] | None = Field(None, description="Padding; kernel // 2 when unset.")
+    stride: PositiveInt | list[PositiveInt] = Field(1, description="Stride, one for all or one per layer.")
+    padding: NonNegativeInt | list[NonNegativeInt] | None = Field(
+        None, description="Zero padding, one for all or one per layer; kernel // 2 when unset.")
     bias: bool = Field(True, description="Bias in each convolution.")
     norm: ConvNorm = Field("none", description="Norm after each convolution (batch or channel layer norm).")
     act: Activation | Literal["none"] = Field("none", description="Activation after each convolution.")
@@ -44,7 +45,7 @@ class ConvStem(BlockSpec):
     @model_validator(mode="after")
     def _lengths(self):
         n = len(self.channels)
-        for name in ("kernel", "strides", "padding"):
+        for name in ("kernel", "stride", "padding"):
             v = getattr(self, name)
             if isinstance(v, list) and len(v) != n:
                 raise ValueError(f"{name} has {len(v)} entries for {n} convolutions")
@@ -54,7 +55,7 @@ class ConvStem(BlockSpec):
         """(channels, kernel, stride, padding) per convolution."""
         n = len(self.channels)
         per = lambda v: v if isinstance(v, list) else [v] * n  # noqa: E731
-        ks, ss = per(self.kernel), per(self.strides)
+        ks, ss = per(self.kernel), per(self.stride)
         ps = per(self.padding) if self.padding is not None else [k // 2 for k in ks]
         return list(zip(self.channels, ks, ss, ps))
 
@@ -91,9 +92,11 @@ class ConvStem(BlockSpec):
 
 @register
 class MBConv(BlockSpec):
-    """Inverted residual block (MobileNetV2/EfficientNet, as used in MaxViT): 1×1 expansion →
-    depthwise 3×3 (strided to downsample) → squeeze-excitation → 1×1 projection, each conv followed
-    by batch norm. The residual is added only when the shape is unchanged."""
+    """Inverted residual block (MobileNetV2/EfficientNet, as in MaxViT).
+
+    1×1 expansion → depthwise 3×3 (strided to downsample) → squeeze-excitation → 1×1 projection,
+    each convolution followed by batch norm. The residual is added only when the shape is unchanged.
+    """
 
     block = "mbconv"
     takes = ("image",)

@@ -80,7 +80,8 @@ class PosEmbed(BlockSpec):
     shorthand = "kind"
     family = "embedding"
 
-    kind: Literal["learned", "sincos2d"] = Field("learned", description="learned table or fixed 2-D sincos.")
+    kind: Literal["learned", "sincos2d"] = Field("learned", description="learned: a trained (N, D) table covering every token; "
+                                                 "sincos2d: fixed sine-cosine features of the patch row and column.")
     temperature: float = Field(10000.0, gt=0, description="sincos2d: base of the frequencies.")
     init_std: float = Field(0.02, gt=0, description="learned: standard deviation of the normal initialisation.")
     dropout: float = Field(0.0, ge=0, lt=1, description="Dropout on the tokens after the addition.")

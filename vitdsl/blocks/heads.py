@@ -19,7 +19,8 @@ class Norm(BlockSpec):
     shorthand = "type"
     family = "misc"
 
-    type: NormType = Field("layer", description="layer, layer-nobias, rms or batch.")
+    type: NormType = Field("layer", description="layer: LayerNorm; layer-nobias: LayerNorm without bias; "
+                                                "rms: RMSNorm; batch: BatchNorm over the features.")
 
     def count_params(self, x: Shape) -> int:
         return 2 * x.features if self.type == "batch" else norm_params(self.type, x.features)

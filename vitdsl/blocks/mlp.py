@@ -9,8 +9,10 @@ from .shape import Shape
 
 @register
 class MLP(MixerSpec):
-    """Feed-forward network: Linear → activation → dropout → Linear → dropout, applied to every token
-    (or every position of a feature map, over its channels)."""
+    """Feed-forward network: Linear → activation → dropout → Linear → dropout.
+
+    Applied to every token, or to every position of a feature map over its channels.
+    """
 
     block = "mlp"
     takes = ("tokens", "image", "vector")

@@ -46,6 +46,11 @@ class Blueprint(BaseModel):
             raise ValueError("give exactly one input, e.g. input: {image: [3, 224, 224]}")
         return v
 
+    @field_validator("layers", mode="before")
+    @classmethod
+    def _plain_layers(cls, v):
+        return _plain(v) if isinstance(v, list) else v
+
     @field_validator("layers")
     @classmethod
     def _layers_not_empty(cls, v):
@@ -86,12 +91,14 @@ class Blueprint(BaseModel):
         return expand(self, variant=variant, overrides=overrides)
 
 
-def _plain(item: Any) -> Any:
-    """Block specs given as pydantic objects in Python become the plain YAML form."""
+def _plain(item: Any, as_fields: bool = False) -> Any:
+    """Block specs given as pydantic objects in Python become the plain YAML form: a spec as a list
+    item becomes ``{block: fields}``, a spec as the value of a block key becomes its fields."""
     if isinstance(item, BaseModel) and hasattr(item, "to_item"):
-        return item.to_item()
+        (_, fields), = item.to_item().items()
+        return fields if as_fields else item.to_item()
     if isinstance(item, dict):
-        return {k: _plain(v) for k, v in item.items()}
+        return {k: _plain(v, as_fields=True) for k, v in item.items()}
     if isinstance(item, list):
         return [_plain(v) for v in item]
     return item

@@ -1,0 +1,52 @@
+"""Each block's shape, parameter and FLOP rules (pure Python, used by `vitdsl validate`) agree with
+its real module traced on the meta device, for every block of every zoo blueprint and variant."""
+import pytest
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+import vitdsl
+from vitdsl.blocks.modules.attention import explicit_attention
+from vitdsl.blueprint.load import load, zoo_names
+
+CASES = [(name, None) for name in zoo_names()] + [(name, v) for name in zoo_names() for v in load(name).variants]
+
+
+@pytest.mark.parametrize("name,variant", CASES)
+def test_rules_agree_with_modules(name, variant):
+    graph = vitdsl.validate(name, variant)
+    checked = set()
+    for node, inputs, output in graph:
+        key = (repr(node.spec), tuple(inputs))
+        if key in checked:
+            continue
+        checked.add(key)
+        with torch.device("meta"):
+            module = node.spec.build(*inputs)
+        args = [torch.empty(1, *s.dims, device="meta") for s in inputs]
+        module.eval()
+        with torch.no_grad(), explicit_attention(), FlopCounterMode(display=False) as counter:
+            out = module(*args)
+        where = f"{node.path} ({node.spec.block})"
+        assert tuple(out.shape[1:]) == output.dims, where
+        assert sum(p.numel() for p in module.parameters()) == node.spec.count_params(*inputs), where
+        assert counter.get_total_flops() == node.spec.flops(*inputs), where
+
+
+@pytest.mark.parametrize("name", zoo_names())
+def test_summary_shapes_equal_a_real_forward_pass(name):
+    model = vitdsl.build(name).eval()
+    seen = {}
+    hooks = [model.block(p).register_forward_hook(lambda m, i, o, p=p: seen.__setitem__(p, tuple(o.shape[1:])))
+             for p in model.paths]
+    with torch.no_grad():
+        model(torch.randn(1, *model.input_shape))
+    for h in hooks:
+        h.remove()
+    summary = vitdsl.summary(model)
+    assert {r.path: r.output for r in summary.rows} == seen
+    assert summary.total_params == sum(p.numel() for p in model.parameters())
+
+
+def test_summary_flops_total_equals_the_rules():
+    summary = vitdsl.summary("maxvit")
+    assert summary.total_flops == vitdsl.graph.info(vitdsl.validate("maxvit"))["flops"] == 23_056_035_840
