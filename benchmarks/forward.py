@@ -104,6 +104,10 @@ def bench(console: Console, title: str, models: dict, x: torch.Tensor, iters: in
             row += [f"[bold]{statistics.median(ratios):.3f}[/bold]", f"{min(ratios):.2f}-{max(ratios):.2f}"]
         table.add_row(*row)
     console.print(table)
+    spread = max(max(t) / min(t) for t in times.values())
+    if spread > 1.5:
+        console.print(f"[yellow]note: a model's round times varied {spread:.1f}x: the CPU was busy with something "
+                      "else; ratios are less reliable (rerun, or try fewer --threads)[/yellow]")
 
 
 def main(argv=None) -> int:

@@ -95,12 +95,13 @@ def render(s: Summary, fold_repeats: bool = True, fold: bool = True):
         table.add_column(col, **kw)
     items = globals()["fold"](s.rows) if fold else s.rows
     _emit(table, items, 0, 1)
+    # Totals last, so the summary ends on the one figure people look for.
     footer = Text()
-    footer.append(f"Total params: {fmt_int(s.total_params)}\n", style="bold")
-    footer.append(f"Trainable params: {fmt_int(s.trainable_params)}\n")
-    footer.append(f"Non-trainable params: {fmt_int(s.total_params - s.trainable_params)}\n")
     footer.append(f"Total FLOPs: {fmt_flops(s.total_flops)}FLOPs per image "
                   f"({fmt_int(s.total_flops)}; matmuls and convolutions, attention included)\n")
     footer.append(f"Weight memory: {fmt_bytes(s.params_bytes + s.buffers_bytes)} "
                   f"(parameters {fmt_bytes(s.params_bytes)}, buffers {fmt_bytes(s.buffers_bytes)})\n")
+    footer.append(f"Trainable params: {fmt_int(s.trainable_params)}\n")
+    footer.append(f"Non-trainable params: {fmt_int(s.total_params - s.trainable_params)}\n")
+    footer.append(f"Total params: {fmt_int(s.total_params)}", style="bold")
     yield Group(table, footer)
