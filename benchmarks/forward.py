@@ -90,8 +90,7 @@ def bench(console: Console, title: str, models: dict, x: torch.Tensor, iters: in
                 laps.append(time.perf_counter() - start)
             times[name].append(statistics.median(laps))
     ours = names[0]
-    table = Table(title=f"{title}: {rounds} rounds x {iters} forward(s); ratio = {ours} / model",
-                  title_justify="left")
+    table = Table(title=f"{title} ({rounds} rounds x {iters} fwd)", title_justify="left")
     for col in ("model", "params", "median ms", "min ms", "ratio", "ratio range"):
         table.add_column(col, justify="left" if col == "model" else "right")
     for name in names:
@@ -148,11 +147,11 @@ def main(argv=None) -> int:
         diff = check_same(maxvit, maxvit_ref, y, "MaxViT")
         console.print(f"MaxViT: vitdsl matches vit-pytorch (max abs diff {diff:.1e})\n")
 
-        bench(console, "ViT-B/16, batch 8, 224×224",
+        bench(console, "ViT-B/16, batch 8, 224x224",
               {"vitdsl": vit, "vit-pytorch": vit_ref, "timm": vit_timm}, x, args.vit_iters, rounds, warmup)
-        bench(console, "MaxViT (vit-pytorch README), batch 1, 224×224",
+        bench(console, "MaxViT (vit-pytorch README), batch 1, 224x224",
               {"vitdsl": maxvit, "vit-pytorch": maxvit_ref}, y, maxvit_iters, rounds, warmup)
-    console.print("Ratios are vitdsl time / reference time, median of per-round ratios: < 1.0 means vitdsl is faster.")
+    console.print("ratio = vitdsl time / that model's time, median of per-round ratios: < 1.0 means vitdsl is faster.")
     return 0
 
 
