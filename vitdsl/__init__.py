@@ -23,9 +23,6 @@ __version__ = "0.1.0"
 __all__ = ["Blueprint", "VitdslError", "build", "load", "loads", "summary", "validate", "register_block",
            "save", "load_checkpoint"]
 
-Source = "str | Path | Blueprint"
-
-
 def validate(blueprint: str | Path | Blueprint, variant: str | None = None,
              overrides: Mapping[str, Any] | None = None) -> "Graph":
     """Check a blueprint completely (schema, wiring, every shape rule) without torch; the checked graph."""

@@ -126,7 +126,7 @@ def cmd_summary(args, build: bool = False) -> int:
         print(json.dumps(s.to_dict(), indent=2))
         return 0
     console = _console()
-    for part in render(s, fold=not args.expand):
+    for part in render(s, folded=not args.expand):
         console.print(part)
     if build and args.save:
         console.print(f"saved weights and blueprint to {args.save}")

@@ -93,12 +93,21 @@ def build_graph(design: Design) -> Graph:
 
 
 def _propagate(g: nx.DiGraph, order: list[str], src: Shape, *, explain: bool = True) -> None:
+    shapes = _shapes(g, order, src, explain=explain)
     g.nodes[INPUT]["output"] = src
     for path in order:
-        data = g.nodes[path]
-        node = data["node"]
+        g.nodes[path]["inputs"], g.nodes[path]["output"] = shapes[path]
+
+
+def _shapes(g: nx.DiGraph, order: list[str], src: Shape, *, explain: bool = True) -> dict:
+    """(input shapes, output shape) per node for input ``src``; raises on the first block that
+    cannot take what reaches it."""
+    out_of = {INPUT: src}
+    result = {}
+    for path in order:
+        node = g.nodes[path]["node"]
         spec = node.spec
-        inputs = [g.nodes[p]["output"] for p in node.inputs]
+        inputs = [out_of[p] for p in node.inputs]
         for p, shape in zip(node.inputs, inputs):
             if shape.kind not in spec.takes:
                 giver = "the input" if p == INPUT else f"'{p}' ({g.nodes[p]['node'].spec.block})"
@@ -116,7 +125,9 @@ def _propagate(g: nx.DiGraph, order: list[str], src: Shape, *, explain: bool = T
                     hint = (hint + "; " if hint else "") + sizes
             raise ShapeError(f"{e.message} (input here: {inputs[0]})", location=node.location, path=path,
                              hint=hint) from None
-        data["inputs"], data["output"] = inputs, out
+        out_of[path] = out
+        result[path] = (inputs, out)
+    return result
 
 
 def valid_input_sizes(g: nx.DiGraph, order: list[str], src: Shape, limit: int = 1024) -> str | None:
@@ -125,10 +136,8 @@ def valid_input_sizes(g: nx.DiGraph, order: list[str], src: Shape, limit: int = 
         return None
     ok = []
     for s in range(8, limit + 1):
-        trial = Shape(src.kind, (*src.dims[:-2], s, s))
-        h = g.copy()
         try:
-            _propagate(h, order, trial, explain=False)
+            _shapes(g, order, Shape(src.kind, (*src.dims[:-2], s, s)), explain=False)
         except VitdslError:
             continue
         ok.append(s)
@@ -151,10 +160,6 @@ def compact(sizes: list[int], show: int = 6) -> str:
             runs.append([s, s])
     parts = [str(a) if a == b else f"{a}–{b}" for a, b in runs]
     return ", ".join(parts[:show]) + (", ..." if len(parts) > show else "")
-
-
-def validate(design: Design) -> Graph:
-    return build_graph(design)
 
 
 def info(graph: Graph) -> dict[str, Any]:

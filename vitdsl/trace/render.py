@@ -86,14 +86,14 @@ def _emit(table: Table, items: list, indent: int, multiplier: int) -> None:
                       fmt_flops(r.flops) + times if r.flops else "–")
 
 
-def render(s: Summary, fold_repeats: bool = True, fold: bool = True):
+def render(s: Summary, folded: bool = True):
     table = Table(title=f"[bold]{s.name}[/]  {s.input_kind} {fmt_shape(s.input)} → {s.output_kind} "
                         f"{fmt_shape(s.output)}", title_justify="left", header_style="bold", expand=False)
     for col, kw in (("Block path", {}), ("Block", {}), ("Pattern", {}), ("Input", {"justify": "right"}),
                     ("Output", {"justify": "right"}), ("Params", {"justify": "right"}),
                     ("FLOPs", {"justify": "right"})):
         table.add_column(col, **kw)
-    items = globals()["fold"](s.rows) if fold else s.rows
+    items = fold(s.rows) if folded else s.rows
     _emit(table, items, 0, 1)
     # Totals last, so the summary ends on the one figure people look for.
     footer = Text()

@@ -59,14 +59,16 @@ class Summary:
     def __rich_console__(self, console, options):
         from .render import render
 
-        yield from render(self, fold=True)
+        yield from render(self)
 
     def __str__(self) -> str:
+        import io
+
         from rich.console import Console
 
-        console = Console(width=140, record=True, file=open("/dev/null", "w"), color_system=None)
+        console = Console(width=140, file=io.StringIO(), color_system=None)
         console.print(self)
-        return console.export_text()
+        return console.file.getvalue()
 
 
 def _graph_for(obj: Any, variant: str | None, overrides: Mapping[str, Any] | None) -> Graph:
