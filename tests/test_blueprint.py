@@ -178,3 +178,30 @@ def test_saved_checkpoint_carries_its_blueprint(tmp_path):
     x = torch.randn(1, 3, 64, 64)
     model.eval(), again.eval()
     assert torch.equal(model(x), again(x))
+
+
+def test_merge_add_sums_the_branches_exactly():
+    import torch
+
+    bp = loads("""\
+name: m
+input: {tokens: [5, 16]}
+layers:
+  - norm: layer
+    name: stem
+  - mlp: {mult: 2, residual: false}
+    name: left
+  - mlp: {mult: 3, norm: none}
+    name: right
+    from: stem
+  - merge: add
+    from: [left, right, stem]
+""")
+    model = vitdsl.build(bp).eval()
+    x = torch.randn(2, 5, 16)
+    with torch.no_grad():
+        s = model.stem(x)
+        expected = model.left(s) + model.right(s) + s
+        assert torch.equal(model(x), expected)
+    assert sum(p.numel() for p in model.parameters()) == 32 + (2 * 16 + 16 * 32 + 32 + 32 * 16 + 16) \
+        + (16 * 48 + 48 + 48 * 16 + 16)

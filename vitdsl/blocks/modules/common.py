@@ -73,7 +73,7 @@ class DropPath(nn.Module):
 class Mixer(nn.Module):
     """A residual block around ``self.mix``, with the placement options of ``MixerSpec``.
 
-    Subclasses call ``init_mixer`` and implement ``mix(x)`` on (..., D) tensors; the norm, the
+    Subclasses call ``init_mixer`` and define ``mix(x)`` on (..., D) tensors; the norm, the
     layer scale (``gamma``) and the drop path live here, once.
     """
 
@@ -84,9 +84,6 @@ class Mixer(nn.Module):
         self.residual = residual
         self.gamma = nn.Parameter(torch.full((dim,), float(layer_scale))) if layer_scale is not None else None
         self.drop_path = DropPath(drop_path) if drop_path > 0 else None
-
-    def mix(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
-        raise NotImplementedError
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.mix(self.norm(x) if self.norm_position == "pre" else x)
