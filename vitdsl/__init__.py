@@ -58,6 +58,9 @@ def save(model: "Network", path: str | Path) -> None:
     """Save weights together with the blueprint, so the model can be rebuilt without its file."""
     import torch
 
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise VitdslError(f"cannot save to '{path}': the folder '{path.parent}' does not exist")
     torch.save({"blueprint": model.blueprint.to_dict(), "state_dict": model.state_dict()}, path)
 
 

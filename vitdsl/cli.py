@@ -190,6 +190,9 @@ def main(argv: list[str] | None = None) -> int:
     except VitdslError as e:
         print(render_error(e), file=sys.stderr)
         return 2
+    except OSError as e:  # --save or --output to a path that cannot be written
+        print(f"error: cannot write '{e.filename}': {e.strerror}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
 
