@@ -1,38 +1,66 @@
 """The zoo is real: each README example has vit-pytorch's exact parameter count and, after weight
-import, its outputs."""
+import, every output it returns. A blueprint that lost or gained a block fails here."""
 import pytest
 import torch
 
 import vitdsl
-from references import PARAMS, README
-from vitdsl.interop.vit_pytorch import import_weights
+from references import BY_ID, CASES
+from vitdsl.blueprint.load import load, zoo_names
+from vitdsl.interop.vit_pytorch import import_weights, reference_name
+
+IDS = [c.id for c in CASES]
 
 
-@pytest.mark.parametrize("name", sorted(README))
-def test_parameter_count_is_exact(name):
-    ref = README[name]()
-    model = vitdsl.build(name)
-    assert sum(p.numel() for p in ref.parameters()) == PARAMS[name]
-    assert sum(p.numel() for p in model.parameters()) == PARAMS[name]
-    assert vitdsl.summary(name).total_params == PARAMS[name]
+def build(case):
+    return vitdsl.build(case.blueprint, case.variant, case.overrides)
 
 
-@pytest.mark.parametrize("name", sorted(README))
-def test_outputs_match_after_weight_import(name):
+def flat(out):
+    if isinstance(out, (tuple, list)):
+        return [t for o in out for t in flat(o)]
+    return [out]
+
+
+@pytest.mark.parametrize("cid", IDS)
+def test_parameter_count_is_exact(cid):
+    case = BY_ID[cid]
+    ref = case.make()
+    model = build(case)
+    assert sum(p.numel() for p in ref.parameters()) == case.params
+    assert sum(p.numel() for p in model.parameters()) == case.params
+    assert vitdsl.summary(case.blueprint, case.variant, case.overrides).total_params == case.params
+
+
+@pytest.mark.parametrize("cid", IDS)
+def test_outputs_match_after_weight_import(cid):
+    case = BY_ID[cid]
     torch.manual_seed(0)
-    ref = README[name]().eval()
-    model = vitdsl.build(name).eval()
+    ref = case.make().eval()
+    model = build(case).eval()
     mapping = import_weights(model, ref)
-    assert len(mapping) == len(ref.state_dict()) == len(model.state_dict())
-    x = torch.randn(2, *model.input_shape)
-    with torch.no_grad():
-        expected, got = ref(x), model(x)
-    assert got.shape == expected.shape == (2, 1000)
-    assert (got - expected).abs().max().item() <= 1e-5
+    assert len(set(mapping.values())) == len(model.state_dict())
+    x = torch.randn(case.batch, *model.input_shape)
+    expected, got = flat(case.forward(ref, x, ours=False)), flat(case.forward(model, x, ours=True))
+    assert len(got) == len(expected)
+    for g, e in zip(got, expected):
+        assert g.shape == e.shape
+        assert g.dtype == e.dtype
+        assert (g.double() - e.double()).abs().max().item() <= 1e-5
+
+
+@pytest.mark.parametrize("name", zoo_names())
+def test_every_claimed_reference_is_tested(name):
+    """The README's zoo table says 'exact' from the blueprint's `reference`; hold it to that."""
+    claim = load(name).reference
+    tested = {reference_name(c.make()) for c in CASES if c.blueprint == name and c.variant is None}
+    if claim is None:
+        assert not tested, f"{name} is tested against {tested}: set its `reference`"
+    else:
+        assert tested == {claim}
 
 
 def test_import_refuses_a_different_architecture():
-    ref = README["vit"]()
+    ref = BY_ID["vit"].make()
     model = vitdsl.build("vit", overrides={"depth": 5})
     with pytest.raises(vitdsl.VitdslError) as e:
         import_weights(model, ref)
@@ -40,7 +68,7 @@ def test_import_refuses_a_different_architecture():
 
 
 def test_import_refuses_wrong_shapes():
-    ref = README["vit"]()
+    ref = BY_ID["vit"].make()
     model = vitdsl.build("vit", overrides={"mlp": 1024})
     with pytest.raises(vitdsl.VitdslError) as e:
         import_weights(model, ref)

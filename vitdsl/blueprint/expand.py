@@ -48,7 +48,7 @@ class Design:
     input_kind: str
     input_dims: tuple[int, ...]
     nodes: list[Node] = field(default_factory=list)
-    output: str = ""
+    outputs: list[str] = field(default_factory=list)  # node paths the network returns, in order
 
     def node(self, path: str) -> Node:
         return next(n for n in self.nodes if n.path == path)
@@ -284,10 +284,19 @@ def expand(bp: Blueprint, variant: str | None = None, overrides: dict | None = N
                           location=bp.source.find(("input", kind)))
     last = ex.items(bp.layers, ("layers",), params, "", INPUT, ())
     ex.link()
-    output = last
+    outputs = [last]
     if bp.output is not None:
-        if bp.output not in ex.outputs:
-            raise VitdslError(f"output names '{bp.output}', which is no layer of this blueprint",
-                              location=bp.source.find(("output",)), hint=suggest(bp.output, ex.outputs, "layers"))
-        output = ex.outputs[bp.output]
-    return Design(bp, params, kind, tuple(dims), ex.nodes, output)
+        names = [bp.output] if isinstance(bp.output, str) else bp.output
+        outputs = []
+        for i, name in enumerate(names):
+            where = ("output",) if isinstance(bp.output, str) else ("output", i)
+            target = ex.outputs.get(name)
+            if target is None:
+                raise VitdslError(f"output names '{name}', which is no layer of this blueprint",
+                                  location=bp.source.find(where), hint=suggest(name, ex.outputs, "layers"))
+            if target in outputs:
+                raise VitdslError(f"output names '{name}' twice", location=bp.source.find(where))
+            outputs.append(target)
+        if not outputs:
+            raise VitdslError("output needs at least one layer name", location=bp.source.find(("output",)))
+    return Design(bp, params, kind, tuple(dims), ex.nodes, outputs)

@@ -33,8 +33,11 @@ class Blueprint(BaseModel):
     variants: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="Named parameter sets (model sizes); each overrides params.")
     layers: list[Any] = Field(description="The layers, a chain: blocks, `repeat` and `stages` items.")
-    output: str | None = Field(None, description="Name of the node whose output the network returns "
-                                                 "(default: the last layer).")
+    output: str | list[str] | None = Field(
+        None, description="Name of the layer whose output the network returns (default: the last layer), "
+                          "or a list of names: the network then returns a tuple in that order.")
+    reference: str | None = Field(None, description="The class this blueprint reproduces exactly (same "
+                                  "parameters and outputs after weight import), e.g. vit_pytorch.vit.ViT.")
 
     _source: SourceMap = PrivateAttr(default_factory=SourceMap)
     _file: str | None = PrivateAttr(default=None)

@@ -36,11 +36,16 @@ class Graph:
     nx: nx.DiGraph
     order: list[str]
     input: Shape
-    output_path: str
+    output_paths: list[str]
 
     @property
     def output(self) -> Shape:
-        return self.nx.nodes[self.output_path]["output"]
+        """The shape of the (first) output."""
+        return self.nx.nodes[self.output_paths[0]]["output"]
+
+    @property
+    def outputs(self) -> list[Shape]:
+        return [self.nx.nodes[p]["output"] for p in self.output_paths]
 
     def shape(self, path: str) -> Shape:
         return self.nx.nodes[path]["output"]
@@ -78,7 +83,7 @@ def build_graph(design: Design) -> Graph:
     g, order = _wire(design)
     src = Shape(design.input_kind, design.input_dims)
     _propagate(g, order, src)
-    output = design.output
+    outputs = set(design.outputs)
     for node in design.nodes:
         lo, hi = node.spec.arity
         n = len(node.inputs)
@@ -86,10 +91,10 @@ def build_graph(design: Design) -> Graph:
             want = f"{lo}" if lo == hi else f"at least {lo}" if hi is None else f"{lo} to {hi}"
             raise VitdslError(f"'{node.spec.block}' takes {want} input(s), got {n}", location=node.location,
                               path=node.path, hint="name its inputs with from: [a, b]" if lo > 1 else None)
-        if node.path != output and g.out_degree(node.path) == 0:
+        if node.path not in outputs and g.out_degree(node.path) == 0:
             raise VitdslError(f"the output of '{node.path}' is never used", location=node.location, path=node.path,
                               hint="feed it to a later layer with 'from:', or remove it")
-    return Graph(design, g, order, src, output)
+    return Graph(design, g, order, src, list(design.outputs))
 
 
 def _propagate(g: nx.DiGraph, order: list[str], src: Shape, *, explain: bool = True) -> None:

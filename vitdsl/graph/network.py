@@ -11,7 +11,8 @@ from ..blueprint.expand import INPUT
 from ..errors import VitdslError
 from .build import Graph
 
-RESERVED = set(dir(nn.Module)) | {"blueprint", "input_shape", "output_shape", "paths", "steps", "chain"}
+RESERVED = set(dir(nn.Module)) | {"blueprint", "input_shape", "output_shape", "output_shapes", "paths", "steps",
+                                  "chain", "out_slots"}
 
 
 class Network(nn.Module):
@@ -27,7 +28,8 @@ class Network(nn.Module):
         design = graph.design
         self.blueprint = design.blueprint
         self.input_shape = graph.input.dims
-        self.output_shape = graph.output.dims
+        self.output_shape = graph.output.dims  # of the first output
+        self.output_shapes = [s.dims for s in graph.outputs]
         self.paths: list[str] = list(graph.order)
         modules: dict[str, nn.Module] = {}
         for node, inputs, _ in graph:
@@ -41,11 +43,11 @@ class Network(nn.Module):
                 last_use[p] = i
         steps = []
         for i, (node, _, _) in enumerate(graph):
-            frees = tuple(slot[p] for p in set(node.inputs) if last_use[p] == i and p != graph.output_path)
+            frees = tuple(slot[p] for p in set(node.inputs) if last_use[p] == i and p not in graph.output_paths)
             steps.append((modules[node.path], tuple(slot[p] for p in node.inputs), slot[node.path], frees))
         self.steps = steps
-        self.out_slot = slot[graph.output_path]
-        chain = all(ins == (k,) for k, (_, ins, _, _) in enumerate(steps)) and self.out_slot == len(steps)
+        self.out_slots = tuple(slot[p] for p in graph.output_paths)
+        chain = all(ins == (k,) for k, (_, ins, _, _) in enumerate(steps)) and self.out_slots == (len(steps),)
         self.chain = [m for m, *_ in steps] if chain else None
 
     def _place(self, path: str, module: nn.Module, node) -> None:
@@ -75,7 +77,9 @@ class Network(nn.Module):
             values[out] = module(*[values[i] for i in ins])
             for i in frees:
                 values[i] = None
-        return values[self.out_slot]
+        if len(self.out_slots) == 1:
+            return values[self.out_slots[0]]
+        return tuple(values[i] for i in self.out_slots)
 
     def extra_repr(self) -> str:
         return f"blueprint={self.blueprint.name!r}, input={tuple(self.input_shape)}"

@@ -6,7 +6,9 @@ key is kept. ``<name:INDEX>`` in a template stands for the INDEX-th entry of an 
 ordered list of distinct prefixes of our keys that match a regex (so a reference's flat layer
 index can address our nested ``stages.S.blocks.I``). Tensors whose shapes differ only by
 singleton dimensions (Linear (o, i) vs 1×1 conv (o, i, 1, 1), (1, n, d) vs (n, d)) are reshaped.
-Any reference tensor without a home, or any of ours left unfilled, is an error.
+A template may mark a part: ``qkv[1].`` sends the tensor to ``qkv.`` as the second block of a
+concatenation along the first dimension (a reference with separate ``to_q`` and ``to_kv`` filling
+our fused ``qkv``). Any reference tensor without a home, or any of ours left unfilled, is an error.
 """
 from __future__ import annotations
 
@@ -58,36 +60,79 @@ def rewrite(key: str, rules: list[Rule], ordinals: dict[str, list[str]]) -> str 
     return None
 
 
+PART = re.compile(r"^(.*)\[(\d+)\](\..*)$")
+
+
 def import_state_dict(model: nn.Module, reference: dict[str, torch.Tensor], rules: list[Rule],
                       ordinals: dict[str, str] | None = None, *, source: str = "reference") -> dict[str, str]:
     """Copy ``reference`` into ``model``; returns the key map (reference key → our key)."""
     ours = model.state_dict()
     table = _ordinals(list(ours), ordinals or {})
     mapping: dict[str, str] = {}
+    parts: dict[str, dict[int, str]] = {}  # our key -> {part index: reference key}
     problems: list[str] = []
     for key, tensor in reference.items():
         target = rewrite(key, rules, table)
         if target is None:
             problems.append(f"{source} tensor '{key}' {tuple(tensor.shape)} matches no rule")
             continue
+        part = PART.match(target)
+        if part:
+            target = part.group(1) + part.group(3)
         if target not in ours:
             problems.append(f"{source} tensor '{key}' maps to '{target}', which the blueprint does not have")
+            continue
+        if part:
+            slots = parts.setdefault(target, {})
+            if int(part.group(2)) in slots:
+                problems.append(f"two {source} tensors map to part {part.group(2)} of '{target}'")
+            slots[int(part.group(2))] = key
+            mapping[key] = target
             continue
         if target in mapping.values():
             problems.append(f"two {source} tensors map to '{target}'")
             continue
-        have = ours[target]
-        if tuple(have.shape) != tuple(tensor.shape) and (
-                have.numel() != tensor.numel() or _squeezed(have.shape) != _squeezed(tensor.shape)):
-            problems.append(f"'{key}' {tuple(tensor.shape)} does not fit '{target}' {tuple(have.shape)}")
+        if not _fits(ours[target].shape, tensor.shape):
+            problems.append(f"'{key}' {tuple(tensor.shape)} does not fit '{target}' {tuple(ours[target].shape)}")
             continue
         mapping[key] = target
-    missing = [k for k in ours if k not in set(mapping.values())]
+    joined: dict[str, torch.Tensor] = {}
+    for target, slots in parts.items():
+        keys = [slots[i] for i in sorted(slots)]
+        if sorted(slots) != list(range(len(slots))):
+            problems.append(f"'{target}' gets parts {sorted(slots)}, not 0..{len(slots) - 1}")
+            continue
+        pieces = [reference[k].detach() for k in keys]
+        if len({p.shape[1:] for p in pieces}) != 1:
+            problems.append(f"parts {keys} of '{target}' differ in shape beyond the first dimension")
+            continue
+        whole = torch.cat(pieces)
+        if not _fits(ours[target].shape, whole.shape):
+            problems.append(f"{' + '.join(keys)} {tuple(whole.shape)} does not fit '{target}' "
+                            f"{tuple(ours[target].shape)}")
+            continue
+        joined[target] = whole
+    filled = set(mapping.values())
+    missing = [k for k in ours if k not in filled]
     problems += [f"blueprint tensor '{k}' {tuple(ours[k].shape)} gets no {source} weights" for k in missing]
     if problems:
         shown = "\n  ".join(problems[:12]) + (f"\n  ... and {len(problems) - 12} more" if len(problems) > 12 else "")
         raise VitdslError(f"cannot import weights ({len(problems)} problem(s)):\n  {shown}",
                           hint="the blueprint and the reference must describe the same architecture")
-    new_state = {mapping[k]: v.detach().reshape(ours[mapping[k]].shape) for k, v in reference.items()}
-    model.load_state_dict(new_state, strict=True)
+    new_state = {t: v.detach() for k, v in reference.items() if (t := mapping[k]) not in parts}
+    new_state.update(joined)
+    model.load_state_dict({k: v.reshape(ours[k].shape) for k, v in new_state.items()}, strict=True)
     return mapping
+
+
+def _fits(have, given) -> bool:
+    """Same shape up to singleton dimensions."""
+    return tuple(have) == tuple(given) or (
+        _numel(have) == _numel(given) and _squeezed(have) == _squeezed(given))
+
+
+def _numel(shape) -> int:
+    n = 1
+    for d in shape:
+        n *= d
+    return n
