@@ -31,6 +31,12 @@ def _loosen(schema: dict[str, Any]) -> dict[str, Any]:
     return schema
 
 
+FLAG = {"anyOf": [{"type": "boolean"}, REFERENCE]}
+COMMON = {"name": {"type": "string"},
+          "from": {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}, REFERENCE]},
+          "when": {**FLAG, "description": "false: the item is left out"}}
+
+
 def block_item_schema(name: str, cls) -> dict[str, Any]:
     spec = _loosen(cls.model_json_schema(ref_template="#/$defs/{model}"))
     spec.pop("title", None)
@@ -41,8 +47,7 @@ def block_item_schema(name: str, cls) -> dict[str, Any]:
     item = {
         "type": "object",
         "description": (cls.__doc__ or "").strip().split("\n")[0],
-        "properties": {name: {"anyOf": options}, "name": {"type": "string"},
-                       "from": {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]}},
+        "properties": {name: {"anyOf": options}, **COMMON},
         "required": [name],
         "additionalProperties": False,
     }
@@ -64,12 +69,18 @@ def blueprint_schema() -> dict[str, Any]:
     count = {"anyOf": [{"type": "integer", "minimum": 1}, REFERENCE]}
     layers = {"type": "array", "items": {"$ref": "#/$defs/layer"}}
     items.append({"type": "object", "description": "the layers, repeated; $index is the iteration",
-                  "properties": {"repeat": count, "layers": layers, "name": {"type": "string"}},
+                  "properties": {"repeat": count, "layers": layers, **COMMON,
+                                 "layer_dropout": {"anyOf": [{"type": "number", "minimum": 0, "maximum": 1},
+                                                             REFERENCE]}},
                   "required": ["repeat", "layers"], "additionalProperties": False})
     items.append({"type": "object", "description": "one copy of the layers per stage; listed params bound per stage",
-                  "properties": {"stages": {"anyOf": [{"type": "object"}, REFERENCE]}, "layers": layers,
-                                 "name": {"type": "string"}},
+                  "properties": {"stages": {"anyOf": [{"type": "object"}, REFERENCE]}, "layers": layers, **COMMON},
                   "required": ["stages", "layers"], "additionalProperties": False})
+    items.append({"type": "object", "description": "copies of the layers side by side on one input, merged; "
+                                                   "$branch is the copy",
+                  "properties": {"parallel": count, "layers": layers, **COMMON, "residual": FLAG,
+                                 "merge": {"anyOf": [{"enum": ["add", "concat"]}, REFERENCE]}},
+                  "required": ["parallel", "layers"], "additionalProperties": False})
     defs["layer"] = {"anyOf": items}
     top["properties"]["layers"] = {**layers, "description": top["properties"]["layers"].get("description", "")}
     top["properties"]["extends"] = {"type": "string", "description": "a blueprint file or zoo name to inherit from"}

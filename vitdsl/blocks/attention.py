@@ -24,6 +24,15 @@ class AttentionSpec(MixerSpec):
                               "(vit-pytorch's rule); always: always project.")
     attn_dropout: float = Field(0.0, ge=0, lt=1, description="Dropout on the attention weights.")
     dropout: float = Field(0.0, ge=0, lt=1, description="Dropout after the output projection.")
+    head_mix: Literal["none", "talking", "reattention"] = Field(
+        "none", description="Learned mixing across heads: talking = an (h, h) mix of the logits before the "
+                            "softmax and of the weights after it (CaiT's talking heads); reattention = an (h, h) "
+                            "mix of the weights after the softmax, then a LayerNorm over heads (DeepViT).")
+    memories: int = Field(0, ge=0, description="Learned memory tokens appended to the keys and values, not "
+                          "normalised (learnable-memory ViT).")
+    task_tokens: int = Field(0, ge=0, description="Isolate the first n tokens (new task tokens): they attend to "
+                             "everything, the other tokens only to each other, so a frozen backbone's "
+                             "outputs are unchanged (learnable-memory adapters).")
 
     def geometry(self, dim: int) -> tuple[int, int]:
         """(heads, dim_head) for a token width, checking that they fit."""
@@ -50,15 +59,22 @@ class AttentionSpec(MixerSpec):
         heads, dim_head = self.geometry(dim)
         inner = heads * dim_head
         n = linear_params(dim, 3 * inner, self.qkv_bias) + self.mixer_params(dim) + extra
+        n += {"none": 0, "talking": 2 * heads * heads, "reattention": heads * heads + 2 * heads}[self.head_mix]
+        n += self.memories * dim
         if self.projects_out(dim):
             n += linear_params(inner, dim, self.out_bias)
         return n
 
-    def attention_flops(self, tokens: int, group: int, dim: int) -> int:
-        """FLOPs for `tokens` tokens attending within groups of `group` tokens."""
+    def attention_flops(self, tokens: int, group: int, dim: int, queries: int | None = None) -> int:
+        """FLOPs for `tokens` tokens attending within groups of `group` keys (all tokens query unless
+        `queries` says how many do)."""
         heads, dim_head = self.geometry(dim)
         inner = heads * dim_head
-        n = 2 * tokens * dim * 3 * inner + 4 * tokens * group * inner
+        q = tokens if queries is None else queries
+        keys = group + self.memories
+        n = 2 * q * dim * inner + 2 * (tokens + self.memories) * dim * 2 * inner + 4 * q * keys * inner
+        if self.head_mix != "none":  # an (h, h) product per attention weight, once or (talking) twice
+            n += 2 * heads * heads * q * keys * (2 if self.head_mix == "talking" else 1)
         if self.projects_out(dim):
             n += 2 * tokens * inner * dim
         return n
@@ -67,7 +83,13 @@ class AttentionSpec(MixerSpec):
         heads, dim_head = self.geometry(dim)
         return dict(dim=dim, heads=heads, dim_head=dim_head, qkv_bias=self.qkv_bias, out_bias=self.out_bias,
                     project_out=self.projects_out(dim), attn_dropout=self.attn_dropout, dropout=self.dropout,
+                    head_mix=self.head_mix, memories=self.memories, task_tokens=self.task_tokens,
                     **self.mixer_kwargs())
+
+    def pattern_extras(self) -> str:
+        parts = [{"talking": "talking heads", "reattention": "re-attention"}.get(self.head_mix, "")]
+        parts += [f"+{self.memories} memories" if self.memories else ""]
+        return "".join(", " + p for p in parts if p)
 
 
 @register
@@ -78,24 +100,44 @@ class GlobalAttn(AttentionSpec):
     takes = ("tokens",)
     family = "attention"
 
+    over: Literal["tokens", "channels"] = Field(
+        "tokens", description="tokens: tokens attend to tokens; channels: cross-covariance attention (XCiT) — "
+                              "within each head, channels attend to channels through the l2-normalised "
+                              "queries and keys, with a learned per-head temperature (used as exp(t)).")
+
+    @model_validator(mode="after")
+    def _channels_alone(self):
+        if self.over == "channels" and (self.head_mix != "none" or self.memories or self.task_tokens):
+            raise ValueError("cross-covariance attention (over: channels) takes no head_mix, memories or "
+                             "task_tokens")
+        return self
+
     def infer(self, x: Shape) -> Shape:
         self.geometry(x.features)
+        need(self.task_tokens <= x.prefix, f"task_tokens {self.task_tokens} is more than the {x.prefix} special "
+             "token(s) leading the sequence", "add the task tokens with a tokens block before the stack")
         return x
 
     def count_params(self, x: Shape) -> int:
-        return self.attention_params(x.features)
+        heads, _ = self.geometry(x.features)
+        return self.attention_params(x.features, heads if self.over == "channels" else 0)
 
     def flops(self, x: Shape) -> int:
         n, d = x.dims
+        if self.over == "channels":  # (dh × dh) weights per head, each a product over the n tokens
+            heads, dh = self.geometry(d)
+            inner = heads * dh
+            return 2 * n * d * 3 * inner + 4 * n * dh * inner + (2 * n * inner * d if self.projects_out(d) else 0)
         return self.attention_flops(n, n, d)
 
     def pattern(self, x: Shape) -> str:
-        return "global"
+        return ("cross-covariance" if self.over == "channels" else "global") + self.pattern_extras()
 
     def build(self, x: Shape):
-        from .modules.attention import Attention
+        from .modules.attention import Attention, CrossCovarianceAttention
 
-        return Attention(**self.attention_kwargs(x.features))
+        cls = CrossCovarianceAttention if self.over == "channels" else Attention
+        return cls(**self.attention_kwargs(x.features))
 
 
 @register
@@ -121,6 +163,8 @@ class LocalAttn(AttentionSpec):
     def _geometry_given(self):
         if self.heads is None and self.dim_head is None:
             raise ValueError("set heads or dim_head")
+        if self.memories or self.task_tokens:
+            raise ValueError("memories and task_tokens are for global-attn; windows have no special tokens")
         return self
 
     def infer(self, x: Shape) -> Shape:
@@ -144,10 +188,92 @@ class LocalAttn(AttentionSpec):
 
     def pattern(self, x: Shape) -> str:
         kind = "window" if self.partition == "block" else "grid"
-        return f"{kind} {self.window}×{self.window}"
+        return f"{kind} {self.window}×{self.window}" + self.pattern_extras()
 
     def build(self, x: Shape):
         from .modules.attention import LocalAttention
 
         return LocalAttention(partition=self.partition, window=self.window, rel_pos_bias=self.rel_pos_bias,
                               **self.attention_kwargs(x.features))
+
+
+@register
+class CrossAttn(AttentionSpec):
+    """Attention from the special tokens (queries) to a sequence of context tokens: CaiT/XCiT class
+    attention (one input: the context is the sequence's own patch tokens) or CrossViT's fusion (two
+    inputs: the context is the second input's patch tokens).
+
+    Only the queries are updated (``q + f(q)``); the other tokens pass through unchanged. Keys and values
+    are ``[norm(queries), context]`` with ``include_self``, the context itself not normalised unless
+    ``context_norm``. When the context is wider than the queries, the queries are projected in and
+    the result back out with two Linear maps and attention runs at the context's width.
+    """
+
+    block = "cross-attn"
+    takes = ("tokens",)
+    arity = (1, 2)
+    family = "attention"
+
+    queries: Literal["prefix", "all"] = Field("prefix", description="prefix: the special tokens leading the "
+                                              "sequence ask; all: every token does (a decoder's cross attention).")
+    context: Literal["patches", "all"] = Field("patches", description="Which tokens of the context sequence "
+                                               "are keys and values: its patch tokens, or all of them.")
+    include_self: bool = Field(True, description="The queries' own tokens are keys and values too.")
+    context_norm: bool = Field(False, description="Normalise the context with the block's norm as well.")
+
+    @model_validator(mode="after")
+    def _plain(self):
+        if self.memories or self.task_tokens or self.norm == "post":
+            raise ValueError("cross-attn takes no memories, task_tokens or post norm")
+        return self
+
+    def parts(self, x: Shape, ctx: Shape | None) -> tuple[int, int, int]:
+        """(number of queries, number of context tokens, attention width)."""
+        ctx = ctx or x
+        q = x.prefix if self.queries == "prefix" else x.dims[0]
+        c = ctx.dims[0] - ctx.prefix if self.context == "patches" else ctx.dims[0]
+        return q, c, ctx.features
+
+    def infer(self, x: Shape, ctx: Shape | None = None) -> Shape:
+        if self.queries == "prefix":
+            need(x.prefix >= 1, "cross-attn asks from the special tokens, but none lead the sequence",
+                 "add '- tokens: {cls: 1}' before it, or set queries: all")
+        q, c, width = self.parts(x, ctx)
+        need(c >= 1, "cross-attn has no context tokens to attend to", "set context: all")
+        self.geometry(width)
+        return x
+
+    def count_params(self, x: Shape, ctx: Shape | None = None) -> int:
+        _, _, width = self.parts(x, ctx)
+        proj = 2 * linear_params(x.features, width) if width != x.features else 0
+        return self.attention_params(width, proj)
+
+    def flops(self, x: Shape, ctx: Shape | None = None) -> int:
+        q, c, width = self.parts(x, ctx)
+        keys = c + (q if self.include_self else 0)
+        heads, dim_head = self.geometry(width)
+        inner = heads * dim_head
+        n = 2 * q * width * inner + 2 * keys * width * 2 * inner + 4 * q * keys * inner
+        if self.head_mix != "none":
+            n += 2 * heads * heads * q * keys * (2 if self.head_mix == "talking" else 1)
+        if self.projects_out(width):
+            n += 2 * q * inner * width
+        if width != x.features:
+            n += 2 * 2 * q * x.features * width
+        return n
+
+    def pattern(self, x: Shape, ctx: Shape | None = None) -> str:
+        q, c, _ = self.parts(x, ctx)
+        who = f"{q} cls" if self.queries == "prefix" else "all"
+        return f"cross: {who} → {c} context" + self.pattern_extras()
+
+    def build(self, x: Shape, ctx: Shape | None = None):
+        from .modules.attention import CrossAttention
+
+        q, _, width = self.parts(x, ctx)
+        kwargs = self.attention_kwargs(width)
+        del kwargs["memories"], kwargs["task_tokens"]
+        return CrossAttention(queries=q if self.queries == "prefix" else None,
+                              context_skip=(ctx or x).prefix if self.context == "patches" else 0,
+                              include_self=self.include_self, context_norm=self.context_norm,
+                              query_dim=x.features, **kwargs)

@@ -1,9 +1,11 @@
 """The feed-forward block: two projections with an activation between, as a residual mixer."""
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, PositiveInt
 
-from .base import Activation, MixerSpec, linear_params, register
+from .base import Activation, MixerSpec, linear_params, need, register
 from .shape import Shape
 
 
@@ -23,6 +25,15 @@ class MLP(MixerSpec):
     act: Activation = Field("gelu", description="Activation between the projections.")
     bias: bool = Field(True, description="Biases in both projections.")
     dropout: float = Field(0.0, ge=0, lt=1, description="Dropout after the activation and after the output.")
+    tokens: Literal["all", "prefix"] = Field("all", description="prefix: only the special tokens leading the "
+                                             "sequence go through (CaiT's class-attention stage); the rest "
+                                             "pass unchanged.")
+
+    def infer(self, x: Shape) -> Shape:
+        if self.tokens == "prefix":
+            need(x.kind == "tokens" and x.prefix >= 1, "'tokens: prefix' needs special tokens leading a sequence",
+                 "add a tokens block before it, or drop the option")
+        return x
 
     def hidden_dim(self, dim: int) -> int:
         return self.hidden if self.hidden is not None else int(dim * self.mult)
@@ -32,11 +43,12 @@ class MLP(MixerSpec):
         return linear_params(d, h, self.bias) + linear_params(h, d, self.bias) + self.mixer_params(d)
 
     def flops(self, x: Shape) -> int:
-        positions = x.numel // x.features
+        positions = x.prefix if self.tokens == "prefix" else x.numel // x.features
         return 4 * positions * x.features * self.hidden_dim(x.features)
 
     def build(self, x: Shape):
         from .modules.mlp import MLP
 
         return MLP(x.features, self.hidden_dim(x.features), self.act, self.bias, self.dropout,
-                   channels_first=x.kind == "image", **self.mixer_kwargs())
+                   channels_first=x.kind == "image", prefix=x.prefix if self.tokens == "prefix" else None,
+                   **self.mixer_kwargs())

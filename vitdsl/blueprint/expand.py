@@ -6,6 +6,12 @@ Layer items (each a mapping):
 * ``{repeat: N, layers: [...], name?: str}`` — the layers N times; ``$index`` is the iteration (0-based)
 * ``{stages: {param: [v0, v1, ...], ...}, layers: [...], name?: str}`` — one copy of the layers per
   list element, with each listed param bound to that element and ``$stage`` to the stage index
+* ``{parallel: N, layers: [...], merge?: add|concat, residual?: bool}`` — N copies of the layers side
+  by side on the same input (``$branch`` is the copy), joined by a merge (with the input when residual)
+
+Any item may carry ``when: <bool>`` (skipped when false) and ``from: <name>`` (its input: the most
+recent earlier item of that name, so a name reused in a repeat reads the previous iteration's — a
+stream); a repeat may carry ``layer_dropout: p`` (whole iterations skipped while training).
 
 Every node gets a path from the names of the items around it (``stages.2.blocks.0.attn``): an item's
 ``name``, or else its block type (``mlp``; ``mlp_1`` for the second unnamed one in the same list),
@@ -24,8 +30,11 @@ from ..errors import Location, VitdslError, suggest
 from .expr import resolve_params, substitute
 from .model import Blueprint
 
-STRUCTURE = ("repeat", "stages")
-ITEM_KEYS = {"block": {"name", "from"}, "repeat": {"name", "layers"}, "stages": {"name", "layers"}}
+STRUCTURE = ("repeat", "stages", "parallel")
+COMMON_KEYS = {"name", "from", "when"}
+ITEM_KEYS = {"block": COMMON_KEYS, "repeat": COMMON_KEYS | {"layers", "layer_dropout"},
+             "stages": COMMON_KEYS | {"layers"}, "parallel": COMMON_KEYS | {"layers", "merge", "residual"}}
+EXTRA_KEYS = set().union(*ITEM_KEYS.values())
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 INPUT = "input"
 
@@ -40,6 +49,16 @@ class Node:
 
 
 @dataclass
+class LayerDrop:
+    """A repeat whose iterations are dropped whole while training (CaiT's layer dropout)."""
+
+    path: str
+    p: float
+    iterations: list[list[str]]  # node paths of each iteration
+    location: Location | None
+
+
+@dataclass
 class Design:
     """A blueprint with every parameter resolved: input shape, nodes in order, output node."""
 
@@ -49,6 +68,7 @@ class Design:
     input_dims: tuple[int, ...]
     nodes: list[Node] = field(default_factory=list)
     outputs: list[str] = field(default_factory=list)  # node paths the network returns, in order
+    layer_drops: list[LayerDrop] = field(default_factory=list)
 
     def node(self, path: str) -> Node:
         return next(n for n in self.nodes if n.path == path)
@@ -68,8 +88,7 @@ def classify(item: Any, where: tuple, bp: Blueprint) -> str:
         raise VitdslError("a layer must be a mapping such as '- mlp: {mult: 4}'", location=loc)
     registry = _registry()
     kinds = [k for k in item if k in STRUCTURE or k in registry]
-    unknown = [k for k in item if k not in registry and k not in STRUCTURE
-               and k not in ("name", "from", "layers")]
+    unknown = [k for k in item if k not in registry and k not in STRUCTURE and k not in EXTRA_KEYS]
     if unknown:
         key = unknown[0]
         at = bp.source.find_key(where + (key,))
@@ -114,7 +133,7 @@ def check_structure(bp: Blueprint) -> None:
 
 def _segments(items: list, where: tuple, bp: Blueprint) -> list[str]:
     kinds = [classify(it, where + (i,), bp) for i, it in enumerate(items)]
-    defaults = ["blocks" if k == "repeat" else k.replace("-", "_") for k in kinds]
+    defaults = [{"repeat": "blocks", "parallel": "branches"}.get(k, k.replace("-", "_")) for k in kinds]
     counts: dict[str, int] = {}
     for it, d in zip(items, defaults):
         if it.get("name") is None:
@@ -140,8 +159,10 @@ class _Expander:
     def __init__(self, bp: Blueprint):
         self.bp = bp
         self.nodes: list[Node] = []
-        self.outputs: dict[str, str] = {}  # item path -> node path of its output
-        self.pending: list[tuple[Node, list[str], tuple]] = []  # node, raw 'from' names, yaml path
+        self.outputs: dict[str, str] = {}  # item path -> node path of its output, in completion order
+        self.skipped: set[str] = set()  # names of items switched off by `when`
+        self.layer_drops: list[LayerDrop] = []
+        self.all_names: set[str] = set()
 
     def value(self, raw: Any, scope: dict, where: tuple) -> Any:
         def lookup(name):
@@ -154,38 +175,128 @@ class _Expander:
         except VitdslError as e:
             raise e.at(self.bp.source.find(where + getattr(e, "subpath", ()))) from None
 
+    def count(self, item: dict, key: str, scope: dict, here: tuple, path: str) -> int:
+        n = self.value(item[key], scope, here + (key,))
+        if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+            raise VitdslError(f"{key} takes a whole number ≥ 1, got {n!r}",
+                              location=self.bp.source.find(here + (key,)), path=path)
+        return n
+
+    def flag(self, item: dict, key: str, scope: dict, here: tuple, path: str, default: Any) -> Any:
+        if key not in item:
+            return default
+        v = self.value(item[key], scope, here + (key,))
+        if not isinstance(v, bool):
+            raise VitdslError(f"'{key}' takes true or false, got {v!r}", location=self.bp.source.find(here + (key,)),
+                              path=path)
+        return v
+
+    def resolve(self, name: str, where: tuple, path: str) -> str:
+        """The node a `from:` name refers to: the input, a full item path, or the most recent earlier
+        item with that name."""
+        if name == INPUT:
+            return INPUT
+        if name in self.outputs:
+            return self.outputs[name]
+        for item_path in reversed(self.outputs):
+            if item_path.rsplit(".", 1)[-1] == name:
+                return self.outputs[item_path]
+        if name in self.skipped:
+            raise VitdslError(f"'from' names '{name}', which its 'when' switches off here",
+                              location=self.bp.source.find(where), path=path)
+        later = name in self.all_names
+        raise VitdslError(f"'from' names '{name}', which " + ("comes later: a layer can only read earlier ones"
+                                                              if later else "is no layer of this blueprint"),
+                          location=self.bp.source.find(where), path=path,
+                          hint=None if later else suggest(name, sorted({p.rsplit(".", 1)[-1] for p in self.outputs}
+                                                                        | self.all_names | {INPUT}), "names"))
+
+    def inputs(self, item: dict, scope: dict, here: tuple, path: str, prev: str, single: bool) -> list[str]:
+        if "from" not in item:
+            return [prev]
+        names = self.value(item["from"], scope, here + ("from",))
+        names = [names] if isinstance(names, str) else names
+        if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+            raise VitdslError("'from' takes a layer name or a list of names",
+                              location=self.bp.source.find(here + ("from",)), path=path)
+        if single and len(names) != 1:
+            raise VitdslError("'from' on a repeat, stages or parallel item takes one name",
+                              location=self.bp.source.find(here + ("from",)), path=path)
+        return [self.resolve(n, here + ("from",), path) for n in names]
+
     def items(self, items: list, where: tuple, scope: dict, prefix: str, prev: str, repeats: tuple) -> str:
         segs = _segments(items, where, self.bp)
         for i, (item, seg) in enumerate(zip(items, segs)):
             here = where + (i,)
             path = prefix + seg
             kind = classify(item, here, self.bp)
+            if not self.flag(item, "when", scope, here, path, True):
+                self.skipped.add(seg)
+                continue
             if kind == "repeat":
-                count = self.value(item["repeat"], scope, here + ("repeat",))
-                if not isinstance(count, int) or isinstance(count, bool) or count < 1:
-                    raise VitdslError(f"repeat takes a whole number ≥ 1, got {count!r}",
-                                      location=self.bp.source.find(here + ("repeat",)), path=path)
+                count = self.count(item, "repeat", scope, here, path)
+                prev = self.inputs(item, scope, here, path, prev, single=True)[0]
+                first = len(self.nodes)
+                marks = []
                 for k in range(count):
+                    marks.append(len(self.nodes))
                     prev = self.items(item["layers"], here + ("layers",), {**scope, "index": k},
                                       f"{path}.{k}.", prev, repeats + ((path, k),))
+                self.layer_drop(item, scope, here, path, first, marks)
             elif kind == "stages":
-                table = self.value(item["stages"], scope, here + ("stages",))
-                loc = self.bp.source.find(here + ("stages",))
-                if not isinstance(table, dict) or not table:
-                    raise VitdslError("stages takes a mapping of parameter name to a list, one value per stage",
-                                      location=loc, path=path, hint="e.g. stages: {dim: $dims, depth: $depths}")
-                lengths = {k: len(v) if isinstance(v, list) else None for k, v in table.items()}
-                if None in lengths.values() or len(set(lengths.values())) != 1:
-                    listing = ", ".join(f"{k}: {'not a list' if n is None else n}" for k, n in lengths.items())
-                    raise VitdslError(f"stages needs lists of one length ({listing})", location=loc, path=path)
-                for s in range(next(iter(lengths.values()))):
-                    bound = {k: v[s] for k, v in table.items()}
-                    prev = self.items(item["layers"], here + ("layers",), {**scope, **bound, "stage": s},
-                                      f"{path}.{s}.", prev, repeats)
+                prev = self.inputs(item, scope, here, path, prev, single=True)[0]
+                for bound in self.stage_bindings(item, scope, here, path):
+                    prev = self.items(item["layers"], here + ("layers",), {**scope, **bound},
+                                      f"{path}.{bound['stage']}.", prev, repeats)
+            elif kind == "parallel":
+                prev = self.parallel(item, scope, here, path, prev, repeats)
             else:
                 prev = self.block(item, kind, here, scope, path, prev, repeats)
             self.outputs[path] = prev
         return prev
+
+    def stage_bindings(self, item: dict, scope: dict, here: tuple, path: str) -> list[dict]:
+        table = self.value(item["stages"], scope, here + ("stages",))
+        loc = self.bp.source.find(here + ("stages",))
+        if not isinstance(table, dict) or not table:
+            raise VitdslError("stages takes a mapping of parameter name to a list, one value per stage",
+                              location=loc, path=path, hint="e.g. stages: {dim: $dims, depth: $depths}")
+        lengths = {k: len(v) if isinstance(v, list) else None for k, v in table.items()}
+        if None in lengths.values() or len(set(lengths.values())) != 1:
+            listing = ", ".join(f"{k}: {'not a list' if n is None else n}" for k, n in lengths.items())
+            raise VitdslError(f"stages needs lists of one length ({listing})", location=loc, path=path)
+        return [{**{k: v[s] for k, v in table.items()}, "stage": s} for s in range(next(iter(lengths.values())))]
+
+    def layer_drop(self, item: dict, scope: dict, here: tuple, path: str, first: int, marks: list[int]) -> None:
+        if "layer_dropout" not in item:
+            return
+        p = self.value(item["layer_dropout"], scope, here + ("layer_dropout",))
+        loc = self.bp.source.find(here + ("layer_dropout",))
+        if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p < 1:
+            raise VitdslError(f"layer_dropout takes a probability in [0, 1), got {p!r}", location=loc, path=path)
+        if p > 0:
+            bounds = marks + [len(self.nodes)]
+            iterations = [[n.path for n in self.nodes[a:b]] for a, b in zip(bounds, bounds[1:])]
+            self.layer_drops.append(LayerDrop(path, float(p), iterations, loc))
+
+    def parallel(self, item: dict, scope: dict, here: tuple, path: str, prev: str, repeats: tuple) -> str:
+        from ..blocks.heads import Merge
+
+        count = self.count(item, "parallel", scope, here, path)
+        source = self.inputs(item, scope, here, path, prev, single=True)[0]
+        residual = self.flag(item, "residual", scope, here, path, False)
+        mode = self.value(item.get("merge", "add"), scope, here + ("merge",))
+        if mode not in ("add", "concat"):
+            raise VitdslError(f"merge takes add or concat, got {mode!r}", location=self.bp.source.find(here + ("merge",)),
+                              path=path)
+        ends = [self.items(item["layers"], here + ("layers",), {**scope, "branch": b}, f"{path}.{b}.", source,
+                           repeats) for b in range(count)]
+        joined = [source] * residual + ends
+        if len(joined) == 1:
+            return ends[0]
+        node = Node(f"{path}.merge", Merge(mode=mode), joined, self.bp.source.find(here + ("parallel",)), repeats)
+        self.nodes.append(node)
+        return node.path
 
     def block(self, item, kind, here, scope, path, prev, repeats) -> str:
         from ..blocks.base import lookup
@@ -205,39 +316,9 @@ class _Expander:
             spec = cls.model_validate(fields)
         except ValidationError as e:
             raise spec_error(e, cls, self.bp, here + (kind,), path, raw_is_mapping=isinstance(raw, dict)) from None
-        node = Node(path, spec, [prev], location, repeats)
+        node = Node(path, spec, self.inputs(item, scope, here, path, prev, single=False), location, repeats)
         self.nodes.append(node)
-        if "from" in item:
-            names = self.value(item["from"], scope, here + ("from",))
-            names = [names] if isinstance(names, str) else names
-            if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
-                raise VitdslError("'from' takes a node name or a list of names",
-                                  location=self.bp.source.find(here + ("from",)), path=path)
-            self.pending.append((node, names, here + ("from",)))
         return path
-
-    def link(self) -> None:
-        """Resolve `from:` names now that every node is known: nearest enclosing scope first."""
-        for node, names, where in self.pending:
-            parts = node.path.split(".")[:-1]
-            resolved = []
-            for name in names:
-                if name == INPUT:
-                    resolved.append(INPUT)
-                    continue
-                target = None
-                for k in range(len(parts), -1, -1):
-                    cand = ".".join(parts[:k] + [name])
-                    if cand in self.outputs:
-                        target = self.outputs[cand]
-                        break
-                if target is None:
-                    raise VitdslError(f"'from' names '{name}', which is no layer of this blueprint",
-                                      location=self.bp.source.find(where), path=node.path,
-                                      hint=suggest(name, [p.split(".")[-1] for p in self.outputs] + [INPUT],
-                                                   "names"))
-                resolved.append(target)
-            node.inputs = resolved
 
 
 def spec_error(e: ValidationError, cls, bp: Blueprint, where: tuple, path: str,
@@ -282,8 +363,8 @@ def expand(bp: Blueprint, variant: str | None = None, overrides: dict | None = N
     if len(dims) != RANK[kind]:
         raise VitdslError(f"a {kind} input has {RANK[kind]} sizes, got {len(dims)}",
                           location=bp.source.find(("input", kind)))
+    ex.all_names = _all_names(bp.layers)
     last = ex.items(bp.layers, ("layers",), params, "", INPUT, ())
-    ex.link()
     outputs = [last]
     if bp.output is not None:
         names = [bp.output] if isinstance(bp.output, str) else bp.output
@@ -299,4 +380,16 @@ def expand(bp: Blueprint, variant: str | None = None, overrides: dict | None = N
             outputs.append(target)
         if not outputs:
             raise VitdslError("output needs at least one layer name", location=bp.source.find(("output",)))
-    return Design(bp, params, kind, tuple(dims), ex.nodes, outputs)
+    return Design(bp, params, kind, tuple(dims), ex.nodes, outputs, ex.layer_drops)
+
+
+def _all_names(items: list) -> set[str]:
+    """Every explicit name in a layer list, nested lists included (for error messages)."""
+    names = set()
+    for item in items:
+        if isinstance(item, dict):
+            if isinstance(item.get("name"), str):
+                names.add(item["name"])
+            if isinstance(item.get("layers"), list):
+                names |= _all_names(item["layers"])
+    return names

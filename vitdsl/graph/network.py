@@ -2,6 +2,7 @@
 forward runs a precomputed static plan (no graph walking per call)."""
 from __future__ import annotations
 
+import random
 from typing import Any
 
 import torch
@@ -12,7 +13,7 @@ from ..errors import VitdslError
 from .build import Graph
 
 RESERVED = set(dir(nn.Module)) | {"blueprint", "input_shape", "output_shape", "output_shapes", "paths", "steps",
-                                  "chain", "out_slots"}
+                                  "chain", "out_slots", "layer_drops"}
 
 
 class Network(nn.Module):
@@ -49,6 +50,33 @@ class Network(nn.Module):
         self.out_slots = tuple(slot[p] for p in graph.output_paths)
         chain = all(ins == (k,) for k, (_, ins, _, _) in enumerate(steps)) and self.out_slots == (len(steps),)
         self.chain = [m for m, *_ in steps] if chain else None
+        index = {p: i for i, p in enumerate(self.paths)}
+        self.layer_drops = [(drop.p, [self._iteration(it, index, slot, graph) for it in drop.iterations])
+                            for drop in design.layer_drops]
+
+    def _iteration(self, paths: list[str], index: dict, slot: dict, graph: Graph) -> tuple[int, int, int, int]:
+        """(first step, end step, input slot, output slot) of one repeat iteration that layer dropout may skip."""
+        inside = set(paths)
+        outside = {p for path in paths for p in graph.nx.nodes[path]["node"].inputs if p not in inside}
+        steps = sorted(index[p] for p in paths)
+        readers = {r for path in paths[:-1] for r in graph.nx.successors(path) if r not in inside}
+        if len(outside) != 1 or steps != list(range(steps[0], steps[-1] + 1)) or readers:
+            node = graph.nx.nodes[paths[0]]["node"]
+            raise VitdslError("layer_dropout needs each iteration to be one chain: one input, one output, "
+                              "and no layer outside reading its inner layers", location=node.location, path=paths[0])
+        return steps[0], steps[-1] + 1, slot[outside.pop()], slot[paths[-1]]
+
+    def _dropped(self) -> dict[int, tuple[int, int, int]]:
+        """Sample which iterations to skip, as vit-pytorch's CaiT does: each with probability p, keeping one."""
+        skip = {}
+        for p, iterations in self.layer_drops:
+            drop = torch.zeros(len(iterations)).uniform_(0.0, 1.0) < p
+            if bool(drop.all()):
+                drop[random.randrange(len(iterations))] = False
+            for (start, end, src, dst), d in zip(iterations, drop.tolist()):
+                if d:
+                    skip[start] = (end, src, dst)
+        return skip
 
     def _place(self, path: str, module: nn.Module, node) -> None:
         parts = path.split(".")
@@ -68,15 +96,24 @@ class Network(nn.Module):
         return self.get_submodule(path)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.chain is not None:
+        skip = self._dropped() if self.training and self.layer_drops else None
+        if self.chain is not None and not skip:
             for m in self.chain:
                 x = m(x)
             return x
         values: list[Any] = [x] + [None] * len(self.steps)
-        for module, ins, out, frees in self.steps:
-            values[out] = module(*[values[i] for i in ins])
-            for i in frees:
-                values[i] = None
+        i, steps = 0, self.steps
+        while i < len(steps):
+            if skip and i in skip:
+                end, src, dst = skip[i]
+                values[dst] = values[src]
+                i = end
+                continue
+            module, ins, out, frees = steps[i]
+            values[out] = module(*[values[j] for j in ins])
+            for j in frees:
+                values[j] = None
+            i += 1
         if len(self.out_slots) == 1:
             return values[self.out_slots[0]]
         return tuple(values[i] for i in self.out_slots)

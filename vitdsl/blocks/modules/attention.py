@@ -31,7 +31,8 @@ class Attention(Mixer):
     """Self-attention over (B, N, D) tokens."""
 
     def __init__(self, dim: int, heads: int, dim_head: int, qkv_bias: bool, out_bias: bool, project_out: bool,
-                 attn_dropout: float, dropout: float, **mixer):
+                 attn_dropout: float, dropout: float, head_mix: str = "none", memories: int = 0,
+                 task_tokens: int = 0, **mixer):
         super().__init__()
         self.init_mixer(dim, **mixer)
         self.heads, self.dim_head = heads, dim_head
@@ -41,35 +42,100 @@ class Attention(Mixer):
         self.qkv = nn.Linear(dim, 3 * inner, bias=qkv_bias)
         self.out = nn.Linear(inner, dim, bias=out_bias) if project_out else None
         self.out_drop = nn.Dropout(dropout) if dropout > 0 else None
+        self.head_mix = head_mix
+        if head_mix == "talking":
+            self.mix_pre = nn.Parameter(torch.randn(heads, heads))
+            self.mix_post = nn.Parameter(torch.randn(heads, heads))
+        elif head_mix == "reattention":
+            self.reattn = nn.Parameter(torch.randn(heads, heads))
+            self.reattn_norm = nn.LayerNorm(heads)
+        self.memories = nn.Parameter(torch.randn(memories, dim)) if memories else None
+        self.task_tokens = task_tokens
 
     def bias(self) -> torch.Tensor | None:
         return None
 
+    def mask(self, n: int, keys: int, device) -> torch.Tensor | None:
+        """Boolean (n, keys) mask of who may attend to whom, or None."""
+        if not self.task_tokens:
+            return None
+        t = self.task_tokens
+        allowed = torch.zeros(n, keys, dtype=torch.bool, device=device)
+        allowed[:t] = True
+        allowed[t:, t:n] = True
+        return allowed
+
+    def fused(self) -> bool:
+        return self.head_mix == "none"
+
     def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         bias = self.bias()
+        mask = self.mask(q.shape[-2], k.shape[-2], q.device)
         # On CPU an additive bias sends SDPA to its math fallback, which is this same path plus a
         # "safe softmax" pass: measured 1.2–1.8× slower for MaxViT's 7×7 windows.
-        if not _explicit[0] and (bias is None or q.device.type != "cpu"):
+        if not _explicit[0] and self.fused() and (bias is None or q.device.type != "cpu"):
             p = self.attn_dropout if self.training else 0.0
-            return F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=p)
+            return F.scaled_dot_product_attention(q, k, v, attn_mask=bias if mask is None else mask, dropout_p=p)
         sim = (q * self.scale) @ k.transpose(-2, -1)
         if bias is not None:
             sim = sim + bias
+        if mask is not None:
+            sim = sim.masked_fill(~mask, -torch.finfo(sim.dtype).max)
+        if self.head_mix == "talking":
+            sim = torch.einsum("bhij,hg->bgij", sim, self.mix_pre)
         attn = sim.softmax(dim=-1)
         if _recorder[0] is not None:
             _recorder[0](self, attn)
         attn = F.dropout(attn, self.attn_dropout, self.training)
+        if self.head_mix == "talking":
+            attn = torch.einsum("bhij,hg->bgij", attn, self.mix_post)
+        elif self.head_mix == "reattention":
+            attn = torch.einsum("bhij,hg->bgij", attn, self.reattn)
+            attn = self.reattn_norm(attn.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
         return attn @ v
 
-    def mix(self, x: torch.Tensor) -> torch.Tensor:
-        b, n, _ = x.shape
-        q, k, v = self.qkv(x).view(b, n, 3, self.heads, self.dim_head).permute(2, 0, 3, 1, 4).unbind(0)
-        out = self.attend(q, k, v).transpose(1, 2).reshape(b, n, self.heads * self.dim_head)
+    def split(self, t: torch.Tensor) -> torch.Tensor:
+        """(B, N, H·Dh) → (B, H, N, Dh)."""
+        b, n, _ = t.shape
+        return t.view(b, n, self.heads, self.dim_head).transpose(1, 2)
+
+    def merge(self, out: torch.Tensor) -> torch.Tensor:
+        b, _, n, _ = out.shape
+        out = out.transpose(1, 2).reshape(b, n, self.heads * self.dim_head)
         if self.out is not None:
             out = self.out(out)
         if self.out_drop is not None:
             out = self.out_drop(out)
         return out
+
+    def mix(self, x: torch.Tensor) -> torch.Tensor:
+        b, n, _ = x.shape
+        q, k, v = self.qkv(x).view(b, n, 3, self.heads, self.dim_head).permute(2, 0, 3, 1, 4).unbind(0)
+        if self.memories is not None:
+            inner = self.heads * self.dim_head
+            kv_bias = self.qkv.bias[inner:] if self.qkv.bias is not None else None
+            mk, mv = F.linear(self.memories, self.qkv.weight[inner:], kv_bias).chunk(2, dim=-1)
+            k = torch.cat((k, self.split(mk.expand(b, -1, -1))), dim=2)
+            v = torch.cat((v, self.split(mv.expand(b, -1, -1))), dim=2)
+        return self.merge(self.attend(q, k, v))
+
+
+class CrossCovarianceAttention(Attention):
+    """XCiT's cross-covariance attention: per head, a (dh × dh) softmax over channels of l2-normalised
+    queries and keys (normalised along the tokens), scaled by exp of a learned per-head temperature."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.temperature = nn.Parameter(torch.ones(self.heads, 1, 1))
+
+    def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        q, k, v = (t.transpose(-2, -1) for t in (q, k, v))  # (b, h, dh, n)
+        q, k = F.normalize(q, dim=-1), F.normalize(k, dim=-1)
+        attn = ((q @ k.transpose(-2, -1)) * self.temperature.exp()).softmax(dim=-1)
+        if _recorder[0] is not None:
+            _recorder[0](self, attn)
+        attn = F.dropout(attn, self.attn_dropout, self.training)
+        return (attn @ v).transpose(-2, -1)
 
 
 def relative_index(window: int) -> torch.Tensor:
@@ -110,3 +176,44 @@ class LocalAttention(Attention):
         # back to (b, c, h, w), kept channels-last in memory so the next token-wise block needs no copy
         t = t.permute(0, 1, 3, 2, 4, 5) if self.partition == "block" else t.permute(0, 3, 1, 4, 2, 5)
         return t.reshape(b, h, w, c).permute(0, 3, 1, 2)
+
+
+class CrossAttention(Attention):
+    """Queries (the leading special tokens, or all tokens) attend to context tokens; see ``cross-attn``."""
+
+    def __init__(self, queries: int | None, context_skip: int, include_self: bool, context_norm: bool,
+                 query_dim: int, **kwargs):
+        super().__init__(**kwargs)
+        dim, inner = kwargs["dim"], self.heads * self.dim_head
+        self.queries, self.context_skip = queries, context_skip
+        self.include_self, self.context_norm = include_self, context_norm
+        # Separate projections: queries and keys/values read different tokens.
+        del self.qkv
+        self.q = nn.Linear(dim, inner, bias=kwargs["qkv_bias"])
+        self.kv = nn.Linear(dim, 2 * inner, bias=kwargs["qkv_bias"])
+        projected = query_dim != dim
+        self.project_in = nn.Linear(query_dim, dim) if projected else None
+        self.project_out = nn.Linear(dim, query_dim) if projected else None
+
+    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
+        q_in = x[:, :self.queries] if self.queries is not None else x
+        context = (x if context is None else context)[:, self.context_skip:]
+        h = self.project_in(q_in) if self.project_in is not None else q_in
+        if self.norm is not None:
+            h = self.norm(h)
+            if self.context_norm:
+                context = self.norm(context)
+        kv_in = torch.cat((h, context), dim=1) if self.include_self else context
+        k, v = self.kv(kv_in).chunk(2, dim=-1)
+        y = self.merge(self.attend(self.split(self.q(h)), self.split(k), self.split(v)))
+        if self.gamma is not None:
+            y = y * self.gamma
+        if self.drop_path is not None:
+            y = self.drop_path(y)
+        if self.project_out is not None:
+            y = self.project_out(y)
+        if self.residual:
+            y = y + q_in
+        if self.queries is None:
+            return y
+        return torch.cat((y, x[:, self.queries:]), dim=1)

@@ -10,10 +10,11 @@ class MLP(Mixer):
     """Linear → act → dropout → Linear → dropout over the last dimension (channels of a map)."""
 
     def __init__(self, dim: int, hidden: int, act: str, bias: bool, dropout: float, channels_first: bool = False,
-                 **mixer):
+                 prefix: int | None = None, **mixer):
         super().__init__()
         self.init_mixer(dim, **mixer)
         self.channels_first = channels_first
+        self.prefix = prefix
         self.fc1 = nn.Linear(dim, hidden, bias=bias)
         self.act = make_act(act)
         self.fc2 = nn.Linear(hidden, dim, bias=bias)
@@ -31,4 +32,6 @@ class MLP(Mixer):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.channels_first:
             return super().forward(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+        if self.prefix is not None:
+            return torch.cat((super().forward(x[:, :self.prefix]), x[:, self.prefix:]), dim=1)
         return super().forward(x)

@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .common import Mixer, make_act
+
+
+class DWConv(Mixer):
+    """Depthwise convolutions over a token grid (B, N, C) or a map (B, C, H, W); see the ``dwconv`` spec."""
+
+    def __init__(self, dim: int, kernel: int, convs: int, mid_norm: str, act: str, bias: bool,
+                 grid: tuple[int, int] | None, **mixer):
+        super().__init__()
+        self.init_mixer(dim, **mixer)
+        self.grid = grid
+        conv = lambda: nn.Conv2d(dim, dim, kernel, padding=kernel // 2, groups=dim, bias=bias)  # noqa: E731
+        self.conv1 = conv()
+        self.mid_norm = nn.BatchNorm2d(dim) if convs == 2 and mid_norm == "batch" else None
+        self.act = make_act(act) if convs == 2 else None
+        self.conv2 = conv() if convs == 2 else None
+
+    def mix(self, x: torch.Tensor) -> torch.Tensor:
+        if self.grid is not None:  # tokens (B, N, C) -> map
+            b, n, c = x.shape
+            x = x.transpose(1, 2).reshape(b, c, *self.grid)
+        else:  # Mixer works channels-last; convolutions want channels-first
+            x = x.permute(0, 3, 1, 2)
+        x = self.conv1(x)
+        if self.mid_norm is not None:
+            x = self.mid_norm(x)
+        if self.act is not None:
+            x = self.act(x)
+        if self.conv2 is not None:
+            x = self.conv2(x)
+        if self.grid is not None:
+            return x.flatten(2).transpose(1, 2)
+        return x.permute(0, 2, 3, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.grid is None:
+            return super().forward(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+        return super().forward(x)
