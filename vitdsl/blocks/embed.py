@@ -91,6 +91,14 @@ class PosEmbed(BlockSpec):
     temperature: float = Field(10000.0, gt=0, description="sincos2d: base of the frequencies.")
     init_std: float = Field(0.02, gt=0, description="learned: standard deviation of the normal initialisation.")
     dropout: float = Field(0.0, ge=0, lt=1, description="Dropout on the tokens after the addition.")
+    unused_rows: NonNegativeInt = Field(0, description="learned: extra table rows after the used ones, never "
+                                        "added (vit-pytorch's PatchMerger ViT allocates n+1 rows for n patches).")
+
+    @model_validator(mode="after")
+    def _rows_need_a_table(self):
+        if self.unused_rows and self.kind != "learned":
+            raise ValueError(f"unused_rows needs kind: learned (a {self.kind} position has no table)")
+        return self
 
     def infer(self, x: Shape) -> Shape:
         if self.kind == "sincos2d":
@@ -103,7 +111,7 @@ class PosEmbed(BlockSpec):
         return x
 
     def count_params(self, x: Shape) -> int:
-        return x.numel if self.kind == "learned" else 0
+        return (x.numel + self.unused_rows * x.features) if self.kind == "learned" else 0
 
     def pattern(self, x: Shape) -> str:
         return self.kind
@@ -112,7 +120,7 @@ class PosEmbed(BlockSpec):
         from .modules.embed import LearnedPositions, SinCos2dPositions
 
         if self.kind == "learned":
-            return LearnedPositions(*x.dims, init_std=self.init_std, dropout=self.dropout)
+            return LearnedPositions(*x.dims, init_std=self.init_std, dropout=self.dropout, unused_rows=self.unused_rows)
         return SinCos2dPositions(x.grid, x.features, self.temperature, dropout=self.dropout)
 
 

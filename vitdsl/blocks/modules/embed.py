@@ -35,13 +35,14 @@ class Patchify(nn.Module):
 
 
 class LearnedPositions(nn.Module):
-    def __init__(self, n: int, dim: int, init_std: float, dropout: float):
+    def __init__(self, n: int, dim: int, init_std: float, dropout: float, unused_rows: int = 0):
         super().__init__()
-        self.pos = nn.Parameter(torch.randn(n, dim) * init_std)
+        self.pos = nn.Parameter(torch.randn(n + unused_rows, dim) * init_std)
         self.drop = nn.Dropout(dropout) if dropout > 0 else None
+        self.used = n if unused_rows else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.pos
+        x = x + (self.pos if self.used is None else self.pos[: self.used])
         return self.drop(x) if self.drop is not None else x
 
 
