@@ -24,6 +24,10 @@ class AttentionSpec(MixerSpec):
                               "(vit-pytorch's rule); always: always project.")
     attn_dropout: float = Field(0.0, ge=0, lt=1, description="Dropout on the attention weights.")
     dropout: float = Field(0.0, ge=0, lt=1, description="Dropout after the output projection.")
+    temperature: Literal["fixed", "learned"] = Field(
+        "fixed", description="fixed: logits scaled by dim_head^-0.5; learned: by exp(t), t one learned scalar "
+                             "initialised to log(dim_head^-0.5) (LSA, vit-pytorch's small-dataset ViT).")
+    mask_self: bool = Field(False, description="Mask each token's attention to itself (the diagonal; LSA).")
 
     def geometry(self, dim: int) -> tuple[int, int]:
         """(heads, dim_head) for a token width, checking that they fit."""
@@ -50,6 +54,7 @@ class AttentionSpec(MixerSpec):
         heads, dim_head = self.geometry(dim)
         inner = heads * dim_head
         n = linear_params(dim, 3 * inner, self.qkv_bias) + self.mixer_params(dim) + extra
+        n += 1 if self.temperature == "learned" else 0
         if self.projects_out(dim):
             n += linear_params(inner, dim, self.out_bias)
         return n
@@ -67,7 +72,7 @@ class AttentionSpec(MixerSpec):
         heads, dim_head = self.geometry(dim)
         return dict(dim=dim, heads=heads, dim_head=dim_head, qkv_bias=self.qkv_bias, out_bias=self.out_bias,
                     project_out=self.projects_out(dim), attn_dropout=self.attn_dropout, dropout=self.dropout,
-                    **self.mixer_kwargs())
+                    temperature=self.temperature, mask_self=self.mask_self, **self.mixer_kwargs())
 
 
 @register

@@ -3,6 +3,7 @@ attention maps are being recorded (``record_attention``)."""
 from __future__ import annotations
 
 import contextlib
+import math
 from typing import Callable
 
 import torch
@@ -31,7 +32,7 @@ class Attention(Mixer):
     """Self-attention over (B, N, D) tokens."""
 
     def __init__(self, dim: int, heads: int, dim_head: int, qkv_bias: bool, out_bias: bool, project_out: bool,
-                 attn_dropout: float, dropout: float, **mixer):
+                 attn_dropout: float, dropout: float, temperature: str = "fixed", mask_self: bool = False, **mixer):
         super().__init__()
         self.init_mixer(dim, **mixer)
         self.heads, self.dim_head = heads, dim_head
@@ -41,6 +42,9 @@ class Attention(Mixer):
         self.qkv = nn.Linear(dim, 3 * inner, bias=qkv_bias)
         self.out = nn.Linear(inner, dim, bias=out_bias) if project_out else None
         self.out_drop = nn.Dropout(dropout) if dropout > 0 else None
+        # LSA: a learned log-temperature and no attention to oneself (explicit path only)
+        self.temperature = nn.Parameter(torch.tensor(math.log(self.scale))) if temperature == "learned" else None
+        self.mask_self = mask_self
 
     def bias(self) -> torch.Tensor | None:
         return None
@@ -49,12 +53,19 @@ class Attention(Mixer):
         bias = self.bias()
         # On CPU an additive bias sends SDPA to its math fallback, which is this same path plus a
         # "safe softmax" pass: measured 1.2–1.8× slower for MaxViT's 7×7 windows.
-        if not _explicit[0] and (bias is None or q.device.type != "cpu"):
+        lsa = self.temperature is not None or self.mask_self
+        if not _explicit[0] and not lsa and (bias is None or q.device.type != "cpu"):
             p = self.attn_dropout if self.training else 0.0
             return F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=p)
-        sim = (q * self.scale) @ k.transpose(-2, -1)
+        if self.temperature is None:
+            sim = (q * self.scale) @ k.transpose(-2, -1)
+        else:
+            sim = (q @ k.transpose(-2, -1)) * self.temperature.exp()
         if bias is not None:
             sim = sim + bias
+        if self.mask_self:  # -max, not -inf, as vit-pytorch: a lone token still gets weight 1
+            eye = torch.eye(sim.shape[-2], sim.shape[-1], dtype=torch.bool, device=sim.device)
+            sim = sim.masked_fill(eye, -torch.finfo(sim.dtype).max)
         attn = sim.softmax(dim=-1)
         if _recorder[0] is not None:
             _recorder[0](self, attn)
