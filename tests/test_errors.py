@@ -221,7 +221,7 @@ def test_command_line_error_is_one_message_with_exit_2(write, capsys):
         "    8 |       - global-attn: {haeds: 4}",
         "      |                       ^",
         "  hint: did you mean 'heads'? (fields: attn_dropout, dim_head, drop_path, dropout, heads, layer_scale, "
-        "norm, norm_type, out_bias, project_out, qkv_bias, residual)",
+        "mask_self, norm, norm_type, out_bias, project_out, qkv_bias, residual, temperature)",
     ]
 
 
