@@ -33,6 +33,10 @@ class AttentionSpec(MixerSpec):
     task_tokens: int = Field(0, ge=0, description="Isolate the first n tokens (new task tokens): they attend to "
                              "everything, the other tokens only to each other, so a frozen backbone's "
                              "outputs are unchanged (learnable-memory adapters).")
+    temperature: Literal["fixed", "learned"] = Field(
+        "fixed", description="fixed: logits scaled by dim_head^-0.5; learned: by exp(t), t one learned scalar "
+                             "initialised to log(dim_head^-0.5) (LSA, vit-pytorch's small-dataset ViT).")
+    mask_self: bool = Field(False, description="Mask each token's attention to itself (the diagonal; LSA).")
 
     def geometry(self, dim: int) -> tuple[int, int]:
         """(heads, dim_head) for a token width, checking that they fit."""
@@ -61,6 +65,7 @@ class AttentionSpec(MixerSpec):
         n = linear_params(dim, 3 * inner, self.qkv_bias) + self.mixer_params(dim) + extra
         n += {"none": 0, "talking": 2 * heads * heads, "reattention": heads * heads + 2 * heads}[self.head_mix]
         n += self.memories * dim
+        n += 1 if self.temperature == "learned" else 0
         if self.projects_out(dim):
             n += linear_params(inner, dim, self.out_bias)
         return n
@@ -84,7 +89,7 @@ class AttentionSpec(MixerSpec):
         return dict(dim=dim, heads=heads, dim_head=dim_head, qkv_bias=self.qkv_bias, out_bias=self.out_bias,
                     project_out=self.projects_out(dim), attn_dropout=self.attn_dropout, dropout=self.dropout,
                     head_mix=self.head_mix, memories=self.memories, task_tokens=self.task_tokens,
-                    **self.mixer_kwargs())
+                    temperature=self.temperature, mask_self=self.mask_self, **self.mixer_kwargs())
 
     def pattern_extras(self) -> str:
         parts = [{"talking": "talking heads", "reattention": "re-attention"}.get(self.head_mix, "")]
@@ -107,9 +112,10 @@ class GlobalAttn(AttentionSpec):
 
     @model_validator(mode="after")
     def _channels_alone(self):
-        if self.over == "channels" and (self.head_mix != "none" or self.memories or self.task_tokens):
-            raise ValueError("cross-covariance attention (over: channels) takes no head_mix, memories or "
-                             "task_tokens")
+        if self.over == "channels" and (self.head_mix != "none" or self.memories or self.task_tokens
+                                        or self.temperature != "fixed" or self.mask_self):
+            raise ValueError("cross-covariance attention (over: channels) has its own per-head temperature and "
+                             "takes no head_mix, memories, task_tokens, temperature or mask_self")
         return self
 
     def infer(self, x: Shape) -> Shape:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, PositiveInt
+from pydantic import Field, NonNegativeInt, PositiveInt, model_validator
 
 from .base import BlockSpec, divisors_hint, fmt_pair, linear_params, need, norm_params, pair, register
 from .shape import Shape
@@ -31,10 +31,15 @@ class Patchify(BlockSpec):
     pre_norm: PatchNorm = Field("none", description="Norm of the raw patch vector before the projection.")
     post_norm: PatchNorm = Field("none", description="Norm of the token after the projection.")
     bias: bool = Field(True, description="Bias in the projection.")
+    shift: NonNegativeInt = Field(0, description="Shifted patch tokenization (SPT): when > 0, the image is "
+                                  "joined along channels with 4 copies shifted by this many pixels (right, left, "
+                                  "down, up, zero-filled), so patch vectors hold 5 × channels values.")
 
     def grid(self, x: Shape) -> tuple[int, int]:
         ph, pw = pair(self.patch)
         _, h, w = x.dims
+        need(self.shift < min(h, w), f"shift {self.shift} must be smaller than the image ({h}×{w})",
+             "shift by a few pixels; vit-pytorch's SPT uses 1")
         need(h % ph == 0, f"image height {h} is not divisible by the patch height {ph}",
              divisors_hint(h, ph, "heights"))
         need(w % pw == 0, f"image width {w} is not divisible by the patch width {pw}",
@@ -43,7 +48,7 @@ class Patchify(BlockSpec):
 
     def patch_dim(self, x: Shape) -> int:
         ph, pw = pair(self.patch)
-        return x.features * ph * pw
+        return x.features * (5 if self.shift else 1) * ph * pw
 
     def infer(self, x: Shape) -> Shape:
         gh, gw = self.grid(x)
@@ -63,7 +68,8 @@ class Patchify(BlockSpec):
     def build(self, x: Shape):
         from .modules.embed import Patchify
 
-        return Patchify(x.features, pair(self.patch), self.dim, self.order, self.pre_norm, self.post_norm, self.bias)
+        return Patchify(x.features, pair(self.patch), self.dim, self.order, self.pre_norm, self.post_norm, self.bias,
+                        shift=self.shift)
 
 
 @register
@@ -85,6 +91,14 @@ class PosEmbed(BlockSpec):
     temperature: float = Field(10000.0, gt=0, description="sincos2d: base of the frequencies.")
     init_std: float = Field(0.02, gt=0, description="learned: standard deviation of the normal initialisation.")
     dropout: float = Field(0.0, ge=0, lt=1, description="Dropout on the tokens after the addition.")
+    unused_rows: NonNegativeInt = Field(0, description="learned: extra table rows after the used ones, never "
+                                        "added (vit-pytorch's PatchMerger ViT allocates n+1 rows for n patches).")
+
+    @model_validator(mode="after")
+    def _rows_need_a_table(self):
+        if self.unused_rows and self.kind != "learned":
+            raise ValueError(f"unused_rows needs kind: learned (a {self.kind} position has no table)")
+        return self
 
     def infer(self, x: Shape) -> Shape:
         if self.kind == "sincos2d":
@@ -97,7 +111,7 @@ class PosEmbed(BlockSpec):
         return x
 
     def count_params(self, x: Shape) -> int:
-        return x.numel if self.kind == "learned" else 0
+        return (x.numel + self.unused_rows * x.features) if self.kind == "learned" else 0
 
     def pattern(self, x: Shape) -> str:
         return self.kind
@@ -106,7 +120,7 @@ class PosEmbed(BlockSpec):
         from .modules.embed import LearnedPositions, SinCos2dPositions
 
         if self.kind == "learned":
-            return LearnedPositions(*x.dims, init_std=self.init_std, dropout=self.dropout)
+            return LearnedPositions(*x.dims, init_std=self.init_std, dropout=self.dropout, unused_rows=self.unused_rows)
         return SinCos2dPositions(x.grid, x.features, self.temperature, dropout=self.dropout)
 
 

@@ -3,6 +3,7 @@ attention maps are being recorded (``record_attention``)."""
 from __future__ import annotations
 
 import contextlib
+import math
 from typing import Callable
 
 import torch
@@ -32,7 +33,7 @@ class Attention(Mixer):
 
     def __init__(self, dim: int, heads: int, dim_head: int, qkv_bias: bool, out_bias: bool, project_out: bool,
                  attn_dropout: float, dropout: float, head_mix: str = "none", memories: int = 0,
-                 task_tokens: int = 0, **mixer):
+                 task_tokens: int = 0, temperature: str = "fixed", mask_self: bool = False, **mixer):
         super().__init__()
         self.init_mixer(dim, **mixer)
         self.heads, self.dim_head = heads, dim_head
@@ -51,6 +52,9 @@ class Attention(Mixer):
             self.reattn_norm = nn.LayerNorm(heads)
         self.memories = nn.Parameter(torch.randn(memories, dim)) if memories else None
         self.task_tokens = task_tokens
+        # LSA: a learned log-temperature and no attention to oneself (explicit path only)
+        self.temperature = nn.Parameter(torch.tensor(math.log(self.scale))) if temperature == "learned" else None
+        self.mask_self = mask_self
 
     def bias(self) -> torch.Tensor | None:
         return None
@@ -66,7 +70,8 @@ class Attention(Mixer):
         return allowed
 
     def fused(self) -> bool:
-        return self.head_mix == "none"
+        """Whether SDPA can run this attention (no learned temperature, masks of its own or head mixing)."""
+        return self.head_mix == "none" and self.temperature is None and not self.mask_self
 
     def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         bias = self.bias()
@@ -76,11 +81,17 @@ class Attention(Mixer):
         if not _explicit[0] and self.fused() and (bias is None or q.device.type != "cpu"):
             p = self.attn_dropout if self.training else 0.0
             return F.scaled_dot_product_attention(q, k, v, attn_mask=bias if mask is None else mask, dropout_p=p)
-        sim = (q * self.scale) @ k.transpose(-2, -1)
+        if self.temperature is None:
+            sim = (q * self.scale) @ k.transpose(-2, -1)
+        else:
+            sim = (q @ k.transpose(-2, -1)) * self.temperature.exp()
         if bias is not None:
             sim = sim + bias
         if mask is not None:
             sim = sim.masked_fill(~mask, -torch.finfo(sim.dtype).max)
+        if self.mask_self:  # -max, not -inf, as vit-pytorch: a lone token still gets weight 1
+            eye = torch.eye(sim.shape[-2], sim.shape[-1], dtype=torch.bool, device=sim.device)
+            sim = sim.masked_fill(eye, -torch.finfo(sim.dtype).max)
         if self.head_mix == "talking":
             sim = torch.einsum("bhij,hg->bgij", sim, self.mix_pre)
         attn = sim.softmax(dim=-1)

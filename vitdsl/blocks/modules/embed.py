@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .common import make_norm
@@ -8,15 +9,18 @@ from .common import make_norm
 
 class Patchify(nn.Module):
     def __init__(self, channels: int, patch: tuple[int, int], dim: int, order: str, pre_norm: str, post_norm: str,
-                 bias: bool):
+                 bias: bool, shift: int = 0):
         super().__init__()
-        self.patch, self.order = patch, order
-        patch_dim = channels * patch[0] * patch[1]
+        self.patch, self.order, self.shift = patch, order, shift
+        patch_dim = channels * (5 if shift else 1) * patch[0] * patch[1]
         self.pre_norm = make_norm(pre_norm, patch_dim)
         self.proj = nn.Linear(patch_dim, dim, bias=bias)
         self.post_norm = make_norm(post_norm, dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.shift:
+            s = self.shift  # F.pad with a negative side crops: right, left, down, up, as vit-pytorch's SPT
+            x = torch.cat([x] + [F.pad(x, p) for p in ((s, -s, 0, 0), (-s, s, 0, 0), (0, 0, s, -s), (0, 0, -s, s))], 1)
         b, c, h, w = x.shape
         ph, pw = self.patch
         x = x.view(b, c, h // ph, ph, w // pw, pw)
@@ -31,13 +35,14 @@ class Patchify(nn.Module):
 
 
 class LearnedPositions(nn.Module):
-    def __init__(self, n: int, dim: int, init_std: float, dropout: float):
+    def __init__(self, n: int, dim: int, init_std: float, dropout: float, unused_rows: int = 0):
         super().__init__()
-        self.pos = nn.Parameter(torch.randn(n, dim) * init_std)
+        self.pos = nn.Parameter(torch.randn(n + unused_rows, dim) * init_std)
         self.drop = nn.Dropout(dropout) if dropout > 0 else None
+        self.used = n if unused_rows else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.pos
+        x = x + (self.pos if self.used is None else self.pos[: self.used])
         return self.drop(x) if self.drop is not None else x
 
 
