@@ -3,7 +3,8 @@
 Layer items (each a mapping):
 
 * a block — ``{<block>: {fields} | scalar, name?: str, from?: str | [str]}``
-* ``{repeat: N, layers: [...], name?: str}`` — the layers N times; ``$index`` is the iteration (0-based)
+* ``{repeat: N, layers: [...], name?: str}`` — the layers N times; ``$index`` is the iteration (0-based);
+  N = 0 leaves them out (a layer kept in some stages only)
 * ``{stages: {param: [v0, v1, ...], ...}, layers: [...], name?: str}`` — one copy of the layers per
   list element, with each listed param bound to that element and ``$stage`` to the stage index
 
@@ -162,8 +163,8 @@ class _Expander:
             kind = classify(item, here, self.bp)
             if kind == "repeat":
                 count = self.value(item["repeat"], scope, here + ("repeat",))
-                if not isinstance(count, int) or isinstance(count, bool) or count < 1:
-                    raise VitdslError(f"repeat takes a whole number ≥ 1, got {count!r}",
+                if not isinstance(count, int) or isinstance(count, bool) or count < 0:
+                    raise VitdslError(f"repeat takes a whole number ≥ 0, got {count!r}",
                                       location=self.bp.source.find(here + ("repeat",)), path=path)
                 for k in range(count):
                     prev = self.items(item["layers"], here + ("layers",), {**scope, "index": k},
@@ -283,6 +284,9 @@ def expand(bp: Blueprint, variant: str | None = None, overrides: dict | None = N
         raise VitdslError(f"a {kind} input has {RANK[kind]} sizes, got {len(dims)}",
                           location=bp.source.find(("input", kind)))
     last = ex.items(bp.layers, ("layers",), params, "", INPUT, ())
+    if not ex.nodes:
+        raise VitdslError("the blueprint has no blocks: every repeat around them is 0",
+                          location=bp.source.find(("layers",)))
     ex.link()
     outputs = [last]
     if bp.output is not None:
@@ -291,6 +295,9 @@ def expand(bp: Blueprint, variant: str | None = None, overrides: dict | None = N
         for i, name in enumerate(names):
             where = ("output",) if isinstance(bp.output, str) else ("output", i)
             target = ex.outputs.get(name)
+            if target == INPUT:
+                raise VitdslError(f"output names '{name}', which has no blocks (repeat 0)",
+                                  location=bp.source.find(where))
             if target is None:
                 raise VitdslError(f"output names '{name}', which is no layer of this blueprint",
                                   location=bp.source.find(where), hint=suggest(name, ex.outputs, "layers"))
