@@ -41,7 +41,8 @@ class Patchify(BlockSpec):
         None, description="Step between patches, one number or [height, width]; smaller than the patch "
                           "makes them overlap. When unset: the patch size, and the image must divide into patches.")
     padding: NonNegativeInt | tuple[NonNegativeInt, NonNegativeInt] = Field(
-        0, description="Zeros added on each side of the map before cutting (with stride).")
+        0, description="Zeros added on each side of the map before cutting; then the "
+                          "nn.Unfold rule applies, with stride = patch when stride is unset.")
 
     @model_validator(mode="after")
     def _projection(self):
