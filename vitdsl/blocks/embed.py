@@ -111,7 +111,9 @@ class Patchify(BlockSpec):
     def pattern(self, x: Shape) -> str:
         text = f"patch {fmt_pair(pair(self.patch))}"
         if self.unfolds():
-            text += f", stride {fmt_pair(pair(self.stride or self.patch))}, padding {fmt_pair(pair(self.padding))}"
+            text += f", stride {fmt_pair(pair(self.stride or self.patch))}"
+        if pair(self.padding) != (0, 0):
+            text += f", padding {fmt_pair(pair(self.padding))}"
         return text
 
     def build(self, x: Shape):
