@@ -207,11 +207,11 @@ def test_unknown_variant_and_override(write):
     assert e.value.hint.startswith("did you mean 'dim'?")
 
 
-def test_repeat_count_must_be_positive(write):
+def test_repeat_count_must_not_be_negative(write):
     path = write(BASE)
     with pytest.raises(VitdslError) as e:
-        validate(str(path), overrides={"depth": 0})
-    assert e.value.message == "repeat takes a whole number ≥ 1, got 0"
+        validate(str(path), overrides={"depth": -1})
+    assert e.value.message == "repeat takes a whole number ≥ 0, got -1"
     assert str(e.value.location) == f"{path}:6:13"
 
 

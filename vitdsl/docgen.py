@@ -35,6 +35,8 @@ TITLES = {"mlp": "MLP"}
 # find out which kind a block gives for each kind it takes.
 SAMPLES = {"image": Shape.image(64, 224, 224), "volume": Shape("volume", (64, 8, 224, 224)),
            "tokens": Shape.tokens(197, 64, grid=(14, 14), prefix=1), "vector": Shape.vector(64)}
+# Tried when a block refuses the sample above (patchify folds only patch tokens without a cls token).
+FALLBACKS = {"tokens": Shape.tokens(196, 64, grid=(14, 14))}
 
 
 # -- types, constraints, defaults ---------------------------------------------------------------
@@ -117,10 +119,13 @@ def outputs(cls: type[BlockSpec], example: dict) -> list[tuple[str, str]]:
     spec = cls.model_validate(example)
     out = []
     for kind in cls.takes:
-        try:
-            given = spec.infer(*[SAMPLES[kind]] * max(1, cls.arity[0])).kind
-        except Exception:  # the sample does not fit this block's rules; say so rather than guess
-            given = "?"
+        given = "?"  # no sample fits this block's rules; say so rather than guess
+        for sample in (SAMPLES[kind], FALLBACKS.get(kind)):
+            try:
+                given = spec.infer(*[sample] * max(1, cls.arity[0])).kind
+                break
+            except Exception:
+                continue
         out.append((kind, given))
     return out
 

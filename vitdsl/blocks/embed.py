@@ -13,18 +13,24 @@ PatchNorm = Literal["none", "layer", "layer-nobias"]
 
 @register
 class Patchify(BlockSpec):
-    """Cut an image into non-overlapping patches and project each patch vector to a token.
+    """Cut an image into patches and project each patch vector to a token.
+
+    Patches do not overlap unless ``stride`` is set: then they are taken as ``nn.Unfold`` takes them
+    (with zero ``padding``), and the grid side is ⌊(size − patch + 2·padding) / stride⌋ + 1, leftover
+    rows and columns dropped. Tokens that carry a 2-D patch grid and no special tokens are folded back
+    into that map first (T2T's soft split). Without ``dim`` the raw patch vectors are the tokens.
 
     Output: tokens in row-major patch order, with the patch grid recorded for later blocks.
     """
 
     block = "patchify"
-    takes = ("image",)
+    takes = ("image", "tokens")
     family = "embedding"
 
     patch: PositiveInt | tuple[PositiveInt, PositiveInt] = Field(
         description="Patch size, one number or [height, width].")
-    dim: PositiveInt = Field(description="Token width after the projection.")
+    dim: PositiveInt | None = Field(None, description="Token width after the projection; when unset, no "
+                                                      "projection: the patch vectors (C·patch²) are the tokens.")
     order: Literal["hwc", "chw"] = Field(
         "hwc", description="Order of a patch's values before the projection: hwc = (p1 p2 c) as in "
                            "ViT/timm-style rearranges, chw = (c p1 p2) as nn.Unfold gives.")
@@ -34,42 +40,93 @@ class Patchify(BlockSpec):
     shift: NonNegativeInt = Field(0, description="Shifted patch tokenization (SPT): when > 0, the image is "
                                   "joined along channels with 4 copies shifted by this many pixels (right, left, "
                                   "down, up, zero-filled), so patch vectors hold 5 × channels values.")
+    stride: PositiveInt | tuple[PositiveInt, PositiveInt] | None = Field(
+        None, description="Step between patches, one number or [height, width]; smaller than the patch "
+                          "makes them overlap. When unset: the patch size, and the image must divide into patches.")
+    padding: NonNegativeInt | tuple[NonNegativeInt, NonNegativeInt] = Field(
+        0, description="Zeros added on each side of the map before cutting; then the "
+                          "nn.Unfold rule applies, with stride = patch when stride is unset.")
+
+    @model_validator(mode="after")
+    def _projection(self):
+        if self.dim is None and self.post_norm != "none":
+            raise ValueError("post_norm needs a projection: set dim, or drop post_norm")
+        return self
+
+    def unfolds(self) -> bool:
+        return self.stride is not None or pair(self.padding) != (0, 0)
+
+    def source(self, x: Shape) -> tuple[str, int, int]:
+        """(what the map is called, height, width) of the map the patches are cut from."""
+        if x.kind == "image":
+            return "image", *x.dims[1:]
+        n = x.dims[0]
+        need(x.grid is not None and len(x.grid) == 2,
+             "patchify on tokens needs tokens that carry a 2-D patch grid, to fold them back into a map, "
+             "but these carry none", "patchify the image itself, or tokens that come from patchify")
+        need(x.prefix == 0, f"patchify on tokens folds the patch grid back into a map, but {x.prefix} special "
+             "token(s) lead the sequence", "put the tokens block after the last patchify")
+        gh, gw = x.grid
+        need(n == gh * gw, f"patchify on tokens: {n} tokens do not fill the {gh}×{gw} patch grid")
+        return "token grid", gh, gw
 
     def grid(self, x: Shape) -> tuple[int, int]:
+        what, h, w = self.source(x)
         ph, pw = pair(self.patch)
-        _, h, w = x.dims
-        need(self.shift < min(h, w), f"shift {self.shift} must be smaller than the image ({h}×{w})",
+        need(self.shift < min(h, w), f"shift {self.shift} must be smaller than the {what} ({h}×{w})",
              "shift by a few pixels; vit-pytorch's SPT uses 1")
-        need(h % ph == 0, f"image height {h} is not divisible by the patch height {ph}",
-             divisors_hint(h, ph, "heights"))
-        need(w % pw == 0, f"image width {w} is not divisible by the patch width {pw}",
-             divisors_hint(w, pw, "widths"))
-        return h // ph, w // pw
+        if not self.unfolds():
+            need(h % ph == 0, f"{what} height {h} is not divisible by the patch height {ph}",
+                 divisors_hint(h, ph, "heights"))
+            need(w % pw == 0, f"{what} width {w} is not divisible by the patch width {pw}",
+                 divisors_hint(w, pw, "widths"))
+            return h // ph, w // pw
+        stride, pad = pair(self.stride or self.patch), pair(self.padding)
+        out = []
+        for side, size, k, s, p in (("height", h, ph, stride[0], pad[0]), ("width", w, pw, stride[1], pad[1])):
+            need(size + 2 * p >= k, f"patch {side} {k} does not fit the {what} {side} {size} padded by {p} "
+                 f"on each side ({size} + 2·{p} = {size + 2 * p} < {k})",
+                 f"use a patch {side} of at most {size + 2 * p}, or more padding")
+            out.append((size + 2 * p - k) // s + 1)
+        return out[0], out[1]
 
     def patch_dim(self, x: Shape) -> int:
         ph, pw = pair(self.patch)
         return x.features * (5 if self.shift else 1) * ph * pw
 
+    def width(self, x: Shape) -> int:
+        return self.dim if self.dim is not None else self.patch_dim(x)
+
     def infer(self, x: Shape) -> Shape:
         gh, gw = self.grid(x)
-        return Shape.tokens(gh * gw, self.dim, grid=(gh, gw))
+        return Shape.tokens(gh * gw, self.width(x), grid=(gh, gw))
 
     def count_params(self, x: Shape) -> int:
         p = self.patch_dim(x)
+        if self.dim is None:
+            return norm_params(self.pre_norm, p)
         return norm_params(self.pre_norm, p) + linear_params(p, self.dim, self.bias) + norm_params(self.post_norm, self.dim)
 
     def flops(self, x: Shape) -> int:
+        if self.dim is None:
+            return 0
         gh, gw = self.grid(x)
         return 2 * gh * gw * self.patch_dim(x) * self.dim
 
     def pattern(self, x: Shape) -> str:
-        return f"patch {fmt_pair(pair(self.patch))}"
+        text = f"patch {fmt_pair(pair(self.patch))}"
+        if self.unfolds():
+            text += f", stride {fmt_pair(pair(self.stride or self.patch))}"
+        if pair(self.padding) != (0, 0):
+            text += f", padding {fmt_pair(pair(self.padding))}"
+        return text
 
     def build(self, x: Shape):
         from .modules.embed import Patchify
 
         return Patchify(x.features, pair(self.patch), self.dim, self.order, self.pre_norm, self.post_norm, self.bias,
-                        shift=self.shift)
+                        stride=pair(self.stride or self.patch) if self.unfolds() else None,
+                        padding=pair(self.padding), grid=x.grid if x.kind == "tokens" else None, shift=self.shift)
 
 
 @register

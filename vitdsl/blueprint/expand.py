@@ -3,7 +3,8 @@
 Layer items (each a mapping):
 
 * a block — ``{<block>: {fields} | scalar, name?: str, from?: str | [str]}``
-* ``{repeat: N, layers: [...], name?: str}`` — the layers N times; ``$index`` is the iteration (0-based)
+* ``{repeat: N, layers: [...], name?: str}`` — the layers N times; ``$index`` is the iteration (0-based);
+  N = 0 leaves them out (a layer kept in some stages only)
 * ``{stages: {param: [v0, v1, ...], ...}, layers: [...], name?: str}`` — one copy of the layers per
   list element, with each listed param bound to that element and ``$stage`` to the stage index
 * ``{parallel: N, layers: [...], merge?: add|concat, residual?: bool}`` — N copies of the layers side
@@ -175,10 +176,10 @@ class _Expander:
         except VitdslError as e:
             raise e.at(self.bp.source.find(where + getattr(e, "subpath", ()))) from None
 
-    def count(self, item: dict, key: str, scope: dict, here: tuple, path: str) -> int:
+    def count(self, item: dict, key: str, scope: dict, here: tuple, path: str, minimum: int = 1) -> int:
         n = self.value(item[key], scope, here + (key,))
-        if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-            raise VitdslError(f"{key} takes a whole number ≥ 1, got {n!r}",
+        if not isinstance(n, int) or isinstance(n, bool) or n < minimum:
+            raise VitdslError(f"{key} takes a whole number ≥ {minimum}, got {n!r}",
                               location=self.bp.source.find(here + (key,)), path=path)
         return n
 
@@ -234,7 +235,7 @@ class _Expander:
                 self.skipped.add(seg)
                 continue
             if kind == "repeat":
-                count = self.count(item, "repeat", scope, here, path)
+                count = self.count(item, "repeat", scope, here, path, minimum=0)
                 prev = self.inputs(item, scope, here, path, prev, single=True)[0]
                 first = len(self.nodes)
                 marks = []
@@ -274,7 +275,7 @@ class _Expander:
         loc = self.bp.source.find(here + ("layer_dropout",))
         if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p < 1:
             raise VitdslError(f"layer_dropout takes a probability in [0, 1), got {p!r}", location=loc, path=path)
-        if p > 0:
+        if p > 0 and marks:
             bounds = marks + [len(self.nodes)]
             iterations = [[n.path for n in self.nodes[a:b]] for a, b in zip(bounds, bounds[1:])]
             self.layer_drops.append(LayerDrop(path, float(p), iterations, loc))
@@ -365,6 +366,9 @@ def expand(bp: Blueprint, variant: str | None = None, overrides: dict | None = N
                           location=bp.source.find(("input", kind)))
     ex.all_names = _all_names(bp.layers)
     last = ex.items(bp.layers, ("layers",), params, "", INPUT, ())
+    if not ex.nodes:
+        raise VitdslError("the blueprint has no blocks: every repeat around them is 0",
+                          location=bp.source.find(("layers",)))
     outputs = [last]
     if bp.output is not None:
         names = [bp.output] if isinstance(bp.output, str) else bp.output
@@ -372,6 +376,9 @@ def expand(bp: Blueprint, variant: str | None = None, overrides: dict | None = N
         for i, name in enumerate(names):
             where = ("output",) if isinstance(bp.output, str) else ("output", i)
             target = ex.outputs.get(name)
+            if target == INPUT:
+                raise VitdslError(f"output names '{name}', which has no blocks (repeat 0)",
+                                  location=bp.source.find(where))
             if target is None:
                 raise VitdslError(f"output names '{name}', which is no layer of this blueprint",
                                   location=bp.source.find(where), hint=suggest(name, ex.outputs, "layers"))

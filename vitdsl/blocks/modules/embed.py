@@ -8,27 +8,39 @@ from .common import make_norm
 
 
 class Patchify(nn.Module):
-    def __init__(self, channels: int, patch: tuple[int, int], dim: int, order: str, pre_norm: str, post_norm: str,
-                 bias: bool, shift: int = 0):
+    def __init__(self, channels: int, patch: tuple[int, int], dim: int | None, order: str, pre_norm: str,
+                 post_norm: str, bias: bool, stride: tuple[int, int] | None = None,
+                 padding: tuple[int, int] = (0, 0), grid: tuple[int, int] | None = None, shift: int = 0):
         super().__init__()
         self.patch, self.order, self.shift = patch, order, shift
+        self.stride, self.padding, self.grid = stride, padding, grid  # stride None: non-overlapping view
         patch_dim = channels * (5 if shift else 1) * patch[0] * patch[1]
         self.pre_norm = make_norm(pre_norm, patch_dim)
-        self.proj = nn.Linear(patch_dim, dim, bias=bias)
-        self.post_norm = make_norm(post_norm, dim)
+        self.proj = nn.Linear(patch_dim, dim, bias=bias) if dim is not None else None
+        self.post_norm = make_norm(post_norm, dim) if dim is not None else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.grid is not None:  # tokens (B, N, C) on a grid: fold back into the map
+            x = x.transpose(1, 2).reshape(x.shape[0], x.shape[2], *self.grid)
         if self.shift:
             s = self.shift  # F.pad with a negative side crops: right, left, down, up, as vit-pytorch's SPT
             x = torch.cat([x] + [F.pad(x, p) for p in ((s, -s, 0, 0), (-s, s, 0, 0), (0, 0, s, -s), (0, 0, -s, s))], 1)
         b, c, h, w = x.shape
         ph, pw = self.patch
-        x = x.view(b, c, h // ph, ph, w // pw, pw)
-        x = x.permute(0, 2, 4, 3, 5, 1) if self.order == "hwc" else x.permute(0, 2, 4, 1, 3, 5)
-        x = x.reshape(b, (h // ph) * (w // pw), c * ph * pw)
+        if self.stride is None:
+            x = x.view(b, c, h // ph, ph, w // pw, pw)
+            x = x.permute(0, 2, 4, 3, 5, 1) if self.order == "hwc" else x.permute(0, 2, 4, 1, 3, 5)
+            x = x.reshape(b, (h // ph) * (w // pw), c * ph * pw)
+        else:
+            x = F.unfold(x, self.patch, stride=self.stride, padding=self.padding)  # (B, C·ph·pw, L), c-major
+            if self.order == "hwc":
+                x = x.view(b, c, ph * pw, -1).permute(0, 3, 2, 1).reshape(b, -1, c * ph * pw)
+            else:
+                x = x.transpose(1, 2)
         if self.pre_norm is not None:
             x = self.pre_norm(x)
-        x = self.proj(x)
+        if self.proj is not None:
+            x = self.proj(x)
         if self.post_norm is not None:
             x = self.post_norm(x)
         return x
