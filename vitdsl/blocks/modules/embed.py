@@ -7,14 +7,14 @@ from .common import make_norm
 
 
 class Patchify(nn.Module):
-    def __init__(self, channels: int, patch: tuple[int, int], dim: int, order: str, pre_norm: str, post_norm: str,
+    def __init__(self, channels: int, patch: tuple[int, int], dim: int | None, order: str, pre_norm: str, post_norm: str,
                  bias: bool):
         super().__init__()
         self.patch, self.order = patch, order
         patch_dim = channels * patch[0] * patch[1]
         self.pre_norm = make_norm(pre_norm, patch_dim)
-        self.proj = nn.Linear(patch_dim, dim, bias=bias)
-        self.post_norm = make_norm(post_norm, dim)
+        self.proj = nn.Linear(patch_dim, dim, bias=bias) if dim is not None else None
+        self.post_norm = make_norm(post_norm, dim if dim is not None else patch_dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, c, h, w = x.shape
@@ -24,16 +24,19 @@ class Patchify(nn.Module):
         x = x.reshape(b, (h // ph) * (w // pw), c * ph * pw)
         if self.pre_norm is not None:
             x = self.pre_norm(x)
-        x = self.proj(x)
+        if self.proj is not None:
+            x = self.proj(x)
         if self.post_norm is not None:
             x = self.post_norm(x)
         return x
 
 
 class LearnedPositions(nn.Module):
-    def __init__(self, n: int, dim: int, init_std: float, dropout: float):
+    def __init__(self, n: int, dim: int, init_std: float, dropout: float, init: str = "normal"):
         super().__init__()
         self.pos = nn.Parameter(torch.randn(n, dim) * init_std)
+        if init == "trunc_normal":
+            nn.init.trunc_normal_(self.pos, std=init_std)
         self.drop = nn.Dropout(dropout) if dropout > 0 else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -59,6 +62,43 @@ class SinCos2dPositions(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x + self.pos.to(x.dtype)
+        return self.drop(x) if self.drop is not None else x
+
+
+def sincos_1d(n: int, dim: int, temperature: float) -> torch.Tensor:
+    """(n, dim): p / T^(2·(i // 2) / dim), sin on even features, cos on odd ones.
+
+    The angles are rounded to float32 before sin/cos, as CCT computes them, so the table is bit-equal.
+    """
+    p = torch.arange(n, dtype=torch.float64)[:, None]
+    i = torch.arange(dim, dtype=torch.float64)[None, :]
+    angle = (p / temperature ** (2 * torch.div(i, 2, rounding_mode="floor") / dim)).float()
+    return torch.where(torch.arange(dim) % 2 == 0, angle.sin(), angle.cos())
+
+
+class SinCos1dPositions(nn.Module):
+    def __init__(self, n: int, dim: int, temperature: float, store: str, dropout: float):
+        super().__init__()
+        table = sincos_1d(n, dim, temperature)
+        if store == "parameter":
+            self.pos = nn.Parameter(table, requires_grad=False)
+        else:
+            self.register_buffer("pos", table)
+        self.drop = nn.Dropout(dropout) if dropout > 0 else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.pos.to(x.dtype)
+        return self.drop(x) if self.drop is not None else x
+
+
+class NoPositions(nn.Module):
+    """Positions switched off; only the dropout that follows them remains."""
+
+    def __init__(self, dropout: float):
+        super().__init__()
+        self.drop = nn.Dropout(dropout) if dropout > 0 else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.drop(x) if self.drop is not None else x
 
 
