@@ -7,8 +7,8 @@ from .common import make_norm
 
 
 class Patchify(nn.Module):
-    def __init__(self, channels: int, patch: tuple[int, int], dim: int | None, order: str, pre_norm: str, post_norm: str,
-                 bias: bool):
+    def __init__(self, channels: int, patch: tuple[int, int], dim: int | None, order: str, pre_norm: str,
+                 post_norm: str, bias: bool):
         super().__init__()
         self.patch, self.order = patch, order
         patch_dim = channels * patch[0] * patch[1]
