@@ -160,8 +160,7 @@ def test_patch_merger_vit_merges_mid_stack():
     assert shapes["merged_blocks.0.attn"] == (8, 1024)
 
 
-def test_patch_merger_vit_needs_layers_after_the_merge():
-    with pytest.raises(VitdslError) as e:
-        validate("patch_merger_vit", overrides={"merge_layer": 12})
-    assert e.value.path == "merged_blocks"
-    assert e.value.message == "repeat takes a whole number ≥ 1, got 0"
+def test_patch_merger_vit_can_merge_after_the_last_layer():
+    graph = validate("patch_merger_vit", overrides={"merge_layer": 12})
+    assert not [p for p in graph.order if p.startswith("merged_blocks")]
+    assert graph.order[graph.order.index("merger") + 1] == "norm"

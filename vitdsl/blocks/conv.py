@@ -24,7 +24,8 @@ class ConvStem(BlockSpec):
     """A stack of 2-D convolutions, each optionally followed by a norm and an activation.
 
     Layer i maps to ``channels[i]`` channels with ``kernel[i]`` and ``stride[i]``; a single kernel
-    or stride applies to every layer. Padding is kernel // 2 unless given.
+    or stride applies to every layer. Padding is kernel // 2 unless given. With ``pool`` each layer
+    ends in a max-pool (CCT's tokenizer: conv → ReLU → max-pool).
     """
 
     block = "conv-stem"
@@ -41,6 +42,13 @@ class ConvStem(BlockSpec):
     act: Activation | Literal["none"] = Field("none", description="Activation after each convolution.")
     last_act: bool = Field(True, description="Whether the last convolution is followed by the norm and "
                                              "activation too.")
+    pool: PositiveInt | None = Field(None, description="Kernel of a max-pool after each convolution (after its "
+                                     "norm and activation, as CCT's tokenizer); no pooling when unset.")
+    pool_stride: PositiveInt | None = Field(None, description="Stride of the max-pool; its kernel when unset.")
+    pool_padding: NonNegativeInt = Field(0, description="Padding of the max-pool (at most half its kernel).")
+    init: Literal["default", "kaiming"] = Field(
+        "default", description="Initial convolution weights: default = PyTorch's (kaiming uniform, a=√5); "
+                               "kaiming = kaiming normal (fan in, ReLU gain), as CCT's tokenizer.")
 
     @model_validator(mode="after")
     def _lengths(self):
@@ -49,7 +57,18 @@ class ConvStem(BlockSpec):
             v = getattr(self, name)
             if isinstance(v, list) and len(v) != n:
                 raise ValueError(f"{name} has {len(v)} entries for {n} convolutions")
+        if self.pool is None and (self.pool_stride is not None or self.pool_padding):
+            raise ValueError("pool_stride and pool_padding need a pool kernel: set pool")
+        if self.pool is not None and self.pool_padding > self.pool // 2:
+            raise ValueError(f"pool_padding {self.pool_padding} is more than half the pool kernel {self.pool} "
+                             "(max-pool would pad with -inf only windows)")
         return self
+
+    def pooling(self) -> tuple[int, int, int] | None:
+        """(kernel, stride, padding) of the max-pool after each convolution, or None."""
+        if self.pool is None:
+            return None
+        return self.pool, self.pool_stride or self.pool, self.pool_padding
 
     def layers(self) -> list[tuple[int, int, int, int]]:
         """(channels, kernel, stride, padding) per convolution."""
@@ -59,18 +78,25 @@ class ConvStem(BlockSpec):
         ps = per(self.padding) if self.padding is not None else [k // 2 for k in ks]
         return list(zip(self.channels, ks, ss, ps))
 
+    def pooled(self, h: int, w: int) -> tuple[int, int]:
+        """A map's size after the max-pool (unchanged without one)."""
+        pool = self.pooling()
+        return (h, w) if pool is None else (conv_out(h, *pool), conv_out(w, *pool))
+
     def walk(self, x: Shape):
         c, h, w = x.dims
         for i, (cout, k, s, p) in enumerate(self.layers()):
             oh, ow = conv_out(h, k, s, p), conv_out(w, k, s, p)
             need(oh > 0 and ow > 0, f"convolution {i} (kernel {k}, stride {s}) gets a {h}×{w} map, too small")
             yield c, cout, k, h, w, oh, ow
-            c, h, w = cout, oh, ow
+            c, (h, w) = cout, self.pooled(oh, ow)
+            need(h > 0 and w > 0, f"max-pool {i} (kernel {self.pool}) gets a {oh}×{ow} map, too small",
+                 "use a larger input, or fewer or less strided convolutions")
 
     def infer(self, x: Shape) -> Shape:
         out = x
         for _, cout, _, _, _, oh, ow in self.walk(x):
-            out = Shape.image(cout, oh, ow)
+            out = Shape.image(cout, *self.pooled(oh, ow))
         return out
 
     def count_params(self, x: Shape) -> int:
@@ -87,7 +113,8 @@ class ConvStem(BlockSpec):
     def build(self, x: Shape):
         from .modules.conv import ConvStack
 
-        return ConvStack(x.features, self.layers(), self.bias, self.norm, self.act, self.last_act)
+        return ConvStack(x.features, self.layers(), self.bias, self.norm, self.act, self.last_act,
+                         pool=self.pooling(), init=self.init)
 
 
 @register

@@ -20,7 +20,9 @@ class Patchify(BlockSpec):
     rows and columns dropped. Tokens that carry a 2-D patch grid and no special tokens are folded back
     into that map first (T2T's soft split). Without ``dim`` the raw patch vectors are the tokens.
 
-    Output: tokens in row-major patch order, with the patch grid recorded for later blocks.
+    Output: tokens in row-major patch order, with the patch grid recorded for later blocks. Without
+    ``dim`` there is no projection: ``patch: 1`` then just flattens a feature map into one token per
+    position (``b c h w -> b (h w) c``, as CCT's tokenizer).
     """
 
     block = "patchify"
@@ -102,10 +104,9 @@ class Patchify(BlockSpec):
         return Shape.tokens(gh * gw, self.width(x), grid=(gh, gw))
 
     def count_params(self, x: Shape) -> int:
-        p = self.patch_dim(x)
-        if self.dim is None:
-            return norm_params(self.pre_norm, p)
-        return norm_params(self.pre_norm, p) + linear_params(p, self.dim, self.bias) + norm_params(self.post_norm, self.dim)
+        p, d = self.patch_dim(x), self.width(x)
+        proj = linear_params(p, d, self.bias) if self.dim is not None else 0
+        return norm_params(self.pre_norm, p) + proj + norm_params(self.post_norm, d)
 
     def flops(self, x: Shape) -> int:
         if self.dim is None:
@@ -131,11 +132,14 @@ class Patchify(BlockSpec):
 
 @register
 class PosEmbed(BlockSpec):
-    """Add position information to tokens: a learned table, or fixed 2-D sine-cosine features.
+    """Add position information to tokens: a learned table, or fixed sine-cosine features.
 
     ``learned`` covers every token that reaches it (put it after ``tokens`` to give the cls token a
     position too, as ViT does). ``sincos2d`` needs the patch grid and no leading special tokens; it is
-    computed, not learned, and is not part of the state_dict.
+    computed, not learned, and is not part of the state_dict. ``sincos1d`` is the 1-D sinusoid of
+    the sequence position (CCT's 'sine'), covering every token; it is kept in the state_dict, as a
+    frozen parameter or a buffer (``store``). ``none`` adds nothing (only the dropout runs), so a
+    parameter can switch positions off.
     """
 
     block = "pos-embed"
@@ -143,13 +147,22 @@ class PosEmbed(BlockSpec):
     shorthand = "kind"
     family = "embedding"
 
-    kind: Literal["learned", "sincos2d"] = Field("learned", description="learned: a trained (N, D) table covering every token; "
-                                                 "sincos2d: fixed sine-cosine features of the patch row and column.")
-    temperature: float = Field(10000.0, gt=0, description="sincos2d: base of the frequencies.")
+    kind: Literal["learned", "sincos2d", "sincos1d", "none"] = Field(
+        "learned", description="learned: a trained (N, D) table covering every token; "
+                               "sincos2d: fixed sine-cosine features of the patch row and column; "
+                               "sincos1d: fixed sin/cos of the token index (even features sin, odd cos); "
+                               "none: no positions.")
+    temperature: float = Field(10000.0, gt=0, description="sincos2d, sincos1d: base of the frequencies.")
     init_std: float = Field(0.02, gt=0, description="learned: standard deviation of the normal initialisation.")
     dropout: float = Field(0.0, ge=0, lt=1, description="Dropout on the tokens after the addition.")
     unused_rows: NonNegativeInt = Field(0, description="learned: extra table rows after the used ones, never "
                                         "added (vit-pytorch's PatchMerger ViT allocates n+1 rows for n patches).")
+    init: Literal["normal", "trunc_normal"] = Field(
+        "normal", description="learned: initial distribution, normal or truncated normal (at ±2, as "
+                              "torch's trunc_normal_), with standard deviation init_std.")
+    store: Literal["parameter", "buffer"] = Field(
+        "parameter", description="sincos1d: keep the table as a frozen parameter (counted among the "
+                                 "parameters, as CCT) or as a buffer (CCT-3D).")
 
     @model_validator(mode="after")
     def _rows_need_a_table(self):
@@ -168,16 +181,23 @@ class PosEmbed(BlockSpec):
         return x
 
     def count_params(self, x: Shape) -> int:
-        return (x.numel + self.unused_rows * x.features) if self.kind == "learned" else 0
+        frozen = self.kind == "sincos1d" and self.store == "parameter"
+        table = self.kind == "learned" or frozen
+        return (x.numel + self.unused_rows * x.features) if table else 0
 
     def pattern(self, x: Shape) -> str:
         return self.kind
 
     def build(self, x: Shape):
-        from .modules.embed import LearnedPositions, SinCos2dPositions
+        from .modules.embed import LearnedPositions, NoPositions, SinCos1dPositions, SinCos2dPositions
 
         if self.kind == "learned":
-            return LearnedPositions(*x.dims, init_std=self.init_std, dropout=self.dropout, unused_rows=self.unused_rows)
+            return LearnedPositions(*x.dims, init_std=self.init_std, dropout=self.dropout, init=self.init,
+                                    unused_rows=self.unused_rows)
+        if self.kind == "sincos1d":
+            return SinCos1dPositions(*x.dims, self.temperature, self.store, dropout=self.dropout)
+        if self.kind == "none":
+            return NoPositions(self.dropout)
         return SinCos2dPositions(x.grid, x.features, self.temperature, dropout=self.dropout)
 
 

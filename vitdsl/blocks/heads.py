@@ -35,15 +35,18 @@ class Norm(BlockSpec):
 
 @register
 class Pool(BlockSpec):
-    """Reduce tokens or a feature map to one vector: the first (cls) token, or the mean."""
+    """Reduce tokens or a feature map to one vector: the first (cls) token, the mean, or a learned
+    weighted sum (``seq``: CCT's sequence pooling, softmax over positions of a Linear(D → 1) score)."""
 
     block = "pool"
     takes = ("tokens", "image")
     shorthand = "mode"
     family = "head"
 
-    mode: Literal["cls", "mean"] = Field("mean", description="cls: the first token; mean: the average of "
-                                         "all tokens (or of all positions of a map).")
+    mode: Literal["cls", "mean", "seq"] = Field(
+        "mean", description="cls: the first token; mean: the average of all tokens (or of all positions "
+                            "of a map); seq: the sum of all tokens (positions) weighted by a softmax over "
+                            "a learned linear score of each.")
 
     def infer(self, x: Shape) -> Shape:
         if self.mode == "cls":
@@ -53,13 +56,20 @@ class Pool(BlockSpec):
                  "add '- tokens: {cls: 1}' after patchify, or use pool: mean")
         return Shape.vector(x.features)
 
+    def count_params(self, x: Shape) -> int:
+        return linear_params(x.features, 1) if self.mode == "seq" else 0
+
+    def flops(self, x: Shape) -> int:
+        # the score (D → 1) and the weighted sum, each a product over positions × features
+        return 4 * x.numel if self.mode == "seq" else 0
+
     def pattern(self, x: Shape) -> str:
         return self.mode
 
     def build(self, x: Shape):
         from .modules.heads import Pool
 
-        return Pool(self.mode, x.kind)
+        return Pool(self.mode, x.kind, x.features)
 
 
 @register

@@ -8,12 +8,13 @@ from .common import DropPath, make_act
 
 class ConvNormAct(nn.Module):
     def __init__(self, cin: int, cout: int, kernel: int, stride: int, padding: int, bias: bool, norm: str,
-                 act: str, groups: int = 1):
+                 act: str, groups: int = 1, pool: tuple[int, int, int] | None = None):
         super().__init__()
         self.conv = nn.Conv2d(cin, cout, kernel, stride, padding, groups=groups, bias=bias)
         self.norm = {"none": None, "batch": nn.BatchNorm2d(cout) if norm == "batch" else None,
                      "layer": ChannelLayerNorm(cout) if norm == "layer" else None}[norm]
         self.act = make_act(act)
+        self.pool = nn.MaxPool2d(*pool) if pool is not None else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.conv(x)
@@ -21,6 +22,8 @@ class ConvNormAct(nn.Module):
             x = self.norm(x)
         if self.act is not None:
             x = self.act(x)
+        if self.pool is not None:
+            x = self.pool(x)
         return x
 
 
@@ -32,12 +35,16 @@ class ChannelLayerNorm(nn.LayerNorm):
 
 
 class ConvStack(nn.Sequential):
-    def __init__(self, cin: int, layers, bias: bool, norm: str, act: str, last_act: bool):
+    def __init__(self, cin: int, layers, bias: bool, norm: str, act: str, last_act: bool,
+                 pool: tuple[int, int, int] | None = None, init: str = "default"):
         mods = []
         for i, (cout, k, s, p) in enumerate(layers):
             last = i == len(layers) - 1
             keep = last_act or not last
-            mods.append(ConvNormAct(cin, cout, k, s, p, bias, norm if keep else "none", act if keep else "none"))
+            mods.append(ConvNormAct(cin, cout, k, s, p, bias, norm if keep else "none", act if keep else "none",
+                                    pool=pool))
+            if init == "kaiming":
+                nn.init.kaiming_normal_(mods[-1].conv.weight)
             cin = cout
         super().__init__(*mods)
 

@@ -17,7 +17,7 @@ class Patchify(nn.Module):
         patch_dim = channels * (5 if shift else 1) * patch[0] * patch[1]
         self.pre_norm = make_norm(pre_norm, patch_dim)
         self.proj = nn.Linear(patch_dim, dim, bias=bias) if dim is not None else None
-        self.post_norm = make_norm(post_norm, dim) if dim is not None else None
+        self.post_norm = make_norm(post_norm, dim if dim is not None else patch_dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.grid is not None:  # tokens (B, N, C) on a grid: fold back into the map
@@ -47,9 +47,11 @@ class Patchify(nn.Module):
 
 
 class LearnedPositions(nn.Module):
-    def __init__(self, n: int, dim: int, init_std: float, dropout: float, unused_rows: int = 0):
+    def __init__(self, n: int, dim: int, init_std: float, dropout: float, init: str = "normal", unused_rows: int = 0):
         super().__init__()
         self.pos = nn.Parameter(torch.randn(n + unused_rows, dim) * init_std)
+        if init == "trunc_normal":
+            nn.init.trunc_normal_(self.pos, std=init_std)
         self.drop = nn.Dropout(dropout) if dropout > 0 else None
         self.used = n if unused_rows else None
 
@@ -76,6 +78,43 @@ class SinCos2dPositions(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x + self.pos.to(x.dtype)
+        return self.drop(x) if self.drop is not None else x
+
+
+def sincos_1d(n: int, dim: int, temperature: float) -> torch.Tensor:
+    """(n, dim): p / T^(2·(i // 2) / dim), sin on even features, cos on odd ones.
+
+    The angles are rounded to float32 before sin/cos, as CCT computes them, so the table is bit-equal.
+    """
+    p = torch.arange(n, dtype=torch.float64)[:, None]
+    i = torch.arange(dim, dtype=torch.float64)[None, :]
+    angle = (p / temperature ** (2 * torch.div(i, 2, rounding_mode="floor") / dim)).float()
+    return torch.where(torch.arange(dim) % 2 == 0, angle.sin(), angle.cos())
+
+
+class SinCos1dPositions(nn.Module):
+    def __init__(self, n: int, dim: int, temperature: float, store: str, dropout: float):
+        super().__init__()
+        table = sincos_1d(n, dim, temperature)
+        if store == "parameter":
+            self.pos = nn.Parameter(table, requires_grad=False)
+        else:
+            self.register_buffer("pos", table)
+        self.drop = nn.Dropout(dropout) if dropout > 0 else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.pos.to(x.dtype)
+        return self.drop(x) if self.drop is not None else x
+
+
+class NoPositions(nn.Module):
+    """Positions switched off; only the dropout that follows them remains."""
+
+    def __init__(self, dropout: float):
+        super().__init__()
+        self.drop = nn.Dropout(dropout) if dropout > 0 else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.drop(x) if self.drop is not None else x
 
 

@@ -7,11 +7,17 @@ from .common import make_norm
 
 
 class Pool(nn.Module):
-    def __init__(self, mode: str, kind: str):
+    def __init__(self, mode: str, kind: str, dim: int | None = None):
         super().__init__()
         self.mode, self.kind = mode, kind
+        self.score = nn.Linear(dim, 1) if mode == "seq" else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.score is not None:
+            if self.kind == "image":
+                x = x.flatten(2).transpose(1, 2)
+            weights = self.score(x).squeeze(-1).softmax(dim=1)
+            return (weights.unsqueeze(1) @ x).squeeze(1)
         if self.kind == "image":
             return x.mean(dim=(2, 3))
         return x[:, 0] if self.mode == "cls" else x.mean(dim=1)
