@@ -23,16 +23,16 @@ class SamplingAttn(GlobalAttn):
     """Global self-attention that then keeps only the tokens its class token finds important
     (adaptive token sampling, vit-pytorch's ``ats_vit``).
 
-    When more than ``samples`` tokens follow the class token, each one is scored by the class
-    token's attention to it times the norm of its value, summed over heads; ``samples`` tokens are
-    drawn from these scores with Gumbel-max (random in eval mode too), and only the class token and
-    the distinct drawn tokens — at most ``samples`` — go on: their rows of attention, output and
-    residual. Images that keep fewer tokens than the batch's most are padded on the right; padding
-    is masked out of this and every later ``sampling-attn``'s attention. Only ``sampling-attn``,
-    per-token blocks (``mlp``, ``norm``), ``pool: cls`` and ``token-ids`` honour that padding: a
-    ``global-attn`` or ``pool: mean`` after it would attend to or average the padding rows.
-    The token count it gives is an upper bound (class token + ``samples``); a model with it cannot
-    be captured by ``torch.export`` (the kept count is data-dependent).
+    When more than ``samples`` tokens (padding rows included) follow the class token, each one is
+    scored by the class token's attention to it times the norm of its value, summed over heads;
+    ``samples`` tokens are drawn from these scores with Gumbel-max (random in eval mode too), and
+    only the class token and the distinct drawn tokens — at most ``samples`` — go on: their rows of
+    attention, output and residual. Images that keep fewer tokens than the batch's most are padded
+    on the right; padding is masked out of this and every later ``sampling-attn``'s attention. Only
+    ``sampling-attn``, per-token blocks (``mlp``, ``norm``), ``pool: cls`` and ``token-ids`` honour
+    that padding: a ``global-attn`` or ``pool: mean`` after it would attend to or average the
+    padding rows. The token count it gives is an upper bound (class token + ``samples``); a model
+    with it cannot be captured by ``torch.export`` (the kept count is data-dependent).
     """
 
     block = "sampling-attn"
@@ -79,10 +79,10 @@ class SamplingAttn(GlobalAttn):
 
 @register
 class TokenIds(BlockSpec):
-    """Which tokens are left: for each token after the leading special tokens, its index among the
-    tokens after the special tokens of the sequence that entered the first ``sampling-attn``
-    (with one class token: its patch index); −1 on padding. Gives integers (B, ≤N − prefix), an
-    output of the network (``output: [head, token_ids]``), not features."""
+    """Which tokens are left after token sampling: for each token after the leading special tokens,
+    the index it had among the non-special tokens before the first ``sampling-attn`` (with a single
+    class token: its patch index), or −1 on padding. Gives integers (B, ≤N − prefix): an output of
+    the network (``output: [head, token_ids]``), not features for later blocks."""
 
     block = "token-ids"
     takes = ("tokens",)
