@@ -39,7 +39,9 @@ class PaddedTokens(torch.Tensor):
         kwargs = kwargs or {}
         with torch._C.DisableTorchFunctionSubclass():
             out = func(*args, **kwargs)
-            src = next(a for a in tree_leaves((args, kwargs)) if isinstance(a, PaddedTokens))
+            src = next((a for a in tree_leaves((args, kwargs)) if isinstance(a, PaddedTokens)), None)
+            if src is None:
+                return out
             lead = src.shape[:2]
 
         def keep(t: torch.Tensor) -> torch.Tensor:
