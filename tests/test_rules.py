@@ -1,5 +1,6 @@
 """Each block's shape, parameter and FLOP rules (pure Python, used by `vitdsl validate`) agree with
 its real module traced on the meta device, for every block of every zoo blueprint and variant."""
+import networkx as nx
 import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
@@ -43,7 +44,16 @@ def test_summary_shapes_equal_a_real_forward_pass(name):
     for h in hooks:
         h.remove()
     summary = vitdsl.summary(model)
-    assert {r.path: r.output for r in summary.rows} == seen
+    # after a block whose token count depends on the data, the summary's sizes are upper bounds
+    graph = vitdsl.validate(name)
+    bounded = {d for node, _, _ in graph if node.spec.data_dependent
+               for d in {node.path} | nx.descendants(graph.nx, node.path)}
+    assert {r.path for r in summary.rows} == set(seen)
+    for r in summary.rows:
+        if r.path in bounded:
+            assert len(r.output) == len(seen[r.path]) and all(a <= b for a, b in zip(seen[r.path], r.output)), r.path
+        else:
+            assert r.output == seen[r.path], r.path
     assert summary.total_params == sum(p.numel() for p in model.parameters())
 
 

@@ -46,6 +46,7 @@ class BlockSpec(BaseModel):
     arity: ClassVar[tuple[int, int | None]] = (1, 1)  # min and max number of inputs (None: any)
     shorthand: ClassVar[str | None] = None  # field set by `- block: value`
     family: ClassVar[str] = "misc"  # groups the docs
+    data_dependent: ClassVar[bool] = False  # its token count is an upper bound: the real one depends on the data
 
     # -- the rules, all without torch ---------------------------------------------------------
     def infer(self, *inputs: Shape) -> Shape:
