@@ -174,3 +174,11 @@ layers:
                                "leads the sequence (input here: tokens 64×32)")
     assert e.value.hint == "add '- tokens: {cls: 1}' before it"
     assert e.value.path == "sampling_attn"
+
+
+def test_sampling_attn_refuses_attention_options_it_would_ignore():
+    from vitdsl.blocks.token_sampling import SamplingAttn
+
+    with pytest.raises(ValueError, match="sampling-attn scores plain softmax attention; it takes no head_mix, "
+                                         "memories"):
+        SamplingAttn(samples=4, head_mix="talking", memories=2)

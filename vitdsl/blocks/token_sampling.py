@@ -9,7 +9,7 @@ rows are padded on the right, and the padding mask travels with the tokens to la
 """
 from __future__ import annotations
 
-from pydantic import Field, PositiveInt
+from pydantic import Field, PositiveInt, model_validator
 
 from .attention import GlobalAttn
 from .base import BlockSpec, need, register
@@ -42,6 +42,14 @@ class SamplingAttn(GlobalAttn):
 
     samples: PositiveInt = Field(description="Gumbel-max draws K: when more than K tokens follow the class "
                                  "token, keep the class token and the distinct drawn tokens (at most K).")
+
+    @model_validator(mode="after")
+    def _plain_attention(self):
+        fancy = [f for f in ("head_mix", "memories", "task_tokens", "temperature", "mask_self", "over")
+                 if getattr(self, f) != type(self).model_fields[f].default]
+        if fancy:
+            raise ValueError(f"sampling-attn scores plain softmax attention; it takes no {', '.join(fancy)}")
+        return self
 
     def samples_tokens(self, x: Shape) -> bool:
         return x.dims[0] - 1 > self.samples
