@@ -8,7 +8,9 @@ index can address our nested ``stages.S.blocks.I``). Tensors whose shapes differ
 singleton dimensions (Linear (o, i) vs 1×1 conv (o, i, 1, 1), (1, n, d) vs (n, d)) are reshaped.
 A template may mark a part: ``qkv[1].`` sends the tensor to ``qkv.`` as the second block of a
 concatenation along the first dimension (a reference with separate ``to_q`` and ``to_kv`` filling
-our fused ``qkv``). Any reference tensor without a home, or any of ours left unfilled, is an error.
+our fused ``qkv``); scalar parts (BatchNorm's ``num_batches_tracked``) must agree and are kept once.
+A template of ``None`` drops the tensor: for buffers the blueprint computes itself (index tables).
+Any other reference tensor without a home, or any of ours left unfilled, is an error.
 """
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ from torch import nn
 
 from ..errors import VitdslError
 
-Rule = tuple[str, str]
+Rule = tuple[str, str | None]
 
 
 def _squeezed(shape: Iterable[int]) -> tuple[int, ...]:
@@ -41,10 +43,13 @@ def _ordinals(keys: list[str], patterns: dict[str, str]) -> dict[str, list[str]]
 
 
 def rewrite(key: str, rules: list[Rule], ordinals: dict[str, list[str]]) -> str | None:
+    """Our key for ``key``: None when no rule matches, "" when the matching rule drops it."""
     for pattern, template in rules:
         m = re.match(pattern, key)
         if not m:
             continue
+        if template is None:
+            return ""
         head = m.expand(template)
 
         def ordinal(t: re.Match) -> str:
@@ -76,6 +81,8 @@ def import_state_dict(model: nn.Module, reference: dict[str, torch.Tensor], rule
         if target is None:
             problems.append(f"{source} tensor '{key}' {tuple(tensor.shape)} matches no rule")
             continue
+        if target == "":
+            continue
         part = PART.match(target)
         if part:
             target = part.group(1) + part.group(3)
@@ -103,6 +110,12 @@ def import_state_dict(model: nn.Module, reference: dict[str, torch.Tensor], rule
             problems.append(f"'{target}' gets parts {sorted(slots)}, not 0..{len(slots) - 1}")
             continue
         pieces = [reference[k].detach() for k in keys]
+        if all(p.dim() == 0 for p in pieces):
+            if any(not torch.equal(p, pieces[0]) for p in pieces):
+                problems.append(f"scalar parts {keys} of '{target}' differ")
+                continue
+            joined[target] = pieces[0]
+            continue
         if len({p.shape[1:] for p in pieces}) != 1:
             problems.append(f"parts {keys} of '{target}' differ in shape beyond the first dimension")
             continue
@@ -119,7 +132,7 @@ def import_state_dict(model: nn.Module, reference: dict[str, torch.Tensor], rule
         shown = "\n  ".join(problems[:12]) + (f"\n  ... and {len(problems) - 12} more" if len(problems) > 12 else "")
         raise VitdslError(f"cannot import weights ({len(problems)} problem(s)):\n  {shown}",
                           hint="the blueprint and the reference must describe the same architecture")
-    new_state = {t: v.detach() for k, v in reference.items() if (t := mapping[k]) not in parts}
+    new_state = {t: v.detach() for k, v in reference.items() if k in mapping and (t := mapping[k]) not in parts}
     new_state.update(joined)
     model.load_state_dict({k: v.reshape(ours[k].shape) for k, v in new_state.items()}, strict=True)
     return mapping

@@ -1,0 +1,144 @@
+"""Attention over (B, C, H, W) feature maps with convolutional q/k/v projections."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .attention import _explicit, _recorder
+from .common import DropPath, make_act
+from .conv import ChannelLayerNorm
+
+
+class ChannelRMSNorm(nn.RMSNorm):
+    """RMSNorm over the channels of (B, C, H, W)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+
+
+def map_norm(kind: str, dim: int) -> nn.Module:
+    """A norm over the channels of each position of a feature map."""
+    if kind == "batch":
+        return nn.BatchNorm2d(dim)
+    if kind == "rms":
+        return ChannelRMSNorm(dim)
+    return ChannelLayerNorm(dim, bias=kind != "layer-nobias")
+
+
+class ConvProjection(nn.Module):
+    """pointwise: 1×1 conv; pointwise-bn: 1×1 conv → BN; separable: depthwise k×k → BN → 1×1 conv."""
+
+    def __init__(self, cin: int, cout: int, kind: str, kernel: int, stride: int, bias: bool):
+        super().__init__()
+        if kind == "separable":
+            self.dw = nn.Conv2d(cin, cin, kernel, stride, kernel // 2, groups=cin, bias=bias)
+            self.norm = nn.BatchNorm2d(cin)
+            self.conv = nn.Conv2d(cin, cout, 1, bias=bias)
+        else:
+            self.dw = None
+            self.conv = nn.Conv2d(cin, cout, 1, stride, bias=bias)
+            self.norm = nn.BatchNorm2d(cout) if kind == "pointwise-bn" else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.dw is not None:
+            return self.conv(self.norm(self.dw(x)))
+        x = self.conv(x)
+        return self.norm(x) if self.norm is not None else x
+
+
+def distance_index(h: int, w: int, q_stride: int, kv_stride: int) -> torch.Tensor:
+    """(queries, keys) index |Δrow|·w + |Δcol| into an (h·w)-row table, positions in input coordinates."""
+    def grid(s: int) -> torch.Tensor:
+        rows, cols = torch.arange(0, h, s), torch.arange(0, w, s)
+        return torch.stack(torch.meshgrid(rows, cols, indexing="ij"), dim=-1).reshape(-1, 2)
+
+    rel = (grid(q_stride)[:, None] - grid(kv_stride)[None]).abs()
+    return rel[..., 0] * w + rel[..., 1]
+
+
+class ConvAttention(nn.Module):
+    """``x + drop_path(γ · out(attend(q(x), kv(x))))`` on feature maps, with the placement options of
+    ``MixerSpec`` (norm over channels; no residual when the block changes the map)."""
+
+    def __init__(self, dim: int, dim_out: int, heads: int, dim_head: int, dim_value: int, proj: str,
+                 proj_kernel: int, q_stride: int, kv_stride: int, qkv_bias: bool, out_bias: bool,
+                 project_out: bool, attn_dropout: float, dropout: float, pos_bias_map: tuple[int, int] | None,
+                 out_act: str, out_norm: str, norm: str, norm_type: str, residual: bool,
+                 layer_scale: float | None, drop_path: float):
+        super().__init__()
+        self.norm_position = norm
+        self.norm = map_norm(norm_type, dim if norm == "pre" else dim_out) if norm != "none" else None
+        self.heads, self.dim_head, self.dim_value = heads, dim_head, dim_value
+        self.scale = dim_head ** -0.5
+        self.attn_dropout = attn_dropout
+        self.q = ConvProjection(dim, heads * dim_head, proj, proj_kernel, q_stride, qkv_bias)
+        self.kv = ConvProjection(dim, heads * (dim_head + dim_value), proj, proj_kernel, kv_stride, qkv_bias)
+        if pos_bias_map is not None:
+            h, w = pos_bias_map
+            self.pos_bias = nn.Embedding(h * w, heads)
+            self.register_buffer("pos_index", distance_index(h, w, q_stride, kv_stride), persistent=False)
+        else:
+            self.pos_bias = None
+        self.out_act = make_act(out_act)
+        self.out = nn.Conv2d(heads * dim_value, dim_out, 1, bias=out_bias) if project_out else None
+        self.out_norm = nn.BatchNorm2d(dim_out) if out_norm != "none" else None
+        if out_norm == "batch-zero":
+            nn.init.zeros_(self.out_norm.weight)
+        self.out_drop = nn.Dropout(dropout) if dropout > 0 else None
+        self.residual = residual
+        self.gamma = nn.Parameter(torch.full((dim_out,), float(layer_scale))) if layer_scale is not None else None
+        self.drop_path = DropPath(drop_path) if drop_path > 0 else None
+
+    def bias(self) -> torch.Tensor | None:
+        if self.pos_bias is None:
+            return None
+        # vit-pytorch's LeViT divides the table by the logit scale, i.e. multiplies it by √dim_head
+        return self.pos_bias(self.pos_index).permute(2, 0, 1) * self.dim_head ** 0.5
+
+    def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        bias = self.bias()
+        # as in Attention.attend: SDPA, except with a bias on CPU (its math fallback is slower) and
+        # while maps are recorded or FLOPs counted
+        if not _explicit[0] and (bias is None or q.device.type != "cpu"):
+            p = self.attn_dropout if self.training else 0.0
+            return F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=p)
+        sim = (q * self.scale) @ k.transpose(-2, -1)
+        if bias is not None:
+            sim = sim + bias
+        attn = sim.softmax(dim=-1)
+        if _recorder[0] is not None:
+            _recorder[0](self, attn)
+        attn = F.dropout(attn, self.attn_dropout, self.training)
+        return attn @ v
+
+    def mix(self, x: torch.Tensor) -> torch.Tensor:
+        b, h, dk, dv = x.shape[0], self.heads, self.dim_head, self.dim_value
+        q, kv = self.q(x), self.kv(x)
+        qh, qw = q.shape[-2:]
+        # channels are (heads, width): b (h d) y x -> b h (y x) d
+        q = q.reshape(b, h, dk, qh * qw).transpose(-2, -1)
+        k = kv[:, :h * dk].reshape(b, h, dk, -1).transpose(-2, -1)
+        v = kv[:, h * dk:].reshape(b, h, dv, -1).transpose(-2, -1)
+        out = self.attend(q, k, v).transpose(-2, -1).reshape(b, h * dv, qh, qw)
+        if self.out_act is not None:
+            out = self.out_act(out)
+        if self.out is not None:
+            out = self.out(out)
+        if self.out_norm is not None:
+            out = self.out_norm(out)
+        if self.out_drop is not None:
+            out = self.out_drop(out)
+        return out
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.mix(self.norm(x) if self.norm_position == "pre" else x)
+        if self.gamma is not None:
+            y = y * self.gamma[:, None, None]
+        if self.drop_path is not None:
+            y = self.drop_path(y)
+        if self.residual:
+            y = y + x
+        if self.norm_position == "post":
+            y = self.norm(y)
+        return y
