@@ -8,7 +8,9 @@ index can address our nested ``stages.S.blocks.I``). Tensors whose shapes differ
 singleton dimensions (Linear (o, i) vs 1×1 conv (o, i, 1, 1), (1, n, d) vs (n, d)) are reshaped.
 A template may mark a part: ``qkv[1].`` sends the tensor to ``qkv.`` as the second block of a
 concatenation along the first dimension (a reference with separate ``to_q`` and ``to_kv`` filling
-our fused ``qkv``). Any reference tensor without a home, or any of ours left unfilled, is an error.
+our fused ``qkv``). A rule whose template is ``None`` drops the tensor, which must be all zeros: a
+constant the blueprint does not store (vit-pytorch's bias-free LayerNorm keeps its bias as a zero
+buffer). Any other reference tensor without a home, or any of ours left unfilled, is an error.
 """
 from __future__ import annotations
 
@@ -20,7 +22,8 @@ from torch import nn
 
 from ..errors import VitdslError
 
-Rule = tuple[str, str]
+Rule = tuple[str, str | None]
+DROP = "\x00drop"  # what rewrite answers for a rule that drops the tensor (no key contains NUL)
 
 
 def _squeezed(shape: Iterable[int]) -> tuple[int, ...]:
@@ -45,6 +48,8 @@ def rewrite(key: str, rules: list[Rule], ordinals: dict[str, list[str]]) -> str 
         m = re.match(pattern, key)
         if not m:
             continue
+        if template is None:
+            return DROP
         head = m.expand(template)
 
         def ordinal(t: re.Match) -> str:
@@ -75,6 +80,10 @@ def import_state_dict(model: nn.Module, reference: dict[str, torch.Tensor], rule
         target = rewrite(key, rules, table)
         if target is None:
             problems.append(f"{source} tensor '{key}' {tuple(tensor.shape)} matches no rule")
+            continue
+        if target == DROP:
+            if tensor.count_nonzero():
+                problems.append(f"{source} tensor '{key}' is dropped as a constant zero, but it is not zero")
             continue
         part = PART.match(target)
         if part:
@@ -119,7 +128,7 @@ def import_state_dict(model: nn.Module, reference: dict[str, torch.Tensor], rule
         shown = "\n  ".join(problems[:12]) + (f"\n  ... and {len(problems) - 12} more" if len(problems) > 12 else "")
         raise VitdslError(f"cannot import weights ({len(problems)} problem(s)):\n  {shown}",
                           hint="the blueprint and the reference must describe the same architecture")
-    new_state = {t: v.detach() for k, v in reference.items() if (t := mapping[k]) not in parts}
+    new_state = {t: v.detach() for k, v in reference.items() if (t := mapping.get(k)) and t not in parts}
     new_state.update(joined)
     model.load_state_dict({k: v.reshape(ours[k].shape) for k, v in new_state.items()}, strict=True)
     return mapping
