@@ -15,7 +15,7 @@ class Norm(BlockSpec):
     position of a feature map."""
 
     block = "norm"
-    takes = ("tokens", "image", "vector")
+    takes = ("tokens", "image", "vector", "packed")
     shorthand = "type"
     family = "misc"
 

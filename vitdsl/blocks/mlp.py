@@ -17,7 +17,7 @@ class MLP(MixerSpec):
     """
 
     block = "mlp"
-    takes = ("tokens", "image", "vector")
+    takes = ("tokens", "image", "vector", "packed")
     family = "mlp"
 
     hidden: PositiveInt | None = Field(None, description="Hidden width. When unset: mult × width.")

@@ -5,15 +5,22 @@ Kinds: ``image`` (C, H, W) for pixels and feature maps, ``volume`` (C, T, H, W) 
 remember the spatial ``grid`` of their patch tokens and how many special tokens (``prefix``, e.g. the
 cls token) lead the sequence, so blocks that need a grid (sincos positions, local attention) can
 check for one before any weight exists.
+
+Two kinds describe variable-size inputs (NaViT): ``images`` (C, H, W) is a batch of samples, each a
+list of images of any size up to H×W; ``packed`` (N, D) is their tokens packed per sample into one
+padded sequence, which carries its layout (which image each token belongs to, its patch row and
+column) at run time (``blocks.modules.packed.PackedTokens``). N is the token count of one image of
+the maximum size, which is what the shape rules and the summary trace.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Literal
 
-Kind = Literal["image", "volume", "tokens", "vector"]
-KINDS: tuple[str, ...] = ("image", "volume", "tokens", "vector")
-RANK = {"image": 3, "volume": 4, "tokens": 2, "vector": 1}
+Kind = Literal["image", "volume", "tokens", "vector", "images", "packed"]
+KINDS: tuple[str, ...] = ("image", "volume", "tokens", "vector", "images", "packed")
+RANK = {"image": 3, "volume": 4, "tokens": 2, "vector": 1, "images": 3, "packed": 2}
+CHANNELS_FIRST = ("image", "volume", "images")  # kinds whose first size is channels and the rest spatial
 
 
 @dataclass(frozen=True)
@@ -44,11 +51,11 @@ class Shape:
     @property
     def features(self) -> int:
         """Channels of a map, width of a token or vector."""
-        return self.dims[0] if self.kind in ("image", "volume") else self.dims[-1]
+        return self.dims[0] if self.kind in CHANNELS_FIRST else self.dims[-1]
 
     @property
     def spatial(self) -> tuple[int, ...]:
-        return self.dims[1:] if self.kind in ("image", "volume") else ()
+        return self.dims[1:] if self.kind in CHANNELS_FIRST else ()
 
     @property
     def numel(self) -> int:
@@ -58,7 +65,7 @@ class Shape:
         return n
 
     def with_features(self, d: int) -> "Shape":
-        if self.kind in ("image", "volume"):
+        if self.kind in CHANNELS_FIRST:
             return Shape(self.kind, (d, *self.dims[1:]))
         return Shape(self.kind, (*self.dims[:-1], d), self.grid, self.prefix)
 

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
 from .source import SourceMap
 
-Kind = Literal["image", "volume", "tokens", "vector"]
+Kind = Literal["image", "volume", "tokens", "vector", "images"]
 
 
 class Blueprint(BaseModel):
@@ -27,7 +27,8 @@ class Blueprint(BaseModel):
     paper: str | None = Field(None, description="The paper this blueprint follows.")
     input: dict[Kind, list[Any]] = Field(
         description="The input tensor without batch dimension, by kind: image [C, H, W], "
-                    "volume [C, T, H, W], tokens [N, D] or vector [D]. Values may be $params.")
+                    "volume [C, T, H, W], tokens [N, D] or vector [D]; images [C, H, W] for lists of "
+                    "images of any size up to H×W (packed by patchify-packed). Values may be $params.")
     params: dict[str, Any] = Field(default_factory=dict,
                                    description="Named values that layers refer to as $name.")
     variants: dict[str, dict[str, Any]] = Field(

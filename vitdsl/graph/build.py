@@ -24,6 +24,10 @@ FIXES = {
     ("vector", "image"): "this block needs a feature map: move it before the pool",
     ("tokens", "image"): "this block works on feature maps; it cannot follow a token sequence",
     ("volume", "image"): "this block works on 2-D maps; the input is a video volume",
+    ("packed", "tokens"): "these tokens pack several images per sample: only token-wise blocks (mlp, norm) "
+                          "and the packed blocks (factorized-pos, packed-attn, attn-pool) take them",
+    ("images", "image"): "images of varying sizes must be packed first: '- patchify-packed: {patch: ..., dim: ...}'",
+    ("images", "tokens"): "images of varying sizes must be packed first: '- patchify-packed: {patch: ..., dim: ...}'",
 }
 
 
@@ -137,7 +141,7 @@ def _shapes(g: nx.DiGraph, order: list[str], src: Shape, *, explain: bool = True
 
 def valid_input_sizes(g: nx.DiGraph, order: list[str], src: Shape, limit: int = 1024) -> str | None:
     """'input sizes that work: ...' for square images (or the frame size of volumes), by trying each."""
-    if src.kind not in ("image", "volume"):
+    if src.kind not in ("image", "volume", "images"):
         return None
     ok = []
     for s in range(8, limit + 1):

@@ -9,8 +9,10 @@ singleton dimensions (Linear (o, i) vs 1×1 conv (o, i, 1, 1), (1, n, d) vs (n, 
 A template may mark a part: ``qkv[1].`` sends the tensor to ``qkv.`` as the second block of a
 concatenation along the first dimension (a reference with separate ``to_q`` and ``to_kv`` filling
 our fused ``qkv``); scalar parts (BatchNorm's ``num_batches_tracked``) must agree and are kept once.
-A template of ``None`` drops the tensor: for buffers the blueprint computes itself (index tables).
-Any other reference tensor without a home, or any of ours left unfilled, is an error.
+A template of ``None`` (``DERIVED``) drops the tensor: a buffer the blueprint computes itself (index
+tables). ``ZERO`` drops it too but requires it to be all zeros: a constant the blueprint does not store
+(vit-pytorch's bias-free LayerNorm keeps its bias as a zero buffer). Any other reference tensor without
+a home, or any of ours left unfilled, is an error.
 """
 from __future__ import annotations
 
@@ -23,6 +25,9 @@ from torch import nn
 from ..errors import VitdslError
 
 Rule = tuple[str, str | None]
+DERIVED = None
+ZERO = "<zero>"
+DROP = "\x00drop"  # what rewrite answers for a rule that drops the tensor (no key contains NUL)
 
 
 def _squeezed(shape: Iterable[int]) -> tuple[int, ...]:
@@ -43,13 +48,15 @@ def _ordinals(keys: list[str], patterns: dict[str, str]) -> dict[str, list[str]]
 
 
 def rewrite(key: str, rules: list[Rule], ordinals: dict[str, list[str]]) -> str | None:
-    """Our key for ``key``: None when no rule matches, "" when the matching rule drops it."""
+    """Our key for ``key``: None when no rule matches, DROP (+ ZERO) when the matching rule drops it."""
     for pattern, template in rules:
         m = re.match(pattern, key)
         if not m:
             continue
         if template is None:
-            return ""
+            return DROP
+        if template == ZERO:
+            return DROP + ZERO
         head = m.expand(template)
 
         def ordinal(t: re.Match) -> str:
@@ -81,7 +88,9 @@ def import_state_dict(model: nn.Module, reference: dict[str, torch.Tensor], rule
         if target is None:
             problems.append(f"{source} tensor '{key}' {tuple(tensor.shape)} matches no rule")
             continue
-        if target == "":
+        if target.startswith(DROP):
+            if target.endswith(ZERO) and tensor.count_nonzero():
+                problems.append(f"{source} tensor '{key}' is dropped as a constant zero, but it is not zero")
             continue
         part = PART.match(target)
         if part:

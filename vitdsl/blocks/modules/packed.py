@@ -1,0 +1,379 @@
+"""Packed sequences of variable-size images (NaViT, "Patch n' Pack").
+
+A batch is a list of samples, each a list of images (C, h, w) of any size up to the blueprint's
+maximum; a plain (B, C, H, W) tensor is B samples of one image each. ``PackedPatchify`` cuts every
+image into patches and concatenates a sample's patches into one sequence, padded to the longest
+sample. The result is a ``PackedTokens``: an ordinary (B, N, D) tensor that also carries its
+``Packing`` — which image of its sample each token belongs to, which tokens are padding, each
+token's patch row and column, and how many images each sample holds.
+
+The packing rides along with the tensor through token-wise modules (norms, linears, MLPs, residual
+additions: any op whose result keeps the (B, N) leading sizes), so the generic blocks work on packed
+tokens unchanged and the compiler knows nothing about it. The blocks that need it read it:
+``FactorizedPositions`` (row and column of each patch), ``PackedAttention`` (attend within one's
+own image) and ``AttentionPool`` (one query per image).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils.rnn import pad_sequence
+
+from ...errors import ShapeError
+from . import attention as base
+from .embed import Patchify
+
+
+@dataclass(eq=False)
+class Packing:
+    """Where each token of a packed (B, N, D) batch comes from.
+
+    ``ids`` (B, N): the token's image within its sample (0 on padding, as vit-pytorch pads, so that no
+    attention row is empty); ``valid`` (B, N): False on padding; ``pos`` (B, N, 2): patch row and
+    column; ``counts``: images per sample. ``single``: one image per sample and no padding, so no mask
+    is needed.
+    """
+
+    ids: torch.Tensor
+    valid: torch.Tensor
+    pos: torch.Tensor
+    counts: tuple[int, ...]
+    single: bool = False
+    _mask: torch.Tensor | None = field(default=None, repr=False)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return tuple(self.ids.shape)
+
+    def attn_mask(self) -> torch.Tensor | None:
+        """(B, 1, N, N) bool: query and key in the same image, key not padding."""
+        if self.single:
+            return None
+        if self._mask is None:
+            self._mask = (self.ids[:, None, :, None] == self.ids[:, None, None, :]) & self.valid[:, None, None, :]
+        return self._mask
+
+    def pool_mask(self, queries: int) -> torch.Tensor | None:
+        """(B, 1, Q, N) bool: query i sees the tokens of image i of its sample."""
+        if self.single:
+            return None
+        image = torch.arange(queries, device=self.ids.device)
+        return ((image[:, None] == self.ids[:, None, :]) & self.valid[:, None, :])[:, None]
+
+    def real_queries(self, queries: int) -> torch.Tensor:
+        """(B·Q,) bool: which of Q query slots per sample stand for an image."""
+        counts = torch.tensor(self.counts, device=self.ids.device)
+        return (torch.arange(queries, device=self.ids.device)[None, :] < counts[:, None]).flatten()
+
+
+class PackedTokens(torch.Tensor):
+    """A (B, N, D) token tensor with its ``packing``; results of ops on it that keep the leading
+    (B, N) sizes are PackedTokens with the same packing, all others plain tensors."""
+
+    packing: Packing
+
+    @staticmethod
+    def wrap(x: torch.Tensor, packing: Packing) -> "PackedTokens":
+        out = x.as_subclass(PackedTokens)
+        out.packing = packing
+        return out
+
+    @classmethod
+    def __torch_function__(cls, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        packing = _find_packing(args) or _find_packing(kwargs.values())
+        with torch._C.DisableTorchFunctionSubclass():
+            out = func(*args, **kwargs)
+        if func in torch.overrides.get_default_nowrap_functions():
+            return out
+        if isinstance(out, (tuple, list)):
+            return type(out)(_rewrap(o, packing) for o in out)
+        return _rewrap(out, packing)
+
+
+def _find_packing(values) -> Packing | None:
+    for v in values:
+        if isinstance(v, PackedTokens):
+            return v.packing
+        if isinstance(v, (tuple, list)):
+            found = _find_packing(v)
+            if found is not None:
+                return found
+    return None
+
+
+def _rewrap(out, packing: Packing | None):
+    if not isinstance(out, torch.Tensor):
+        return out
+    if packing is not None and out.dim() == 3 and tuple(out.shape[:2]) == packing.size:
+        return PackedTokens.wrap(out, packing)
+    return out.as_subclass(torch.Tensor) if isinstance(out, PackedTokens) else out
+
+
+def unpack(x: torch.Tensor) -> tuple[torch.Tensor, Packing | None]:
+    """The plain tensor and its packing (None for a plain tensor: one image per sample)."""
+    if isinstance(x, PackedTokens):
+        return x.as_subclass(torch.Tensor), x.packing
+    return x, None
+
+
+def grid_positions(gh: int, gw: int, device=None) -> torch.Tensor:
+    """(gh·gw, 2) patch (row, column), row-major."""
+    rows = torch.arange(gh, device=device).repeat_interleave(gw)
+    cols = torch.arange(gw, device=device).repeat(gh)
+    return torch.stack([rows, cols], dim=-1)
+
+
+def group_images(images: list[torch.Tensor], patch: int | tuple[int, int], max_seq_len: int,
+                 token_dropout: float = 0.0) -> list[list[torch.Tensor]]:
+    """Greedily split a flat list of images into samples of at most ``max_seq_len`` tokens, in order
+    (vit-pytorch's ``group_images_by_max_seq_len``; with token dropout, an image counts the tokens it
+    keeps)."""
+    ph, pw = (patch, patch) if isinstance(patch, int) else patch
+    groups: list[list[torch.Tensor]] = []
+    group: list[torch.Tensor] = []
+    length = 0
+    for image in images:
+        if not isinstance(image, torch.Tensor):
+            raise ShapeError(f"group images: expected a flat list of image tensors, got a {type(image).__name__}",
+                             hint="group a flat list [img, img, ...]; a list of lists is already grouped")
+        h, w = image.shape[-2:]
+        n = int((h // ph) * (w // pw) * (1 - token_dropout))
+        if n > max_seq_len:
+            raise ShapeError(f"an image of {h}×{w} has {n} tokens, more than max_seq_len {max_seq_len}",
+                             hint="raise max_seq_len or shrink the image")
+        if length + n > max_seq_len:
+            groups.append(group)
+            group, length = [], 0
+        group.append(image)
+        length += n
+    if group:
+        groups.append(group)
+    return groups
+
+
+class PackedPatchify(Patchify):
+    """Patches of every image, packed per sample and padded; norm → projection → norm on the packed
+    batch. Token dropout (training only) keeps a random ``max(1, int(n·(1-p)))`` of each image's n
+    patches, drawn as vit-pytorch draws them."""
+
+    def __init__(self, channels: int, patch: tuple[int, int], dim: int, order: str, pre_norm: str, post_norm: str,
+                 bias: bool, max_size: tuple[int, int], token_dropout: float, max_seq_len: int | None):
+        super().__init__(channels, patch, dim, order, pre_norm, post_norm, bias)
+        self.channels, self.max_size = channels, max_size
+        self.token_dropout, self.max_seq_len = token_dropout, max_seq_len
+
+    def forward(self, images) -> PackedTokens:
+        dropping = self.training and self.token_dropout > 0
+        if isinstance(images, torch.Tensor) and not dropping:
+            patches, packing = self._pack_batch(images)
+        else:
+            patches, packing = self._pack(self._samples(images, dropping))
+        if self.pre_norm is not None:
+            patches = self.pre_norm(patches)
+        x = self.proj(patches)
+        if self.post_norm is not None:
+            x = self.post_norm(x)
+        return PackedTokens.wrap(x, packing)
+
+    def _samples(self, images, dropping: bool) -> list[list[torch.Tensor]]:
+        if isinstance(images, torch.Tensor):
+            self._check(images, batched=True)
+            return [[image] for image in images]
+        if not isinstance(images, (list, tuple)) or not images:
+            raise ShapeError("expected images as a (B, C, H, W) tensor or a non-empty list, got "
+                             f"{type(images).__name__}",
+                             hint="pass [[img, img], [img]] (images per sample) or a flat [img, img, ...]")
+        if all(isinstance(i, torch.Tensor) for i in images):
+            if self.max_seq_len is None:
+                return [list(images)]
+            return group_images(list(images), self.patch, self.max_seq_len, self.token_dropout if dropping else 0.0)
+        return [list(sample) for sample in images]
+
+    def _check(self, image: torch.Tensor, batched: bool = False) -> None:
+        ph, pw = self.patch
+        mh, mw = self.max_size
+        want = 4 if batched else 3
+        if not isinstance(image, torch.Tensor) or image.dim() != want or image.shape[-3] != self.channels:
+            got = tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__
+            raise ShapeError(f"expected {'a batch (B, C, H, W)' if batched else 'an image (C, H, W)'} with "
+                             f"C = {self.channels}, got {got}",
+                             hint="a sample is a list of (C, H, W) images; a batch is a list of samples")
+        h, w = image.shape[-2:]
+        if h % ph or w % pw:
+            raise ShapeError(f"image {h}×{w} is not divisible by the patch {ph}×{pw}",
+                             hint=f"crop or pad images to multiples of {ph}×{pw}")
+        if h > mh or w > mw:
+            raise ShapeError(f"image {h}×{w} is larger than the blueprint's maximum {mh}×{mw}",
+                             hint="the position tables cover the maximum size only: raise the input size")
+
+    def _patches(self, image: torch.Tensor) -> torch.Tensor:
+        c, h, w = image.shape
+        ph, pw = self.patch
+        x = image.reshape(c, h // ph, ph, w // pw, pw)
+        x = x.permute(1, 3, 2, 4, 0) if self.order == "hwc" else x.permute(1, 3, 0, 2, 4)
+        return x.reshape((h // ph) * (w // pw), c * ph * pw)
+
+    def _pack_batch(self, x: torch.Tensor) -> tuple[torch.Tensor, Packing]:
+        self._check(x, batched=True)
+        b, c, h, w = x.shape
+        ph, pw = self.patch
+        gh, gw = h // ph, w // pw
+        x = x.reshape(b, c, gh, ph, gw, pw)
+        x = x.permute(0, 2, 4, 3, 5, 1) if self.order == "hwc" else x.permute(0, 2, 4, 1, 3, 5)
+        patches = x.reshape(b, gh * gw, c * ph * pw)
+        ids = torch.zeros(b, gh * gw, dtype=torch.long, device=x.device)
+        pos = grid_positions(gh, gw, x.device).expand(b, -1, -1)
+        return patches, Packing(ids, torch.ones_like(ids, dtype=torch.bool), pos, (1,) * b, single=True)
+
+    def _pack(self, samples: list[list[torch.Tensor]]) -> tuple[torch.Tensor, Packing]:
+        dropping = self.training and self.token_dropout > 0
+        ph, pw = self.patch
+        seqs, positions, ids, counts = [], [], [], []
+        for sample in samples:
+            if not sample:
+                raise ShapeError("a sample holds no images", hint="every sample needs at least one image")
+            sample_seqs, sample_pos = [], []
+            for image in sample:
+                self._check(image)
+                seq = self._patches(image)
+                pos = grid_positions(image.shape[1] // ph, image.shape[2] // pw, image.device)
+                if dropping:
+                    n = seq.shape[0]
+                    keep = max(1, int(n * (1 - self.token_dropout)))
+                    keep = torch.randn((n,), device=image.device).topk(keep).indices
+                    seq, pos = seq[keep], pos[keep]
+                sample_seqs.append(seq)
+                sample_pos.append(pos)
+            lengths = torch.tensor([s.shape[0] for s in sample_seqs], device=sample_seqs[0].device)
+            ids.append(torch.repeat_interleave(torch.arange(len(sample), device=lengths.device), lengths))
+            seqs.append(torch.cat(sample_seqs))
+            positions.append(torch.cat(sample_pos))
+            counts.append(len(sample))
+        lengths = [s.shape[0] for s in seqs]
+        device = seqs[0].device
+        valid = torch.arange(max(lengths), device=device)[None, :] < torch.tensor(lengths, device=device)[:, None]
+        single = all(c == 1 for c in counts) and len(set(lengths)) == 1
+        packing = Packing(pad_sequence(ids, batch_first=True), valid, pad_sequence(positions, batch_first=True),
+                          tuple(counts), single)
+        return pad_sequence(seqs, batch_first=True), packing
+
+
+class FactorizedPositions(nn.Module):
+    """x + rows[r] + cols[c] for each token's patch row r and column c."""
+
+    def __init__(self, grid: tuple[int, int], dim: int, init_std: float, dropout: float):
+        super().__init__()
+        self.grid = grid
+        self.rows = nn.Parameter(torch.randn(grid[0], dim) * init_std)
+        self.cols = nn.Parameter(torch.randn(grid[1], dim) * init_std)
+        self.drop = nn.Dropout(dropout) if dropout > 0 else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _, packing = unpack(x)
+        if packing is not None:
+            pos = packing.pos
+        else:
+            gh, gw = self.grid
+            if x.shape[1] != gh * gw:
+                raise ShapeError(f"{x.shape[1]} tokens without a packing do not fill the {gh}×{gw} position grid",
+                                 hint="feed tokens from patchify-packed, or of exactly one grid")
+            pos = grid_positions(gh, gw, x.device)
+        x = x + self.rows[pos[..., 0]] + self.cols[pos[..., 1]]
+        return self.drop(x) if self.drop is not None else x
+
+
+class HeadRMSNorm(nn.Module):
+    """Per-head RMS norm of queries or keys (ViT-22B's qk-norm): normalize(x)·√d·γ, γ per head and channel."""
+
+    def __init__(self, heads: int, dim_head: int):
+        super().__init__()
+        self.scale = dim_head ** 0.5
+        self.weight = nn.Parameter(torch.ones(heads, 1, dim_head))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.normalize(x, dim=-1) * self.scale * self.weight
+
+
+class PackedAttention(base.Attention):
+    """Self-attention in which a token sees only the tokens of its own image (plain tensors: all
+    tokens), with optional qk-norm and a fixed logit scale."""
+
+    def __init__(self, qk_norm: bool, scale: float | None, **kwargs):
+        super().__init__(**kwargs)
+        if scale is not None:
+            self.scale = scale
+        self.q_norm = HeadRMSNorm(self.heads, self.dim_head) if qk_norm else None
+        self.k_norm = HeadRMSNorm(self.heads, self.dim_head) if qk_norm else None
+
+    def attend_masked(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                      mask: torch.Tensor | None) -> torch.Tensor:
+        if self.q_norm is not None:
+            q, k = self.q_norm(q), self.k_norm(k)
+        if not base._explicit[0]:
+            p = self.attn_dropout if self.training else 0.0
+            return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p, scale=self.scale)
+        sim = (q * self.scale) @ k.transpose(-2, -1)
+        if mask is not None:
+            # the most negative finite value, not -inf: an empty row (a query slot without an
+            # image) then stays finite; it is dropped afterwards
+            sim = sim.masked_fill(~mask, torch.finfo(sim.dtype).min)
+        attn = sim.softmax(dim=-1)
+        if base._recorder[0] is not None:
+            base._recorder[0](self, attn)
+        attn = F.dropout(attn, self.attn_dropout, self.training)
+        return attn @ v
+
+    def split(self, t: torch.Tensor) -> torch.Tensor:
+        b, n, _ = t.shape
+        return t.view(b, n, self.heads, self.dim_head).transpose(1, 2)
+
+    def project(self, out: torch.Tensor) -> torch.Tensor:
+        b, _, n, _ = out.shape
+        out = out.transpose(1, 2).reshape(b, n, self.heads * self.dim_head)
+        if self.out is not None:
+            out = self.out(out)
+        if self.out_drop is not None:
+            out = self.out_drop(out)
+        return out
+
+    def mix(self, x: torch.Tensor) -> torch.Tensor:
+        x, packing = unpack(x)
+        b, n, _ = x.shape
+        q, k, v = self.qkv(x).view(b, n, 3, self.heads, self.dim_head).permute(2, 0, 3, 1, 4).unbind(0)
+        return self.project(self.attend_masked(q, k, v, packing.attn_mask() if packing is not None else None))
+
+
+class AttentionPool(PackedAttention):
+    """One learned query per image attends to that image's tokens (the context, not normalised);
+    the residual adds the query back. Gives (images, D): the images of all samples in order."""
+
+    def __init__(self, init_std: float, **kwargs):
+        super().__init__(**kwargs)
+        self.query = nn.Parameter(torch.randn(kwargs["dim"]) * init_std)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        context, packing = unpack(x)
+        b, n, d = context.shape
+        slots = max(packing.counts) if packing is not None else 1
+        queries = self.query.repeat(b, slots, 1)
+        y = self.norm(queries) if self.norm_position == "pre" else queries
+        inner = self.heads * self.dim_head
+        weight, bias = self.qkv.weight, self.qkv.bias
+        q = F.linear(y, weight[:inner], None if bias is None else bias[:inner])
+        k, v = F.linear(context, weight[inner:], None if bias is None else bias[inner:]).chunk(2, dim=-1)
+        mask = packing.pool_mask(slots) if packing is not None else None
+        y = self.project(self.attend_masked(self.split(q), self.split(k), self.split(v), mask))
+        if self.gamma is not None:
+            y = y * self.gamma
+        if self.drop_path is not None:
+            y = self.drop_path(y)
+        if self.residual:
+            y = y + queries
+        if self.norm_position == "post":
+            y = self.norm(y)
+        y = y.reshape(b * slots, d)
+        return y if packing is None or packing.single else y[packing.real_queries(slots)]
