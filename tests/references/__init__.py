@@ -18,7 +18,7 @@ import torch
 class Case:
     blueprint: str
     make: Callable[[], torch.nn.Module]
-    params: int
+    params: int | None  # the README's figure; None for extra cases (then: equal to the reference's)
     variant: str | None = None
     overrides: dict[str, Any] = field(default_factory=dict)
     # Calls a model on an input. The default is model(x); a case may pass extra arguments or pick outputs.

@@ -251,7 +251,7 @@ class CrossAttn(AttentionSpec):
 
     def count_params(self, x: Shape, ctx: Shape | None = None) -> int:
         _, _, width = self.parts(x, ctx)
-        proj = 2 * linear_params(x.features, width) if width != x.features else 0
+        proj = linear_params(x.features, width) + linear_params(width, x.features) if width != x.features else 0
         return self.attention_params(width, proj)
 
     def flops(self, x: Shape, ctx: Shape | None = None) -> int:

@@ -197,7 +197,7 @@ class _Expander:
         item with that name."""
         if name == INPUT:
             return INPUT
-        if name in self.outputs:
+        if "." in name and name in self.outputs:  # a full path
             return self.outputs[name]
         for item_path in reversed(self.outputs):
             if item_path.rsplit(".", 1)[-1] == name:

@@ -67,7 +67,7 @@ def fold(rows: list[Row], depth: int = 0) -> list:
     return out
 
 
-def _emit(table: Table, items: list, indent: int, multiplier: int) -> None:
+def _emit(table: Table, items: list, indent: int, multiplier: int, prefix: str = "") -> None:
     pad = "  " * indent
     for item in items:
         if isinstance(item, tuple):
@@ -76,10 +76,10 @@ def _emit(table: Table, items: list, indent: int, multiplier: int) -> None:
             label = f"{rp}.{first}" if count == 1 else f"{rp}.{first}–{last}"
             note = "" if count == 1 else f"×{count}, identical"
             table.add_row(Text(pad + label, style="bold cyan"), Text(note, style="dim"), "", "", "", "", "")
-            _emit(table, inner, indent + 1, multiplier * count)
+            _emit(table, inner, indent + 1, multiplier * count, f"{rp}.{first}.")
             continue
         r: Row = item
-        name = r.path.split(".")[-1] if indent else r.path
+        name = r.path.removeprefix(prefix)  # relative to the iteration it is listed under
         times = f" ×{multiplier}" if multiplier > 1 else ""
         table.add_row(pad + name, r.block, r.pattern, " + ".join(fmt_shape(s) for s in r.inputs),
                       fmt_shape(r.output), fmt_int(r.params) + times if r.params else "–",
