@@ -12,4 +12,8 @@ CASES = [
                             dim_head=16, mlp_dim=128), None,
          overrides=dict(image_height=96, image_width=64, patch_height=16, patch_width=32, classes=10, dim=64,
                         depth=2, heads=4, dim_head=16, mlp=128, dropout=0.0, emb_dropout=0.0)),
+    Case("simple_vit", lambda: SimpleViT(image_size=(64, 128), patch_size=(16, 32), num_classes=10, dim=64, depth=2,
+                                         heads=4, dim_head=16, mlp_dim=128), None,
+         overrides=dict(image_height=64, image_width=128, patch_height=16, patch_width=32, classes=10, dim=64,
+                        depth=2, heads=4, dim_head=16, mlp=128)),
 ]
