@@ -21,7 +21,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __version__ = "0.1.0"
 __all__ = ["Blueprint", "VitdslError", "build", "load", "loads", "summary", "validate", "register_block",
-           "save", "load_checkpoint"]
+           "save", "load_checkpoint", "share"]
 
 def validate(blueprint: str | Path | Blueprint, variant: str | None = None,
              overrides: Mapping[str, Any] | None = None) -> "Graph":
@@ -62,6 +62,14 @@ def save(model: "Network", path: str | Path) -> None:
     if not path.parent.is_dir():
         raise VitdslError(f"cannot save to '{path}': the folder '{path.parent}' does not exist")
     torch.save({"blueprint": model.blueprint.to_dict(), "state_dict": model.state_dict()}, path)
+
+
+def share(model: Any, source: Any, freeze: bool = True) -> list[str]:
+    """Tie ``model``'s parameters and buffers to ``source``'s where path and shape agree (the very same
+    tensors: several adapters over one backbone), optionally frozen; the shared paths."""
+    from .graph.share import share as _share
+
+    return _share(model, source, freeze)
 
 
 def load_checkpoint(path: str | Path, device: Any = None) -> "Network":

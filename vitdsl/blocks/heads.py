@@ -47,6 +47,8 @@ class Pool(BlockSpec):
         "mean", description="cls: the first token; mean: the average of all tokens (or of all positions "
                             "of a map); seq: the sum of all tokens (positions) weighted by a softmax over "
                             "a learned linear score of each.")
+    index: int = Field(0, ge=0, description="cls: which special token to take, counting from 0 (a backbone's "
+                                            "own cls behind an adapter's task token is 1).")
 
     def infer(self, x: Shape) -> Shape:
         if self.mode == "cls":
@@ -54,6 +56,10 @@ class Pool(BlockSpec):
                  "use pool: mean on feature maps")
             need(x.prefix >= 1, "'pool: cls' needs a class token, but no tokens block comes before it",
                  "add '- tokens: {cls: 1}' after patchify, or use pool: mean")
+            need(self.index < x.prefix, f"'pool: cls' takes special token {self.index}, but only {x.prefix} "
+                 "lead the sequence", "index counts the tokens added by tokens blocks, from 0")
+        else:
+            need(self.index == 0, f"pool index {self.index} is for mode cls, not {self.mode}", "remove index")
         return Shape.vector(x.features)
 
     def count_params(self, x: Shape) -> int:
@@ -69,7 +75,7 @@ class Pool(BlockSpec):
     def build(self, x: Shape):
         from .modules.heads import Pool
 
-        return Pool(self.mode, x.kind, x.features)
+        return Pool(self.mode, x.kind, x.features, self.index)
 
 
 @register

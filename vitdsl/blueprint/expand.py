@@ -376,6 +376,8 @@ def expand(bp: Blueprint, variant: str | None = None, overrides: dict | None = N
         for i, name in enumerate(names):
             where = ("output",) if isinstance(bp.output, str) else ("output", i)
             target = ex.outputs.get(name)
+            if target is None and name in ex.skipped:
+                continue  # switched off by its `when`: this form of the network does not return it
             if target == INPUT:
                 raise VitdslError(f"output names '{name}', which has no blocks (repeat 0)",
                                   location=bp.source.find(where))

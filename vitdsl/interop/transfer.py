@@ -9,6 +9,9 @@ singleton dimensions (Linear (o, i) vs 1×1 conv (o, i, 1, 1), (1, n, d) vs (n, 
 A template may mark a part: ``qkv[1].`` sends the tensor to ``qkv.`` as the second block of a
 concatenation along the first dimension (a reference with separate ``to_q`` and ``to_kv`` filling
 our fused ``qkv``); scalar parts (BatchNorm's ``num_batches_tracked``) must agree and are kept once.
+A template with ``*`` splits the tensor: ``blocks.*.attn.memories`` sends its slices along the first
+dimension to our keys of that pattern (``*`` a number), in numeric order; the counts must agree (a
+reference that stacks all layers' memories in one tensor filling our per-layer ones).
 A template of ``None`` (``DERIVED``) drops the tensor: a buffer the blueprint computes itself (index
 tables). ``ZERO`` drops it too but requires it to be all zeros: a constant the blueprint does not store
 (vit-pytorch's bias-free LayerNorm keeps its bias as a zero buffer). Any other reference tensor without
@@ -82,6 +85,7 @@ def import_state_dict(model: nn.Module, reference: dict[str, torch.Tensor], rule
     table = _ordinals(list(ours), ordinals or {})
     mapping: dict[str, str] = {}
     parts: dict[str, dict[int, str]] = {}  # our key -> {part index: reference key}
+    sliced: dict[str, torch.Tensor] = {}  # our key -> its slice of a split reference tensor
     problems: list[str] = []
     for key, tensor in reference.items():
         target = rewrite(key, rules, table)
@@ -91,6 +95,9 @@ def import_state_dict(model: nn.Module, reference: dict[str, torch.Tensor], rule
         if target.startswith(DROP):
             if target.endswith(ZERO) and tensor.count_nonzero():
                 problems.append(f"{source} tensor '{key}' is dropped as a constant zero, but it is not zero")
+            continue
+        if "*" in target:
+            problems += _split(key, tensor, target, ours, mapping, sliced)
             continue
         part = PART.match(target)
         if part:
@@ -143,8 +150,32 @@ def import_state_dict(model: nn.Module, reference: dict[str, torch.Tensor], rule
                           hint="the blueprint and the reference must describe the same architecture")
     new_state = {t: v.detach() for k, v in reference.items() if k in mapping and (t := mapping[k]) not in parts}
     new_state.update(joined)
+    new_state.update(sliced)
     model.load_state_dict({k: v.reshape(ours[k].shape) for k, v in new_state.items()}, strict=True)
     return mapping
+
+
+def _split(key: str, tensor: torch.Tensor, target: str, ours: dict, mapping: dict[str, str],
+           sliced: dict[str, torch.Tensor]) -> list[str]:
+    """Slices of ``tensor`` along dim 0 onto our keys matching ``target`` (``*``: a number), in order."""
+    rx = re.compile(re.escape(target).replace(r"\*", r"(\d+)"))
+    found = sorted((tuple(int(g) for g in m.groups()), k) for k in ours if (m := rx.fullmatch(k)))
+    n = tensor.shape[0] if tensor.dim() else 0
+    if len(found) != n:
+        return [f"'{key}' {tuple(tensor.shape)} splits into {n} slice(s), but the blueprint has {len(found)} "
+                f"tensor(s) '{target}'"]
+    problems = []
+    for i, (_, ours_key) in enumerate(found):
+        piece = tensor[i].detach()
+        if ours_key in mapping.values() or ours_key in sliced:
+            problems.append(f"two reference tensors map to '{ours_key}'")
+        elif not _fits(ours[ours_key].shape, piece.shape):
+            problems.append(f"'{key}'[{i}] {tuple(piece.shape)} does not fit '{ours_key}' "
+                            f"{tuple(ours[ours_key].shape)}")
+        else:
+            mapping[f"{key}[{i}]"] = ours_key
+            sliced[ours_key] = piece
+    return problems
 
 
 def _fits(have, given) -> bool:

@@ -7,9 +7,9 @@ from .common import make_norm
 
 
 class Pool(nn.Module):
-    def __init__(self, mode: str, kind: str, dim: int | None = None):
+    def __init__(self, mode: str, kind: str, dim: int | None = None, index: int = 0):
         super().__init__()
-        self.mode, self.kind = mode, kind
+        self.mode, self.kind, self.index = mode, kind, index
         self.score = nn.Linear(dim, 1) if mode == "seq" else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -20,7 +20,7 @@ class Pool(nn.Module):
             return (weights.unsqueeze(1) @ x).squeeze(1)
         if self.kind == "image":
             return x.mean(dim=(2, 3))
-        return x[:, 0] if self.mode == "cls" else x.mean(dim=1)
+        return x[:, self.index] if self.mode == "cls" else x.mean(dim=1)
 
     def extra_repr(self) -> str:
         return self.mode
