@@ -13,6 +13,7 @@ import yaml
 from pydantic import ValidationError
 
 from ..errors import VitdslError, suggest
+from ..blocks.base import BlockSpec
 from .model import Blueprint
 from .source import SourceMap, parse_yaml, read_yaml
 
@@ -185,7 +186,8 @@ def replace(bp: Blueprint, replacements: Mapping[str, Any] | None) -> Blueprint:
         return bp
     layers = bp.to_dict()["layers"]
     for name, new in replacements.items():
-        new = _plain([new])[0] if not isinstance(new, dict) else new
+        if isinstance(new, BlockSpec):  # a spec object from Python: its plain item
+            new = new.to_item()
         if not isinstance(new, dict) or not new:
             raise VitdslError(f"replace '{name}': the replacement must be a layer item (a mapping), got {new!r}",
                               hint="e.g. replace={'ff': {'mlp': {'mult': 2}}}, or --replace ff='{mlp: {mult: 2}}'")
