@@ -12,8 +12,8 @@ from typing import Any, Mapping
 import yaml
 from pydantic import ValidationError
 
-from ..errors import VitdslError, suggest
 from ..blocks.base import BlockSpec
+from ..errors import VitdslError, suggest
 from .model import Blueprint
 from .source import SourceMap, parse_yaml, read_yaml
 
