@@ -89,4 +89,8 @@ def __getattr__(name: str):
         import importlib
 
         return importlib.import_module(".interop", __name__)
+    if name == "transplant":  # torch-bound: imported on first use
+        from .interop.transplant import transplant
+
+        return transplant
     raise AttributeError(f"module 'vitdsl' has no attribute {name!r}")

@@ -21,6 +21,9 @@ def _add_target(p: argparse.ArgumentParser) -> None:
     p.add_argument("--variant", "-v", metavar="V", help="a named variant of the blueprint (e.g. a model size)")
     p.add_argument("--set", "-s", dest="overrides", metavar="KEY=VALUE", action="append", default=[],
                    help="override a parameter; the value is read as YAML (repeatable), e.g. --set classes=10")
+    p.add_argument("--replace", "-r", dest="replacements", metavar="NAME=ITEM", action="append", default=[],
+                   help="replace every layer item named NAME by ITEM, read as YAML; it keeps the item's name, "
+                        "from and when (repeatable), e.g. --replace ff='{mlp: {mult: 2}}'")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -76,6 +79,12 @@ def _overrides(items: list[str]) -> dict:
     return dict(parse_override(s) for s in items)
 
 
+def _replacements(items: list[str]) -> dict:
+    from .blueprint.load import parse_replace
+
+    return dict(parse_replace(s) for s in items)
+
+
 def _console(stderr: bool = False):
     from rich.console import Console
 
@@ -90,7 +99,7 @@ def cmd_validate(args) -> int:
     from .graph.build import build_graph, info, valid_input_sizes
 
     start = time.perf_counter()
-    bp = load(args.blueprint, args.variant, _overrides(args.overrides))
+    bp = load(args.blueprint, args.variant, _overrides(args.overrides), _replacements(args.replacements))
     graph = build_graph(bp.resolve())
     totals = info(graph)
     sizes = valid_input_sizes(graph.nx, graph.order, graph.input)
@@ -110,7 +119,7 @@ def cmd_summary(args, build: bool = False) -> int:
     from . import load, summary
     from .trace.render import render
 
-    bp = load(args.blueprint, args.variant, _overrides(args.overrides))
+    bp = load(args.blueprint, args.variant, _overrides(args.overrides), _replacements(args.replacements))
     if args.batch < 1:
         raise VitdslError(f"--batch must be at least 1, got {args.batch}")
     if build:

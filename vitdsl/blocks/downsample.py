@@ -41,6 +41,8 @@ class Downsample(BlockSpec):
         n = x.dims[0]
         need(x.grid is not None and len(x.grid) == 2, "downsample needs tokens that carry a 2-D patch grid, "
              "but these carry none", "downsample tokens that come from patchify")
+        need(x.suffix == 0, f"downsample works on the patch grid, but {x.suffix} special token(s) trail the sequence",
+             "append the trailing tokens after the last downsample")
         gh, gw = x.grid
         need(n == x.prefix + gh * gw, f"downsample: {n} tokens are not {x.prefix} special token(s) "
              f"plus the {gh}×{gw} patch grid")

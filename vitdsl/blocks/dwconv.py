@@ -42,6 +42,8 @@ class DWConv(MixerSpec):
                  "place it after patchify, before any block that loses the grid")
             need(x.prefix == 0, f"dwconv works on the patch grid, but {x.prefix} special token(s) lead the sequence",
                  "add the tokens block after the convolutional blocks")
+            need(x.suffix == 0, f"dwconv works on the patch grid, but {x.suffix} special token(s) trail the sequence",
+                 "append the trailing tokens after the convolutional blocks")
             return x.dims[0]
         return x.dims[1] * x.dims[2]
 

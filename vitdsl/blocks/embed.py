@@ -68,6 +68,8 @@ class Patchify(BlockSpec):
              "but these carry none", "patchify the image itself, or tokens that come from patchify")
         need(x.prefix == 0, f"patchify on tokens folds the patch grid back into a map, but {x.prefix} special "
              "token(s) lead the sequence", "put the tokens block after the last patchify")
+        need(x.suffix == 0, f"patchify on tokens folds the patch grid back into a map, but {x.suffix} special token(s) trail the sequence",
+             "put the tokens block after the last patchify")
         gh, gw = x.grid
         need(n == gh * gw, f"patchify on tokens: {n} tokens do not fill the {gh}×{gw} patch grid")
         return "token grid", gh, gw
@@ -177,6 +179,8 @@ class PosEmbed(BlockSpec):
                  "place pos-embed right after patchify")
             need(x.prefix == 0, f"sincos2d positions cover patch tokens only, but {x.prefix} special "
                  "token(s) lead the sequence", "add the tokens block after pos-embed")
+            need(x.suffix == 0, f"sincos2d positions cover patch tokens only, but {x.suffix} special token(s) trail the sequence",
+                 "add the tokens block after pos-embed")
             need(x.features % 4 == 0, f"sincos2d needs a token width divisible by 4, got {x.features}")
         return x
 
@@ -203,7 +207,8 @@ class PosEmbed(BlockSpec):
 
 @register
 class Tokens(BlockSpec):
-    """Prepend learned special tokens (class tokens) to the sequence."""
+    """Prepend learned special tokens (class tokens) to the sequence, or append them (``position: last``,
+    e.g. DeiT's distillation token, appended after the positions so that it gets none)."""
 
     block = "tokens"
     takes = ("tokens",)
@@ -212,18 +217,23 @@ class Tokens(BlockSpec):
 
     cls: PositiveInt = Field(1, description="How many learned class tokens to prepend.")
     init_std: float = Field(1.0, gt=0, description="Standard deviation of the normal initialisation.")
+    position: Literal["first", "last"] = Field(
+        "first", description="first: prepend (leading special tokens); last: append (trailing special tokens, "
+                             "which blocks that need the patch grid refuse and 'pool: last' reads).")
 
     def infer(self, x: Shape) -> Shape:
         n, d = x.dims
-        return Shape.tokens(n + self.cls, d, grid=x.grid, prefix=x.prefix + self.cls)
+        if self.position == "last":
+            return Shape.tokens(n + self.cls, d, grid=x.grid, prefix=x.prefix, suffix=x.suffix + self.cls)
+        return Shape.tokens(n + self.cls, d, grid=x.grid, prefix=x.prefix + self.cls, suffix=x.suffix)
 
     def count_params(self, x: Shape) -> int:
         return self.cls * x.features
 
     def pattern(self, x: Shape) -> str:
-        return f"+{self.cls} cls"
+        return f"+{self.cls} cls" + (" (last)" if self.position == "last" else "")
 
     def build(self, x: Shape):
         from .modules.embed import ClassTokens
 
-        return ClassTokens(self.cls, x.features, self.init_std)
+        return ClassTokens(self.cls, x.features, self.init_std, append=self.position == "last")

@@ -35,18 +35,20 @@ class Norm(BlockSpec):
 
 @register
 class Pool(BlockSpec):
-    """Reduce tokens or a feature map to one vector: the first (cls) token, the mean, or a learned
-    weighted sum (``seq``: CCT's sequence pooling, softmax over positions of a Linear(D → 1) score)."""
+    """Reduce tokens or a feature map to one vector: the first (cls) token, the last token, the mean, or a
+    learned weighted sum (``seq``: CCT's sequence pooling, softmax over positions of a Linear(D → 1) score).
+    ``mean`` and ``seq`` leave out trailing special tokens (a distillation token), as vit-pytorch does."""
 
     block = "pool"
     takes = ("tokens", "image")
     shorthand = "mode"
     family = "head"
 
-    mode: Literal["cls", "mean", "seq"] = Field(
+    mode: Literal["cls", "mean", "seq", "last"] = Field(
         "mean", description="cls: the first token; mean: the average of all tokens (or of all positions "
                             "of a map); seq: the sum of all tokens (positions) weighted by a softmax over "
-                            "a learned linear score of each.")
+                            "a learned linear score of each; last: the last token (a trailing special token "
+                            "appended by 'tokens: {position: last}').")
     index: int = Field(0, ge=0, description="cls: which special token to take, counting from 0 (a backbone's "
                                             "own cls behind an adapter's task token is 1).")
 
@@ -60,6 +62,9 @@ class Pool(BlockSpec):
                  "lead the sequence", "index counts the tokens added by tokens blocks, from 0")
         else:
             need(self.index == 0, f"pool index {self.index} is for mode cls, not {self.mode}", "remove index")
+        if self.mode == "last":
+            need(x.kind == "tokens" and x.suffix >= 1, "'pool: last' needs a trailing special token, but none "
+                 "ends the sequence", "append one with '- tokens: {cls: 1, position: last}'")
         return Shape.vector(x.features)
 
     def count_params(self, x: Shape) -> int:
@@ -67,7 +72,7 @@ class Pool(BlockSpec):
 
     def flops(self, x: Shape) -> int:
         # the score (D → 1) and the weighted sum, each a product over positions × features
-        return 4 * x.numel if self.mode == "seq" else 0
+        return 4 * (x.numel - x.suffix * x.features) if self.mode == "seq" else 0
 
     def pattern(self, x: Shape) -> str:
         return self.mode
@@ -75,7 +80,7 @@ class Pool(BlockSpec):
     def build(self, x: Shape):
         from .modules.heads import Pool
 
-        return Pool(self.mode, x.kind, x.features, self.index)
+        return Pool(self.mode, x.kind, x.features, self.index, suffix=x.suffix)
 
 
 @register

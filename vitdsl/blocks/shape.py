@@ -3,7 +3,7 @@
 Kinds: ``image`` (C, H, W) for pixels and feature maps, ``volume`` (C, T, H, W) for video,
 ``tokens`` (N, D) for sequences, ``vector`` (D,) for pooled features and logits. Token shapes also
 remember the spatial ``grid`` of their patch tokens and how many special tokens (``prefix``, e.g. the
-cls token) lead the sequence, so blocks that need a grid (sincos positions, local attention) can
+cls token) lead the sequence and how many trail it (``suffix``, e.g. a distillation token), so blocks that need a grid (sincos positions, local attention) can
 check for one before any weight exists.
 
 Two kinds describe variable-size inputs (NaViT): ``images`` (C, H, W) is a batch of samples, each a
@@ -29,6 +29,7 @@ class Shape:
     dims: tuple[int, ...]
     grid: tuple[int, ...] | None = field(default=None)
     prefix: int = 0
+    suffix: int = 0
 
     def __post_init__(self):
         if self.kind not in RANK:
@@ -41,8 +42,8 @@ class Shape:
         return cls("image", (c, h, w))
 
     @classmethod
-    def tokens(cls, n: int, d: int, grid=None, prefix: int = 0) -> "Shape":
-        return cls("tokens", (n, d), tuple(grid) if grid is not None else None, prefix)
+    def tokens(cls, n: int, d: int, grid=None, prefix: int = 0, suffix: int = 0) -> "Shape":
+        return cls("tokens", (n, d), tuple(grid) if grid is not None else None, prefix, suffix)
 
     @classmethod
     def vector(cls, d: int) -> "Shape":
@@ -67,7 +68,7 @@ class Shape:
     def with_features(self, d: int) -> "Shape":
         if self.kind in CHANNELS_FIRST:
             return Shape(self.kind, (d, *self.dims[1:]))
-        return Shape(self.kind, (*self.dims[:-1], d), self.grid, self.prefix)
+        return Shape(self.kind, (*self.dims[:-1], d), self.grid, self.prefix, self.suffix)
 
     def __str__(self) -> str:
         text = "×".join(str(d) for d in self.dims)

@@ -57,6 +57,8 @@ class SamplingAttn(GlobalAttn):
     def infer(self, x: Shape) -> Shape:
         need(x.prefix >= 1, "'sampling-attn' scores tokens by the class token's attention, but no class "
                             "token leads the sequence", NEEDS_CLS)
+        need(x.suffix == 0, f"'sampling-attn' keeps a subset of the tokens after the class token, but {x.suffix} special token(s) trail the sequence",
+             "append the trailing tokens after token sampling")
         self.geometry(x.features)
         if not self.samples_tokens(x):
             return x

@@ -12,6 +12,7 @@ from typing import Any, Mapping
 import yaml
 from pydantic import ValidationError
 
+from ..blocks.base import BlockSpec
 from ..errors import VitdslError, suggest
 from .model import Blueprint
 from .source import SourceMap, parse_yaml, read_yaml
@@ -151,13 +152,81 @@ def apply(bp: Blueprint, variant: str | None = None, overrides: Mapping[str, Any
     return out
 
 
+KEPT = ("name", "from", "when")  # what a replaced item keeps of the item it replaces
+
+
+def _names(items: list) -> list[str]:
+    out = []
+    for item in items:
+        if isinstance(item, dict):
+            if isinstance(item.get("name"), str):
+                out.append(item["name"])
+            if isinstance(item.get("layers"), list):
+                out += _names(item["layers"])
+    return out
+
+
+def _swap(items: list, name: str, new: dict) -> tuple[list, int]:
+    out, hits = [], 0
+    for item in items:
+        if isinstance(item, dict) and item.get("name") == name:
+            item, hits = {**new, **{k: item[k] for k in KEPT if k in item}}, hits + 1
+        elif isinstance(item, dict) and isinstance(item.get("layers"), list):
+            layers, n = _swap(item["layers"], name, new)
+            item, hits = {**item, "layers": layers}, hits + n
+        out.append(item)
+    return out, hits
+
+
+def replace(bp: Blueprint, replacements: Mapping[str, Any] | None) -> Blueprint:
+    """The blueprint with every layer item named ``name`` (at any depth, in repeats and stages too) replaced
+    by the given item — a block (``{mlp: {mult: 2}}``, a user-registered one too) or a ``repeat``/``stages``
+    item with its layers — which keeps the replaced item's name, from and when."""
+    if not replacements:
+        return bp
+    layers = bp.to_dict()["layers"]
+    for name, new in replacements.items():
+        if isinstance(new, BlockSpec):  # a spec object from Python: its plain item
+            new = new.to_item()
+        if not isinstance(new, dict) or not new:
+            raise VitdslError(f"replace '{name}': the replacement must be a layer item (a mapping), got {new!r}",
+                              hint="e.g. replace={'ff': {'mlp': {'mult': 2}}}, or --replace ff='{mlp: {mult: 2}}'")
+        kept = [k for k in KEPT if k in new]
+        if kept:
+            raise VitdslError(f"replace '{name}': the replacement sets {', '.join(kept)}, which it keeps from the "
+                              "item it replaces", hint="leave name, from and when out of the replacement")
+        layers, hits = _swap(layers, name, new)
+        if not hits:
+            raise VitdslError(f"cannot replace '{name}': no layer item of blueprint '{bp.name}' has that name",
+                              hint=suggest(name, set(_names(layers)), "named items") if _names(layers)
+                              else "this blueprint names no items; add 'name:' to the item to replace")
+    out = from_data({**bp.to_dict(), "layers": layers}, bp.source, bp.file)
+    return out
+
+
+def parse_replace(text: str) -> tuple[str, Any]:
+    """``name=item`` from the command line; the item is read as YAML (``ff='{mlp: {mult: 2}}'``)."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip() or not value.strip():
+        raise VitdslError(f"replacement '{text}' is not of the form name=item",
+                          hint="for example --replace ff='{mlp: {mult: 2}}'")
+    try:
+        return key.strip(), yaml.safe_load(value)
+    except yaml.YAMLError:
+        raise VitdslError(f"cannot read the item of replacement '{text}' as YAML") from None
+
+
 def load(path_or_name: str | Path | Blueprint, variant: str | None = None,
-         overrides: Mapping[str, Any] | None = None) -> Blueprint:
-    """A Blueprint from a file path, a zoo name or a Blueprint, with a variant and overrides applied."""
+         overrides: Mapping[str, Any] | None = None, replace: Mapping[str, Any] | None = None) -> Blueprint:
+    """A Blueprint from a file path, a zoo name or a Blueprint, with a variant and overrides applied, and
+    named layer items replaced (``replace={name: item}``, see :func:`replace`)."""
     if isinstance(path_or_name, Blueprint):
         bp = path_or_name
     else:
         path = find(path_or_name)
         data, source = _read_with_extends(path)
         bp = from_data(data, source, str(path))
-    return apply(bp, variant, overrides)
+    return apply(_replace(bp, replace), variant, overrides)
+
+
+_replace = replace

@@ -119,9 +119,11 @@ class NoPositions(nn.Module):
 
 
 class ClassTokens(nn.Module):
-    def __init__(self, count: int, dim: int, init_std: float):
+    def __init__(self, count: int, dim: int, init_std: float, append: bool = False):
         super().__init__()
         self.cls = nn.Parameter(torch.randn(count, dim) * init_std)
+        self.append = append
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.cat((self.cls.expand(x.shape[0], -1, -1), x), dim=1)
+        special = self.cls.expand(x.shape[0], -1, -1)
+        return torch.cat((x, special) if self.append else (special, x), dim=1)

@@ -7,12 +7,16 @@ from .common import make_norm
 
 
 class Pool(nn.Module):
-    def __init__(self, mode: str, kind: str, dim: int | None = None, index: int = 0):
+    def __init__(self, mode: str, kind: str, dim: int | None = None, index: int = 0, suffix: int = 0):
         super().__init__()
-        self.mode, self.kind, self.index = mode, kind, index
+        self.mode, self.kind, self.index, self.suffix = mode, kind, index, suffix
         self.score = nn.Linear(dim, 1) if mode == "seq" else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.mode == "last":
+            return x[:, -1]
+        if self.suffix:
+            x = x[:, :-self.suffix]
         if self.score is not None:
             if self.kind == "image":
                 x = x.flatten(2).transpose(1, 2)
