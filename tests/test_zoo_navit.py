@@ -96,7 +96,7 @@ name: pooled
 input: {image: [3, 32, 32]}
 layers:
   - patchify: {patch: 8, dim: 32}
-  - factorized-pos:
+  - pos-embed: factorized
   - packed-attn: {heads: 2, qk_norm: true, scale: 1.0}
   - attn-pool: {heads: 2}
   - head: 5
@@ -129,12 +129,17 @@ def test_maximum_size_must_fit_the_patch():
     assert "square input sizes that work (up to 1024): multiples of 32" in e.hint
 
 
-@pytest.mark.parametrize("block,fix", [("global-attn: {heads: 2}", "packed-attn"), ("pool: mean", "attn-pool"),
-                                       ("pos-embed: learned", "factorized-pos")])
+@pytest.mark.parametrize("block,fix", [("global-attn: {heads: 2}", "packed-attn"), ("pool: mean", "attn-pool")])
 def test_packed_tokens_only_reach_blocks_that_keep_images_apart(block, fix):
     e = error(BASE.replace("SIZE", "64") + f"  - {block}\n")
     assert "but 'patchify' (patchify-packed) gives packed 4×64" in e.message
     assert fix in e.hint
+
+
+def test_packed_tokens_take_only_factorized_positions():
+    e = error(BASE.replace("SIZE", "64") + "  - pos-embed: learned\n")
+    assert e.message.startswith("packed tokens hold several images, so a learned position table would mix them up")
+    assert e.hint.startswith("use kind: factorized")
 
 
 def test_images_must_be_packed_first():
@@ -150,7 +155,7 @@ input: {image: [3, 32, 32]}
 layers:
   - patchify: {patch: 8, dim: 32}
   - tokens: {cls: 1}
-  - factorized-pos:
+  - pos-embed: factorized
   - pool: cls
 """)
     assert "factorized positions cover patch tokens only, but 1 special token(s) lead the sequence" in e.message

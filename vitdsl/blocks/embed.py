@@ -145,14 +145,16 @@ class PosEmbed(BlockSpec):
     """
 
     block = "pos-embed"
-    takes = ("tokens",)
+    takes = ("tokens", "packed")
     shorthand = "kind"
     family = "embedding"
 
-    kind: Literal["learned", "sincos2d", "sincos1d", "none"] = Field(
+    kind: Literal["learned", "sincos2d", "sincos1d", "factorized", "none"] = Field(
         "learned", description="learned: a trained (N, D) table covering every token; "
                                "sincos2d: fixed sine-cosine features of the patch row and column; "
                                "sincos1d: fixed sin/cos of the token index (even features sin, odd cos); "
+                               "factorized: learned row (rows, D) and column (columns, D) tables, each patch "
+                               "getting row[r] + column[c] — on packed tokens per image (NaViT); "
                                "none: no positions.")
     temperature: float = Field(10000.0, gt=0, description="sincos2d, sincos1d: base of the frequencies.")
     init_std: float = Field(0.02, gt=0, description="learned: standard deviation of the normal initialisation.")
@@ -173,6 +175,14 @@ class PosEmbed(BlockSpec):
         return self
 
     def infer(self, x: Shape) -> Shape:
+        if x.kind == "packed":
+            need(self.kind == "factorized", f"packed tokens hold several images, so a {self.kind} position "
+                 "table would mix them up", "use kind: factorized, which indexes each image's own grid")
+        if self.kind == "factorized":
+            need(x.grid is not None and len(x.grid) == 2, "factorized positions need tokens that come from a 2-D "
+                 "patch grid", "place pos-embed right after patchify or patchify-packed")
+            need(x.prefix == 0, f"factorized positions cover patch tokens only, but {x.prefix} special token(s) "
+                 "lead the sequence", "add the tokens block after pos-embed")
         if self.kind == "sincos2d":
             need(x.grid is not None and len(x.grid) == 2,
                  "sincos2d positions need tokens that come from a 2-D patch grid",
@@ -185,14 +195,20 @@ class PosEmbed(BlockSpec):
         return x
 
     def count_params(self, x: Shape) -> int:
+        if self.kind == "factorized":
+            return (x.grid[0] + x.grid[1]) * x.features
         frozen = self.kind == "sincos1d" and self.store == "parameter"
         table = self.kind == "learned" or frozen
         return (x.numel + self.unused_rows * x.features) if table else 0
 
     def pattern(self, x: Shape) -> str:
-        return self.kind
+        return f"rows {x.grid[0]} + cols {x.grid[1]}" if self.kind == "factorized" else self.kind
 
     def build(self, x: Shape):
+        if self.kind == "factorized":
+            from .modules.packed import FactorizedPositions
+
+            return FactorizedPositions(tuple(x.grid), x.features, self.init_std, self.dropout)
         from .modules.embed import LearnedPositions, NoPositions, SinCos1dPositions, SinCos2dPositions
 
         if self.kind == "learned":

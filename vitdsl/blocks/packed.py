@@ -1,4 +1,4 @@
-"""Blocks for variable-size images packed into sequences (NaViT): patchify-packed, factorized-pos,
+"""Blocks for variable-size images packed into sequences (NaViT): patchify-packed,
 packed-attn, attn-pool.
 
 ``patchify-packed`` turns an ``images`` input (samples that are lists of images of any size up to the
@@ -84,41 +84,6 @@ class PackedPatchify(BlockSpec):
 
         return PackedPatchify(x.features, pair(self.patch), self.dim, self.order, self.pre_norm, self.post_norm,
                               self.bias, (x.dims[1], x.dims[2]), self.token_dropout, self.max_seq_len)
-
-
-@register
-class FactorizedPos(BlockSpec):
-    """Add learned positions factorised over the patch grid: a row table (rows, D) and a column table
-    (columns, D), each token getting row[r] + column[c] of its own patch.
-
-    On packed tokens every image uses its own grid (its top-left patch is row 0, column 0), so images
-    smaller than the maximum use the first rows and columns. The tables cover the largest grid.
-    """
-
-    block = "factorized-pos"
-    takes = ("packed", "tokens")
-    family = "embedding"
-
-    init_std: float = Field(1.0, gt=0, description="Standard deviation of the normal initialisation.")
-    dropout: float = Field(0.0, ge=0, lt=1, description="Dropout on the tokens after the addition.")
-
-    def infer(self, x: Shape) -> Shape:
-        need(x.grid is not None and len(x.grid) == 2, "factorized positions need tokens that come from a 2-D "
-             "patch grid", "place factorized-pos right after patchify or patchify-packed")
-        need(x.prefix == 0, f"factorized positions cover patch tokens only, but {x.prefix} special token(s) "
-             "lead the sequence", "add the tokens block after factorized-pos")
-        return x
-
-    def count_params(self, x: Shape) -> int:
-        return (x.grid[0] + x.grid[1]) * x.features
-
-    def pattern(self, x: Shape) -> str:
-        return f"rows {x.grid[0]} + cols {x.grid[1]}"
-
-    def build(self, x: Shape):
-        from .modules.packed import FactorizedPositions
-
-        return FactorizedPositions(tuple(x.grid), x.features, self.init_std, self.dropout)
 
 
 class _PackedAttentionSpec(AttentionSpec):
