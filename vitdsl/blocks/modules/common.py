@@ -85,12 +85,21 @@ class Mixer(nn.Module):
         self.gamma = nn.Parameter(torch.full((dim,), float(layer_scale))) if layer_scale is not None else None
         self.drop_path = DropPath(drop_path) if drop_path > 0 else None
 
+    channels_first = False  # True when f(x) is a (B, C, H, W) map, so the layer scale broadcasts per channel
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.mix(self.norm(x) if self.norm_position == "pre" else x)
+        return self.join(self.branch(self.mix(self.norm(x) if self.norm_position == "pre" else x)), x)
+
+    def branch(self, y: torch.Tensor) -> torch.Tensor:
+        """Layer scale and drop path on the block's output f(x)."""
         if self.gamma is not None:
-            y = y * self.gamma
+            y = y * (self.gamma[:, None, None] if self.channels_first else self.gamma)
         if self.drop_path is not None:
             y = self.drop_path(y)
+        return y
+
+    def join(self, y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """The residual and a post norm."""
         if self.residual:
             y = y + x
         if self.norm_position == "post":

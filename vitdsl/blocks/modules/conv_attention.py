@@ -2,10 +2,9 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from .attention import _explicit, _recorder
+from .attention import Attention
 from .common import DropPath, make_act
 from .conv import ChannelLayerNorm
 
@@ -57,16 +56,21 @@ def distance_index(h: int, w: int, q_stride: int, kv_stride: int) -> torch.Tenso
     return rel[..., 0] * w + rel[..., 1]
 
 
-class ConvAttention(nn.Module):
+class ConvAttention(Attention):
     """``x + drop_path(γ · out(attend(q(x), kv(x))))`` on feature maps, with the placement options of
-    ``MixerSpec`` (norm over channels; no residual when the block changes the map)."""
+    ``MixerSpec`` (norm over channels; no residual when the block changes the map). Its projections
+    are convolutions, so it builds its own; the attention core (``attend``) and the residual
+    (``Mixer.forward``) are Attention's."""
+
+    channels_first = True
+    head_mix, temperature, mask_self, task_tokens = "none", None, False, 0  # none of Attention's extras
 
     def __init__(self, dim: int, dim_out: int, heads: int, dim_head: int, dim_value: int, proj: str,
                  proj_kernel: int, q_stride: int, kv_stride: int, qkv_bias: bool, out_bias: bool,
                  project_out: bool, attn_dropout: float, dropout: float, pos_bias_map: tuple[int, int] | None,
                  out_act: str, out_norm: str, norm: str, norm_type: str, residual: bool,
                  layer_scale: float | None, drop_path: float):
-        super().__init__()
+        nn.Module.__init__(self)  # not Attention.__init__: no Linear qkv
         self.norm_position = norm
         self.norm = map_norm(norm_type, dim if norm == "pre" else dim_out) if norm != "none" else None
         self.heads, self.dim_head, self.dim_value = heads, dim_head, dim_value
@@ -96,22 +100,6 @@ class ConvAttention(nn.Module):
         # vit-pytorch's LeViT divides the table by the logit scale, i.e. multiplies it by √dim_head
         return self.pos_bias(self.pos_index).permute(2, 0, 1) * self.dim_head ** 0.5
 
-    def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        bias = self.bias()
-        # as in Attention.attend: SDPA, except with a bias on CPU (its math fallback is slower) and
-        # while maps are recorded or FLOPs counted
-        if not _explicit[0] and (bias is None or q.device.type != "cpu"):
-            p = self.attn_dropout if self.training else 0.0
-            return F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=p)
-        sim = (q * self.scale) @ k.transpose(-2, -1)
-        if bias is not None:
-            sim = sim + bias
-        attn = sim.softmax(dim=-1)
-        if _recorder[0] is not None:
-            _recorder[0](self, attn)
-        attn = F.dropout(attn, self.attn_dropout, self.training)
-        return attn @ v
-
     def mix(self, x: torch.Tensor) -> torch.Tensor:
         b, h, dk, dv = x.shape[0], self.heads, self.dim_head, self.dim_value
         q, kv = self.q(x), self.kv(x)
@@ -130,15 +118,3 @@ class ConvAttention(nn.Module):
         if self.out_drop is not None:
             out = self.out_drop(out)
         return out
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.mix(self.norm(x) if self.norm_position == "pre" else x)
-        if self.gamma is not None:
-            y = y * self.gamma[:, None, None]
-        if self.drop_path is not None:
-            y = self.drop_path(y)
-        if self.residual:
-            y = y + x
-        if self.norm_position == "post":
-            y = self.norm(y)
-        return y

@@ -313,38 +313,15 @@ class PackedAttention(base.Attention):
                       mask: torch.Tensor | None) -> torch.Tensor:
         if self.q_norm is not None:
             q, k = self.q_norm(q), self.k_norm(k)
-        if not base._explicit[0]:
-            p = self.attn_dropout if self.training else 0.0
-            return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p, scale=self.scale)
-        sim = (q * self.scale) @ k.transpose(-2, -1)
-        if mask is not None:
-            # the most negative finite value, not -inf: an empty row (a query slot without an
-            # image) then stays finite; it is dropped afterwards
-            sim = sim.masked_fill(~mask, torch.finfo(sim.dtype).min)
-        attn = sim.softmax(dim=-1)
-        if base._recorder[0] is not None:
-            base._recorder[0](self, attn)
-        attn = F.dropout(attn, self.attn_dropout, self.training)
-        return attn @ v
-
-    def split(self, t: torch.Tensor) -> torch.Tensor:
-        b, n, _ = t.shape
-        return t.view(b, n, self.heads, self.dim_head).transpose(1, 2)
-
-    def project(self, out: torch.Tensor) -> torch.Tensor:
-        b, _, n, _ = out.shape
-        out = out.transpose(1, 2).reshape(b, n, self.heads * self.dim_head)
-        if self.out is not None:
-            out = self.out(out)
-        if self.out_drop is not None:
-            out = self.out_drop(out)
-        return out
+        # a query slot without an image has an all-masked row: the finite -max fill keeps it finite,
+        # and it is dropped afterwards
+        return self.attend(q, k, v, mask)
 
     def mix(self, x: torch.Tensor) -> torch.Tensor:
         x, packing = unpack(x)
         b, n, _ = x.shape
         q, k, v = self.qkv(x).view(b, n, 3, self.heads, self.dim_head).permute(2, 0, 3, 1, 4).unbind(0)
-        return self.project(self.attend_masked(q, k, v, packing.attn_mask() if packing is not None else None))
+        return self.merge(self.attend_masked(q, k, v, packing.attn_mask() if packing is not None else None))
 
 
 class AttentionPool(PackedAttention):
@@ -366,14 +343,6 @@ class AttentionPool(PackedAttention):
         q = F.linear(y, weight[:inner], None if bias is None else bias[:inner])
         k, v = F.linear(context, weight[inner:], None if bias is None else bias[inner:]).chunk(2, dim=-1)
         mask = packing.pool_mask(slots) if packing is not None else None
-        y = self.project(self.attend_masked(self.split(q), self.split(k), self.split(v), mask))
-        if self.gamma is not None:
-            y = y * self.gamma
-        if self.drop_path is not None:
-            y = self.drop_path(y)
-        if self.residual:
-            y = y + queries
-        if self.norm_position == "post":
-            y = self.norm(y)
-        y = y.reshape(b * slots, d)
+        y = self.merge(self.attend_masked(self.split(q), self.split(k), self.split(v), mask))
+        y = self.join(self.branch(y), queries).reshape(b * slots, d)
         return y if packing is None or packing.single else y[packing.real_queries(slots)]

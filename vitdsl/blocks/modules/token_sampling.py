@@ -76,15 +76,7 @@ class SamplingAttention(Attention):
         if keep is not None:  # the residual and the ids follow the kept rows
             x = x.gather(1, keep[..., None].expand(-1, -1, x.shape[-1]))
             ids = ids.gather(1, keep)
-        if self.gamma is not None:
-            y = y * self.gamma
-        if self.drop_path is not None:
-            y = self.drop_path(y)
-        if self.residual:
-            y = y + x
-        if self.norm_position == "post":
-            y = self.norm(y)
-        return PaddedTokens.wrap(y, mask, ids)
+        return PaddedTokens.wrap(self.join(self.branch(y), x), mask, ids)
 
     def mix_masked(self, x: torch.Tensor, mask: torch.Tensor):
         """(output of the kept rows, their mask, kept row indices or None when nothing is dropped)."""

@@ -1,6 +1,6 @@
 """Variants with several token branches: Parallel ViT (parallel attention / MLP branches) and
 CrossViT (two patch sizes fused by cross attention)."""
-from .common import PATCHIFY, encoder, feedforward
+from .common import encoder, feedforward
 
 _PAR = r"transformer\.layers\.(\d+)\."
 _MS = r"multi_scale_encoder\.layers\.(\d+)\."
