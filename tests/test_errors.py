@@ -165,7 +165,7 @@ layers:
     e = fails(path)
     assert str(e).startswith(f"{path}:8:21: stages.1.local_attn: window 8 does not divide the feature map 28×28 "
                              "(height 28) (input here: image 64×28×28)")
-    assert e.hint.startswith("feature-map heights that work here are multiples of 8, e.g. 24, 32; "
+    assert e.hint.startswith("windows that fit 28×28: 1, 2, 4, 7, 14, 28; "
                              "square input sizes that work (up to 1024): 61–64, 125–128, 189–192, 253–256, 317–320, 381–384, ...")
 
 

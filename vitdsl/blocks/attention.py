@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import Field, PositiveInt, model_validator
 
-from .base import MixerSpec, ShapeError, divisors_hint, linear_params, need, register
+from .base import MixerSpec, ShapeError, linear_params, need, register, window_hint
 from .shape import Shape
 
 
@@ -179,7 +179,7 @@ class LocalAttn(AttentionSpec):
         for side, size in (("height", h), ("width", w)):
             need(size % win == 0,
                  f"window {win} does not divide the feature map {h}×{w} ({side} {size})",
-                 divisors_hint(size, win, f"feature-map {side}s"))
+                 window_hint(h, w))
         self.geometry(x.features)
         return x
 

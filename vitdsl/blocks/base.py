@@ -123,6 +123,12 @@ def divisors_hint(size: int, step: int, what: str) -> str:
     return f"{what} that work here are multiples of {step}, e.g. " + ", ".join(map(str, near))
 
 
+def window_hint(h: int, w: int, what: str = "windows") -> str:
+    """'windows that fit 28×28: 1, 2, 4, 7, 14, 28' — the sizes that divide both sides of a map."""
+    fits = [d for d in range(1, min(h, w) + 1) if h % d == 0 and w % d == 0]
+    return f"{what} that fit {h}×{w}: " + ", ".join(map(str, fits))
+
+
 def need(cond: bool, message: str, hint: str | None = None) -> None:
     if not cond:
         raise ShapeError(message, hint=hint)
