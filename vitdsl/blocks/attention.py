@@ -164,6 +164,9 @@ class LocalAttn(AttentionSpec):
     window: PositiveInt = Field(7, description="Window side w: attention runs over w×w tokens.")
     dim_head: PositiveInt | None = Field(32, description="Width of one head. When unset: width / heads.")
     rel_pos_bias: bool = Field(True, description="Learned relative position bias, a (2w-1)² × heads table.")
+    windows: PositiveInt | None = Field(None, description="Instead of window: the number of windows along each "
+                                        "side, so a window covers (height/n)×(width/n) tokens whatever the map "
+                                        "size (NesT's nested blocks; with partition: grid, tokens n apart).")
 
     @model_validator(mode="after")
     def _geometry_given(self):
@@ -171,35 +174,50 @@ class LocalAttn(AttentionSpec):
             raise ValueError("set heads or dim_head")
         if self.memories or self.task_tokens:
             raise ValueError("memories and task_tokens are for global-attn; windows have no special tokens")
+        if self.windows is not None and "window" in self.model_fields_set:
+            raise ValueError("set window (the window side) or windows (how many per side), not both")
         return self
 
-    def infer(self, x: Shape) -> Shape:
+    def window_size(self, x: Shape) -> tuple[int, int]:
+        """(window height, window width) on this map, checking that the windows tile it."""
         _, h, w = x.dims
-        win = self.window
-        for side, size in (("height", h), ("width", w)):
-            need(size % win == 0,
-                 f"window {win} does not divide the feature map {h}×{w} ({side} {size})",
-                 window_hint(h, w))
+        if self.windows is None:
+            win = self.window
+            need(h % win == 0 and w % win == 0,
+                 f"window {win} does not divide the feature map {h}×{w} ({'height' if h % win else 'width'} "
+                 f"{h if h % win else w})", window_hint(h, w))
+            return win, win
+        n = self.windows
+        need(h % n == 0 and w % n == 0,
+             f"{n} windows per side do not tile the feature map {h}×{w} ({'height' if h % n else 'width'} "
+             f"{h if h % n else w})", window_hint(h, w, "window counts"))
+        return h // n, w // n
+
+    def infer(self, x: Shape) -> Shape:
+        self.window_size(x)
         self.geometry(x.features)
         return x
 
     def count_params(self, x: Shape) -> int:
         heads, _ = self.geometry(x.features)
-        table = (2 * self.window - 1) ** 2 * heads if self.rel_pos_bias else 0
+        wh, ww = self.window_size(x)
+        table = (2 * wh - 1) * (2 * ww - 1) * heads if self.rel_pos_bias else 0
         return self.attention_params(x.features, table)
 
     def flops(self, x: Shape) -> int:
         c, h, w = x.dims
-        return self.attention_flops(h * w, self.window ** 2, c)
+        wh, ww = self.window_size(x)
+        return self.attention_flops(h * w, wh * ww, c)
 
     def pattern(self, x: Shape) -> str:
         kind = "window" if self.partition == "block" else "grid"
-        return f"{kind} {self.window}×{self.window}" + self.pattern_extras()
+        wh, ww = self.window_size(x)
+        return f"{kind} {wh}×{ww}" + self.pattern_extras()
 
     def build(self, x: Shape):
         from .modules.attention import LocalAttention
 
-        return LocalAttention(partition=self.partition, window=self.window, rel_pos_bias=self.rel_pos_bias,
+        return LocalAttention(partition=self.partition, window=self.window_size(x), rel_pos_bias=self.rel_pos_bias,
                               **self.attention_kwargs(x.features))
 
 

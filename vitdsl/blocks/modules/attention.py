@@ -156,23 +156,24 @@ class CrossCovarianceAttention(Attention):
         return (attn @ v).transpose(-2, -1)
 
 
-def relative_index(window: int) -> torch.Tensor:
-    """(w², w²) index into a (2w-1)² table: (Δrow + w - 1)·(2w - 1) + (Δcol + w - 1)."""
-    pos = torch.arange(window)
-    grid = torch.stack(torch.meshgrid(pos, pos, indexing="ij")).flatten(1).T  # (w², 2)
-    rel = grid[:, None, :] - grid[None, :, :] + window - 1
-    return rel[..., 0] * (2 * window - 1) + rel[..., 1]
+def relative_index(wh: int, ww: int | None = None) -> torch.Tensor:
+    """(n, n) index, n = wh·ww, into a (2wh-1)·(2ww-1) table: (Δrow + wh - 1)·(2ww - 1) + (Δcol + ww - 1)."""
+    ww = wh if ww is None else ww
+    grid = torch.stack(torch.meshgrid(torch.arange(wh), torch.arange(ww), indexing="ij")).flatten(1).T  # (n, 2)
+    rel = grid[:, None, :] - grid[None, :, :]
+    return (rel[..., 0] + wh - 1) * (2 * ww - 1) + rel[..., 1] + ww - 1
 
 
 class LocalAttention(Attention):
-    """Attention within w×w windows of a (B, C, H, W) feature map: contiguous blocks or a dilated grid."""
+    """Attention within windows of a (B, C, H, W) feature map: contiguous blocks or a dilated grid."""
 
-    def __init__(self, partition: str, window: int, rel_pos_bias: bool, **kwargs):
+    def __init__(self, partition: str, window: tuple[int, int], rel_pos_bias: bool, **kwargs):
         super().__init__(**kwargs)
-        self.partition, self.window = partition, window
+        self.partition, self.window = partition, tuple(window)
+        wh, ww = self.window
         if rel_pos_bias:
-            self.rel_pos_bias = nn.Embedding((2 * window - 1) ** 2, self.heads)
-            self.register_buffer("rel_pos_index", relative_index(window), persistent=False)
+            self.rel_pos_bias = nn.Embedding((2 * wh - 1) * (2 * ww - 1), self.heads)
+            self.register_buffer("rel_pos_index", relative_index(wh, ww), persistent=False)
         else:
             self.rel_pos_bias = None
 
@@ -183,14 +184,14 @@ class LocalAttention(Attention):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, c, h, w = x.shape
-        s = self.window
-        gh, gw = h // s, w // s
-        # windows: (b gh gw) (s s) c ; block: h = (gh s), grid: h = (s gh)
+        sh, sw = self.window
+        gh, gw = h // sh, w // sw
+        # windows: (b gh gw) (sh sw) c ; block: h = (gh sh), grid: h = (sh gh)
         if self.partition == "block":
-            t = x.view(b, c, gh, s, gw, s).permute(0, 2, 4, 3, 5, 1)
+            t = x.view(b, c, gh, sh, gw, sw).permute(0, 2, 4, 3, 5, 1)
         else:
-            t = x.view(b, c, s, gh, s, gw).permute(0, 3, 5, 2, 4, 1)
-        t = super().forward(t.reshape(b * gh * gw, s * s, c)).view(b, gh, gw, s, s, c)
+            t = x.view(b, c, sh, gh, sw, gw).permute(0, 3, 5, 2, 4, 1)
+        t = super().forward(t.reshape(b * gh * gw, sh * sw, c)).view(b, gh, gw, sh, sw, c)
         # back to (b, c, h, w), kept channels-last in memory so the next token-wise block needs no copy
         t = t.permute(0, 1, 3, 2, 4, 5) if self.partition == "block" else t.permute(0, 3, 1, 4, 2, 5)
         return t.reshape(b, h, w, c).permute(0, 3, 1, 2)
