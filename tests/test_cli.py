@@ -76,7 +76,8 @@ def test_list_shows_the_zoo(capsys):
         assert name in out
     assert "79,981,380" in out
     assert main(["list", "--names"]) == 0
-    assert capsys.readouterr().out.split() == zoo_names()
+    assert capsys.readouterr().out.split() == zoo_names(examples=True)
+    assert "examples/maxvit_cait" in zoo_names(examples=True)
 
 
 def test_schema_accepts_the_zoo_and_rejects_unknown_fields(capsys, tmp_path):

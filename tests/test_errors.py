@@ -138,7 +138,7 @@ layers:
 """)
     e = fails(path)
     assert str(e.location) == f"{path}:5:18"
-    assert e.message == "'global-attn' takes tokens, but 'conv_stem' (conv-stem) gives image 16×32×32"
+    assert e.message == "'global-attn' takes tokens or packed, but 'conv_stem' (conv-stem) gives image 16×32×32"
     assert e.hint == "cut the map into tokens first, e.g. '- patchify: {patch: 1, dim: ...}'"
 
 

@@ -1,5 +1,7 @@
 """Each block's shape, parameter and FLOP rules (pure Python, used by `vitdsl validate`) agree with
 its real module traced on the meta device, for every block of every zoo blueprint and variant."""
+from pathlib import Path
+
 import networkx as nx
 import pytest
 import torch
@@ -9,7 +11,9 @@ import vitdsl
 from vitdsl.blocks.modules.attention import explicit_attention
 from vitdsl.blueprint.load import load, zoo_names
 
-CASES = [(name, None) for name in zoo_names()] + [(name, v) for name in zoo_names() for v in load(name).variants]
+EXAMPLES = sorted(str(p) for p in (Path(__file__).parents[1] / "blueprints" / "examples").glob("*.yaml"))
+CASES = ([(name, None) for name in zoo_names()] + [(name, v) for name in zoo_names() for v in load(name).variants]
+         + [(path, None) for path in EXAMPLES])
 
 
 @pytest.mark.parametrize("name,variant", CASES)
@@ -46,7 +50,7 @@ def test_summary_shapes_equal_a_real_forward_pass(name):
     summary = vitdsl.summary(model)
     # after a block whose token count depends on the data, the summary's sizes are upper bounds
     graph = vitdsl.validate(name)
-    bounded = {d for node, _, _ in graph if node.spec.data_dependent
+    bounded = {d for node, _, _ in graph if node.spec.data_dependent()
                for d in {node.path} | nx.descendants(graph.nx, node.path)}
     assert {r.path for r in summary.rows} == set(seen)
     for r in summary.rows:

@@ -49,3 +49,17 @@ layers:
 def test_window_and_window_count_exclude_each_other():
     with pytest.raises(VitdslError, match="set window .* or windows .*, not both"):
         validate(blueprint(window=4, windows=2))
+
+
+def test_qk_norm_and_scale_are_options_of_every_attention_block():
+    bp = blueprint(windows=2, qk_norm=True, scale=1.0)
+    model = vitdsl.build(bp).eval()
+    attn = model.local_attn
+    assert attn.scale == 1.0 and attn.q_norm.weight.shape == (2, 1, 4)
+    assert vitdsl.summary(bp).total_params == sum(p.numel() for p in model.parameters())
+    x = torch.randn(1, 8, 8, 12)
+    plain = vitdsl.build(blueprint(windows=2, scale=1.0)).eval()
+    plain.load_state_dict(model.state_dict(), strict=False)
+    with torch.no_grad():
+        attn.q_norm.weight.mul_(2.0)  # the learned gain changes the logits, so the norm is really applied
+        assert not torch.allclose(model(x), plain(x))

@@ -1,4 +1,4 @@
-"""ATS ViT: adaptive token sampling (sampling-attn), its padding convention (PaddedTokens) and the
+"""ATS ViT: adaptive token sampling (global-attn with samples), its padding convention (PaddedTokens) and the
 token ids it returns, on small models."""
 import pytest
 import torch
@@ -68,7 +68,7 @@ def test_sampling_is_random_in_eval_and_repeats_with_the_seed():
 
 
 def build(samples, **fields):
-    spec = lookup("sampling-attn")(samples=samples, heads=2, dim_head=16, **fields)
+    spec = lookup("global-attn")(samples=samples, heads=2, dim_head=16, **fields)
     shape = Shape.tokens(17, 32, grid=(4, 4), prefix=1)
     return spec, shape, spec.build(shape).eval()
 
@@ -109,7 +109,7 @@ def test_sampled_shape_rule_is_an_upper_bound():
     spec, shape, attn = build(4)
     assert spec.infer(shape) == Shape.tokens(5, 32, prefix=1)  # a subset: no grid; only cls is sure
     assert spec.pattern(shape) == "global, samples ≤4"
-    assert spec.data_dependent and not lookup("global-attn").data_dependent
+    assert spec.data_dependent() and not lookup("global-attn")().data_dependent()
     out = seeded(0, lambda: attn(torch.randn(8, 17, 32)))
     assert 2 <= out.shape[1] <= 5
 
@@ -145,12 +145,12 @@ def test_summary_shows_the_sampling_and_the_bounds():
 
 def test_depth_follows_max_tokens():
     graph = vitdsl.validate("ats_vit", overrides={"max_tokens": [128, 64]})
-    assert [n.path for n, _, _ in graph if n.spec.block == "sampling-attn"] == ["blocks.0.attn", "blocks.1.attn"]
+    assert [n.path for n, _, _ in graph if getattr(n.spec, "samples", None) is not None] == ["blocks.0.attn", "blocks.1.attn"]
     assert graph.outputs[1] == Shape.vector(64)
 
 
 @pytest.mark.parametrize("overrides,message", [
-    ({"max_tokens": [32, 0, 8]}, "blocks.1.attn: field 'samples' of 'sampling-attn': Input should be greater than 0"),
+    ({"max_tokens": [32, 0, 8]}, "blocks.1.attn: field 'samples' of 'global-attn': Input should be greater than 0"),
     ({"max_tokens": [32, 16], "depth": 3}, "cannot index in '${max_tokens[index]}': list index out of range"),
 ])
 def test_bad_options(overrides, message):
@@ -165,20 +165,18 @@ name: no_cls
 input: {image: [3, 32, 32]}
 layers:
   - patchify: {patch: 4, dim: 32}
-  - sampling-attn: {samples: 8, heads: 2}
+  - global-attn: {samples: 8, heads: 2}
   - pool: mean
 """
     with pytest.raises(vitdsl.errors.ShapeError) as e:
         vitdsl.validate(vitdsl.loads(text))
-    assert e.value.message == ("'sampling-attn' scores tokens by the class token's attention, but no class token "
+    assert e.value.message == ("token sampling scores tokens by the class token's attention, but no class token "
                                "leads the sequence (input here: tokens 64×32)")
     assert e.value.hint == "add '- tokens: {cls: 1}' before it"
-    assert e.value.path == "sampling_attn"
+    assert e.value.path == "global_attn"
 
 
-def test_sampling_attn_refuses_attention_options_it_would_ignore():
-    from vitdsl.blocks.token_sampling import SamplingAttn
-
-    with pytest.raises(ValueError, match="sampling-attn scores plain softmax attention; it takes no head_mix, "
-                                         "memories"):
-        SamplingAttn(samples=4, head_mix="talking", memories=2)
+def test_sampling_refuses_attention_options_it_would_ignore():
+    with pytest.raises(ValueError, match="token sampling \\(samples\\) scores plain softmax attention; it takes no "
+                                         "head_mix, memories, qk_norm \\["):
+        lookup("global-attn")(samples=4, head_mix="talking", memories=2, qk_norm=True)

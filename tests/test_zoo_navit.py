@@ -86,7 +86,7 @@ def test_summary_traces_one_image_of_the_maximum_size():
     assert (s.input_kind, s.input, s.output) == ("images", (3, 64, 64), (10,))
     rows = {r.path: r for r in s.rows}
     assert rows["patchify"].output == (16, 64) and rows["pool"].output == (64,)
-    assert rows["blocks.0.attn"].pattern == "per image"
+    assert rows["blocks.0.attn"].pattern == "per image, qk-norm"
     assert s.total_flops == vitdsl.graph.info(vitdsl.validate("navit", overrides=SMALL))["flops"]
 
 
@@ -97,14 +97,14 @@ input: {image: [3, 32, 32]}
 layers:
   - patchify: {patch: 8, dim: 32}
   - pos-embed: factorized
-  - packed-attn: {heads: 2, qk_norm: true, scale: 1.0}
+  - global-attn: {heads: 2, qk_norm: true, scale: 1.0}
   - attn-pool: {heads: 2}
   - head: 5
 """)
     model = vitdsl.build(bp).eval()
     with torch.no_grad():
         assert model(torch.randn(3, 3, 32, 32)).shape == (3, 5)
-    assert vitdsl.validate(bp).shape("packed_attn").kind == "tokens"
+    assert vitdsl.validate(bp).shape("global_attn").kind == "tokens"
 
 
 # -- errors ------------------------------------------------------------------------------------------
@@ -118,7 +118,7 @@ BASE = """
 name: e
 input: {images: [3, SIZE, SIZE]}
 layers:
-  - patchify-packed: {patch: 32, dim: 64}
+  - patchify: {patch: 32, dim: 64}
     name: patchify
 """
 
@@ -129,11 +129,17 @@ def test_maximum_size_must_fit_the_patch():
     assert "square input sizes that work (up to 1024): multiples of 32" in e.hint
 
 
-@pytest.mark.parametrize("block,fix", [("global-attn: {heads: 2}", "packed-attn"), ("pool: mean", "attn-pool")])
+@pytest.mark.parametrize("block,fix", [("pool: mean", "attn-pool"), ("cross-attn: {heads: 2}", "global-attn")])
 def test_packed_tokens_only_reach_blocks_that_keep_images_apart(block, fix):
     e = error(BASE.replace("SIZE", "64") + f"  - {block}\n")
-    assert "but 'patchify' (patchify-packed) gives packed 4×64" in e.message
+    assert "but 'patchify' (patchify) gives packed 4×64" in e.message
     assert fix in e.hint
+
+
+def test_packed_attention_refuses_options_it_cannot_keep_per_image():
+    e = error(BASE.replace("SIZE", "64") + "  - global-attn: {heads: 2, memories: 2}\n")
+    assert e.message == ("on packed tokens global-attn attends within each image and takes no memories, task_tokens, "
+                         "samples or over: channels (input here: packed 4×64)")
 
 
 def test_packed_tokens_take_only_factorized_positions():
@@ -143,9 +149,25 @@ def test_packed_tokens_take_only_factorized_positions():
 
 
 def test_images_must_be_packed_first():
-    e = error(BASE.replace("SIZE", "64").replace("patchify-packed", "patchify"))
-    assert e.message == "'patchify' takes image or tokens, but the input gives images 3×64×64"
-    assert "patchify-packed" in e.hint
+    e = error(BASE.replace("SIZE", "64").replace("patchify: {patch: 32, dim: 64}", "conv-stem: {channels: [8]}"))
+    assert e.message == "'conv-stem' takes image, but the input gives images 3×64×64"
+    assert e.hint == "images of varying sizes must be packed first: '- patchify: {patch: ..., dim: ...}'"
+
+
+@pytest.mark.parametrize("fields,message", [
+    ("{patch: 32}", "patchify packs images of varying sizes with non-overlapping patches and a projection: it takes "
+                    "dim, and no stride, padding or shift"),
+    ("{patch: 32, dim: 64, stride: 16}", "patchify packs images of varying sizes"),
+])
+def test_packing_patchify_needs_a_projection_and_plain_patches(fields, message):
+    e = error(BASE.replace("SIZE", "64").replace("{patch: 32, dim: 64}", fields))
+    assert e.message.startswith(message)
+
+
+def test_packing_options_need_images():
+    e = error(BASE.replace("SIZE", "64").replace("images:", "image:").replace("dim: 64}", "dim: 64, token_dropout: 0.1}"))
+    assert e.message == ("token_dropout and max_seq_len are for packing images of varying sizes, but the input here "
+                         "is image (input here: image 3×64×64)")
 
 
 def test_factorized_positions_cover_patches_only():

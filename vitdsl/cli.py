@@ -56,8 +56,9 @@ def parser() -> argparse.ArgumentParser:
                                    "torch, and list the square input sizes that work.", epilog=EPILOG)
     _add_target(p)
 
-    p = sub.add_parser("list", help="list the zoo", description="List the blueprints of the zoo with a "
-                                                                "one-line description and parameter count.")
+    p = sub.add_parser("list", help="list the zoo", description="List the blueprints of the zoo, and the "
+                                                                "hybrids in examples/, with a one-line description "
+                                                                "and parameter count.")
     p.add_argument("--names", action="store_true", help="print names only, one per line")
 
     p = sub.add_parser("schema", help="print the JSON Schema of the blueprint format",
@@ -148,7 +149,7 @@ def cmd_list(args) -> int:
     from .blueprint.load import find, load, zoo_names
     from .graph.build import build_graph, info
 
-    names = zoo_names()
+    names = zoo_names(examples=True)
     if args.names:
         print("\n".join(names))
         return 0

@@ -37,6 +37,10 @@ class AttentionSpec(MixerSpec):
         "fixed", description="fixed: logits scaled by dim_head^-0.5; learned: by exp(t), t one learned scalar "
                              "initialised to log(dim_head^-0.5) (LSA, vit-pytorch's small-dataset ViT).")
     mask_self: bool = Field(False, description="Mask each token's attention to itself (the diagonal; LSA).")
+    qk_norm: bool = Field(False, description="Per-head RMS norm of queries and keys (ViT-22B, NaViT): "
+                          "normalize(x)·√dim_head·γ, with a learned γ per head and channel.")
+    scale: float | None = Field(None, gt=0, description="Scale of the attention logits. When unset: "
+                                "dim_head^-0.5 (NaViT uses 1 with qk_norm).")
 
     def geometry(self, dim: int) -> tuple[int, int]:
         """(heads, dim_head) for a token width, checking that they fit."""
@@ -66,6 +70,7 @@ class AttentionSpec(MixerSpec):
         n += {"none": 0, "talking": 2 * heads * heads, "reattention": heads * heads + 2 * heads}[self.head_mix]
         n += self.memories * dim
         n += 1 if self.temperature == "learned" else 0
+        n += 2 * inner if self.qk_norm else 0
         if self.projects_out(dim):
             n += linear_params(inner, dim, self.out_bias)
         return n
@@ -89,40 +94,82 @@ class AttentionSpec(MixerSpec):
         return dict(dim=dim, heads=heads, dim_head=dim_head, qkv_bias=self.qkv_bias, out_bias=self.out_bias,
                     project_out=self.projects_out(dim), attn_dropout=self.attn_dropout, dropout=self.dropout,
                     head_mix=self.head_mix, memories=self.memories, task_tokens=self.task_tokens,
-                    temperature=self.temperature, mask_self=self.mask_self, **self.mixer_kwargs())
+                    temperature=self.temperature, mask_self=self.mask_self, qk_norm=self.qk_norm, scale=self.scale,
+                    **self.mixer_kwargs())
 
     def pattern_extras(self) -> str:
         parts = [{"talking": "talking heads", "reattention": "re-attention"}.get(self.head_mix, "")]
-        parts += [f"+{self.memories} memories" if self.memories else ""]
+        parts += [f"+{self.memories} memories" if self.memories else "", "qk-norm" if self.qk_norm else ""]
         return "".join(", " + p for p in parts if p)
 
 
 @register
 class GlobalAttn(AttentionSpec):
-    """Multi-head self-attention in which every token attends to every token."""
+    """Multi-head self-attention in which every token attends to every token.
+
+    On ``packed`` tokens (NaViT: several images packed into one sequence) a token attends only to
+    the tokens of its own image, never to other images or padding.
+
+    With ``samples`` it is adaptive token sampling (vit-pytorch's ``ats_vit``): when more than
+    ``samples`` tokens follow the class token, each is scored by the class token's attention to it
+    times the norm of its value, summed over heads; ``samples`` tokens are drawn from these scores
+    with Gumbel-max (random in eval mode too), and only the class token and the distinct drawn
+    tokens go on. Images that keep fewer tokens than the batch's most are padded on the right; the
+    padding is masked out of every later sampling attention, and honoured by per-token blocks
+    (``mlp``, ``norm``), ``pool: cls`` and ``token-ids`` — a plain global-attn or ``pool: mean``
+    after it would attend to or average the padding rows. The token count it gives is an upper
+    bound, and such a model cannot be captured by ``torch.export`` (the kept count depends on the data).
+    """
 
     block = "global-attn"
-    takes = ("tokens",)
+    takes = ("tokens", "packed")
     family = "attention"
 
     over: Literal["tokens", "channels"] = Field(
         "tokens", description="tokens: tokens attend to tokens; channels: cross-covariance attention (XCiT) — "
                               "within each head, channels attend to channels through the l2-normalised "
                               "queries and keys, with a learned per-head temperature (used as exp(t)).")
+    samples: PositiveInt | None = Field(
+        None, description="Adaptive token sampling: when more than this many tokens follow the class token, "
+                          "keep the class token and the distinct tokens of this many Gumbel-max draws.")
 
     @model_validator(mode="after")
-    def _channels_alone(self):
-        if self.over == "channels" and (self.head_mix != "none" or self.memories or self.task_tokens
-                                        or self.temperature != "fixed" or self.mask_self):
+    def _options_that_combine(self):
+        extras = [f for f in ("head_mix", "memories", "task_tokens", "temperature", "mask_self", "qk_norm", "scale")
+                  if getattr(self, f) != type(self).model_fields[f].default]
+        if self.over == "channels" and extras:
             raise ValueError("cross-covariance attention (over: channels) has its own per-head temperature and "
-                             "takes no head_mix, memories, task_tokens, temperature or mask_self")
+                             f"takes no {', '.join(extras)}")
+        if self.samples is not None and (extras or self.over != "tokens"):
+            raise ValueError("token sampling (samples) scores plain softmax attention; it takes no "
+                             + ", ".join(extras + (["over: channels"] if self.over != "tokens" else [])))
         return self
+
+    def data_dependent(self) -> bool:
+        return self.samples is not None
+
+    def samples_tokens(self, x: Shape) -> bool:
+        return self.samples is not None and x.dims[0] - 1 > self.samples
 
     def infer(self, x: Shape) -> Shape:
         self.geometry(x.features)
+        if x.kind == "packed":
+            need(self.over == "tokens" and not (self.memories or self.task_tokens or self.samples),
+                 "on packed tokens global-attn attends within each image and takes no memories, task_tokens, "
+                 "samples or over: channels", "remove those options, or attend over unpacked tokens")
+            return x
         need(self.task_tokens <= x.prefix, f"task_tokens {self.task_tokens} is more than the {x.prefix} special "
              "token(s) leading the sequence", "add the task tokens with a tokens block before the stack")
-        return x
+        if self.samples is None:
+            return x
+        need(x.prefix >= 1, "token sampling scores tokens by the class token's attention, but no class "
+                            "token leads the sequence", "add '- tokens: {cls: 1}' before it")
+        need(x.suffix == 0, f"token sampling keeps a subset of the tokens after the class token, but {x.suffix} "
+             "special token(s) trail the sequence", "append the trailing tokens after token sampling")
+        if not self.samples_tokens(x):
+            return x
+        # the kept tokens are a subset in sorted order: no grid any more, and only the class token is sure
+        return Shape.tokens(self.samples + 1, x.features, prefix=1)
 
     def count_params(self, x: Shape) -> int:
         heads, _ = self.geometry(x.features)
@@ -130,19 +177,37 @@ class GlobalAttn(AttentionSpec):
 
     def flops(self, x: Shape) -> int:
         n, d = x.dims
+        heads, dh = self.geometry(d)
+        inner = heads * dh
         if self.over == "channels":  # (dh × dh) weights per head, each a product over the n tokens
-            heads, dh = self.geometry(d)
-            inner = heads * dh
             return 2 * n * d * 3 * inner + 4 * n * dh * inner + (2 * n * inner * d if self.projects_out(d) else 0)
-        return self.attention_flops(n, n, d)
+        if not self.samples_tokens(x):
+            return self.attention_flops(n, n, d)
+        kept = self.samples + 1
+        flops = 2 * n * d * 3 * inner + 2 * n * n * inner  # q, k, v for all tokens; all logits
+        flops += 2 * heads * (n - 1)  # class-attention scores weighed by value norms, summed over heads
+        flops += 2 * kept * n * inner  # the kept rows of attention times v
+        return flops + (2 * kept * inner * d if self.projects_out(d) else 0)
 
     def pattern(self, x: Shape) -> str:
+        if x.kind == "packed":
+            return "per image" + self.pattern_extras()
+        if self.samples_tokens(x):
+            return f"global, samples ≤{self.samples}"
         return ("cross-covariance" if self.over == "channels" else "global") + self.pattern_extras()
 
     def build(self, x: Shape):
-        from .modules.attention import Attention, CrossCovarianceAttention
+        from .modules import attention
 
-        cls = CrossCovarianceAttention if self.over == "channels" else Attention
+        if x.kind == "packed":
+            from .modules.packed import PackedAttention
+
+            return PackedAttention(**self.attention_kwargs(x.features))
+        if self.samples is not None:
+            from .modules.token_sampling import SamplingAttention
+
+            return SamplingAttention(samples=self.samples, **self.attention_kwargs(x.features))
+        cls = attention.CrossCovarianceAttention if self.over == "channels" else attention.Attention
         return cls(**self.attention_kwargs(x.features))
 
 

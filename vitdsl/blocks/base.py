@@ -46,7 +46,6 @@ class BlockSpec(BaseModel):
     arity: ClassVar[tuple[int, int | None]] = (1, 1)  # min and max number of inputs (None: any)
     shorthand: ClassVar[str | None] = None  # field set by `- block: value`
     family: ClassVar[str] = "misc"  # groups the docs
-    data_dependent: ClassVar[bool] = False  # its token count is an upper bound: the real one depends on the data
 
     # -- the rules, all without torch ---------------------------------------------------------
     def infer(self, *inputs: Shape) -> Shape:
@@ -58,6 +57,10 @@ class BlockSpec(BaseModel):
 
     def flops(self, *inputs: Shape) -> int:
         return 0
+
+    def data_dependent(self) -> bool:
+        """Whether its token count is an upper bound, the real one depending on the data."""
+        return False
 
     def pattern(self, *inputs: Shape) -> str:
         """Who attends to whom (attention blocks); empty for the rest."""

@@ -23,10 +23,16 @@ class Patchify(BlockSpec):
     Output: tokens in row-major patch order, with the patch grid recorded for later blocks. Without
     ``dim`` there is no projection: ``patch: 1`` then just flattens a feature map into one token per
     position (``b c h w -> b (h w) c``, as CCT's tokenizer).
+
+    On ``images`` (NaViT's "Patch n' Pack": samples that are lists of images of any size up to the
+    declared maximum, sides divisible by the patch; a flat list is one sample, or is grouped by
+    ``max_seq_len``; a plain (B, C, H, W) batch is one image per sample) it packs each sample's
+    patches into one sequence padded to the longest sample: ``packed`` tokens that carry each
+    token's image, row and column.
     """
 
     block = "patchify"
-    takes = ("image", "tokens")
+    takes = ("image", "tokens", "images")
     family = "embedding"
 
     patch: PositiveInt | tuple[PositiveInt, PositiveInt] = Field(
@@ -48,6 +54,11 @@ class Patchify(BlockSpec):
     padding: NonNegativeInt | tuple[NonNegativeInt, NonNegativeInt] = Field(
         0, description="Zeros added on each side of the map before cutting; then the "
                           "nn.Unfold rule applies, with stride = patch when stride is unset.")
+    token_dropout: float = Field(0.0, ge=0, lt=1, description="On images (packed): while training, keep a "
+                                 "random max(1, int(n·(1-p))) of each image's n patches.")
+    max_seq_len: PositiveInt | None = Field(
+        None, description="On images (packed): pack a flat list of images greedily, in order, into samples of "
+                          "at most this many tokens (vit-pytorch's group_images); unset: a flat list is one sample.")
 
     @model_validator(mode="after")
     def _projection(self):
@@ -60,6 +71,13 @@ class Patchify(BlockSpec):
 
     def source(self, x: Shape) -> tuple[str, int, int]:
         """(what the map is called, height, width) of the map the patches are cut from."""
+        if x.kind == "images":
+            need(self.dim is not None and not self.unfolds() and not self.shift,
+                 "patchify packs images of varying sizes with non-overlapping patches and a projection: it takes "
+                 "dim, and no stride, padding or shift", "set dim; remove stride, padding and shift")
+            return "maximum image", *x.dims[1:]
+        need(self.token_dropout == 0 and self.max_seq_len is None, f"token_dropout and max_seq_len are for packing "
+             f"images of varying sizes, but the input here is {x.kind}", "declare the input as images: [C, H, W]")
         if x.kind == "image":
             return "image", *x.dims[1:]
         n = x.dims[0]
@@ -103,6 +121,8 @@ class Patchify(BlockSpec):
 
     def infer(self, x: Shape) -> Shape:
         gh, gw = self.grid(x)
+        if x.kind == "images":
+            return Shape("packed", (gh * gw, self.dim), (gh, gw))
         return Shape.tokens(gh * gw, self.width(x), grid=(gh, gw))
 
     def count_params(self, x: Shape) -> int:
@@ -122,10 +142,16 @@ class Patchify(BlockSpec):
             text += f", stride {fmt_pair(pair(self.stride or self.patch))}"
         if pair(self.padding) != (0, 0):
             text += f", padding {fmt_pair(pair(self.padding))}"
-        return text
+        return text + (", packed" if x.kind == "images" else "")
 
     def build(self, x: Shape):
         from .modules.embed import Patchify
+
+        if x.kind == "images":
+            from .modules.packed import PackedPatchify
+
+            return PackedPatchify(x.features, pair(self.patch), self.dim, self.order, self.pre_norm, self.post_norm,
+                                  self.bias, (x.dims[1], x.dims[2]), self.token_dropout, self.max_seq_len)
 
         return Patchify(x.features, pair(self.patch), self.dim, self.order, self.pre_norm, self.post_norm, self.bias,
                         stride=pair(self.stride or self.patch) if self.unfolds() else None,
@@ -180,7 +206,7 @@ class PosEmbed(BlockSpec):
                  "table would mix them up", "use kind: factorized, which indexes each image's own grid")
         if self.kind == "factorized":
             need(x.grid is not None and len(x.grid) == 2, "factorized positions need tokens that come from a 2-D "
-                 "patch grid", "place pos-embed right after patchify or patchify-packed")
+                 "patch grid", "place pos-embed right after patchify")
             need(x.prefix == 0, f"factorized positions cover patch tokens only, but {x.prefix} special token(s) "
                  "lead the sequence", "add the tokens block after pos-embed")
         if self.kind == "sincos2d":

@@ -27,8 +27,12 @@ def zoo_dir() -> Path:
     raise VitdslError("the blueprint zoo is not installed (no vitdsl/zoo or blueprints/ folder)")
 
 
-def zoo_names() -> list[str]:
-    return sorted(p.stem for p in zoo_dir().glob("*.yaml"))
+def zoo_names(examples: bool = False) -> list[str]:
+    """The zoo's blueprint names; with ``examples``, also the hybrids as ``examples/NAME``."""
+    names = sorted(p.stem for p in zoo_dir().glob("*.yaml"))
+    if examples:
+        names += sorted(f"examples/{p.stem}" for p in (zoo_dir() / "examples").glob("*.yaml"))
+    return names
 
 
 def find(path_or_name: str | Path, relative_to: Path | None = None) -> Path:
@@ -39,8 +43,8 @@ def find(path_or_name: str | Path, relative_to: Path | None = None) -> Path:
         if c.is_file():
             return c
     name = p.name[:-5] if p.name.endswith(".yaml") else p.name
-    if p.parent == Path(".") and (zoo_dir() / f"{name}.yaml").is_file():
-        return zoo_dir() / f"{name}.yaml"
+    if not p.is_absolute() and (zoo_dir() / p.parent / f"{name}.yaml").is_file():  # maxvit, examples/maxvit_cait
+        return zoo_dir() / p.parent / f"{name}.yaml"
     raise VitdslError(f"no blueprint '{path_or_name}': not a file and not in the zoo",
                       hint=suggest(name, zoo_names(), "zoo blueprints"))
 

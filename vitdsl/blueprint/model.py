@@ -28,7 +28,7 @@ class Blueprint(BaseModel):
     input: dict[Kind, list[Any]] = Field(
         description="The input tensor without batch dimension, by kind: image [C, H, W], "
                     "volume [C, T, H, W], tokens [N, D] or vector [D]; images [C, H, W] for lists of "
-                    "images of any size up to H×W (packed by patchify-packed). Values may be $params.")
+                    "images of any size up to H×W (packed by patchify). Values may be $params.")
     params: dict[str, Any] = Field(default_factory=dict,
                                    description="Named values that layers refer to as $name.")
     variants: dict[str, dict[str, Any]] = Field(

@@ -25,10 +25,10 @@ FIXES = {
     ("tokens", "image"): "this block works on feature maps; it cannot follow a token sequence",
     ("volume", "image"): "this block works on 2-D maps; the input is a video volume",
     ("packed", "tokens"): "these tokens pack several images per sample: only token-wise blocks (mlp, norm), "
-                          "pos-embed with kind: factorized and the packed blocks (packed-attn, attn-pool) "
-                          "take them",
-    ("images", "image"): "images of varying sizes must be packed first: '- patchify-packed: {patch: ..., dim: ...}'",
-    ("images", "tokens"): "images of varying sizes must be packed first: '- patchify-packed: {patch: ..., dim: ...}'",
+                          "global-attn (which attends within each image), pos-embed with kind: factorized "
+                          "and attn-pool take them",
+    ("images", "image"): "images of varying sizes must be packed first: '- patchify: {patch: ..., dim: ...}'",
+    ("images", "tokens"): "images of varying sizes must be packed first: '- patchify: {patch: ..., dim: ...}'",
 }
 
 

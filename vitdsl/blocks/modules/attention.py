@@ -28,17 +28,30 @@ def explicit_attention(record: Callable[[nn.Module, torch.Tensor], None] | None 
         _explicit[0], _recorder[0] = old
 
 
+class HeadRMSNorm(nn.Module):
+    """Per-head RMS norm of queries or keys (ViT-22B's qk-norm): normalize(x)·√d·γ, γ per head and channel."""
+
+    def __init__(self, heads: int, dim_head: int):
+        super().__init__()
+        self.scale = dim_head ** 0.5
+        self.weight = nn.Parameter(torch.ones(heads, 1, dim_head))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.normalize(x, dim=-1) * self.scale * self.weight
+
+
 class Attention(Mixer):
     """Self-attention over (B, N, D) tokens."""
 
     def __init__(self, dim: int, heads: int, dim_head: int, qkv_bias: bool, out_bias: bool, project_out: bool,
                  attn_dropout: float, dropout: float, head_mix: str = "none", memories: int = 0,
-                 task_tokens: int = 0, temperature: str = "fixed", mask_self: bool = False, **mixer):
+                 task_tokens: int = 0, temperature: str = "fixed", mask_self: bool = False, qk_norm: bool = False,
+                 scale: float | None = None, **mixer):
         super().__init__()
         self.init_mixer(dim, **mixer)
         self.heads, self.dim_head = heads, dim_head
         inner = heads * dim_head
-        self.scale = dim_head ** -0.5
+        self.scale = dim_head ** -0.5 if scale is None else scale
         self.attn_dropout = attn_dropout
         self.qkv = nn.Linear(dim, 3 * inner, bias=qkv_bias)
         self.out = nn.Linear(inner, dim, bias=out_bias) if project_out else None
@@ -55,6 +68,8 @@ class Attention(Mixer):
         # LSA: a learned log-temperature and no attention to oneself (explicit path only)
         self.temperature = nn.Parameter(torch.tensor(math.log(self.scale))) if temperature == "learned" else None
         self.mask_self = mask_self
+        self.q_norm = HeadRMSNorm(heads, dim_head) if qk_norm else None
+        self.k_norm = HeadRMSNorm(heads, dim_head) if qk_norm else None
 
     def bias(self) -> torch.Tensor | None:
         return None
@@ -77,6 +92,8 @@ class Attention(Mixer):
                mask: torch.Tensor | None = None) -> torch.Tensor:
         """softmax(q·kᵀ·scale + bias) @ v, where ``mask`` (boolean, broadcast to the logits) and the
         block's own mask allow; the one attention core that every attention module runs."""
+        if self.q_norm is not None:
+            q, k = self.q_norm(q), self.k_norm(k)
         bias = self.bias()
         own = self.mask(q.shape[-2], k.shape[-2], q.device)
         mask = own if mask is None else mask if own is None else mask & own

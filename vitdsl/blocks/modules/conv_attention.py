@@ -64,6 +64,7 @@ class ConvAttention(Attention):
 
     channels_first = True
     head_mix, temperature, mask_self, task_tokens = "none", None, False, 0  # none of Attention's extras
+    q_norm = k_norm = None
 
     def __init__(self, dim: int, dim_out: int, heads: int, dim_head: int, dim_value: int, proj: str,
                  proj_kernel: int, q_stride: int, kv_stride: int, qkv_bias: bool, out_bias: bool,

@@ -76,7 +76,7 @@ class PackedTokens(torch.Tensor):
     packing: Packing
 
     @staticmethod
-    def wrap(x: torch.Tensor, packing: Packing) -> "PackedTokens":
+    def wrap(x: torch.Tensor, packing: Packing) -> PackedTokens:
         out = x.as_subclass(PackedTokens)
         out.packing = packing
         return out
@@ -280,48 +280,21 @@ class FactorizedPositions(nn.Module):
             gh, gw = self.grid
             if x.shape[1] != gh * gw:
                 raise ShapeError(f"{x.shape[1]} tokens without a packing do not fill the {gh}×{gw} position grid",
-                                 hint="feed tokens from patchify-packed, or of exactly one grid")
+                                 hint="feed tokens from patchify on images, or of exactly one grid")
             pos = grid_positions(gh, gw, x.device)
         x = x + self.rows[pos[..., 0]] + self.cols[pos[..., 1]]
         return self.drop(x) if self.drop is not None else x
 
 
-class HeadRMSNorm(nn.Module):
-    """Per-head RMS norm of queries or keys (ViT-22B's qk-norm): normalize(x)·√d·γ, γ per head and channel."""
-
-    def __init__(self, heads: int, dim_head: int):
-        super().__init__()
-        self.scale = dim_head ** 0.5
-        self.weight = nn.Parameter(torch.ones(heads, 1, dim_head))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.normalize(x, dim=-1) * self.scale * self.weight
-
-
 class PackedAttention(base.Attention):
     """Self-attention in which a token sees only the tokens of its own image (plain tensors: all
-    tokens), with optional qk-norm and a fixed logit scale."""
-
-    def __init__(self, qk_norm: bool, scale: float | None, **kwargs):
-        super().__init__(**kwargs)
-        if scale is not None:
-            self.scale = scale
-        self.q_norm = HeadRMSNorm(self.heads, self.dim_head) if qk_norm else None
-        self.k_norm = HeadRMSNorm(self.heads, self.dim_head) if qk_norm else None
-
-    def attend_masked(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
-                      mask: torch.Tensor | None) -> torch.Tensor:
-        if self.q_norm is not None:
-            q, k = self.q_norm(q), self.k_norm(k)
-        # a query slot without an image has an all-masked row: the finite -max fill keeps it finite,
-        # and it is dropped afterwards
-        return self.attend(q, k, v, mask)
+    tokens)."""
 
     def mix(self, x: torch.Tensor) -> torch.Tensor:
         x, packing = unpack(x)
         b, n, _ = x.shape
         q, k, v = self.qkv(x).view(b, n, 3, self.heads, self.dim_head).permute(2, 0, 3, 1, 4).unbind(0)
-        return self.merge(self.attend_masked(q, k, v, packing.attn_mask() if packing is not None else None))
+        return self.merge(self.attend(q, k, v, packing.attn_mask() if packing is not None else None))
 
 
 class AttentionPool(PackedAttention):
@@ -343,6 +316,8 @@ class AttentionPool(PackedAttention):
         q = F.linear(y, weight[:inner], None if bias is None else bias[:inner])
         k, v = F.linear(context, weight[inner:], None if bias is None else bias[inner:]).chunk(2, dim=-1)
         mask = packing.pool_mask(slots) if packing is not None else None
-        y = self.merge(self.attend_masked(self.split(q), self.split(k), self.split(v), mask))
+        # a query slot without an image has an all-masked row: the finite -max fill keeps it finite,
+        # and it is dropped afterwards
+        y = self.merge(self.attend(self.split(q), self.split(k), self.split(v), mask))
         y = self.join(self.branch(y), queries).reshape(b * slots, d)
         return y if packing is None or packing.single else y[packing.real_queries(slots)]
