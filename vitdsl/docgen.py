@@ -277,14 +277,20 @@ def zoo_table() -> str:
     from .graph.build import build_graph, info
 
     rows = ["| blueprint | paper | parameters | variants | status |", "| --- | --- | --- | --- | --- |"]
-    for name in zoo_names():
+    hybrids = ["", "Hybrids in [`blueprints/examples/`](blueprints/examples) mix blocks from several papers "
+               "(each is trained for a step in `tests/test_examples.py`):", "",
+               "| blueprint | what it mixes | parameters |", "| --- | --- | --- |"]
+    for name in zoo_names(examples=True):
         bp = load(name)
         params = info(build_graph(bp.resolve()))["params"]
+        if name.startswith("examples/"):
+            hybrids.append(f"| [`{name}`](blueprints/{name}.yaml) | {cell(bp.description)} | {params:,} |")
+            continue
         status = (f"exact: `{bp.reference.removeprefix('vit_pytorch.')}`" if bp.reference
                   else "new design (no reference)")
         rows.append(f"| [`{name}`](blueprints/{name}.yaml) | {cell(bp.paper or '')} | {params:,} | "
                     f"{', '.join(bp.variants) or '–'} | {status} |")
-    return "\n".join(rows)
+    return "\n".join(rows + hybrids)
 
 
 def readme() -> str:
