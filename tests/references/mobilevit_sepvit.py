@@ -1,0 +1,20 @@
+from vit_pytorch.mobile_vit import MobileViT
+
+from . import Case
+from .levit_cvt import random_norms
+
+XS = dict(dims=[96, 120, 144], channels=[16, 32, 48, 48, 64, 64, 80, 80, 96, 96, 384])
+
+
+def mobilevit(**kw):
+    return lambda: random_norms(MobileViT(image_size=(256, 256), num_classes=1000, **kw))
+
+
+CASES = [
+    Case("mobilevit", mobilevit(**XS), 2_382_944),
+    # the paper's other sizes, through vit-pytorch's constructor
+    Case("mobilevit", mobilevit(dims=[64, 80, 96], channels=[16, 16, 24, 24, 48, 48, 64, 64, 80, 80, 320],
+                                expansion=2), 1_331_472, variant="xxs"),
+    Case("mobilevit", mobilevit(dims=[144, 192, 240],
+                                channels=[16, 32, 64, 64, 96, 96, 128, 128, 160, 160, 640]), 5_636_720, variant="s"),
+]
