@@ -12,12 +12,12 @@ from typing import Literal
 from pydantic import Field, PositiveInt, model_validator
 
 from .attention import AttentionSpec, LocalAttn
-from .base import linear_params, register
+from .base import MixerSpec, linear_params, register
 from .shape import Shape
 
 
 @register
-class SeparableAttn(AttentionSpec):
+class SeparableAttn(MixerSpec):
     """Window attention with a window token, then attention across the windows (SepViT's DSSA).
 
     Depthwise step: a learned window token (one vector shared by all windows) joins each window's
@@ -33,25 +33,33 @@ class SeparableAttn(AttentionSpec):
     takes = ("image",)
     family = "attention"
 
+    # AttentionSpec's geometry fields, restated rather than inherited: its token-attention options
+    # (head mixing, memories, a learned temperature, ...) would have to apply to both steps.
+    heads: PositiveInt | None = Field(None, description="Number of heads. When unset: width / dim_head.")
+    dim_head: PositiveInt | None = Field(32, description="Width of one head. When unset: width / heads.")
+    qkv_bias: bool = Field(False, description="Bias in the query/key/value projection.")
+    out_bias: bool = Field(True, description="Bias in the output projection.")
+    project_out: Literal["always", "auto"] = Field(
+        "always", description="auto: no output projection when heads == 1 and dim_head == width; always: always "
+                              "project.")
+    attn_dropout: float = Field(0.0, ge=0, lt=1, description="Dropout on the attention weights of both steps.")
+    dropout: float = Field(0.0, ge=0, lt=1, description="Dropout after the output projection.")
     partition: Literal["block", "grid"] = Field("block", description="block: contiguous windows; "
                                                 "grid: dilated windows that span the whole map.")
     window: PositiveInt = Field(7, description="Window side w: the depthwise step runs over w×w tokens.")
-    dim_head: PositiveInt | None = Field(32, description="Width of one head. When unset: width / heads.")
     windows: PositiveInt | None = Field(None, description="Instead of window: the number of windows along each "
                                         "side, so a window covers (height/n)×(width/n) tokens.")
 
-    window_size = LocalAttn.window_size  # same windows, same errors
+    geometry = AttentionSpec.geometry  # (heads, dim_head) from the input channels
+    projects_out = AttentionSpec.projects_out
+    window_size = LocalAttn.window_size  # the same windows as local-attn, with the same errors
 
     @model_validator(mode="after")
-    def _plain(self):
+    def _geometry_given(self):
         if self.heads is None and self.dim_head is None:
             raise ValueError("set heads or dim_head")
         if self.windows is not None and "window" in self.model_fields_set:
             raise ValueError("set window (the window side) or windows (how many per side), not both")
-        if (self.memories or self.task_tokens or self.head_mix != "none" or self.temperature != "fixed"
-                or self.mask_self):
-            raise ValueError("separable-attn takes no memories, task_tokens, head_mix, temperature or mask_self: "
-                             "both of its steps use the plain attention core")
         return self
 
     def groups(self, x: Shape) -> tuple[int, int, int]:
@@ -66,10 +74,13 @@ class SeparableAttn(AttentionSpec):
         return x
 
     def count_params(self, x: Shape) -> int:
-        _, dim_head = self.geometry(x.features)
+        c = x.features
+        _, dim_head = self.geometry(c)
         _, _, inner = self.groups(x)
-        # window token, and LayerNorm(dim_head) + Linear(inner → 2·inner) for the window queries/keys
-        return self.attention_params(x.features, x.features + 2 * dim_head + linear_params(inner, 2 * inner))
+        n = linear_params(c, 3 * inner, self.qkv_bias) + self.mixer_params(c)
+        n += linear_params(inner, c, self.out_bias) if self.projects_out(c) else 0
+        # the window token, and LayerNorm(dim_head) + Linear(inner → 2·inner) for the window queries/keys
+        return n + c + 2 * dim_head + linear_params(inner, 2 * inner)
 
     def flops(self, x: Shape) -> int:
         c = x.features
@@ -91,6 +102,10 @@ class SeparableAttn(AttentionSpec):
     def build(self, x: Shape):
         from .modules.separable_attention import SeparableAttention
 
+        c = x.features
         g, _, _ = self.groups(x)
-        return SeparableAttention(partition=self.partition, window=self.window_size(x), groups=g,
-                                  **self.attention_kwargs(x.features))
+        heads, dim_head = self.geometry(c)
+        return SeparableAttention(partition=self.partition, window=self.window_size(x), groups=g, dim=c, heads=heads,
+                                  dim_head=dim_head, qkv_bias=self.qkv_bias, out_bias=self.out_bias,
+                                  project_out=self.projects_out(c), attn_dropout=self.attn_dropout,
+                                  dropout=self.dropout, **self.mixer_kwargs())
