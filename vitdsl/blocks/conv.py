@@ -123,6 +123,7 @@ class MBConv(BlockSpec):
 
     1×1 expansion → depthwise 3×3 (strided to downsample) → squeeze-excitation → 1×1 projection,
     each convolution followed by batch norm. The residual is added only when the shape is unchanged.
+    MobileNetV2 (MobileViT's MV2): ``act: silu, se: 0, bias: false, expand_from: input``.
     """
 
     block = "mbconv"
@@ -137,11 +138,14 @@ class MBConv(BlockSpec):
     act: Activation = Field("gelu", description="Activation after the expansion and depthwise convolutions.")
     bias: bool = Field(True, description="Biases in the convolutions.")
     drop_path: float = Field(0.0, ge=0, lt=1, description="Stochastic depth on the residual branch, training only.")
+    expand_from: Literal["output", "input"] = Field(
+        "output", description="What expansion multiplies: the output channels (MaxViT) or the input channels "
+                              "(MobileNetV2, MobileViT's MV2 blocks).")
 
     def dims(self, x: Shape) -> tuple[int, int, int, int]:
         cin = x.features
         cout = self.dim or cin
-        hidden = int(self.expansion * cout)
+        hidden = int(self.expansion * (cout if self.expand_from == "output" else cin))
         return cin, cout, hidden, int(hidden * self.se)
 
     def infer(self, x: Shape) -> Shape:
