@@ -156,7 +156,7 @@ def test_images_must_be_packed_first():
 
 @pytest.mark.parametrize("fields,message", [
     ("{patch: 32}", "patchify packs images of varying sizes with non-overlapping patches and a projection: it takes "
-                    "dim, and no stride, padding or shift"),
+                    "dim, and no stride, padding, shift or layout: map"),
     ("{patch: 32, dim: 64, stride: 16}", "patchify packs images of varying sizes"),
 ])
 def test_packing_patchify_needs_a_projection_and_plain_patches(fields, message):

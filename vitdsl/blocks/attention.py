@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, PositiveInt, model_validator
+from pydantic import Field, PositiveInt, field_validator, model_validator
 
 from .base import MixerSpec, ShapeError, linear_params, need, register, window_hint
 from .shape import Shape
@@ -217,7 +217,9 @@ class LocalAttn(AttentionSpec):
 
     ``partition: block`` attends within non-overlapping w×w windows (Swin/MaxViT block attention);
     ``partition: grid`` attends within a w×w grid of tokens spread evenly over the whole map (MaxViT
-    grid attention: a sparse, global mix). Takes and gives a feature map (C, H, W).
+    grid attention: a sparse, global mix). Takes and gives a feature map (C, H, W). The position bias
+    is a learned table per head (Swin/MaxViT), or ``dynamic``: a small MLP of the offset, so it fits any
+    window (CrossFormer; its short- and long-distance attention are block and grid).
     """
 
     block = "local-attn"
@@ -228,10 +230,27 @@ class LocalAttn(AttentionSpec):
                                                 "grid: dilated windows that span the whole map.")
     window: PositiveInt = Field(7, description="Window side w: attention runs over w×w tokens.")
     dim_head: PositiveInt | None = Field(32, description="Width of one head. When unset: width / heads.")
-    rel_pos_bias: bool = Field(True, description="Learned relative position bias, a (2w-1)² × heads table.")
+    rel_pos_bias: Literal["table", "dynamic", "none"] = Field(
+        "table", description="Relative position bias added to the logits: table = a learned (2w-1)² × heads "
+                             "table (Swin/MaxViT); dynamic = an MLP of the offset (Δrow, Δcol) → one bias shared "
+                             "by all heads (CrossFormer's dynamic position bias: Linear(2→m), then three times "
+                             "LayerNorm → ReLU → Linear, the last to 1; m = bias_hidden); none. "
+                             "(true and false are read as table and none.)")
     windows: PositiveInt | None = Field(None, description="Instead of window: the number of windows along each "
                                         "side, so a window covers (height/n)×(width/n) tokens whatever the map "
                                         "size (NesT's nested blocks; with partition: grid, tokens n apart).")
+    bias_hidden: PositiveInt | None = Field(None, description="rel_pos_bias: dynamic — width of the bias MLP; "
+                                            "width // 4 when unset (CrossFormer).")
+    bias_index: Literal["exact", "vit-pytorch"] = Field(
+        "exact", description="rel_pos_bias: dynamic — exact: each query/key pair gets the MLP of its own offset; "
+                             "vit-pytorch: CrossFormer's quirk in vit-pytorch, which evaluates the MLP on the "
+                             "offsets [-w, w]² (row stride 2w+1) but reads it at (Δrow+w-1)·(2w-1) + (Δcol+w-1), "
+                             "so most pairs get another offset's bias (needed for its weights).")
+
+    @field_validator("rel_pos_bias", mode="before")
+    @classmethod
+    def _bias_from_bool(cls, v):
+        return ("table" if v else "none") if isinstance(v, bool) else v
 
     @model_validator(mode="after")
     def _geometry_given(self):
@@ -241,6 +260,8 @@ class LocalAttn(AttentionSpec):
             raise ValueError("memories and task_tokens are for global-attn; windows have no special tokens")
         if self.windows is not None and "window" in self.model_fields_set:
             raise ValueError("set window (the window side) or windows (how many per side), not both")
+        if self.rel_pos_bias != "dynamic" and {"bias_hidden", "bias_index"} & self.model_fields_set:
+            raise ValueError("bias_hidden and bias_index are options of the dynamic bias: set rel_pos_bias: dynamic")
         return self
 
     def window_size(self, x: Shape) -> tuple[int, int]:
@@ -261,29 +282,56 @@ class LocalAttn(AttentionSpec):
     def infer(self, x: Shape) -> Shape:
         self.window_size(x)
         self.geometry(x.features)
+        if self.rel_pos_bias == "dynamic":
+            self.bias_width(x.features)
         return x
+
+    def bias_width(self, dim: int) -> int:
+        hidden = self.bias_hidden if self.bias_hidden is not None else dim // 4
+        need(hidden > 0, f"the dynamic bias MLP of a width-{dim} map would have width {dim} // 4 = 0",
+             "set bias_hidden")
+        return hidden
+
+    def bias_offsets(self, x: Shape) -> int:
+        """How many offsets the dynamic bias MLP is evaluated on."""
+        wh, ww = self.window_size(x)
+        return (2 * wh + 1) * (2 * ww + 1) if self.bias_index == "vit-pytorch" else (2 * wh - 1) * (2 * ww - 1)
 
     def count_params(self, x: Shape) -> int:
         heads, _ = self.geometry(x.features)
         wh, ww = self.window_size(x)
-        table = (2 * wh - 1) * (2 * ww - 1) * heads if self.rel_pos_bias else 0
-        return self.attention_params(x.features, table)
+        bias = 0
+        if self.rel_pos_bias == "table":
+            bias = (2 * wh - 1) * (2 * ww - 1) * heads
+        elif self.rel_pos_bias == "dynamic":  # Linear(2→m), 3 × [LayerNorm, Linear], the last m→1
+            m = self.bias_width(x.features)
+            bias = linear_params(2, m) + 3 * 2 * m + 2 * linear_params(m, m) + linear_params(m, 1)
+        return self.attention_params(x.features, bias)
 
     def flops(self, x: Shape) -> int:
         c, h, w = x.dims
         wh, ww = self.window_size(x)
-        return self.attention_flops(h * w, wh * ww, c)
+        n = self.attention_flops(h * w, wh * ww, c)
+        if self.rel_pos_bias == "dynamic":  # the bias MLP, once per forward
+            m = self.bias_width(c)
+            n += 2 * self.bias_offsets(x) * (2 * m + 2 * m * m + m)
+        return n
 
     def pattern(self, x: Shape) -> str:
         kind = "window" if self.partition == "block" else "grid"
         wh, ww = self.window_size(x)
-        return f"{kind} {wh}×{ww}" + self.pattern_extras()
+        bias = ""
+        if self.rel_pos_bias == "dynamic":
+            bias = ", dynamic bias" + (" (vit-pytorch index)" if self.bias_index == "vit-pytorch" else "")
+        return f"{kind} {wh}×{ww}" + bias + self.pattern_extras()
 
     def build(self, x: Shape):
         from .modules.attention import LocalAttention
 
+        dynamic = self.rel_pos_bias == "dynamic"
         return LocalAttention(partition=self.partition, window=self.window_size(x), rel_pos_bias=self.rel_pos_bias,
-                              **self.attention_kwargs(x.features))
+                              bias_hidden=self.bias_width(x.features) if dynamic else None,
+                              bias_index=self.bias_index, **self.attention_kwargs(x.features))
 
 
 @register

@@ -5,7 +5,7 @@ from typing import Literal
 
 from pydantic import Field, NonNegativeInt, PositiveInt, model_validator
 
-from .base import BlockSpec, divisors_hint, fmt_pair, linear_params, need, norm_params, pair, register
+from .base import BlockSpec, divisors_hint, fmt_pair, linear_params, need, norm_params, pair, register, window_hint
 from .shape import Shape
 
 PatchNorm = Literal["none", "layer", "layer-nobias"]
@@ -59,6 +59,10 @@ class Patchify(BlockSpec):
     max_seq_len: PositiveInt | None = Field(
         None, description="On images (packed): pack a flat list of images greedily, in order, into samples of "
                           "at most this many tokens (vit-pytorch's group_images); unset: a flat list is one sample.")
+    layout: Literal["tokens", "map"] = Field(
+        "tokens", description="tokens: a sequence of tokens; map: a feature map (D, rows, columns) of the same "
+                              "values, for blocks on maps (NesT, Twins: their channel LayerNorms and 1×1 "
+                              "convolution on a map are these norms and this projection).")
 
     @model_validator(mode="after")
     def _projection(self):
@@ -72,9 +76,9 @@ class Patchify(BlockSpec):
     def source(self, x: Shape) -> tuple[str, int, int]:
         """(what the map is called, height, width) of the map the patches are cut from."""
         if x.kind == "images":
-            need(self.dim is not None and not self.unfolds() and not self.shift,
+            need(self.dim is not None and not self.unfolds() and not self.shift and self.layout == "tokens",
                  "patchify packs images of varying sizes with non-overlapping patches and a projection: it takes "
-                 "dim, and no stride, padding or shift", "set dim; remove stride, padding and shift")
+                 "dim, and no stride, padding, shift or layout: map", "set dim; remove stride, padding, shift and layout")
             return "maximum image", *x.dims[1:]
         need(self.token_dropout == 0 and self.max_seq_len is None, f"token_dropout and max_seq_len are for packing "
              f"images of varying sizes, but the input here is {x.kind}", "declare the input as images: [C, H, W]")
@@ -123,6 +127,8 @@ class Patchify(BlockSpec):
         gh, gw = self.grid(x)
         if x.kind == "images":
             return Shape("packed", (gh * gw, self.dim), (gh, gw))
+        if self.layout == "map":
+            return Shape.image(self.width(x), gh, gw)
         return Shape.tokens(gh * gw, self.width(x), grid=(gh, gw))
 
     def count_params(self, x: Shape) -> int:
@@ -155,52 +161,77 @@ class Patchify(BlockSpec):
 
         return Patchify(x.features, pair(self.patch), self.dim, self.order, self.pre_norm, self.post_norm, self.bias,
                         stride=pair(self.stride or self.patch) if self.unfolds() else None,
-                        padding=pair(self.padding), grid=x.grid if x.kind == "tokens" else None, shift=self.shift)
+                        padding=pair(self.padding), grid=x.grid if x.kind == "tokens" else None, shift=self.shift,
+                        to_map=self.grid(x) if self.layout == "map" else None)
 
 
 @register
 class PosEmbed(BlockSpec):
-    """Add position information to tokens: a learned table, or fixed sine-cosine features.
+    """Add position information to tokens (or a feature map): a learned table, fixed sine-cosine
+    features, or a learned scalar per position.
 
     ``learned`` covers every token that reaches it (put it after ``tokens`` to give the cls token a
     position too, as ViT does). ``sincos2d`` needs the patch grid and no leading special tokens; it is
     computed, not learned, and is not part of the state_dict. ``sincos1d`` is the 1-D sinusoid of
     the sequence position (CCT's 'sine'), covering every token; it is kept in the state_dict, as a
     frozen parameter or a buffer (``store``). ``none`` adds nothing (only the dropout runs), so a
-    parameter can switch positions off.
+    parameter can switch positions off. ``scalar`` adds one learned number per position to all its
+    features; on a feature map the table covers one of ``windows``×``windows`` windows and every
+    window shares it (NesT, whose attention runs within those windows).
     """
 
     block = "pos-embed"
-    takes = ("tokens", "packed")
+    takes = ("tokens", "packed", "image")
     shorthand = "kind"
     family = "embedding"
 
-    kind: Literal["learned", "sincos2d", "sincos1d", "factorized", "none"] = Field(
+    kind: Literal["learned", "sincos2d", "sincos1d", "factorized", "none", "scalar"] = Field(
         "learned", description="learned: a trained (N, D) table covering every token; "
                                "sincos2d: fixed sine-cosine features of the patch row and column; "
                                "sincos1d: fixed sin/cos of the token index (even features sin, odd cos); "
                                "factorized: learned row (rows, D) and column (columns, D) tables, each patch "
                                "getting row[r] + column[c] — on packed tokens per image (NaViT); "
-                               "none: no positions.")
+                               "none: no positions; scalar: a learned number per token, or per position of a "
+                               "feature map's window, added to every feature (NesT).")
     temperature: float = Field(10000.0, gt=0, description="sincos2d, sincos1d: base of the frequencies.")
-    init_std: float = Field(0.02, gt=0, description="learned: standard deviation of the normal initialisation.")
+    init_std: float = Field(0.02, gt=0, description="learned, scalar: standard deviation of the normal initialisation.")
     dropout: float = Field(0.0, ge=0, lt=1, description="Dropout on the tokens after the addition.")
     unused_rows: NonNegativeInt = Field(0, description="learned: extra table rows after the used ones, never "
                                         "added (vit-pytorch's PatchMerger ViT allocates n+1 rows for n patches).")
     init: Literal["normal", "trunc_normal"] = Field(
-        "normal", description="learned: initial distribution, normal or truncated normal (at ±2, as "
+        "normal", description="learned, scalar: initial distribution, normal or truncated normal (at ±2, as "
                               "torch's trunc_normal_), with standard deviation init_std.")
     store: Literal["parameter", "buffer"] = Field(
         "parameter", description="sincos1d: keep the table as a frozen parameter (counted among the "
                                  "parameters, as CCT) or as a buffer (CCT-3D).")
+    windows: PositiveInt = Field(1, description="scalar on a feature map: windows per side; the table covers "
+                                 "one window's positions and is shared by all windows.")
 
     @model_validator(mode="after")
     def _rows_need_a_table(self):
         if self.unused_rows and self.kind != "learned":
             raise ValueError(f"unused_rows needs kind: learned (a {self.kind} position has no table)")
+        if self.windows != 1 and self.kind != "scalar":
+            raise ValueError(f"windows is for kind: scalar on a feature map, not {self.kind}")
         return self
 
+    def window(self, x: Shape) -> tuple[int, int]:
+        """The size of one window of a feature map, checking that the windows tile it."""
+        _, h, w = x.dims
+        n = self.windows
+        need(h % n == 0 and w % n == 0,
+             f"{n} windows per side do not tile the feature map {h}×{w} ({'height' if h % n else 'width'} "
+             f"{h if h % n else w})", window_hint(h, w, "window counts"))
+        return h // n, w // n
+
     def infer(self, x: Shape) -> Shape:
+        if x.kind == "image":
+            need(self.kind in ("scalar", "none"), f"a {self.kind} position table is for tokens, but a feature map "
+                 "reaches it", "use kind: scalar on a feature map, or patchify it into tokens first")
+            self.window(x)
+            return x
+        need(self.windows == 1, f"windows {self.windows} is for feature maps, but tokens reach pos-embed",
+             "remove windows")
         if x.kind == "packed":
             need(self.kind == "factorized", f"packed tokens hold several images, so a {self.kind} position "
                  "table would mix them up", "use kind: factorized, which indexes each image's own grid")
@@ -223,14 +254,24 @@ class PosEmbed(BlockSpec):
     def count_params(self, x: Shape) -> int:
         if self.kind == "factorized":
             return (x.grid[0] + x.grid[1]) * x.features
+        if self.kind == "scalar":
+            return self.window(x)[0] * self.window(x)[1] if x.kind == "image" else x.dims[0]
         frozen = self.kind == "sincos1d" and self.store == "parameter"
         table = self.kind == "learned" or frozen
         return (x.numel + self.unused_rows * x.features) if table else 0
 
     def pattern(self, x: Shape) -> str:
+        if self.kind == "scalar" and x.kind == "image" and self.windows > 1:
+            return f"scalar, one {fmt_pair(self.window(x))} table for {self.windows}×{self.windows} windows"
         return f"rows {x.grid[0]} + cols {x.grid[1]}" if self.kind == "factorized" else self.kind
 
     def build(self, x: Shape):
+        if self.kind == "scalar":
+            from .modules.embed import ScalarPositions
+
+            window = self.window(x) if x.kind == "image" else None
+            return ScalarPositions(x.dims[0] if window is None else window[0] * window[1], window, self.windows,
+                                   init_std=self.init_std, dropout=self.dropout, init=self.init)
         if self.kind == "factorized":
             from .modules.packed import FactorizedPositions
 

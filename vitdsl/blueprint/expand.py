@@ -88,7 +88,8 @@ def classify(item: Any, where: tuple, bp: Blueprint) -> str:
     if not isinstance(item, dict):
         raise VitdslError("a layer must be a mapping such as '- mlp: {mult: 4}'", location=loc)
     registry = _registry()
-    kinds = [k for k in item if k in STRUCTURE or k in registry]
+    own = set().union(*(ITEM_KEYS[k] for k in item if k in STRUCTURE))  # a parallel's merge: is no block
+    kinds = [k for k in item if k in STRUCTURE or k in registry and k not in own]
     unknown = [k for k in item if k not in registry and k not in STRUCTURE and k not in EXTRA_KEYS]
     if unknown:
         key = unknown[0]

@@ -3,7 +3,8 @@
 A string value that starts with ``$`` is never taken literally: ``$dims`` is the value of the
 parameter ``dims``; ``${dim * 4}`` or ``${2 if index == 0 else 1}`` is a small Python expression over
 parameters. Only arithmetic, comparisons, ``and``/``or``/``not``, conditionals, indexing, list
-literals and the functions below are allowed.
+literals, list comprehensions with one ``for`` (``[d // 2 for d in dims if d > 8]``) and the functions
+below are allowed.
 """
 from __future__ import annotations
 
@@ -20,8 +21,19 @@ _UNARY = {ast.USub: operator.neg, ast.UAdd: operator.pos, ast.Not: operator.not_
 _CMP = {ast.Eq: operator.eq, ast.NotEq: operator.ne, ast.Lt: operator.lt, ast.LtE: operator.le,
         ast.Gt: operator.gt, ast.GtE: operator.ge, ast.In: lambda a, b: a in b,
         ast.NotIn: lambda a, b: a not in b}
+MAX_RANGE = 100_000  # a longer range is surely a mistake, and would stall validation
+
+
+def _range(*args: int) -> list[int]:
+    r = range(*args)
+    if len(r) > MAX_RANGE:
+        raise VitdslError(f"range({', '.join(map(str, args))}) has {len(r)} numbers, more than {MAX_RANGE}")
+    return list(r)
+
+
 FUNCTIONS: dict[str, Callable] = {"min": min, "max": max, "int": int, "float": float,
-                                  "round": round, "len": len, "abs": abs, "sum": sum}
+                                  "round": round, "len": len, "abs": abs, "sum": sum,
+                                  "range": _range, "sorted": sorted}
 
 
 def is_reference(value: Any) -> bool:
@@ -52,7 +64,8 @@ class _Eval(ast.NodeVisitor):
 
     def generic_visit(self, node):
         raise VitdslError(f"'{ast.unparse(node)}' is not allowed in expression '{self.text}'",
-                          hint="expressions may use arithmetic, comparisons, conditionals, indexing and "
+                          hint="expressions may use arithmetic, comparisons, conditionals, indexing, list "
+                               "comprehensions (one for) and "
                                + ", ".join(FUNCTIONS))
 
     def visit_Constant(self, node):
@@ -113,7 +126,28 @@ class _Eval(ast.NodeVisitor):
     def visit_Call(self, node):
         if not isinstance(node.func, ast.Name) or node.func.id not in FUNCTIONS or node.keywords:
             return self.generic_visit(node)
-        return FUNCTIONS[node.func.id](*[self.visit(a) for a in node.args])
+        args = [self.visit(a) for a in node.args]
+        try:
+            return FUNCTIONS[node.func.id](*args)
+        except (TypeError, ValueError) as e:
+            raise VitdslError(f"cannot evaluate '{self.text}': {e}") from None
+
+    def visit_ListComp(self, node):
+        gen = node.generators[0]
+        if len(node.generators) != 1 or gen.is_async or not isinstance(gen.target, ast.Name):
+            return self.generic_visit(node)
+        items = self.visit(gen.iter)
+        if not isinstance(items, (list, tuple, str)):
+            raise VitdslError(f"cannot evaluate '{self.text}': '{ast.unparse(gen.iter)}' is not a list")
+        outer, name, out = self.lookup, gen.target.id, []
+        try:
+            for item in items:  # the loop variable shadows a parameter of that name
+                self.lookup = lambda n, item=item: item if n == name else outer(n)
+                if all(self.visit(c) for c in gen.ifs):
+                    out.append(self.visit(node.elt))
+        finally:
+            self.lookup = outer
+        return out
 
 
 def resolve_params(raw: Mapping[str, Any], scope: Mapping[str, Any] | None = None) -> dict[str, Any]:

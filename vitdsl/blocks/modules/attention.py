@@ -181,23 +181,46 @@ def relative_index(wh: int, ww: int | None = None) -> torch.Tensor:
     return (rel[..., 0] + wh - 1) * (2 * ww - 1) + rel[..., 1] + ww - 1
 
 
+def offsets(rh: int, rw: int) -> torch.Tensor:
+    """(Δrow, Δcol) for Δrow in [-rh, rh], Δcol in [-rw, rw], row-major, as floats: (2rh+1)·(2rw+1) × 2."""
+    grid = torch.meshgrid(torch.arange(-rh, rh + 1), torch.arange(-rw, rw + 1), indexing="ij")
+    return torch.stack(grid).flatten(1).T.float()
+
+
+def dynamic_bias_mlp(hidden: int) -> nn.Sequential:
+    """CrossFormer's dynamic position bias: an offset (2,) → one bias, through three hidden layers."""
+    layers: list[nn.Module] = [nn.Linear(2, hidden)]
+    for last in (False, False, True):
+        layers += [nn.LayerNorm(hidden), nn.ReLU(), nn.Linear(hidden, 1 if last else hidden)]
+    return nn.Sequential(*layers)
+
+
 class LocalAttention(Attention):
     """Attention within windows of a (B, C, H, W) feature map: contiguous blocks or a dilated grid."""
 
-    def __init__(self, partition: str, window: tuple[int, int], rel_pos_bias: bool, **kwargs):
+    def __init__(self, partition: str, window: tuple[int, int], rel_pos_bias: str, bias_hidden: int | None = None,
+                 bias_index: str = "exact", **kwargs):
         super().__init__(**kwargs)
         self.partition, self.window = partition, tuple(window)
         wh, ww = self.window
-        if rel_pos_bias:
+        self.rel_pos_bias = self.rel_pos_mlp = None
+        if rel_pos_bias == "table":
             self.rel_pos_bias = nn.Embedding((2 * wh - 1) * (2 * ww - 1), self.heads)
+        elif rel_pos_bias == "dynamic":
+            self.rel_pos_mlp = dynamic_bias_mlp(bias_hidden)
+            # vit-pytorch evaluates one offset more on each side than the window has, then reads the
+            # table with the stride of the exact one (see local-attn's bias_index)
+            reach = (wh, ww) if bias_index == "vit-pytorch" else (wh - 1, ww - 1)
+            self.register_buffer("rel_pos_offsets", offsets(*reach), persistent=False)
+        if rel_pos_bias != "none":
             self.register_buffer("rel_pos_index", relative_index(wh, ww), persistent=False)
-        else:
-            self.rel_pos_bias = None
 
     def bias(self) -> torch.Tensor | None:
-        if self.rel_pos_bias is None:
-            return None
-        return self.rel_pos_bias(self.rel_pos_index).permute(2, 0, 1)
+        if self.rel_pos_bias is not None:
+            return self.rel_pos_bias(self.rel_pos_index).permute(2, 0, 1)
+        if self.rel_pos_mlp is not None:  # (n, n), shared by all heads
+            return self.rel_pos_mlp(self.rel_pos_offsets).squeeze(-1)[self.rel_pos_index]
+        return None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, c, h, w = x.shape

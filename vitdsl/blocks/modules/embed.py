@@ -10,8 +10,10 @@ from .common import make_norm
 class Patchify(nn.Module):
     def __init__(self, channels: int, patch: tuple[int, int], dim: int | None, order: str, pre_norm: str,
                  post_norm: str, bias: bool, stride: tuple[int, int] | None = None,
-                 padding: tuple[int, int] = (0, 0), grid: tuple[int, int] | None = None, shift: int = 0):
+                 padding: tuple[int, int] = (0, 0), grid: tuple[int, int] | None = None, shift: int = 0,
+                 to_map: tuple[int, int] | None = None):
         super().__init__()
+        self.to_map = to_map  # the patch grid, when the output is a (B, D, rows, columns) map
         self.patch, self.order, self.shift = patch, order, shift
         self.stride, self.padding, self.grid = stride, padding, grid  # stride None: non-overlapping view
         patch_dim = channels * (5 if shift else 1) * patch[0] * patch[1]
@@ -43,6 +45,8 @@ class Patchify(nn.Module):
             x = self.proj(x)
         if self.post_norm is not None:
             x = self.post_norm(x)
+        if self.to_map is not None:
+            x = x.view(b, *self.to_map, x.shape[-1]).permute(0, 3, 1, 2)
         return x
 
 
@@ -57,6 +61,27 @@ class LearnedPositions(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x + (self.pos if self.used is None else self.pos[: self.used])
+        return self.drop(x) if self.drop is not None else x
+
+
+class ScalarPositions(nn.Module):
+    """One learned number per position, added to every feature: per token of (B, N, D), or per position
+    of a window, shared by the windows×windows windows of a (B, C, H, W) map."""
+
+    def __init__(self, n: int, window: tuple[int, int] | None, windows: int, init_std: float, dropout: float,
+                 init: str = "normal"):
+        super().__init__()
+        self.pos = nn.Parameter(torch.randn(n) * init_std)
+        if init == "trunc_normal":
+            nn.init.trunc_normal_(self.pos, std=init_std)
+        self.window, self.windows = window, windows
+        self.drop = nn.Dropout(dropout) if dropout > 0 else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.window is None:
+            x = x + self.pos[:, None]
+        else:
+            x = x + self.pos.view(self.window).repeat(self.windows, self.windows)
         return self.drop(x) if self.drop is not None else x
 
 
