@@ -12,7 +12,7 @@ class SeparableAttention(LocalAttention):
     windows of each image, stacked image-major as (B·groups, n, C)."""
 
     def __init__(self, partition: str, window: tuple[int, int], groups: int, **kwargs):
-        super().__init__(partition=partition, window=window, rel_pos_bias=False, **kwargs)
+        super().__init__(partition=partition, window=window, rel_pos_bias="none", **kwargs)
         dim, inner = kwargs["dim"], self.heads * self.dim_head
         self.groups = groups
         self.window_token = nn.Parameter(torch.randn(dim))
