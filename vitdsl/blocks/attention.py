@@ -91,6 +91,17 @@ class AttentionSpec(MixerSpec):
                     head_mix=self.head_mix, memories=self.memories, task_tokens=self.task_tokens,
                     temperature=self.temperature, mask_self=self.mask_self, **self.mixer_kwargs())
 
+    def attention_parts(self, dim: int) -> dict[str, int]:
+        """Parameters of the named parts every attention module has (for partial weight sharing)."""
+        heads, dim_head = self.geometry(dim)
+        inner = heads * dim_head
+        parts = {"qkv": linear_params(dim, 3 * inner, self.qkv_bias)}
+        if self.norm != "none":
+            parts["norm"] = self.mixer_params(dim) - (dim if self.layer_scale is not None else 0)
+        if self.projects_out(dim):
+            parts["out"] = linear_params(inner, dim, self.out_bias)
+        return parts
+
     def pattern_extras(self) -> str:
         parts = [{"talking": "talking heads", "reattention": "re-attention"}.get(self.head_mix, "")]
         parts += [f"+{self.memories} memories" if self.memories else ""]
@@ -139,6 +150,9 @@ class GlobalAttn(AttentionSpec):
     def pattern(self, x: Shape) -> str:
         return ("cross-covariance" if self.over == "channels" else "global") + self.pattern_extras()
 
+    def part_params(self, part: str, x: Shape) -> int | None:
+        return self.attention_parts(x.features).get(part)
+
     def build(self, x: Shape):
         from .modules.attention import Attention, CrossCovarianceAttention
 
@@ -153,10 +167,16 @@ class LocalAttn(AttentionSpec):
     ``partition: block`` attends within non-overlapping w×w windows (Swin/MaxViT block attention);
     ``partition: grid`` attends within a w×w grid of tokens spread evenly over the whole map (MaxViT
     grid attention: a sparse, global mix). Takes and gives a feature map (C, H, W).
+
+    With ``region_tokens`` it takes tokens instead: one region token per window leading the patch
+    tokens, as ``merge: sequence`` joins a region map in front of a patch grid (RegionViT). The region
+    tokens first attend among themselves (no position bias), then each window attends together with
+    its region token (which gets no position bias either); both steps use this block's weights. The
+    windows are the patch grid divided by the region grid.
     """
 
     block = "local-attn"
-    takes = ("image",)
+    takes = ("image", "tokens")
     family = "attention"
 
     partition: Literal["block", "grid"] = Field("block", description="block: contiguous windows; "
@@ -167,6 +187,14 @@ class LocalAttn(AttentionSpec):
     windows: PositiveInt | None = Field(None, description="Instead of window: the number of windows along each "
                                         "side, so a window covers (height/n)×(width/n) tokens whatever the map "
                                         "size (NesT's nested blocks; with partition: grid, tokens n apart).")
+    region_tokens: bool = Field(False, description="Take tokens whose leading special tokens are one region token "
+                                "per window, on their own grid (merge: sequence of a region map and a patch "
+                                "grid): region tokens attend among themselves, then each window with its region "
+                                "token, with shared weights (RegionViT's regional-to-local attention).")
+    rel_pos_index: Literal["row-major", "col-major"] = Field(
+        "row-major", description="How a relative offset indexes the bias table: row-major = "
+                                 "(Δrow + h−1)·(2w−1) + (Δcol + w−1); col-major = (Δrow + h−1) + (Δcol + w−1)·(2h−1) "
+                                 "(RegionViT's transposed index).")
 
     @model_validator(mode="after")
     def _geometry_given(self):
@@ -176,10 +204,43 @@ class LocalAttn(AttentionSpec):
             raise ValueError("memories and task_tokens are for global-attn; windows have no special tokens")
         if self.windows is not None and "window" in self.model_fields_set:
             raise ValueError("set window (the window side) or windows (how many per side), not both")
+        if self.region_tokens and (self.partition != "block" or self.windows is not None):
+            raise ValueError("with region_tokens the region grid sets the windows: partition block, no windows")
         return self
+
+    def regions(self, x: Shape) -> tuple[tuple[int, int], tuple[int, int]]:
+        """(region grid, window size) of tokens led by region tokens, checking that they fit each other."""
+        need(self.region_tokens, "local-attn takes tokens only with region_tokens: true (region tokens leading a "
+             "patch grid)", "give it a feature map, or join region tokens in front with 'merge: sequence'")
+        need(x.grid is not None and len(x.grid) == 2, "local-attn with region_tokens needs tokens on a 2-D patch "
+             "grid, but these carry none", "join a region map in front of a patch grid with 'merge: sequence'")
+        need(x.prefix_grid is not None and len(x.prefix_grid) == 2 and x.prefix >= 1,
+             f"local-attn with region_tokens needs region tokens on a 2-D grid leading the sequence, but the "
+             f"{x.prefix} special token(s) here carry no grid",
+             "join the region map in front with 'merge: sequence' (from: [region, local])")
+        need(x.suffix == 0, f"local-attn with region_tokens works on the patch grid, but {x.suffix} special "
+             "token(s) trail the sequence")
+        (rh, rw), (h, w) = x.prefix_grid, x.grid
+        need(h % rh == 0 and w % rw == 0,
+             f"the {rh}×{rw} region tokens do not split the {h}×{w} patch grid into windows "
+             f"(the {'height' if h % rh else 'width'} {h if h % rh else w} is no multiple of {rh if h % rh else rw})",
+             window_hint(h, w, "region grids"))
+        win = (h // rh, w // rw)
+        if "window" in self.model_fields_set:
+            need(win == (self.window, self.window),
+                 f"the {rh}×{rw} region tokens split the {h}×{w} patch grid into {win[0]}×{win[1]} windows, "
+                 f"not the {self.window}×{self.window} windows that window: {self.window} says",
+                 f"set window: {win[0]} (or leave it out)" + (
+                     f", or give the region tokens a {h // self.window}×{w // self.window} grid"
+                     if h % self.window == 0 and w % self.window == 0 else "") + "; " + window_hint(h, w))
+        return (rh, rw), win
 
     def window_size(self, x: Shape) -> tuple[int, int]:
         """(window height, window width) on this map, checking that the windows tile it."""
+        if x.kind == "tokens" or self.region_tokens:
+            need(x.kind == "tokens", "local-attn with region_tokens takes tokens, but a feature map reaches it",
+                 "join the region map in front of the patch tokens with 'merge: sequence'")
+            return self.regions(x)[1]
         _, h, w = x.dims
         if self.windows is None:
             win = self.window
@@ -204,21 +265,37 @@ class LocalAttn(AttentionSpec):
         table = (2 * wh - 1) * (2 * ww - 1) * heads if self.rel_pos_bias else 0
         return self.attention_params(x.features, table)
 
+    def part_params(self, part: str, x: Shape) -> int | None:
+        if part == "rel_pos_bias" and self.rel_pos_bias:
+            wh, ww = self.window_size(x)
+            return (2 * wh - 1) * (2 * ww - 1) * self.geometry(x.features)[0]
+        return self.attention_parts(x.features).get(part)
+
     def flops(self, x: Shape) -> int:
-        c, h, w = x.dims
         wh, ww = self.window_size(x)
+        if x.kind == "tokens":  # region tokens among themselves, then each window with its region token
+            regions, c = x.prefix, x.features
+            return self.attention_flops(regions, regions, c) + \
+                self.attention_flops(regions * (1 + wh * ww), 1 + wh * ww, c)
+        c, h, w = x.dims
         return self.attention_flops(h * w, wh * ww, c)
 
     def pattern(self, x: Shape) -> str:
         kind = "window" if self.partition == "block" else "grid"
         wh, ww = self.window_size(x)
+        if x.kind == "tokens":
+            return f"regional {wh}×{ww} + {x.prefix} region token{'s' if x.prefix > 1 else ''}" + self.pattern_extras()
         return f"{kind} {wh}×{ww}" + self.pattern_extras()
 
     def build(self, x: Shape):
-        from .modules.attention import LocalAttention
+        from .modules.attention import LocalAttention, RegionalAttention
 
+        if x.kind == "tokens":
+            return RegionalAttention(regions=self.regions(x)[0], window=self.window_size(x),
+                                     rel_pos_bias=self.rel_pos_bias, rel_pos_index=self.rel_pos_index,
+                                     **self.attention_kwargs(x.features))
         return LocalAttention(partition=self.partition, window=self.window_size(x), rel_pos_bias=self.rel_pos_bias,
-                              **self.attention_kwargs(x.features))
+                              rel_pos_index=self.rel_pos_index, **self.attention_kwargs(x.features))
 
 
 @register
