@@ -4,6 +4,7 @@ import copy
 import pickle
 import subprocess
 import sys
+from dataclasses import replace
 
 import pytest
 import torch
@@ -14,6 +15,7 @@ from vitdsl import VitdslError, validate
 from vitdsl.blocks.attention import LocalAttn
 from vitdsl.blocks.dwconv import DWConv
 from vitdsl.blocks.heads import Merge
+from vitdsl.blocks.mlp import MLP
 from vitdsl.blocks.select import Select
 from vitdsl.blocks.shape import Shape
 from vitdsl.errors import ShapeError
@@ -290,7 +292,7 @@ def test_a_part_of_another_shape_is_refused(write):
 
 
 # -- region tokens ----------------------------------------------------------------------------------
-REGIONS = Shape("tokens", (4 + 64, 16), (8, 8), 4, 0, (2, 2))
+REGIONS = replace(Shape.tokens(4 + 64, 16, grid=(8, 8), prefix=4), prefix_grid=(2, 2))
 
 
 def test_merge_sequence_puts_the_region_map_in_front_and_remembers_its_grid():
@@ -347,7 +349,7 @@ def test_regional_attention_is_windows_with_their_region_token():
 
 
 @pytest.mark.parametrize("shape,message", [
-    (Shape("tokens", (9 + 64, 16), (8, 8), 9, 0, (3, 3)),
+    (replace(Shape.tokens(9 + 64, 16, grid=(8, 8), prefix=9), prefix_grid=(3, 3)),
      "the 3×3 region tokens do not split the 8×8 patch grid into windows (the height 8 is no multiple of 3)"),
     (Shape.tokens(65, 16, grid=(8, 8), prefix=1),
      ("local-attn with region_tokens needs region tokens on a 2-D grid leading the sequence, but the 1 special "
@@ -379,3 +381,14 @@ def test_merge_sequence_needs_one_width():
     with pytest.raises(ShapeError) as e:
         Merge(mode="sequence").infer(Shape.image(8, 2, 2), Shape.tokens(64, 16, grid=(8, 8)))
     assert e.value.message == "merge: sequence needs one width, but input 0 has 8 features and input 1 16"
+
+
+def test_feed_forward_without_trailing_dropout():
+    x = Shape.tokens(4, 8)
+    for out_dropout, calls in ((True, 2), (False, 1)):
+        module = MLP(hidden=16, dropout=0.5, out_dropout=out_dropout).build(x).train()
+        seen = []
+        module.drop.register_forward_hook(lambda m, i, o, seen=seen: seen.append(o))
+        module(torch.randn(2, 4, 8))
+        assert len(seen) == calls
+    assert small().stages["0"].blocks["0"].ff.out_dropout is False

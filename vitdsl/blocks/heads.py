@@ -158,7 +158,7 @@ class Merge(BlockSpec):
         regions = (grid(first) if len(xs) == 2 and grid(first) is not None and len(grid(first)) == 2
                    and not first.prefix and not first.suffix and not last.prefix else None)
         n = count + (last.dims[0] if last.kind == "tokens" else last.dims[1] * last.dims[2])
-        return Shape("tokens", (n, last.features), grid(last), count + last.prefix, last.suffix, regions)
+        return Shape("tokens", (n, last.features), grid(last), count + last.prefix, last.suffix, prefix_grid=regions)
 
     def pattern(self, *xs: Shape) -> str:
         if self.mode != "sequence":
