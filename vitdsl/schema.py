@@ -37,6 +37,14 @@ COMMON = {"name": {"type": "string"},
           "when": {**FLAG, "description": "false: the item is left out"}}
 
 
+SHARE = {"anyOf": [{"type": "string"}, REFERENCE,
+                   {"type": "object", "properties": {"with": {"type": "string"},
+                                                     "params": {"type": "array", "items": {"type": "string"}}},
+                    "required": ["with", "params"], "additionalProperties": False}],
+         "description": "use the weights of an earlier block (all, or the named parts); naming the block itself: "
+                        "iteration 0's, in every iteration of the innermost repeat"}
+
+
 def block_item_schema(name: str, cls) -> dict[str, Any]:
     spec = _loosen(cls.model_json_schema(ref_template="#/$defs/{model}"))
     spec.pop("title", None)
@@ -47,7 +55,7 @@ def block_item_schema(name: str, cls) -> dict[str, Any]:
     item = {
         "type": "object",
         "description": (cls.__doc__ or "").strip().split("\n")[0],
-        "properties": {name: {"anyOf": options}, **COMMON},
+        "properties": {name: {"anyOf": options}, **COMMON, "share": SHARE},
         "required": [name],
         "additionalProperties": False,
     }

@@ -97,6 +97,17 @@ class AttentionSpec(MixerSpec):
                     temperature=self.temperature, mask_self=self.mask_self, qk_norm=self.qk_norm, scale=self.scale,
                     **self.mixer_kwargs())
 
+    def attention_parts(self, dim: int) -> dict[str, int]:
+        """Parameters of the named parts every attention module has (for partial weight sharing)."""
+        heads, dim_head = self.geometry(dim)
+        inner = heads * dim_head
+        parts = {"qkv": linear_params(dim, 3 * inner, self.qkv_bias)}
+        if self.norm != "none":
+            parts["norm"] = self.mixer_params(dim) - (dim if self.layer_scale is not None else 0)
+        if self.projects_out(dim):
+            parts["out"] = linear_params(inner, dim, self.out_bias)
+        return parts
+
     def pattern_extras(self) -> str:
         parts = [{"talking": "talking heads", "reattention": "re-attention"}.get(self.head_mix, "")]
         parts += [f"+{self.memories} memories" if self.memories else "", "qk-norm" if self.qk_norm else ""]
@@ -196,6 +207,9 @@ class GlobalAttn(AttentionSpec):
             return f"global, samples ≤{self.samples}"
         return ("cross-covariance" if self.over == "channels" else "global") + self.pattern_extras()
 
+    def part_params(self, part: str, x: Shape) -> int | None:
+        return self.attention_parts(x.features).get(part)
+
     def build(self, x: Shape):
         from .modules import attention
 
@@ -220,10 +234,16 @@ class LocalAttn(AttentionSpec):
     grid attention: a sparse, global mix). Takes and gives a feature map (C, H, W). The position bias
     is a learned table per head (Swin/MaxViT), or ``dynamic``: a small MLP of the offset, so it fits any
     window (CrossFormer; its short- and long-distance attention are block and grid).
+
+    With ``region_tokens`` it takes tokens instead: one region token per window leading the patch
+    tokens, as ``merge: sequence`` joins a region map in front of a patch grid (RegionViT). The region
+    tokens first attend among themselves (no position bias), then each window attends together with
+    its region token (which gets no position bias either); both steps use this block's weights. The
+    windows are the patch grid divided by the region grid.
     """
 
     block = "local-attn"
-    takes = ("image",)
+    takes = ("image", "tokens")
     family = "attention"
 
     partition: Literal["block", "grid"] = Field("block", description="block: contiguous windows; "
@@ -246,6 +266,14 @@ class LocalAttn(AttentionSpec):
                              "vit-pytorch: CrossFormer's quirk in vit-pytorch, which evaluates the MLP on the "
                              "offsets [-w, w]² (row stride 2w+1) but reads it at (Δrow+w-1)·(2w-1) + (Δcol+w-1), "
                              "so most pairs get another offset's bias (needed for its weights).")
+    region_tokens: bool = Field(False, description="Take tokens whose leading special tokens are one region token "
+                                "per window, on their own grid (merge: sequence of a region map and a patch "
+                                "grid): region tokens attend among themselves, then each window with its region "
+                                "token, with shared weights (RegionViT's regional-to-local attention).")
+    rel_pos_index: Literal["row-major", "col-major"] = Field(
+        "row-major", description="How a relative offset indexes the bias table: row-major = "
+                                 "(Δrow + h−1)·(2w−1) + (Δcol + w−1); col-major = (Δrow + h−1) + (Δcol + w−1)·(2h−1) "
+                                 "(RegionViT's transposed index).")
 
     @field_validator("rel_pos_bias", mode="before")
     @classmethod
@@ -262,10 +290,47 @@ class LocalAttn(AttentionSpec):
             raise ValueError("set window (the window side) or windows (how many per side), not both")
         if self.rel_pos_bias != "dynamic" and {"bias_hidden", "bias_index"} & self.model_fields_set:
             raise ValueError("bias_hidden and bias_index are options of the dynamic bias: set rel_pos_bias: dynamic")
+        if self.region_tokens and (self.partition != "block" or self.windows is not None):
+            raise ValueError("with region_tokens the region grid sets the windows: partition block, no windows")
         return self
+
+    def regions(self, x: Shape) -> tuple[tuple[int, int], tuple[int, int]]:
+        """(region grid, window size) of tokens led by region tokens, checking that they fit each other."""
+        need(self.region_tokens, "local-attn takes tokens only with region_tokens: true (region tokens leading a "
+             "patch grid)", "give it a feature map, or join region tokens in front with 'merge: sequence'")
+        need(x.grid is not None and len(x.grid) == 2, "local-attn with region_tokens needs tokens on a 2-D patch "
+             "grid, but these carry none", "join a region map in front of a patch grid with 'merge: sequence'")
+        need(x.prefix_grid is not None and len(x.prefix_grid) == 2 and x.prefix >= 1,
+             f"local-attn with region_tokens needs region tokens on a 2-D grid leading the sequence, but the "
+             f"{x.prefix} special token(s) here carry no grid",
+             "join the region map in front with 'merge: sequence' (from: [region, local])")
+        need(x.suffix == 0, f"local-attn with region_tokens works on the patch grid, but {x.suffix} special "
+             "token(s) trail the sequence")
+        (rh, rw), (h, w) = x.prefix_grid, x.grid
+        need(h % rh == 0 and w % rw == 0,
+             f"the {rh}×{rw} region tokens do not split the {h}×{w} patch grid into windows "
+             f"(the {'height' if h % rh else 'width'} {h if h % rh else w} is no multiple of {rh if h % rh else rw})",
+             window_hint(h, w, "region grids"))
+        win = (h // rh, w // rw)
+        if "window" in self.model_fields_set:
+            need(win == (self.window, self.window),
+                 f"the {rh}×{rw} region tokens split the {h}×{w} patch grid into {win[0]}×{win[1]} windows, "
+                 f"not the {self.window}×{self.window} windows that window: {self.window} says",
+                 f"set window: {win[0]} (or leave it out)" + (
+                     f", or give the region tokens a {h // self.window}×{w // self.window} grid"
+                     if h % self.window == 0 and w % self.window == 0 else "") + "; " + window_hint(h, w))
+        return (rh, rw), win
 
     def window_size(self, x: Shape) -> tuple[int, int]:
         """(window height, window width) on this map, checking that the windows tile it."""
+        if x.kind == "tokens" or self.region_tokens:
+            need(x.kind == "tokens", "local-attn with region_tokens takes tokens, but a feature map reaches it",
+                 "join the region map in front of the patch tokens with 'merge: sequence'")
+            return self.regions(x)[1]
+        return self.map_window_size(x)
+
+    def map_window_size(self, x: Shape) -> tuple[int, int]:
+        """(window height, window width) on a feature map, checking that the windows tile it."""
         _, h, w = x.dims
         if self.windows is None:
             win = self.window
@@ -308,10 +373,20 @@ class LocalAttn(AttentionSpec):
             bias = linear_params(2, m) + 3 * 2 * m + 2 * linear_params(m, m) + linear_params(m, 1)
         return self.attention_params(x.features, bias)
 
+    def part_params(self, part: str, x: Shape) -> int | None:
+        if part == "rel_pos_bias" and self.rel_pos_bias == "table":
+            wh, ww = self.window_size(x)
+            return (2 * wh - 1) * (2 * ww - 1) * self.geometry(x.features)[0]
+        return self.attention_parts(x.features).get(part)
+
     def flops(self, x: Shape) -> int:
-        c, h, w = x.dims
         wh, ww = self.window_size(x)
-        n = self.attention_flops(h * w, wh * ww, c)
+        if x.kind == "tokens":  # region tokens among themselves, then each window with its region token
+            regions, c = x.prefix, x.features
+            n = self.attention_flops(regions, regions, c) + self.attention_flops(regions * (1 + wh * ww), 1 + wh * ww, c)
+        else:
+            c, h, w = x.dims
+            n = self.attention_flops(h * w, wh * ww, c)
         if self.rel_pos_bias == "dynamic":  # the bias MLP, once per forward
             m = self.bias_width(c)
             n += 2 * self.bias_offsets(x) * (2 * m + 2 * m * m + m)
@@ -323,15 +398,22 @@ class LocalAttn(AttentionSpec):
         bias = ""
         if self.rel_pos_bias == "dynamic":
             bias = ", dynamic bias" + (" (vit-pytorch index)" if self.bias_index == "vit-pytorch" else "")
+        if x.kind == "tokens":
+            return (f"regional {wh}×{ww} + {x.prefix} region token{'s' if x.prefix > 1 else ''}" + bias
+                    + self.pattern_extras())
         return f"{kind} {wh}×{ww}" + bias + self.pattern_extras()
 
     def build(self, x: Shape):
-        from .modules.attention import LocalAttention
+        from .modules.attention import LocalAttention, RegionalAttention
 
         dynamic = self.rel_pos_bias == "dynamic"
-        return LocalAttention(partition=self.partition, window=self.window_size(x), rel_pos_bias=self.rel_pos_bias,
-                              bias_hidden=self.bias_width(x.features) if dynamic else None,
-                              bias_index=self.bias_index, **self.attention_kwargs(x.features))
+        bias = dict(rel_pos_bias=self.rel_pos_bias, rel_pos_index=self.rel_pos_index,
+                    bias_hidden=self.bias_width(x.features) if dynamic else None, bias_index=self.bias_index)
+        if x.kind == "tokens":
+            return RegionalAttention(regions=self.regions(x)[0], window=self.window_size(x), **bias,
+                                     **self.attention_kwargs(x.features))
+        return LocalAttention(partition=self.partition, window=self.window_size(x), **bias,
+                              **self.attention_kwargs(x.features))
 
 
 @register

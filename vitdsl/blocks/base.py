@@ -66,6 +66,11 @@ class BlockSpec(BaseModel):
         """Who attends to whom (attention blocks); empty for the rest."""
         return ""
 
+    def part_params(self, part: str, *inputs: Shape) -> int | None:
+        """Parameters in one named part of the module (a submodule or tensor, as ``share: {params: [...]}``
+        names it); None when the spec does not say, and the graph then counts on a module built on meta."""
+        return None
+
     def build(self, *inputs: Shape):
         """The ``nn.Module`` for these input shapes."""
         raise VitdslError(f"block '{self.block}' has no module")

@@ -29,6 +29,9 @@ class DWConv(MixerSpec):
     mid_norm: Literal["batch", "none"] = Field("batch", description="Norm between the two convolutions.")
     act: Activation | Literal["none"] = Field("gelu", description="Activation between the two convolutions.")
     bias: bool = Field(True, description="Bias in each convolution.")
+    special: Literal["refuse", "pass"] = Field(
+        "refuse", description="Leading special tokens: refuse them (an error), or pass them through unchanged "
+                              "while the patch tokens are convolved (a PEG after RegionViT's region tokens).")
 
     @model_validator(mode="after")
     def _odd(self):
@@ -40,11 +43,15 @@ class DWConv(MixerSpec):
         if x.kind == "tokens":
             need(x.grid is not None and len(x.grid) == 2, "dwconv needs tokens that come from a 2-D patch grid",
                  "place it after patchify, before any block that loses the grid")
-            need(x.prefix == 0, f"dwconv works on the patch grid, but {x.prefix} special token(s) lead the sequence",
-                 "add the tokens block after the convolutional blocks")
+            need(x.prefix == 0 or self.special == "pass", f"dwconv works on the patch grid, but {x.prefix} special "
+                 "token(s) lead the sequence", "add the tokens block after the convolutional blocks, or set "
+                 "special: pass")
             need(x.suffix == 0, f"dwconv works on the patch grid, but {x.suffix} special token(s) trail the sequence",
                  "append the trailing tokens after the convolutional blocks")
-            return x.dims[0]
+            gh, gw = x.grid
+            need(x.dims[0] == x.prefix + gh * gw, f"dwconv: {x.dims[0]} tokens are not {x.prefix} special token(s) "
+                 f"plus the {gh}×{gw} patch grid")
+            return gh * gw
         return x.dims[1] * x.dims[2]
 
     def infer(self, x: Shape) -> Shape:
@@ -65,4 +72,4 @@ class DWConv(MixerSpec):
 
         grid = x.grid if x.kind == "tokens" else None
         return DWConv(x.features, self.kernel, self.convs, self.mid_norm, self.act, self.bias, grid,
-                      **self.mixer_kwargs())
+                      skip=x.prefix if x.kind == "tokens" else 0, **self.mixer_kwargs())

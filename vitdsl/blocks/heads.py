@@ -113,7 +113,11 @@ class Head(BlockSpec):
 
 @register
 class Merge(BlockSpec):
-    """Join several branches (named with ``from:``): add them, or concatenate their features."""
+    """Join several branches (named with ``from:``): add them, concatenate their features, or join them
+    into one sequence (``sequence``): every input but the last becomes leading special tokens of the
+    last, which keeps its patch grid; feature maps count as their positions, row-major. When the first
+    of two inputs carries a 2-D grid of its own, the special tokens remember it (RegionViT's region
+    tokens: one per window of the last input's grid, read by ``local-attn`` with ``region_tokens``)."""
 
     block = "merge"
     takes = ("tokens", "image", "vector", "volume")
@@ -121,9 +125,13 @@ class Merge(BlockSpec):
     shorthand = "mode"
     family = "misc"
 
-    mode: Literal["add", "concat"] = Field("add", description="add: element-wise sum; concat: join features.")
+    mode: Literal["add", "concat", "sequence"] = Field(
+        "add", description="add: element-wise sum; concat: join features; sequence: join along the sequence, "
+                           "the inputs before the last becoming its leading special tokens.")
 
     def infer(self, *xs: Shape) -> Shape:
+        if self.mode == "sequence":
+            return self.sequence(*xs)
         first = xs[0]
         for i, x in enumerate(xs[1:], 1):
             need(x.kind == first.kind, f"merge input {i} is {x.kind} but input 0 is {first.kind}")
@@ -137,7 +145,30 @@ class Merge(BlockSpec):
             return first
         return first.with_features(sum(x.features for x in xs))
 
+    def sequence(self, *xs: Shape) -> Shape:
+        *special, last = xs
+        for i, x in enumerate(xs):
+            need(x.kind in ("tokens", "image"), f"merge: sequence joins tokens and feature maps, but input {i} is "
+                 f"{x.kind}")
+            need(x.features == last.features, f"merge: sequence needs one width, but input {i} has {x.features} "
+                 f"features and input {len(xs) - 1} {last.features}", "project one branch to the other's width")
+        count = sum(x.dims[0] if x.kind == "tokens" else x.dims[1] * x.dims[2] for x in special)
+        grid = lambda s: tuple(s.dims[1:]) if s.kind == "image" else s.grid  # noqa: E731
+        first = xs[0]
+        regions = (grid(first) if len(xs) == 2 and grid(first) is not None and len(grid(first)) == 2
+                   and not first.prefix and not first.suffix and not last.prefix else None)
+        n = count + (last.dims[0] if last.kind == "tokens" else last.dims[1] * last.dims[2])
+        return Shape("tokens", (n, last.features), grid(last), count + last.prefix, last.suffix, prefix_grid=regions)
+
+    def pattern(self, *xs: Shape) -> str:
+        if self.mode != "sequence":
+            return ""
+        out = self.sequence(*xs)
+        return f"{out.prefix} special + {out.dims[0] - out.prefix}"
+
     def build(self, *xs: Shape):
         from .modules.heads import Merge
 
+        if self.mode == "sequence":
+            return Merge(self.mode, "tokens", flatten=tuple(x.kind == "image" for x in xs))
         return Merge(self.mode, "image" if xs[0].kind in ("image", "volume") else "tokens")

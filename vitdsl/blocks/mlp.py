@@ -28,6 +28,8 @@ class MLP(MixerSpec):
     tokens: Literal["all", "prefix"] = Field("all", description="prefix: only the special tokens leading the "
                                              "sequence go through (CaiT's class-attention stage); the rest "
                                              "pass unchanged.")
+    out_dropout: bool = Field(True, description="Dropout after the output projection too; false: only after the "
+                              "activation (vit-pytorch's RegionViT feed-forward).")
 
     def infer(self, x: Shape) -> Shape:
         if self.tokens == "prefix":
@@ -51,4 +53,4 @@ class MLP(MixerSpec):
 
         return MLP(x.features, self.hidden_dim(x.features), self.act, self.bias, self.dropout,
                    channels_first=x.kind == "image", prefix=x.prefix if self.tokens == "prefix" else None,
-                   **self.mixer_kwargs())
+                   out_dropout=self.out_dropout, **self.mixer_kwargs())

@@ -14,7 +14,7 @@ the maximum size, which is what the shape rules and the summary trace.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 Kind = Literal["image", "volume", "tokens", "vector", "images", "packed"]
@@ -30,6 +30,9 @@ class Shape:
     grid: tuple[int, ...] | None = field(default=None)
     prefix: int = 0
     suffix: int = 0
+    # the grid of the leading special tokens when they form one (RegionViT's region tokens, one per
+    # window of the patch grid, row-major); kept by blocks that keep the token layout
+    prefix_grid: tuple[int, ...] | None = None
 
     def __post_init__(self):
         if self.kind not in RANK:
@@ -68,7 +71,7 @@ class Shape:
     def with_features(self, d: int) -> "Shape":
         if self.kind in CHANNELS_FIRST:
             return Shape(self.kind, (d, *self.dims[1:]))
-        return Shape(self.kind, (*self.dims[:-1], d), self.grid, self.prefix, self.suffix)
+        return replace(self, dims=(*self.dims[:-1], d))
 
     def __str__(self) -> str:
         text = "×".join(str(d) for d in self.dims)

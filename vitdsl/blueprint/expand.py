@@ -12,7 +12,9 @@ Layer items (each a mapping):
 
 Any item may carry ``when: <bool>`` (skipped when false) and ``from: <name>`` (its input: the most
 recent earlier item of that name, so a name reused in a repeat reads the previous iteration's — a
-stream); a repeat may carry ``layer_dropout: p`` (whole iterations skipped while training).
+stream); a repeat may carry ``layer_dropout: p`` (whole iterations skipped while training). A block may
+carry ``share: <name>`` or ``share: {with: <name>, params: [part, ...]}``: it uses the weights (all, or
+the named parts) of an earlier block; naming itself means iteration 0's of the innermost repeat.
 
 Every node gets a path from the names of the items around it (``stages.2.blocks.0.attn``): an item's
 ``name``, or else its block type (``mlp``; ``mlp_1`` for the second unnamed one in the same list),
@@ -33,7 +35,7 @@ from .model import Blueprint
 
 STRUCTURE = ("repeat", "stages", "parallel")
 COMMON_KEYS = {"name", "from", "when"}
-ITEM_KEYS = {"block": COMMON_KEYS, "repeat": COMMON_KEYS | {"layers", "layer_dropout"},
+ITEM_KEYS = {"block": COMMON_KEYS | {"share"}, "repeat": COMMON_KEYS | {"layers", "layer_dropout"},
              "stages": COMMON_KEYS | {"layers"}, "parallel": COMMON_KEYS | {"layers", "merge", "residual"}}
 EXTRA_KEYS = set().union(*ITEM_KEYS.values())
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -47,6 +49,17 @@ class Node:
     inputs: list[str]  # node paths, or INPUT
     location: Location | None
     repeats: tuple[tuple[str, int], ...] = ()  # enclosing (repeat path, iteration) pairs, outermost first
+    share: "Share | None" = None  # whose weights this block uses
+
+
+@dataclass(frozen=True)
+class Share:
+    """A block uses the weights of an earlier block (``owner``, a node path): all of them, or the named
+    parts (submodules or tensors of its module, e.g. ``rel_pos_bias``)."""
+
+    owner: str
+    parts: tuple[str, ...] | None
+    location: Location | None
 
 
 @dataclass
@@ -318,9 +331,65 @@ class _Expander:
             spec = cls.model_validate(fields)
         except ValidationError as e:
             raise spec_error(e, cls, self.bp, here + (kind,), path, raw_is_mapping=isinstance(raw, dict)) from None
-        node = Node(path, spec, self.inputs(item, scope, here, path, prev, single=False), location, repeats)
+        node = Node(path, spec, self.inputs(item, scope, here, path, prev, single=False), location, repeats,
+                    self.share(item, scope, here, path, repeats))
         self.nodes.append(node)
         return path
+
+    def share(self, item: dict, scope: dict, here: tuple, path: str, repeats: tuple) -> Share | None:
+        """Whose weights a block uses (``share:``), or None; iteration 0 of a self-shared block owns them."""
+        if "share" not in item:
+            return None
+        where = here + ("share",)
+        loc = self.bp.source.find(where)
+        raw = self.value(item["share"], scope, where)
+        form = "'share' takes a block name, or {with: NAME, params: [part, ...]}"
+        if isinstance(raw, str):
+            name, parts = raw, None
+        elif isinstance(raw, dict) and set(raw) == {"with", "params"} and isinstance(raw["with"], str):
+            name, parts = raw["with"], raw["params"]
+            parts = [parts] if isinstance(parts, str) else parts
+            if not isinstance(parts, list) or not parts or not all(
+                    isinstance(p, str) and all(NAME.match(s) or s.isdigit() for s in p.split(".")) for p in parts):
+                raise VitdslError(f"share: params takes a list of parameter or submodule names, got {raw['params']!r}",
+                                  location=loc, path=path, hint="e.g. share: {with: attn, params: [rel_pos_bias]}")
+            for a in parts:
+                for b in parts:
+                    if a != b and b.startswith(a + ".") or a == b and parts.count(a) > 1:
+                        raise VitdslError(f"share: params names '{b}' twice (it is part of '{a}')" if a != b else
+                                          f"share: params names '{a}' twice", location=loc, path=path)
+            parts = tuple(parts)
+        else:
+            raise VitdslError(form + f", got {raw!r}", location=loc, path=path,
+                              hint="e.g. share: attn, or share: {with: attn, params: [rel_pos_bias]}")
+        if name == path.rsplit(".", 1)[-1]:  # itself: iteration 0 of the innermost repeat owns the weights
+            if not repeats:
+                raise VitdslError(f"share names the block itself ('{name}'), which means 'every iteration uses "
+                                  "iteration 0's weights' and needs an enclosing repeat", location=loc, path=path,
+                                  hint="name an earlier block, or put this one in a repeat")
+            rp, k = repeats[-1]
+            if k == 0:
+                return None
+            owner = f"{rp}.0." + path[len(f"{rp}.{k}."):]
+            if self.outputs.get(owner) != owner:
+                raise VitdslError(f"share: iteration 0 of '{rp}' has no block '{owner}' to take the weights from",
+                                  location=loc, path=path, hint="its 'when' may switch it off in iteration 0")
+            return Share(owner, parts, loc)
+        if name == INPUT:
+            raise VitdslError("share names the input, which has no weights", location=loc, path=path)
+        for item_path in reversed(self.outputs):
+            if item_path == name or item_path.rsplit(".", 1)[-1] == name:
+                if self.outputs[item_path] != item_path:
+                    raise VitdslError(f"share names '{name}', which is a repeat, stages or parallel item: name one "
+                                      "block", location=loc, path=path,
+                                      hint="to share a whole stack, give each block of it a share")
+                return Share(item_path, parts, loc)
+        later = name in self.all_names
+        raise VitdslError(f"share names '{name}', which " + ("comes later: a block can only use an earlier one's "
+                                                             "weights" if later else "is no layer of this blueprint"),
+                          location=loc, path=path,
+                          hint=None if later else suggest(name, sorted({p.rsplit(".", 1)[-1] for p in self.outputs}),
+                                                          "names"))
 
 
 def spec_error(e: ValidationError, cls, bp: Blueprint, where: tuple, path: str,

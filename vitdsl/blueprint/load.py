@@ -156,7 +156,7 @@ def apply(bp: Blueprint, variant: str | None = None, overrides: Mapping[str, Any
     return out
 
 
-KEPT = ("name", "from", "when")  # what a replaced item keeps of the item it replaces
+KEPT = ("name", "from", "when", "share")  # what a replaced item keeps of the item it replaces
 
 
 def _names(items: list) -> list[str]:
@@ -174,7 +174,8 @@ def _swap(items: list, name: str, new: dict) -> tuple[list, int]:
     out, hits = [], 0
     for item in items:
         if isinstance(item, dict) and item.get("name") == name:
-            item, hits = {**new, **{k: item[k] for k in KEPT if k in item}}, hits + 1
+            block = not any(k in new for k in ("repeat", "stages", "parallel"))  # only a block can share
+            item, hits = {**new, **{k: item[k] for k in KEPT if k in item and (block or k != "share")}}, hits + 1
         elif isinstance(item, dict) and isinstance(item.get("layers"), list):
             layers, n = _swap(item["layers"], name, new)
             item, hits = {**item, "layers": layers}, hits + n
@@ -185,7 +186,7 @@ def _swap(items: list, name: str, new: dict) -> tuple[list, int]:
 def replace(bp: Blueprint, replacements: Mapping[str, Any] | None) -> Blueprint:
     """The blueprint with every layer item named ``name`` (at any depth, in repeats and stages too) replaced
     by the given item — a block (``{mlp: {mult: 2}}``, a user-registered one too) or a ``repeat``/``stages``
-    item with its layers — which keeps the replaced item's name, from and when."""
+    item with its layers — which keeps the replaced item's name, from and when (and a block its share)."""
     if not replacements:
         return bp
     layers = bp.to_dict()["layers"]
@@ -198,7 +199,7 @@ def replace(bp: Blueprint, replacements: Mapping[str, Any] | None) -> Blueprint:
         kept = [k for k in KEPT if k in new]
         if kept:
             raise VitdslError(f"replace '{name}': the replacement sets {', '.join(kept)}, which it keeps from the "
-                              "item it replaces", hint="leave name, from and when out of the replacement")
+                              "item it replaces", hint="leave name, from, when and share out of the replacement")
         layers, hits = _swap(layers, name, new)
         if not hits:
             raise VitdslError(f"cannot replace '{name}': no layer item of blueprint '{bp.name}' has that name",

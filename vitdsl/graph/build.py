@@ -99,7 +99,67 @@ def build_graph(design: Design) -> Graph:
         if node.path not in outputs and g.out_degree(node.path) == 0:
             raise VitdslError(f"the output of '{node.path}' is never used", location=node.location, path=node.path,
                               hint="feed it to a later layer with 'from:', or remove it")
+        if node.share is not None:
+            shared_params(g, node)
     return Graph(design, g, order, src, list(design.outputs))
+
+
+def shared_params(g: nx.DiGraph, node) -> int:
+    """How many of a sharing block's parameters are another block's (checked: the same block with the
+    same fields for a whole share, and as many parameters on both sides)."""
+    share = node.share
+    owner = g.nodes[share.owner]["node"]
+    mine, theirs = g.nodes[node.path]["inputs"], g.nodes[share.owner]["inputs"]
+    where = dict(location=share.location, path=node.path)
+    if share.parts is None:
+        if owner.spec.block != node.spec.block:
+            raise VitdslError(f"share: this {node.spec.block} cannot use the weights of '{share.owner}', a "
+                              f"{owner.spec.block}", **where, hint="a whole share joins two blocks of one kind; "
+                              "share single tensors with share: {with: NAME, params: [...]}")
+        a, b = node.spec.model_dump(), owner.spec.model_dump()
+        diff = [f"{k} {a[k]!r} here, {b[k]!r} there" for k in a if a[k] != b[k]]
+        if diff:
+            raise VitdslError(f"share: the fields differ from those of '{share.owner}', whose weights this block "
+                              f"uses: {'; '.join(diff)}", **where,
+                              hint="give both the same fields, or share only some tensors with "
+                                   "share: {with: NAME, params: [...]}")
+        n, m = node.spec.count_params(*mine), owner.spec.count_params(*theirs)
+        if n != m:
+            raise VitdslError(f"share: '{share.owner}' holds {m:,} parameters for its input "
+                              f"({', '.join(map(str, theirs))}), but this block needs {n:,} for its own "
+                              f"({', '.join(map(str, mine))})", **where,
+                              hint="shared weights must fit both inputs: share blocks whose weights do not depend "
+                                   "on the input size, or only the tensors that fit")
+        return n
+    total = 0
+    for part in share.parts:
+        try:
+            n = _part_params(node.spec, part, mine)
+            m = _part_params(owner.spec, part, theirs)
+        except VitdslError as e:
+            raise e.at(share.location, node.path) from None
+        if n != m:
+            raise VitdslError(f"share: part '{part}' holds {m:,} parameters in '{share.owner}' but {n:,} here",
+                              **where, hint="shared tensors must have one shape on both sides")
+        total += n
+    return total
+
+
+def _part_params(spec, part: str, inputs: list[Shape]) -> int:
+    """Parameters in one part of a block's module: from its spec when it says, else by building it on meta."""
+    n = spec.part_params(part, *inputs)
+    if n is not None:
+        return n
+    import torch
+
+    with torch.device("meta"):
+        module = spec.build(*inputs)
+    found = [p for name, p in module.named_parameters() if name == part or name.startswith(part + ".")]
+    if not found and part not in dict(module.named_modules()) and part not in dict(module.named_buffers()):
+        parts = sorted({name.split(".")[0] for name, _ in [*module.named_parameters(), *module.named_buffers()]})
+        raise VitdslError(f"share: '{part}' is no parameter, buffer or submodule of a {spec.block}",
+                          hint=f"its parts: {', '.join(parts) or 'none'}")
+    return sum(p.numel() for p in found)
 
 
 def _propagate(g: nx.DiGraph, order: list[str], src: Shape, *, explain: bool = True) -> None:
@@ -178,4 +238,6 @@ def info(graph: Graph) -> dict[str, Any]:
     for node, inputs, _ in graph:
         params += node.spec.count_params(*inputs)
         flops += node.spec.flops(*inputs)
+        if node.share is not None:  # weights of another block, counted there
+            params -= shared_params(graph.nx, node)
     return {"params": params, "flops": flops, "blocks": len(graph.order)}

@@ -11,6 +11,7 @@ from torch import nn
 from ..blueprint.expand import INPUT
 from ..errors import VitdslError
 from .build import Graph
+from .share import tie
 
 RESERVED = set(dir(nn.Module)) | {"blueprint", "input_shape", "output_shape", "output_shapes", "paths", "steps",
                                   "chain", "out_slots", "layer_drops"}
@@ -35,6 +36,11 @@ class Network(nn.Module):
         modules: dict[str, nn.Module] = {}
         for node, inputs, _ in graph:
             module = node.spec.build(*inputs)
+            if node.share is not None:  # the very tensors of an earlier block (tied, as PyTorch ties weights)
+                try:
+                    tie(module, modules[node.share.owner], node.share.parts, node.share.owner)
+                except VitdslError as e:
+                    raise e.at(node.share.location, node.path) from None
             self._place(node.path, module, node)
             modules[node.path] = module
         slot = {INPUT: 0, **{p: i + 1 for i, p in enumerate(self.paths)}}

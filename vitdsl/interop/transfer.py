@@ -15,7 +15,8 @@ reference that stacks all layers' memories in one tensor filling our per-layer o
 A template of ``None`` (``DERIVED``) drops the tensor: a buffer the blueprint computes itself (index
 tables). ``ZERO`` drops it too but requires it to be all zeros: a constant the blueprint does not store
 (vit-pytorch's bias-free LayerNorm keeps its bias as a zero buffer). Any other reference tensor without
-a home, or any of ours left unfilled, is an error.
+a home, or any of ours left unfilled, is an error. Keys of ours that hold one tied tensor (a block that
+shares another's weights) are filled together, by a reference tensor that maps to any one of them.
 """
 from __future__ import annotations
 
@@ -82,6 +83,7 @@ def import_state_dict(model: nn.Module, reference: dict[str, torch.Tensor], rule
                       ordinals: dict[str, str] | None = None, *, source: str = "reference") -> dict[str, str]:
     """Copy ``reference`` into ``model``; returns the key map (reference key → our key)."""
     ours = model.state_dict()
+    alias = _aliases(model)
     table = _ordinals(list(ours), ordinals or {})
     mapping: dict[str, str] = {}
     parts: dict[str, dict[int, str]] = {}  # our key -> {part index: reference key}
@@ -102,6 +104,7 @@ def import_state_dict(model: nn.Module, reference: dict[str, torch.Tensor], rule
         part = PART.match(target)
         if part:
             target = part.group(1) + part.group(3)
+        target = alias.get(target, target)
         if target not in ours:
             problems.append(f"{source} tensor '{key}' maps to '{target}', which the blueprint does not have")
             continue
@@ -113,7 +116,9 @@ def import_state_dict(model: nn.Module, reference: dict[str, torch.Tensor], rule
             mapping[key] = target
             continue
         if target in mapping.values():
-            problems.append(f"two {source} tensors map to '{target}'")
+            other = next(k for k, t in mapping.items() if t == target)
+            if not _same(reference[other], tensor):  # one tensor under two keys: the reference ties them too
+                problems.append(f"two {source} tensors map to '{target}'")
             continue
         if not _fits(ours[target].shape, tensor.shape):
             problems.append(f"'{key}' {tuple(tensor.shape)} does not fit '{target}' {tuple(ours[target].shape)}")
@@ -141,8 +146,8 @@ def import_state_dict(model: nn.Module, reference: dict[str, torch.Tensor], rule
                             f"{tuple(ours[target].shape)}")
             continue
         joined[target] = whole
-    filled = set(mapping.values())
-    missing = [k for k in ours if k not in filled]
+    filled = set(mapping.values()) | set(sliced)
+    missing = [k for k in ours if alias.get(k, k) not in filled]
     problems += [f"blueprint tensor '{k}' {tuple(ours[k].shape)} gets no {source} weights" for k in missing]
     if problems:
         shown = "\n  ".join(problems[:12]) + (f"\n  ... and {len(problems) - 12} more" if len(problems) > 12 else "")
@@ -151,8 +156,25 @@ def import_state_dict(model: nn.Module, reference: dict[str, torch.Tensor], rule
     new_state = {t: v.detach() for k, v in reference.items() if k in mapping and (t := mapping[k]) not in parts}
     new_state.update(joined)
     new_state.update(sliced)
+    new_state.update({k: new_state[first] for k, first in alias.items() if first in new_state})
     model.load_state_dict({k: v.reshape(ours[k].shape) for k, v in new_state.items()}, strict=True)
     return mapping
+
+
+def _same(a: torch.Tensor, b: torch.Tensor) -> bool:
+    return a.data_ptr() == b.data_ptr() and a.shape == b.shape and a.stride() == b.stride()
+
+
+def _aliases(model: nn.Module) -> dict[str, str]:
+    """Every state_dict key whose tensor an earlier key already holds (tied weights) -> that earlier key."""
+    first: dict[int, str] = {}
+    out = {}
+    for key, tensor in model.state_dict(keep_vars=True).items():
+        if id(tensor) in first:
+            out[key] = first[id(tensor)]
+        else:
+            first[id(tensor)] = key
+    return out
 
 
 def _split(key: str, tensor: torch.Tensor, target: str, ours: dict, mapping: dict[str, str],

@@ -98,6 +98,7 @@ def trace(obj: Any, variant: str | None = None, overrides: Mapping[str, Any] | N
                                 if _persistent(model, _))
     values: dict[str, torch.Tensor] = {INPUT: torch.empty(batch, *graph.input.dims, device="meta")}
     nodes = {n.path: n for n in design.nodes}
+    seen: set[int] = set()  # tensors already counted: a block sharing another's weights counts only its own
     model.eval()
     with torch.no_grad(), explicit_attention():
         for (module, _, _, _), path in zip(model.steps, model.paths):
@@ -106,11 +107,28 @@ def trace(obj: Any, variant: str | None = None, overrides: Mapping[str, Any] | N
             with FlopCounterMode(display=False) as counter:
                 out = module(*args)
             values[path] = out
-            summary.rows.append(Row(path, node.spec.block, node.spec.pattern(*graph.nx.nodes[path]["inputs"]),
+            params = [p for p in module.parameters() if id(p) not in seen]
+            seen.update(id(p) for p in params)
+            pattern = "; ".join(filter(None, (node.spec.pattern(*graph.nx.nodes[path]["inputs"]), _shared(node))))
+            summary.rows.append(Row(path, node.spec.block, pattern,
                                     [tuple(a.shape[1:]) for a in args], tuple(out.shape[1:]),
-                                    sum(p.numel() for p in module.parameters()),
+                                    sum(p.numel() for p in params),
                                     counter.get_total_flops() // batch if batch else 0, node.repeats))
     return summary
+
+
+def _shared(node) -> str:
+    """'weights of local', 'rel_pos_bias of blocks.0.attn': the owner named relative to this block."""
+    if node.share is None:
+        return ""
+    mine, theirs = node.path.split("."), node.share.owner.split(".")
+    i = 0
+    while i < min(len(mine), len(theirs)) - 1 and mine[i] == theirs[i]:
+        i += 1
+    if theirs[i].isdigit() and i > 0:
+        i -= 1
+    what = "weights" if node.share.parts is None else ", ".join(node.share.parts)
+    return f"{what} of {'.'.join(theirs[i:])}"
 
 
 def _persistent(model: torch.nn.Module, name: str) -> bool:

@@ -173,11 +173,14 @@ class CrossCovarianceAttention(Attention):
         return (attn @ v).transpose(-2, -1)
 
 
-def relative_index(wh: int, ww: int | None = None) -> torch.Tensor:
-    """(n, n) index, n = wh·ww, into a (2wh-1)·(2ww-1) table: (Δrow + wh - 1)·(2ww - 1) + (Δcol + ww - 1)."""
+def relative_index(wh: int, ww: int | None = None, col_major: bool = False) -> torch.Tensor:
+    """(n, n) index, n = wh·ww, into a (2wh-1)·(2ww-1) table: (Δrow + wh - 1)·(2ww - 1) + (Δcol + ww - 1),
+    or with ``col_major`` (Δrow + wh - 1) + (Δcol + ww - 1)·(2wh - 1)."""
     ww = wh if ww is None else ww
     grid = torch.stack(torch.meshgrid(torch.arange(wh), torch.arange(ww), indexing="ij")).flatten(1).T  # (n, 2)
     rel = grid[:, None, :] - grid[None, :, :]
+    if col_major:
+        return rel[..., 0] + wh - 1 + (rel[..., 1] + ww - 1) * (2 * wh - 1)
     return (rel[..., 0] + wh - 1) * (2 * ww - 1) + rel[..., 1] + ww - 1
 
 
@@ -198,8 +201,8 @@ def dynamic_bias_mlp(hidden: int) -> nn.Sequential:
 class LocalAttention(Attention):
     """Attention within windows of a (B, C, H, W) feature map: contiguous blocks or a dilated grid."""
 
-    def __init__(self, partition: str, window: tuple[int, int], rel_pos_bias: str, bias_hidden: int | None = None,
-                 bias_index: str = "exact", **kwargs):
+    def __init__(self, partition: str, window: tuple[int, int], rel_pos_bias: str, rel_pos_index: str = "row-major",
+                 bias_hidden: int | None = None, bias_index: str = "exact", **kwargs):
         super().__init__(**kwargs)
         self.partition, self.window = partition, tuple(window)
         wh, ww = self.window
@@ -213,7 +216,7 @@ class LocalAttention(Attention):
             reach = (wh, ww) if bias_index == "vit-pytorch" else (wh - 1, ww - 1)
             self.register_buffer("rel_pos_offsets", offsets(*reach), persistent=False)
         if rel_pos_bias != "none":
-            self.register_buffer("rel_pos_index", relative_index(wh, ww), persistent=False)
+            self.register_buffer("rel_pos_index", relative_index(wh, ww, rel_pos_index == "col-major"), persistent=False)
 
     def bias(self) -> torch.Tensor | None:
         if self.rel_pos_bias is not None:
@@ -235,6 +238,35 @@ class LocalAttention(Attention):
         # back to (b, c, h, w), kept channels-last in memory so the next token-wise block needs no copy
         t = t.permute(0, 1, 3, 2, 4, 5) if self.partition == "block" else t.permute(0, 3, 1, 4, 2, 5)
         return t.reshape(b, h, w, c).permute(0, 3, 1, 2)
+
+
+class RegionalAttention(LocalAttention):
+    """RegionViT's regional-to-local attention on (B, R + H·W, C) tokens: R region tokens on an rh×rw grid,
+    one per window of the H×W patch grid, lead the patch tokens. The region tokens attend among themselves,
+    then each window together with its region token; one set of weights serves both steps."""
+
+    def __init__(self, regions: tuple[int, int], **kwargs):
+        super().__init__(partition="block", **kwargs)
+        self.regions = tuple(regions)
+        self.with_bias = False  # which of the two steps is running: only windows get the position bias
+
+    def bias(self) -> torch.Tensor | None:
+        bias = super().bias() if self.with_bias else None
+        return None if bias is None else F.pad(bias, (1, 0, 1, 0))  # the region token (first) gets no bias
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, _, c = x.shape
+        (rh, rw), (sh, sw) = self.regions, self.window
+        r, t = x[:, :rh * rw], x[:, rh * rw:]
+        self.with_bias = False
+        r = Attention.forward(self, r)
+        t = t.reshape(b, rh, sh, rw, sw, c).permute(0, 1, 3, 2, 4, 5).reshape(b * rh * rw, sh * sw, c)
+        self.with_bias = True
+        t = Attention.forward(self, torch.cat((r.reshape(b * rh * rw, 1, c), t), dim=1))
+        self.with_bias = False
+        r = t[:, 0].reshape(b, rh * rw, c)
+        t = t[:, 1:].reshape(b, rh, rw, sh, sw, c).permute(0, 1, 3, 2, 4, 5).reshape(b, -1, c)
+        return torch.cat((r, t), dim=1)
 
 
 class CrossAttention(Attention):

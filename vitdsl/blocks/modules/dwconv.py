@@ -10,10 +10,11 @@ class DWConv(Mixer):
     """Depthwise convolutions over a token grid (B, N, C) or a map (B, C, H, W); see the ``dwconv`` spec."""
 
     def __init__(self, dim: int, kernel: int, convs: int, mid_norm: str, act: str, bias: bool,
-                 grid: tuple[int, int] | None, **mixer):
+                 grid: tuple[int, int] | None, skip: int = 0, **mixer):
         super().__init__()
         self.init_mixer(dim, **mixer)
         self.grid = grid
+        self.skip = skip  # leading special tokens that pass unchanged
         conv = lambda: nn.Conv2d(dim, dim, kernel, padding=kernel // 2, groups=dim, bias=bias)  # noqa: E731
         self.conv1 = conv()
         self.mid_norm = nn.BatchNorm2d(dim) if convs == 2 and mid_norm == "batch" else None
@@ -40,4 +41,6 @@ class DWConv(Mixer):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.grid is None:
             return super().forward(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+        if self.skip:
+            return torch.cat((x[:, :self.skip], super().forward(x[:, self.skip:])), dim=1)
         return super().forward(x)

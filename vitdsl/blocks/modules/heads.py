@@ -43,12 +43,15 @@ class Head(nn.Module):
 
 
 class Merge(nn.Module):
-    def __init__(self, mode: str, layout: str):
+    def __init__(self, mode: str, layout: str, flatten: tuple[bool, ...] = ()):
         super().__init__()
         self.mode = mode
         self.dim = 1 if layout == "image" else -1
+        self.flatten = flatten  # sequence: which inputs are (B, C, H, W) maps, flattened to (B, H·W, C)
 
     def forward(self, *xs: torch.Tensor) -> torch.Tensor:
+        if self.mode == "sequence":
+            return torch.cat([x.flatten(2).transpose(1, 2) if f else x for x, f in zip(xs, self.flatten)], dim=1)
         if self.mode == "add":
             out = xs[0]
             for x in xs[1:]:

@@ -10,7 +10,7 @@ class MLP(Mixer):
     """Linear → act → dropout → Linear → dropout over the last dimension (channels of a map)."""
 
     def __init__(self, dim: int, hidden: int, act: str, bias: bool, dropout: float, channels_first: bool = False,
-                 prefix: int | None = None, **mixer):
+                 prefix: int | None = None, out_dropout: bool = True, **mixer):
         super().__init__()
         self.init_mixer(dim, **mixer)
         self.channels_first = channels_first
@@ -19,13 +19,14 @@ class MLP(Mixer):
         self.act = make_act(act)
         self.fc2 = nn.Linear(hidden, dim, bias=bias)
         self.drop = nn.Dropout(dropout) if dropout > 0 else None
+        self.out_dropout = out_dropout
 
     def mix(self, x: torch.Tensor) -> torch.Tensor:
         x = self.act(self.fc1(x))
         if self.drop is not None:
             x = self.drop(x)
         x = self.fc2(x)
-        if self.drop is not None:
+        if self.drop is not None and self.out_dropout:
             x = self.drop(x)
         return x
 
