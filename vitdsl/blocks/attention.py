@@ -105,10 +105,12 @@ class GlobalAttn(AttentionSpec):
     takes = ("tokens",)
     family = "attention"
 
-    over: Literal["tokens", "channels"] = Field(
+    over: Literal["tokens", "channels", "groups"] = Field(
         "tokens", description="tokens: tokens attend to tokens; channels: cross-covariance attention (XCiT) — "
                               "within each head, channels attend to channels through the l2-normalised "
-                              "queries and keys, with a learned per-head temperature (used as exp(t)).")
+                              "queries and keys, with a learned per-head temperature (used as exp(t)); "
+                              "groups: each token attends to the tokens at its own position in every group "
+                              "(ViViT's temporal attention across frames).")
 
     @model_validator(mode="after")
     def _channels_alone(self):
@@ -116,12 +118,17 @@ class GlobalAttn(AttentionSpec):
                                         or self.temperature != "fixed" or self.mask_self):
             raise ValueError("cross-covariance attention (over: channels) has its own per-head temperature and "
                              "takes no head_mix, memories, task_tokens, temperature or mask_self")
+        if self.over == "groups" and (self.memories or self.task_tokens):
+            raise ValueError("attention across groups (over: groups) takes no memories or task_tokens")
         return self
 
     def infer(self, x: Shape) -> Shape:
         self.geometry(x.features)
         need(self.task_tokens <= x.prefix, f"task_tokens {self.task_tokens} is more than the {x.prefix} special "
              "token(s) leading the sequence", "add the task tokens with a tokens block before the stack")
+        if self.over == "groups":
+            need(x.groups > 1, "over: groups attends across groups, but these tokens hold none",
+                 "make groups first (patchify on a volume with frames: groups)")
         return x
 
     def count_params(self, x: Shape) -> int:
@@ -134,14 +141,20 @@ class GlobalAttn(AttentionSpec):
             heads, dh = self.geometry(d)
             inner = heads * dh
             return 2 * n * d * 3 * inner + 4 * n * dh * inner + (2 * n * inner * d if self.projects_out(d) else 0)
+        if self.over == "groups":  # n sequences of G tokens per sample, counted here per group
+            return n * self.attention_flops(x.groups, x.groups, d) // x.groups
         return self.attention_flops(n, n, d)
 
     def pattern(self, x: Shape) -> str:
+        if self.over == "groups":
+            return f"across {x.groups} groups" + self.pattern_extras()
         return ("cross-covariance" if self.over == "channels" else "global") + self.pattern_extras()
 
     def build(self, x: Shape):
-        from .modules.attention import Attention, CrossCovarianceAttention
+        from .modules.attention import Attention, CrossCovarianceAttention, GroupAttention
 
+        if self.over == "groups":
+            return GroupAttention(x.groups, **self.attention_kwargs(x.features))
         cls = CrossCovarianceAttention if self.over == "channels" else Attention
         return cls(**self.attention_kwargs(x.features))
 

@@ -23,11 +23,16 @@ class Patchify(BlockSpec):
     Output: tokens in row-major patch order, with the patch grid recorded for later blocks. Without
     ``dim`` there is no projection: ``patch: 1`` then just flattens a feature map into one token per
     position (``b c h w -> b (h w) c``, as CCT's tokenizer).
+
+    On a volume (C, T, H, W) the patches are tubelets of ``frame_patch`` frames (3-D ViT, ViViT): one
+    sequence ordered frame by frame (``b (f h w) d``, a 3-D grid), or, with ``frames: groups``, one
+    sequence per frame position, each a group of its own (ViViT's per-frame spatial encoder).
     """
 
     block = "patchify"
-    takes = ("image", "tokens")
+    takes = ("image", "tokens", "volume")
     family = "embedding"
+    regroups = True
 
     patch: PositiveInt | tuple[PositiveInt, PositiveInt] = Field(
         description="Patch size, one number or [height, width].")
@@ -48,6 +53,14 @@ class Patchify(BlockSpec):
     padding: NonNegativeInt | tuple[NonNegativeInt, NonNegativeInt] = Field(
         0, description="Zeros added on each side of the map before cutting; then the "
                           "nn.Unfold rule applies, with stride = patch when stride is unset.")
+    frame_patch: PositiveInt = Field(1, description="Volumes: frames per patch, so a patch is a tubelet of "
+                                     "frame_patch × patch height × patch width, its values ordered (pf p1 p2 c) "
+                                     "for hwc and (c pf p1 p2) for chw.")
+    frames: Literal["tokens", "groups"] = Field(
+        "tokens", description="Volumes: tokens = all tubelets form one sequence, frame by frame (b (f h w) d; "
+                              "the grid is frames × rows × columns); groups = each frame position keeps its own "
+                              "sequence of rows × columns tokens, one group per frame position, folded into the "
+                              "batch (ViViT's spatial encoder).")
 
     @model_validator(mode="after")
     def _projection(self):
@@ -62,6 +75,8 @@ class Patchify(BlockSpec):
         """(what the map is called, height, width) of the map the patches are cut from."""
         if x.kind == "image":
             return "image", *x.dims[1:]
+        if x.kind == "volume":
+            return "frame", *x.dims[2:]
         n = x.dims[0]
         need(x.grid is not None and len(x.grid) == 2,
              "patchify on tokens needs tokens that carry a 2-D patch grid, to fold them back into a map, "
@@ -94,16 +109,33 @@ class Patchify(BlockSpec):
             out.append((size + 2 * p - k) // s + 1)
         return out[0], out[1]
 
+    def frame_grid(self, x: Shape) -> int:
+        """Frame positions of a volume (frames // frame_patch); 1 for images and tokens."""
+        if x.kind != "volume":
+            need(self.frame_patch == 1 and self.frames == "tokens", f"frame_patch and frames cut volumes, but "
+                 f"the input is {x.kind}", "drop them, or feed a volume")
+            return 1
+        need(not self.unfolds() and not self.shift, "stride, padding and shift cut images, not volumes",
+             "drop them: volumes are cut into non-overlapping tubelets")
+        t = x.dims[1]
+        fits = [d for d in range(1, t + 1) if t % d == 0]
+        need(t % self.frame_patch == 0, f"{t} frames are not divisible by the frame patch {self.frame_patch}",
+             f"frame patches that fit {t} frames: {', '.join(map(str, fits))}")
+        return t // self.frame_patch
+
     def patch_dim(self, x: Shape) -> int:
         ph, pw = pair(self.patch)
-        return x.features * (5 if self.shift else 1) * ph * pw
+        return x.features * (5 if self.shift else 1) * ph * pw * self.frame_patch
 
     def width(self, x: Shape) -> int:
         return self.dim if self.dim is not None else self.patch_dim(x)
 
     def infer(self, x: Shape) -> Shape:
+        f = self.frame_grid(x)
         gh, gw = self.grid(x)
-        return Shape.tokens(gh * gw, self.width(x), grid=(gh, gw))
+        if x.kind == "volume" and self.frames == "tokens":
+            return Shape.tokens(f * gh * gw, self.width(x), grid=(f, gh, gw), groups=x.groups)
+        return Shape.tokens(gh * gw, self.width(x), grid=(gh, gw), groups=x.groups * f)
 
     def count_params(self, x: Shape) -> int:
         p, d = self.patch_dim(x), self.width(x)
@@ -114,9 +146,12 @@ class Patchify(BlockSpec):
         if self.dim is None:
             return 0
         gh, gw = self.grid(x)
-        return 2 * gh * gw * self.patch_dim(x) * self.dim
+        return 2 * self.frame_grid(x) * gh * gw * self.patch_dim(x) * self.dim
 
     def pattern(self, x: Shape) -> str:
+        if x.kind == "volume":
+            return f"tubelet {self.frame_patch}×{fmt_pair(pair(self.patch))}" + \
+                (", frames → groups" if self.frames == "groups" else "")
         text = f"patch {fmt_pair(pair(self.patch))}"
         if self.unfolds():
             text += f", stride {fmt_pair(pair(self.stride or self.patch))}"
@@ -129,7 +164,9 @@ class Patchify(BlockSpec):
 
         return Patchify(x.features, pair(self.patch), self.dim, self.order, self.pre_norm, self.post_norm, self.bias,
                         stride=pair(self.stride or self.patch) if self.unfolds() else None,
-                        padding=pair(self.padding), grid=x.grid if x.kind == "tokens" else None, shift=self.shift)
+                        padding=pair(self.padding), grid=x.grid if x.kind == "tokens" else None, shift=self.shift,
+                        frame_patch=self.frame_patch if x.kind == "volume" else None,
+                        fold_frames=self.frames == "groups")
 
 
 @register
@@ -137,8 +174,10 @@ class PosEmbed(BlockSpec):
     """Add position information to tokens: a learned table, or fixed sine-cosine features.
 
     ``learned`` covers every token that reaches it (put it after ``tokens`` to give the cls token a
-    position too, as ViT does). ``sincos2d`` needs the patch grid and no leading special tokens; it is
-    computed, not learned, and is not part of the state_dict. ``sincos1d`` is the 1-D sinusoid of
+    position too, as ViT does); on tokens that hold groups (frames) the groups share the table, or
+    each has its own with ``per_group`` (ViViT). ``sincos2d`` needs the patch grid and no leading
+    special tokens; it is computed, not learned, and is not part of the state_dict; ``sincos3d`` is
+    the same for the frames × rows × columns grid of a volume's tubelets (3-D SimpleViT). ``sincos1d`` is the 1-D sinusoid of
     the sequence position (CCT's 'sine'), covering every token; it is kept in the state_dict, as a
     frozen parameter or a buffer (``store``). ``none`` adds nothing (only the dropout runs), so a
     parameter can switch positions off.
@@ -149,9 +188,11 @@ class PosEmbed(BlockSpec):
     shorthand = "kind"
     family = "embedding"
 
-    kind: Literal["learned", "sincos2d", "sincos1d", "factorized", "none"] = Field(
+    kind: Literal["learned", "sincos2d", "sincos1d", "factorized", "none", "sincos3d"] = Field(
         "learned", description="learned: a trained (N, D) table covering every token; "
                                "sincos2d: fixed sine-cosine features of the patch row and column; "
+                               "sincos3d: the same of the column, row and frame of a volume's tubelets, "
+                               "zero-padded to the width (3-D SimpleViT); "
                                "sincos1d: fixed sin/cos of the token index (even features sin, odd cos); "
                                "factorized: learned row (rows, D) and column (columns, D) tables, each patch "
                                "getting row[r] + column[c] — on packed tokens per image (NaViT); "
@@ -167,11 +208,15 @@ class PosEmbed(BlockSpec):
     store: Literal["parameter", "buffer"] = Field(
         "parameter", description="sincos1d: keep the table as a frozen parameter (counted among the "
                                  "parameters, as CCT) or as a buffer (CCT-3D).")
+    per_group: bool = Field(False, description="learned, on tokens that hold groups (frames): one table per "
+                            "group, (G, N, D), as ViViT's (1, frames, N, D); otherwise the groups share one.")
 
     @model_validator(mode="after")
     def _rows_need_a_table(self):
         if self.unused_rows and self.kind != "learned":
             raise ValueError(f"unused_rows needs kind: learned (a {self.kind} position has no table)")
+        if self.per_group and (self.kind != "learned" or self.unused_rows):
+            raise ValueError("per_group needs kind: learned, without unused_rows")
         return self
 
     def infer(self, x: Shape) -> Shape:
@@ -192,6 +237,17 @@ class PosEmbed(BlockSpec):
             need(x.suffix == 0, f"sincos2d positions cover patch tokens only, but {x.suffix} special token(s) trail the sequence",
                  "add the tokens block after pos-embed")
             need(x.features % 4 == 0, f"sincos2d needs a token width divisible by 4, got {x.features}")
+        if self.kind == "sincos3d":
+            need(x.grid is not None and len(x.grid) == 3, "sincos3d positions need tokens that come from a "
+                 "volume's tubelets (a frames × rows × columns grid)",
+                 "place pos-embed right after patchify on a volume, with frames: tokens")
+            need(x.prefix == 0 and x.suffix == 0, f"sincos3d positions cover patch tokens only, but "
+                 f"{x.prefix + x.suffix} special token(s) are in the sequence", "add the tokens block after pos-embed")
+            need(x.features >= 12, f"sincos3d needs a token width of at least 12 (two frequencies per sine "
+                 f"and cosine of each axis), got {x.features}")
+        if self.per_group:
+            need(x.groups > 1, "per_group gives each group its own table, but these tokens hold no groups",
+                 "drop per_group, or make groups first (patchify on a volume with frames: groups)")
         return x
 
     def count_params(self, x: Shape) -> int:
@@ -199,9 +255,11 @@ class PosEmbed(BlockSpec):
             return (x.grid[0] + x.grid[1]) * x.features
         frozen = self.kind == "sincos1d" and self.store == "parameter"
         table = self.kind == "learned" or frozen
-        return (x.numel + self.unused_rows * x.features) if table else 0
+        return (x.numel + self.unused_rows * x.features) * (x.groups if self.per_group else 1) if table else 0
 
     def pattern(self, x: Shape) -> str:
+        if self.per_group:
+            return f"{self.kind}, one table per group"
         return f"rows {x.grid[0]} + cols {x.grid[1]}" if self.kind == "factorized" else self.kind
 
     def build(self, x: Shape):
@@ -209,11 +267,13 @@ class PosEmbed(BlockSpec):
             from .modules.packed import FactorizedPositions
 
             return FactorizedPositions(tuple(x.grid), x.features, self.init_std, self.dropout)
-        from .modules.embed import LearnedPositions, NoPositions, SinCos1dPositions, SinCos2dPositions
+        from .modules.embed import LearnedPositions, NoPositions, SinCos1dPositions, SinCos2dPositions, sincos_3d
 
         if self.kind == "learned":
             return LearnedPositions(*x.dims, init_std=self.init_std, dropout=self.dropout, init=self.init,
-                                    unused_rows=self.unused_rows)
+                                    unused_rows=self.unused_rows, groups=x.groups if self.per_group else 1)
+        if self.kind == "sincos3d":
+            return SinCos2dPositions(x.grid, x.features, self.temperature, dropout=self.dropout, table=sincos_3d)
         if self.kind == "sincos1d":
             return SinCos1dPositions(*x.dims, self.temperature, self.store, dropout=self.dropout)
         if self.kind == "none":
