@@ -144,7 +144,7 @@ def test_packed_tokens_take_only_factorized_positions():
 
 def test_images_must_be_packed_first():
     e = error(BASE.replace("SIZE", "64").replace("patchify-packed", "patchify"))
-    assert e.message == "'patchify' takes image or tokens, but the input gives images 3×64×64"
+    assert e.message == "'patchify' takes image or tokens or volume, but the input gives images 3×64×64"
     assert "patchify-packed" in e.hint
 
 
