@@ -27,14 +27,14 @@ def test_rules_agree_with_modules(name, variant):
         checked.add(key)
         with torch.device("meta"):
             module = node.spec.build(*inputs)
-        args = [torch.empty(1, *s.dims, device="meta") for s in inputs]
+        args = [torch.empty(s.batched(1), device="meta") for s in inputs]  # groups fold into the batch
         module.eval()
         with torch.no_grad(), explicit_attention(), FlopCounterMode(display=False) as counter:
             out = module(*args)
         where = f"{node.path} ({node.spec.block})"
-        assert tuple(out.shape[1:]) == output.dims, where
+        assert tuple(out.shape) == output.batched(1), where
         assert sum(p.numel() for p in module.parameters()) == node.spec.count_params(*inputs), where
-        assert counter.get_total_flops() == node.spec.flops(*inputs), where
+        assert counter.get_total_flops() == node.spec.total_flops(*inputs), where
 
 
 @pytest.mark.parametrize("name", zoo_names())

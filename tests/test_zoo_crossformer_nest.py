@@ -78,9 +78,11 @@ def test_dynamic_bias_rules():
     assert vitdsl.summary(quirk).rows[0].pattern == "grid 4×4, dynamic bias (vit-pytorch index)"
 
 
-def test_rel_pos_bias_reads_booleans_as_before():
-    assert vitdsl.build(one_block((8, 8), 64, window=4, rel_pos_bias=True)).local_attn.rel_pos_bias is not None
-    off = vitdsl.build(one_block((8, 8), 64, window=4, rel_pos_bias=False)).local_attn
+def test_rel_pos_bias_table_and_none():
+    assert vitdsl.build(one_block((8, 8), 64, window=4, rel_pos_bias="table")).local_attn.rel_pos_bias is not None
+    with pytest.raises(VitdslError, match="Input should be 'table', 'dynamic' or 'none'"):
+        vitdsl.validate(one_block((8, 8), 64, window=4, rel_pos_bias=False))
+    off = vitdsl.build(one_block((8, 8), 64, window=4, rel_pos_bias="none")).local_attn
     assert off.rel_pos_bias is None and off.rel_pos_mlp is None
     assert sum(p.numel() for p in off.parameters()) == 4 * 64 * 64 + 64 + 2 * 64
 

@@ -139,7 +139,7 @@ def test_packed_tokens_only_reach_blocks_that_keep_images_apart(block, fix):
 def test_packed_attention_refuses_options_it_cannot_keep_per_image():
     e = error(BASE.replace("SIZE", "64") + "  - global-attn: {heads: 2, memories: 2}\n")
     assert e.message == ("on packed tokens global-attn attends within each image and takes no memories, task_tokens, "
-                         "samples or over: channels (input here: packed 4×64)")
+                         "samples or over: channels|groups (input here: packed 4×64)")
 
 
 def test_packed_tokens_take_only_factorized_positions():
@@ -150,7 +150,7 @@ def test_packed_tokens_take_only_factorized_positions():
 
 def test_images_must_be_packed_first():
     e = error(BASE.replace("SIZE", "64").replace("patchify: {patch: 32, dim: 64}", "conv-stem: {channels: [8]}"))
-    assert e.message == "'conv-stem' takes image, but the input gives images 3×64×64"
+    assert e.message == "'conv-stem' takes image or volume, but the input gives images 3×64×64"
     assert e.hint == "images of varying sizes must be packed first: '- patchify: {patch: ..., dim: ...}'"
 
 

@@ -36,8 +36,9 @@ TITLES = {"mlp": "MLP"}
 SAMPLES = {"image": Shape.image(64, 224, 224), "volume": Shape("volume", (64, 8, 224, 224)),
            "tokens": Shape.tokens(197, 64, grid=(14, 14), prefix=1), "vector": Shape.vector(64),
            "images": Shape("images", (3, 224, 224)), "packed": Shape("packed", (196, 64), grid=(14, 14))}
-# Tried when a block refuses the sample above (patchify folds only patch tokens without a cls token).
-FALLBACKS = {"tokens": Shape.tokens(196, 64, grid=(14, 14))}
+# Tried when a block refuses the sample above (patchify folds only patch tokens without a cls token;
+# ungroup needs groups).
+FALLBACKS = {"tokens": Shape.tokens(196, 64, grid=(14, 14), groups=8), "vector": Shape("vector", (64,), groups=8)}
 
 
 # -- types, constraints, defaults ---------------------------------------------------------------

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, PositiveInt, field_validator, model_validator
+from pydantic import Field, PositiveInt, model_validator
 
 from .base import MixerSpec, ShapeError, linear_params, need, register, window_hint
 from .shape import Shape
@@ -136,10 +136,12 @@ class GlobalAttn(AttentionSpec):
     takes = ("tokens", "packed")
     family = "attention"
 
-    over: Literal["tokens", "channels"] = Field(
+    over: Literal["tokens", "channels", "groups"] = Field(
         "tokens", description="tokens: tokens attend to tokens; channels: cross-covariance attention (XCiT) — "
                               "within each head, channels attend to channels through the l2-normalised "
-                              "queries and keys, with a learned per-head temperature (used as exp(t)).")
+                              "queries and keys, with a learned per-head temperature (used as exp(t)); "
+                              "groups: each token attends to the tokens at its own position in every group "
+                              "(ViViT's temporal attention across frames).")
     samples: PositiveInt | None = Field(
         None, description="Adaptive token sampling: when more than this many tokens follow the class token, "
                           "keep the class token and the distinct tokens of this many Gumbel-max draws.")
@@ -153,7 +155,9 @@ class GlobalAttn(AttentionSpec):
                              f"takes no {', '.join(extras)}")
         if self.samples is not None and (extras or self.over != "tokens"):
             raise ValueError("token sampling (samples) scores plain softmax attention; it takes no "
-                             + ", ".join(extras + (["over: channels"] if self.over != "tokens" else [])))
+                             + ", ".join(extras + ([f"over: {self.over}"] if self.over != "tokens" else [])))
+        if self.over == "groups" and (self.memories or self.task_tokens):
+            raise ValueError("attention across groups (over: groups) takes no memories or task_tokens")
         return self
 
     def data_dependent(self) -> bool:
@@ -167,10 +171,13 @@ class GlobalAttn(AttentionSpec):
         if x.kind == "packed":
             need(self.over == "tokens" and not (self.memories or self.task_tokens or self.samples),
                  "on packed tokens global-attn attends within each image and takes no memories, task_tokens, "
-                 "samples or over: channels", "remove those options, or attend over unpacked tokens")
+                 "samples or over: channels|groups", "remove those options, or attend over unpacked tokens")
             return x
         need(self.task_tokens <= x.prefix, f"task_tokens {self.task_tokens} is more than the {x.prefix} special "
              "token(s) leading the sequence", "add the task tokens with a tokens block before the stack")
+        if self.over == "groups":
+            need(x.groups > 1, "over: groups attends across groups, but these tokens hold none",
+                 "make groups first (patchify on a volume with frames: groups)")
         if self.samples is None:
             return x
         need(x.prefix >= 1, "token sampling scores tokens by the class token's attention, but no class "
@@ -192,6 +199,8 @@ class GlobalAttn(AttentionSpec):
         inner = heads * dh
         if self.over == "channels":  # (dh × dh) weights per head, each a product over the n tokens
             return 2 * n * d * 3 * inner + 4 * n * dh * inner + (2 * n * inner * d if self.projects_out(d) else 0)
+        if self.over == "groups":  # n sequences of G tokens per sample, counted here per group
+            return n * self.attention_flops(x.groups, x.groups, d) // x.groups
         if not self.samples_tokens(x):
             return self.attention_flops(n, n, d)
         kept = self.samples + 1
@@ -205,6 +214,8 @@ class GlobalAttn(AttentionSpec):
             return "per image" + self.pattern_extras()
         if self.samples_tokens(x):
             return f"global, samples ≤{self.samples}"
+        if self.over == "groups":
+            return f"across {x.groups} groups" + self.pattern_extras()
         return ("cross-covariance" if self.over == "channels" else "global") + self.pattern_extras()
 
     def part_params(self, part: str, x: Shape) -> int | None:
@@ -221,6 +232,8 @@ class GlobalAttn(AttentionSpec):
             from .modules.token_sampling import SamplingAttention
 
             return SamplingAttention(samples=self.samples, **self.attention_kwargs(x.features))
+        if self.over == "groups":
+            return attention.GroupAttention(x.groups, **self.attention_kwargs(x.features))
         cls = attention.CrossCovarianceAttention if self.over == "channels" else attention.Attention
         return cls(**self.attention_kwargs(x.features))
 
@@ -254,8 +267,7 @@ class LocalAttn(AttentionSpec):
         "table", description="Relative position bias added to the logits: table = a learned (2w-1)² × heads "
                              "table (Swin/MaxViT); dynamic = an MLP of the offset (Δrow, Δcol) → one bias shared "
                              "by all heads (CrossFormer's dynamic position bias: Linear(2→m), then three times "
-                             "LayerNorm → ReLU → Linear, the last to 1; m = bias_hidden); none. "
-                             "(true and false are read as table and none.)")
+                             "LayerNorm → ReLU → Linear, the last to 1; m = bias_hidden); none.")
     windows: PositiveInt | None = Field(None, description="Instead of window: the number of windows along each "
                                         "side, so a window covers (height/n)×(width/n) tokens whatever the map "
                                         "size (NesT's nested blocks; with partition: grid, tokens n apart).")
@@ -274,11 +286,6 @@ class LocalAttn(AttentionSpec):
         "row-major", description="How a relative offset indexes the bias table: row-major = "
                                  "(Δrow + h−1)·(2w−1) + (Δcol + w−1); col-major = (Δrow + h−1) + (Δcol + w−1)·(2h−1) "
                                  "(RegionViT's transposed index).")
-
-    @field_validator("rel_pos_bias", mode="before")
-    @classmethod
-    def _bias_from_bool(cls, v):
-        return ("table" if v else "none") if isinstance(v, bool) else v
 
     @model_validator(mode="after")
     def _geometry_given(self):

@@ -46,6 +46,7 @@ class BlockSpec(BaseModel):
     arity: ClassVar[tuple[int, int | None]] = (1, 1)  # min and max number of inputs (None: any)
     shorthand: ClassVar[str | None] = None  # field set by `- block: value`
     family: ClassVar[str] = "misc"  # groups the docs
+    regroups: ClassVar[bool] = False  # its shape rule sets the output's groups; the graph carries the others' through
 
     # -- the rules, all without torch ---------------------------------------------------------
     def infer(self, *inputs: Shape) -> Shape:
@@ -56,11 +57,16 @@ class BlockSpec(BaseModel):
         return 0
 
     def flops(self, *inputs: Shape) -> int:
+        """FLOPs for one group of the input (its ``dims``); ``total_flops`` counts every group."""
         return 0
 
     def data_dependent(self) -> bool:
         """Whether its token count is an upper bound, the real one depending on the data."""
         return False
+
+    def total_flops(self, *inputs: Shape) -> int:
+        """FLOPs for one sample: every group of the input runs the block (groups fold into the batch)."""
+        return self.flops(*inputs) * (inputs[0].groups if inputs else 1)
 
     def pattern(self, *inputs: Shape) -> str:
         """Who attends to whom (attention blocks); empty for the rest."""

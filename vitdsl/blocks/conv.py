@@ -26,11 +26,18 @@ class ConvStem(BlockSpec):
     Layer i maps to ``channels[i]`` channels with ``kernel[i]`` and ``stride[i]``; a single kernel
     or stride applies to every layer. Padding is kernel // 2 unless given. With ``pool`` each layer
     ends in a max-pool (CCT's tokenizer: conv → ReLU → max-pool).
+
+    On a volume (C, T, H, W) the convolutions are 3-D, ``frame_kernel`` × kernel × kernel with
+    ``frame_stride`` and ``frame_padding`` along the frames, and the max-pool leaves the frames alone
+    (CCT-3D's tokenizer); it gives a volume. With ``frames: groups`` each frame is instead an image of
+    its own, convolved in 2-D: the block gives images, one group per frame (folded into the batch),
+    so any image encoder that follows runs frame by frame.
     """
 
     block = "conv-stem"
-    takes = ("image",)
+    takes = ("image", "volume")
     family = "convolution"
+    regroups = True
 
     channels: list[PositiveInt] = Field(min_length=1, description="Output channels of each convolution.")
     kernel: PositiveInt | list[PositiveInt] = Field(3, description="Kernel size, one for all or one per layer.")
@@ -49,6 +56,15 @@ class ConvStem(BlockSpec):
     init: Literal["default", "kaiming"] = Field(
         "default", description="Initial convolution weights: default = PyTorch's (kaiming uniform, a=√5); "
                                "kaiming = kaiming normal (fan in, ReLU gain), as CCT's tokenizer.")
+    frames: Literal["volume", "groups"] = Field(
+        "volume", description="Volumes: volume = 3-D convolutions over frames, rows and columns, giving a volume; "
+                              "groups = 2-D convolutions of each frame on its own, giving images with one group "
+                              "per frame.")
+    frame_kernel: PositiveInt = Field(1, description="Volumes, frames: volume: the kernel's extent along the "
+                                      "frames (CCT-3D: 3).")
+    frame_stride: PositiveInt = Field(1, description="Volumes, frames: volume: the stride along the frames.")
+    frame_padding: NonNegativeInt | None = Field(None, description="Volumes, frames: volume: zero frames added "
+                                                 "on each side; frame_kernel // 2 when unset.")
 
     @model_validator(mode="after")
     def _lengths(self):
@@ -83,8 +99,31 @@ class ConvStem(BlockSpec):
         pool = self.pooling()
         return (h, w) if pool is None else (conv_out(h, *pool), conv_out(w, *pool))
 
+    def three_d(self, x: Shape) -> bool:
+        """Whether the convolutions are 3-D (a volume, frames: volume), checking the frame options fit."""
+        plain = self.frame_kernel == 1 and self.frame_stride == 1 and self.frame_padding is None
+        if x.kind != "volume":
+            need(plain and self.frames == "volume", "frames, frame_kernel, frame_stride and frame_padding are "
+                 "for volumes, but the input is an image", "drop them")
+            return False
+        need(plain or self.frames == "volume", "frame_kernel, frame_stride and frame_padding shape 3-D "
+             "convolutions, but frames: groups convolves each frame on its own", "drop them, or set frames: volume")
+        return self.frames == "volume"
+
+    def frame_counts(self, x: Shape) -> list[int]:
+        """Frames after each 3-D convolution (the max-pool keeps them)."""
+        t, out = x.dims[1], []
+        pad = self.frame_kernel // 2 if self.frame_padding is None else self.frame_padding
+        for i in range(len(self.channels)):
+            n = conv_out(t, self.frame_kernel, self.frame_stride, pad)
+            need(n > 0, f"convolution {i} (frame kernel {self.frame_kernel}, frame stride {self.frame_stride}) "
+                 f"gets {t} frame(s), too few", "use more frames, or a smaller frame kernel or more frame padding")
+            out.append(n)
+            t = n
+        return out
+
     def walk(self, x: Shape):
-        c, h, w = x.dims
+        c, h, w = x.dims[0], *x.dims[-2:]
         for i, (cout, k, s, p) in enumerate(self.layers()):
             oh, ow = conv_out(h, k, s, p), conv_out(w, k, s, p)
             need(oh > 0 and ow > 0, f"convolution {i} (kernel {k}, stride {s}) gets a {h}×{w} map, too small")
@@ -94,27 +133,43 @@ class ConvStem(BlockSpec):
                  "use a larger input, or fewer or less strided convolutions")
 
     def infer(self, x: Shape) -> Shape:
+        three_d = self.three_d(x)
         out = x
         for _, cout, _, _, _, oh, ow in self.walk(x):
             out = Shape.image(cout, *self.pooled(oh, ow))
-        return out
+        if three_d:
+            return Shape("volume", (out.dims[0], self.frame_counts(x)[-1], *out.dims[1:]), groups=x.groups)
+        return out.with_groups(x.groups * (x.dims[1] if x.kind == "volume" else 1))
 
     def count_params(self, x: Shape) -> int:
+        depth = self.frame_kernel if self.three_d(x) else 1
         n = 0
         for i, (cin, cout, k, *_rest) in enumerate(self.walk(x)):
-            n += conv_params(cin, cout, k, bias=self.bias)
+            n += conv_params(cin, cout, k, bias=False) * depth + (cout if self.bias else 0)
             if self.norm != "none" and (self.last_act or i < len(self.channels) - 1):
                 n += 2 * cout
         return n
 
     def flops(self, x: Shape) -> int:
-        return sum(2 * cout * oh * ow * cin * k * k for cin, cout, k, _, _, oh, ow in self.walk(x))
+        per_frame = [2 * cout * oh * ow * cin * k * k for cin, cout, k, _, _, oh, ow in self.walk(x)]
+        if self.three_d(x):
+            return sum(f * t * self.frame_kernel for f, t in zip(per_frame, self.frame_counts(x)))
+        return sum(per_frame) * (x.dims[1] if x.kind == "volume" else 1)
+
+    def pattern(self, x: Shape) -> str:
+        if x.kind != "volume":
+            return ""
+        return f"3-D, frame kernel {self.frame_kernel}" if self.three_d(x) else "per frame, frames as groups"
 
     def build(self, x: Shape):
         from .modules.conv import ConvStack
 
+        frame = None
+        if self.three_d(x):
+            frame = (self.frame_kernel, self.frame_stride,
+                     self.frame_kernel // 2 if self.frame_padding is None else self.frame_padding)
         return ConvStack(x.features, self.layers(), self.bias, self.norm, self.act, self.last_act,
-                         pool=self.pooling(), init=self.init)
+                         pool=self.pooling(), init=self.init, frame=frame, fold_frames=x.kind == "volume" and not frame)
 
 
 @register

@@ -29,11 +29,16 @@ class Patchify(BlockSpec):
     ``max_seq_len``; a plain (B, C, H, W) batch is one image per sample) it packs each sample's
     patches into one sequence padded to the longest sample: ``packed`` tokens that carry each
     token's image, row and column.
+
+    On a volume (C, T, H, W) the patches are tubelets of ``frame_patch`` frames (3-D ViT, ViViT): one
+    sequence ordered frame by frame (``b (f h w) d``, a 3-D grid), or, with ``frames: groups``, one
+    sequence per frame position, each a group of its own (ViViT's per-frame spatial encoder).
     """
 
     block = "patchify"
-    takes = ("image", "tokens", "images")
+    takes = ("image", "tokens", "images", "volume")
     family = "embedding"
+    regroups = True
 
     patch: PositiveInt | tuple[PositiveInt, PositiveInt] = Field(
         description="Patch size, one number or [height, width].")
@@ -63,6 +68,14 @@ class Patchify(BlockSpec):
         "tokens", description="tokens: a sequence of tokens; map: a feature map (D, rows, columns) of the same "
                               "values, for blocks on maps (NesT, Twins: their channel LayerNorms and 1×1 "
                               "convolution on a map are these norms and this projection).")
+    frame_patch: PositiveInt = Field(1, description="Volumes: frames per patch, so a patch is a tubelet of "
+                                     "frame_patch × patch height × patch width, its values ordered (pf p1 p2 c) "
+                                     "for hwc and (c pf p1 p2) for chw.")
+    frames: Literal["tokens", "groups"] = Field(
+        "tokens", description="Volumes: tokens = all tubelets form one sequence, frame by frame (b (f h w) d; "
+                              "the grid is frames × rows × columns); groups = each frame position keeps its own "
+                              "sequence of rows × columns tokens, one group per frame position, folded into the "
+                              "batch (ViViT's spatial encoder).")
 
     @model_validator(mode="after")
     def _projection(self):
@@ -84,6 +97,10 @@ class Patchify(BlockSpec):
              f"images of varying sizes, but the input here is {x.kind}", "declare the input as images: [C, H, W]")
         if x.kind == "image":
             return "image", *x.dims[1:]
+        if x.kind == "volume":
+            need(self.layout == "tokens", "layout: map cuts images into a map; a volume is cut into tubelet tokens",
+                 "drop layout, or run a conv-stem with frames: groups for per-frame maps")
+            return "frame", *x.dims[2:]
         n = x.dims[0]
         need(x.grid is not None and len(x.grid) == 2,
              "patchify on tokens needs tokens that carry a 2-D patch grid, to fold them back into a map, "
@@ -116,20 +133,37 @@ class Patchify(BlockSpec):
             out.append((size + 2 * p - k) // s + 1)
         return out[0], out[1]
 
+    def frame_grid(self, x: Shape) -> int:
+        """Frame positions of a volume (frames // frame_patch); 1 for images and tokens."""
+        if x.kind != "volume":
+            need(self.frame_patch == 1 and self.frames == "tokens", f"frame_patch and frames cut volumes, but "
+                 f"the input is {x.kind}", "drop them, or feed a volume")
+            return 1
+        need(not self.unfolds() and not self.shift, "stride, padding and shift cut images, not volumes",
+             "drop them: volumes are cut into non-overlapping tubelets")
+        t = x.dims[1]
+        fits = [d for d in range(1, t + 1) if t % d == 0]
+        need(t % self.frame_patch == 0, f"{t} frames are not divisible by the frame patch {self.frame_patch}",
+             f"frame patches that fit {t} frames: {', '.join(map(str, fits))}")
+        return t // self.frame_patch
+
     def patch_dim(self, x: Shape) -> int:
         ph, pw = pair(self.patch)
-        return x.features * (5 if self.shift else 1) * ph * pw
+        return x.features * (5 if self.shift else 1) * ph * pw * self.frame_patch
 
     def width(self, x: Shape) -> int:
         return self.dim if self.dim is not None else self.patch_dim(x)
 
     def infer(self, x: Shape) -> Shape:
+        f = self.frame_grid(x)
         gh, gw = self.grid(x)
         if x.kind == "images":
             return Shape("packed", (gh * gw, self.dim), (gh, gw))
         if self.layout == "map":
-            return Shape.image(self.width(x), gh, gw)
-        return Shape.tokens(gh * gw, self.width(x), grid=(gh, gw))
+            return Shape.image(self.width(x), gh, gw).with_groups(x.groups)
+        if x.kind == "volume" and self.frames == "tokens":
+            return Shape.tokens(f * gh * gw, self.width(x), grid=(f, gh, gw), groups=x.groups)
+        return Shape.tokens(gh * gw, self.width(x), grid=(gh, gw), groups=x.groups * f)
 
     def count_params(self, x: Shape) -> int:
         p, d = self.patch_dim(x), self.width(x)
@@ -140,9 +174,12 @@ class Patchify(BlockSpec):
         if self.dim is None:
             return 0
         gh, gw = self.grid(x)
-        return 2 * gh * gw * self.patch_dim(x) * self.dim
+        return 2 * self.frame_grid(x) * gh * gw * self.patch_dim(x) * self.dim
 
     def pattern(self, x: Shape) -> str:
+        if x.kind == "volume":
+            return f"tubelet {self.frame_patch}×{fmt_pair(pair(self.patch))}" + \
+                (", frames → groups" if self.frames == "groups" else "")
         text = f"patch {fmt_pair(pair(self.patch))}"
         if self.unfolds():
             text += f", stride {fmt_pair(pair(self.stride or self.patch))}"
@@ -162,7 +199,9 @@ class Patchify(BlockSpec):
         return Patchify(x.features, pair(self.patch), self.dim, self.order, self.pre_norm, self.post_norm, self.bias,
                         stride=pair(self.stride or self.patch) if self.unfolds() else None,
                         padding=pair(self.padding), grid=x.grid if x.kind == "tokens" else None, shift=self.shift,
-                        to_map=self.grid(x) if self.layout == "map" else None)
+                        to_map=self.grid(x) if self.layout == "map" else None,
+                        frame_patch=self.frame_patch if x.kind == "volume" else None,
+                        fold_frames=self.frames == "groups")
 
 
 @register
@@ -171,8 +210,10 @@ class PosEmbed(BlockSpec):
     features, or a learned scalar per position.
 
     ``learned`` covers every token that reaches it (put it after ``tokens`` to give the cls token a
-    position too, as ViT does). ``sincos2d`` needs the patch grid and no leading special tokens; it is
-    computed, not learned, and is not part of the state_dict. ``sincos1d`` is the 1-D sinusoid of
+    position too, as ViT does); on tokens that hold groups (frames) the groups share the table, or
+    each has its own with ``per_group`` (ViViT). ``sincos2d`` needs the patch grid and no leading
+    special tokens; it is computed, not learned, and is not part of the state_dict; ``sincos3d`` is
+    the same for the frames × rows × columns grid of a volume's tubelets (3-D SimpleViT). ``sincos1d`` is the 1-D sinusoid of
     the sequence position (CCT's 'sine'), covering every token; it is kept in the state_dict, as a
     frozen parameter or a buffer (``store``). ``none`` adds nothing (only the dropout runs), so a
     parameter can switch positions off. ``scalar`` adds one learned number per position to all its
@@ -185,9 +226,11 @@ class PosEmbed(BlockSpec):
     shorthand = "kind"
     family = "embedding"
 
-    kind: Literal["learned", "sincos2d", "sincos1d", "factorized", "none", "scalar"] = Field(
+    kind: Literal["learned", "sincos2d", "sincos1d", "factorized", "none", "scalar", "sincos3d"] = Field(
         "learned", description="learned: a trained (N, D) table covering every token; "
                                "sincos2d: fixed sine-cosine features of the patch row and column; "
+                               "sincos3d: the same of the column, row and frame of a volume's tubelets, "
+                               "zero-padded to the width (3-D SimpleViT); "
                                "sincos1d: fixed sin/cos of the token index (even features sin, odd cos); "
                                "factorized: learned row (rows, D) and column (columns, D) tables, each patch "
                                "getting row[r] + column[c] — on packed tokens per image (NaViT); "
@@ -206,6 +249,8 @@ class PosEmbed(BlockSpec):
                                  "parameters, as CCT) or as a buffer (CCT-3D).")
     windows: PositiveInt = Field(1, description="scalar on a feature map: windows per side; the table covers "
                                  "one window's positions and is shared by all windows.")
+    per_group: bool = Field(False, description="learned, on tokens that hold groups (frames): one table per "
+                            "group, (G, N, D), as ViViT's (1, frames, N, D); otherwise the groups share one.")
 
     @model_validator(mode="after")
     def _rows_need_a_table(self):
@@ -213,6 +258,8 @@ class PosEmbed(BlockSpec):
             raise ValueError(f"unused_rows needs kind: learned (a {self.kind} position has no table)")
         if self.windows != 1 and self.kind != "scalar":
             raise ValueError(f"windows is for kind: scalar on a feature map, not {self.kind}")
+        if self.per_group and (self.kind != "learned" or self.unused_rows):
+            raise ValueError("per_group needs kind: learned, without unused_rows")
         return self
 
     def window(self, x: Shape) -> tuple[int, int]:
@@ -249,6 +296,17 @@ class PosEmbed(BlockSpec):
             need(x.suffix == 0, f"sincos2d positions cover patch tokens only, but {x.suffix} special token(s) trail the sequence",
                  "add the tokens block after pos-embed")
             need(x.features % 4 == 0, f"sincos2d needs a token width divisible by 4, got {x.features}")
+        if self.kind == "sincos3d":
+            need(x.grid is not None and len(x.grid) == 3, "sincos3d positions need tokens that come from a "
+                 "volume's tubelets (a frames × rows × columns grid)",
+                 "place pos-embed right after patchify on a volume, with frames: tokens")
+            need(x.prefix == 0 and x.suffix == 0, f"sincos3d positions cover patch tokens only, but "
+                 f"{x.prefix + x.suffix} special token(s) are in the sequence", "add the tokens block after pos-embed")
+            need(x.features >= 12, f"sincos3d needs a token width of at least 12 (two frequencies per sine "
+                 f"and cosine of each axis), got {x.features}")
+        if self.per_group:
+            need(x.groups > 1, "per_group gives each group its own table, but these tokens hold no groups",
+                 "drop per_group, or make groups first (patchify on a volume with frames: groups)")
         return x
 
     def count_params(self, x: Shape) -> int:
@@ -258,11 +316,13 @@ class PosEmbed(BlockSpec):
             return self.window(x)[0] * self.window(x)[1] if x.kind == "image" else x.dims[0]
         frozen = self.kind == "sincos1d" and self.store == "parameter"
         table = self.kind == "learned" or frozen
-        return (x.numel + self.unused_rows * x.features) if table else 0
+        return (x.numel + self.unused_rows * x.features) * (x.groups if self.per_group else 1) if table else 0
 
     def pattern(self, x: Shape) -> str:
         if self.kind == "scalar" and x.kind == "image" and self.windows > 1:
             return f"scalar, one {fmt_pair(self.window(x))} table for {self.windows}×{self.windows} windows"
+        if self.per_group:
+            return f"{self.kind}, one table per group"
         return f"rows {x.grid[0]} + cols {x.grid[1]}" if self.kind == "factorized" else self.kind
 
     def build(self, x: Shape):
@@ -276,11 +336,13 @@ class PosEmbed(BlockSpec):
             from .modules.packed import FactorizedPositions
 
             return FactorizedPositions(tuple(x.grid), x.features, self.init_std, self.dropout)
-        from .modules.embed import LearnedPositions, NoPositions, SinCos1dPositions, SinCos2dPositions
+        from .modules.embed import LearnedPositions, NoPositions, SinCos1dPositions, SinCos2dPositions, sincos_3d
 
         if self.kind == "learned":
             return LearnedPositions(*x.dims, init_std=self.init_std, dropout=self.dropout, init=self.init,
-                                    unused_rows=self.unused_rows)
+                                    unused_rows=self.unused_rows, groups=x.groups if self.per_group else 1)
+        if self.kind == "sincos3d":
+            return SinCos2dPositions(x.grid, x.features, self.temperature, dropout=self.dropout, table=sincos_3d)
         if self.kind == "sincos1d":
             return SinCos1dPositions(*x.dims, self.temperature, self.store, dropout=self.dropout)
         if self.kind == "none":

@@ -11,6 +11,11 @@ list of images of any size up to H×W; ``packed`` (N, D) is their tokens packed 
 padded sequence, which carries its layout (which image each token belongs to, its patch row and
 column) at run time (``blocks.modules.packed.PackedTokens``). N is the token count of one image of
 the maximum size, which is what the shape rules and the summary trace.
+
+Any shape may hold ``groups`` G > 1 independent items per sample (the frames of a video): at run time
+they are always folded into the batch, as (B·G, ...) tensors, so every block runs on each group as it
+would on a sample of its own. ``dims`` are those of one group. Only the blocks that make or undo groups
+(``regroups``) know about them; the graph builder carries the groups of the rest through.
 """
 from __future__ import annotations
 
@@ -33,20 +38,23 @@ class Shape:
     # the grid of the leading special tokens when they form one (RegionViT's region tokens, one per
     # window of the patch grid, row-major); kept by blocks that keep the token layout
     prefix_grid: tuple[int, ...] | None = None
+    groups: int = 1
 
     def __post_init__(self):
         if self.kind not in RANK:
             raise ValueError(f"unknown tensor kind {self.kind!r}")
         if len(self.dims) != RANK[self.kind]:
             raise ValueError(f"{self.kind} shapes have {RANK[self.kind]} sizes, got {self.dims}")
+        if self.groups < 1:
+            raise ValueError(f"groups must be at least 1, got {self.groups}")
 
     @classmethod
     def image(cls, c: int, h: int, w: int) -> "Shape":
         return cls("image", (c, h, w))
 
     @classmethod
-    def tokens(cls, n: int, d: int, grid=None, prefix: int = 0, suffix: int = 0) -> "Shape":
-        return cls("tokens", (n, d), tuple(grid) if grid is not None else None, prefix, suffix)
+    def tokens(cls, n: int, d: int, grid=None, prefix: int = 0, suffix: int = 0, groups: int = 1) -> "Shape":
+        return cls("tokens", (n, d), tuple(grid) if grid is not None else None, prefix, suffix, groups=groups)
 
     @classmethod
     def vector(cls, d: int) -> "Shape":
@@ -70,12 +78,21 @@ class Shape:
 
     def with_features(self, d: int) -> "Shape":
         if self.kind in CHANNELS_FIRST:
-            return Shape(self.kind, (d, *self.dims[1:]))
+            return Shape(self.kind, (d, *self.dims[1:]), groups=self.groups)
         return replace(self, dims=(*self.dims[:-1], d))
+
+    def with_groups(self, groups: int) -> "Shape":
+        return replace(self, groups=groups)
 
     def __str__(self) -> str:
         text = "×".join(str(d) for d in self.dims)
-        return f"{self.kind} {text}"
+        return f"{self.kind} {text}" + groups_text(self.groups)
 
     def batched(self, batch: int = 1) -> tuple[int, ...]:
-        return (batch, *self.dims)
+        """The run-time tensor shape: groups folded into the batch."""
+        return (batch * self.groups, *self.dims)
+
+
+def groups_text(groups: int) -> str:
+    """' ×8 groups' after a shape that holds 8 groups per sample; nothing for one."""
+    return f" ×{groups} groups" if groups > 1 else ""

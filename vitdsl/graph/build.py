@@ -96,6 +96,10 @@ def build_graph(design: Design) -> Graph:
             want = f"{lo}" if lo == hi else f"at least {lo}" if hi is None else f"{lo} to {hi}"
             raise VitdslError(f"'{node.spec.block}' takes {want} input(s), got {n}", location=node.location,
                               path=node.path, hint="name its inputs with from: [a, b]" if lo > 1 else None)
+        if node.path in outputs and g.nodes[node.path]["output"].groups > 1:
+            raise ShapeError(f"the network's output holds {g.nodes[node.path]['output'].groups} groups per sample "
+                             "(folded into the batch)", location=node.location, path=node.path,
+                             hint="join them first: '- ungroup' makes one sequence of them")
         if node.path not in outputs and g.out_degree(node.path) == 0:
             raise VitdslError(f"the output of '{node.path}' is never used", location=node.location, path=node.path,
                               hint="feed it to a later layer with 'from:', or remove it")
@@ -186,7 +190,7 @@ def _shapes(g: nx.DiGraph, order: list[str], src: Shape, *, explain: bool = True
                                  location=node.location, path=path,
                                  hint=FIXES.get((shape.kind, spec.takes[0])))
         try:
-            out = spec.infer(*inputs)
+            out = _carry_groups(spec, inputs)
         except ShapeError as e:
             hint = e.hint
             if explain:
@@ -198,6 +202,16 @@ def _shapes(g: nx.DiGraph, order: list[str], src: Shape, *, explain: bool = True
         out_of[path] = out
         result[path] = (inputs, out)
     return result
+
+
+def _carry_groups(spec, inputs: list[Shape]) -> Shape:
+    """The block's output shape, holding its input's groups unless the block makes or undoes groups."""
+    groups = {x.groups for x in inputs}
+    if len(groups) > 1:
+        raise ShapeError(f"the inputs hold different numbers of groups ({', '.join(str(x.groups) for x in inputs)}); "
+                         f"'{spec.block}' joins them item by item", hint="give every branch the same groups")
+    out = spec.infer(*inputs)
+    return out if spec.regroups or not inputs else out.with_groups(inputs[0].groups)
 
 
 def valid_input_sizes(g: nx.DiGraph, order: list[str], src: Shape, limit: int = 1024) -> str | None:
@@ -237,7 +251,7 @@ def info(graph: Graph) -> dict[str, Any]:
     params = flops = 0
     for node, inputs, _ in graph:
         params += node.spec.count_params(*inputs)
-        flops += node.spec.flops(*inputs)
+        flops += node.spec.total_flops(*inputs)
         if node.share is not None:  # weights of another block, counted there
             params -= shared_params(graph.nx, node)
     return {"params": params, "flops": flops, "blocks": len(graph.order)}

@@ -7,6 +7,7 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
+from ..blocks.shape import groups_text
 from .summary import Row, Summary
 
 
@@ -33,8 +34,8 @@ def fmt_shape(s) -> str:
 
 
 def _signature(rows: list[Row], prefix_len: int):
-    return tuple((r.path[prefix_len:], r.block, r.pattern, tuple(r.inputs), r.output, r.params, r.flops)
-                 for r in rows)
+    return tuple((r.path[prefix_len:], r.block, r.pattern, tuple(r.inputs), r.output, r.params, r.flops,
+                  r.input_groups, r.groups) for r in rows)
 
 
 def fold(rows: list[Row], depth: int = 0) -> list:
@@ -81,8 +82,10 @@ def _emit(table: Table, items: list, indent: int, multiplier: int, prefix: str =
         r: Row = item
         name = r.path.removeprefix(prefix)  # relative to the iteration it is listed under
         times = f" ×{multiplier}" if multiplier > 1 else ""
-        table.add_row(pad + name, r.block, r.pattern, " + ".join(fmt_shape(s) for s in r.inputs),
-                      fmt_shape(r.output), fmt_int(r.params) + times if r.params else "–",
+        groups = r.input_groups or (1,) * len(r.inputs)
+        table.add_row(pad + name, r.block, r.pattern,
+                      " + ".join(fmt_shape(s) + groups_text(g) for s, g in zip(r.inputs, groups)),
+                      fmt_shape(r.output) + groups_text(r.groups), fmt_int(r.params) + times if r.params else "–",
                       fmt_flops(r.flops) + times if r.flops else "–")
 
 

@@ -27,6 +27,8 @@ class Row:
     params: int
     flops: int
     repeats: tuple[tuple[str, int], ...] = ()
+    input_groups: tuple[int, ...] = ()  # groups per sample of each input and of the output (frames
+    groups: int = 1                     # folded into the batch); the shapes above are one group's
 
 
 @dataclass
@@ -54,7 +56,8 @@ class Summary:
                 "total_flops": self.total_flops, "weight_bytes": self.params_bytes + self.buffers_bytes,
                 "blocks": [{"path": r.path, "block": r.block, "pattern": r.pattern,
                             "inputs": [list(s) for s in r.inputs], "output": list(r.output),
-                            "params": r.params, "flops": r.flops} for r in self.rows]}
+                            "params": r.params, "flops": r.flops,
+                            "input_groups": list(r.input_groups), "groups": r.groups} for r in self.rows]}
 
     def __rich_console__(self, console, options):
         from .render import render
@@ -109,11 +112,13 @@ def trace(obj: Any, variant: str | None = None, overrides: Mapping[str, Any] | N
             values[path] = out
             params = [p for p in module.parameters() if id(p) not in seen]
             seen.update(id(p) for p in params)
-            pattern = "; ".join(filter(None, (node.spec.pattern(*graph.nx.nodes[path]["inputs"]), _shared(node))))
+            shapes = graph.nx.nodes[path]
+            pattern = "; ".join(filter(None, (node.spec.pattern(*shapes["inputs"]), _shared(node))))
             summary.rows.append(Row(path, node.spec.block, pattern,
                                     [tuple(a.shape[1:]) for a in args], tuple(out.shape[1:]),
                                     sum(p.numel() for p in params),
-                                    counter.get_total_flops() // batch if batch else 0, node.repeats))
+                                    counter.get_total_flops() // batch if batch else 0, node.repeats,
+                                    tuple(x.groups for x in shapes["inputs"]), shapes["output"].groups))
     return summary
 
 

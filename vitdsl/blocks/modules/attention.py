@@ -173,6 +173,21 @@ class CrossCovarianceAttention(Attention):
         return (attn @ v).transpose(-2, -1)
 
 
+class GroupAttention(Attention):
+    """Attention across the groups folded into the batch: (B·G, N, D) runs as (B·N, G, D), each token
+    with the tokens at its position in the other groups."""
+
+    def __init__(self, groups: int, **kwargs):
+        super().__init__(**kwargs)
+        self.groups = groups
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        bg, n, d = x.shape
+        b, g = bg // self.groups, self.groups
+        y = super().forward(x.view(b, g, n, d).transpose(1, 2).reshape(b * n, g, d))
+        return y.view(b, n, g, d).transpose(1, 2).reshape(bg, n, d)
+
+
 def relative_index(wh: int, ww: int | None = None, col_major: bool = False) -> torch.Tensor:
     """(n, n) index, n = wh·ww, into a (2wh-1)·(2ww-1) table: (Δrow + wh - 1)·(2ww - 1) + (Δcol + ww - 1),
     or with ``col_major`` (Δrow + wh - 1) + (Δcol + ww - 1)·(2wh - 1)."""

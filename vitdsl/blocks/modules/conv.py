@@ -7,14 +7,27 @@ from .common import DropPath, make_act
 
 
 class ConvNormAct(nn.Module):
+    """Conv → norm → activation → max-pool; with ``frame`` = (kernel, stride, padding) along the frames the
+    convolution is 3-D on (B, C, T, H, W) and the max-pool (1, k, k) leaves the frames alone."""
+
     def __init__(self, cin: int, cout: int, kernel: int, stride: int, padding: int, bias: bool, norm: str,
-                 act: str, groups: int = 1, pool: tuple[int, int, int] | None = None):
+                 act: str, groups: int = 1, pool: tuple[int, int, int] | None = None,
+                 frame: tuple[int, int, int] | None = None):
         super().__init__()
-        self.conv = nn.Conv2d(cin, cout, kernel, stride, padding, groups=groups, bias=bias)
-        self.norm = {"none": None, "batch": nn.BatchNorm2d(cout) if norm == "batch" else None,
+        if frame is None:
+            self.conv = nn.Conv2d(cin, cout, kernel, stride, padding, groups=groups, bias=bias)
+        else:
+            (fk, fs, fp), k = frame, kernel
+            self.conv = nn.Conv3d(cin, cout, (fk, k, k), (fs, stride, stride), (fp, padding, padding), groups=groups,
+                                  bias=bias)
+        batch = nn.BatchNorm2d if frame is None else nn.BatchNorm3d
+        self.norm = {"none": None, "batch": batch(cout) if norm == "batch" else None,
                      "layer": ChannelLayerNorm(cout) if norm == "layer" else None}[norm]
         self.act = make_act(act)
-        self.pool = nn.MaxPool2d(*pool) if pool is not None else None
+        if pool is not None and frame is not None:
+            self.pool = nn.MaxPool3d((1, pool[0], pool[0]), (1, pool[1], pool[1]), (0, pool[2], pool[2]))
+        else:
+            self.pool = nn.MaxPool2d(*pool) if pool is not None else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.conv(x)
@@ -28,25 +41,36 @@ class ConvNormAct(nn.Module):
 
 
 class ChannelLayerNorm(nn.LayerNorm):
-    """LayerNorm over the channels of (B, C, H, W)."""
+    """LayerNorm over the channels of (B, C, H, W) or (B, C, T, H, W)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return super().forward(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+        return super().forward(x.movedim(1, -1)).movedim(-1, 1)
 
 
 class ConvStack(nn.Sequential):
+    """Conv-norm-act layers; ``frame``: 3-D on volumes; ``fold_frames``: a volume's frames become images,
+    folded into the batch (B, C, T, H, W) → (B·T, C, H, W), before 2-D layers."""
+
     def __init__(self, cin: int, layers, bias: bool, norm: str, act: str, last_act: bool,
-                 pool: tuple[int, int, int] | None = None, init: str = "default"):
+                 pool: tuple[int, int, int] | None = None, init: str = "default",
+                 frame: tuple[int, int, int] | None = None, fold_frames: bool = False):
         mods = []
         for i, (cout, k, s, p) in enumerate(layers):
             last = i == len(layers) - 1
             keep = last_act or not last
             mods.append(ConvNormAct(cin, cout, k, s, p, bias, norm if keep else "none", act if keep else "none",
-                                    pool=pool))
+                                    pool=pool, frame=frame))
             if init == "kaiming":
                 nn.init.kaiming_normal_(mods[-1].conv.weight)
             cin = cout
         super().__init__(*mods)
+        self.fold_frames = fold_frames
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.fold_frames:
+            b, c, t, h, w = x.shape
+            x = x.transpose(1, 2).reshape(b * t, c, h, w)
+        return super().forward(x)
 
 
 class SqueezeExcite(nn.Module):

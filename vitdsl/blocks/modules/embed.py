@@ -11,17 +11,38 @@ class Patchify(nn.Module):
     def __init__(self, channels: int, patch: tuple[int, int], dim: int | None, order: str, pre_norm: str,
                  post_norm: str, bias: bool, stride: tuple[int, int] | None = None,
                  padding: tuple[int, int] = (0, 0), grid: tuple[int, int] | None = None, shift: int = 0,
-                 to_map: tuple[int, int] | None = None):
+                 to_map: tuple[int, int] | None = None, frame_patch: int | None = None, fold_frames: bool = False):
         super().__init__()
         self.to_map = to_map  # the patch grid, when the output is a (B, D, rows, columns) map
         self.patch, self.order, self.shift = patch, order, shift
         self.stride, self.padding, self.grid = stride, padding, grid  # stride None: non-overlapping view
-        patch_dim = channels * (5 if shift else 1) * patch[0] * patch[1]
+        self.frame_patch, self.fold_frames = frame_patch, fold_frames  # frame_patch set: cut volumes
+        patch_dim = channels * (5 if shift else 1) * patch[0] * patch[1] * (frame_patch or 1)
         self.pre_norm = make_norm(pre_norm, patch_dim)
         self.proj = nn.Linear(patch_dim, dim, bias=bias) if dim is not None else None
         self.post_norm = make_norm(post_norm, dim if dim is not None else patch_dim)
 
+    def tubelets(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, T, H, W) → (B, f·h·w, patch values), or (B·f, h·w, patch values) with the frames folded."""
+        b, c, t, h, w = x.shape
+        pf, (ph, pw) = self.frame_patch, self.patch
+        f, gh, gw = t // pf, h // ph, w // pw
+        x = x.view(b, c, f, pf, gh, ph, gw, pw)
+        x = x.permute(0, 2, 4, 6, 3, 5, 7, 1) if self.order == "hwc" else x.permute(0, 2, 4, 6, 1, 3, 5, 7)
+        return x.reshape(b * f if self.fold_frames else b, -1, c * pf * ph * pw)
+
+    def project(self, x: torch.Tensor) -> torch.Tensor:
+        if self.pre_norm is not None:
+            x = self.pre_norm(x)
+        if self.proj is not None:
+            x = self.proj(x)
+        if self.post_norm is not None:
+            x = self.post_norm(x)
+        return x
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.frame_patch is not None:
+            return self.project(self.tubelets(x))
         if self.grid is not None:  # tokens (B, N, C) on a grid: fold back into the map
             x = x.transpose(1, 2).reshape(x.shape[0], x.shape[2], *self.grid)
         if self.shift:
@@ -39,28 +60,28 @@ class Patchify(nn.Module):
                 x = x.view(b, c, ph * pw, -1).permute(0, 3, 2, 1).reshape(b, -1, c * ph * pw)
             else:
                 x = x.transpose(1, 2)
-        if self.pre_norm is not None:
-            x = self.pre_norm(x)
-        if self.proj is not None:
-            x = self.proj(x)
-        if self.post_norm is not None:
-            x = self.post_norm(x)
+        x = self.project(x)
         if self.to_map is not None:
             x = x.view(b, *self.to_map, x.shape[-1]).permute(0, 3, 1, 2)
         return x
 
 
 class LearnedPositions(nn.Module):
-    def __init__(self, n: int, dim: int, init_std: float, dropout: float, init: str = "normal", unused_rows: int = 0):
+    def __init__(self, n: int, dim: int, init_std: float, dropout: float, init: str = "normal", unused_rows: int = 0,
+                 groups: int = 1):
         super().__init__()
-        self.pos = nn.Parameter(torch.randn(n + unused_rows, dim) * init_std)
+        shape = (groups, n, dim) if groups > 1 else (n + unused_rows, dim)  # one table per group of (B·G, N, D)
+        self.pos = nn.Parameter(torch.randn(shape) * init_std)
         if init == "trunc_normal":
             nn.init.trunc_normal_(self.pos, std=init_std)
         self.drop = nn.Dropout(dropout) if dropout > 0 else None
         self.used = n if unused_rows else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + (self.pos if self.used is None else self.pos[: self.used])
+        if self.pos.dim() == 3:
+            x = (x.view(-1, *self.pos.shape) + self.pos).view(x.shape)
+        else:
+            x = x + (self.pos if self.used is None else self.pos[: self.used])
         return self.drop(x) if self.drop is not None else x
 
 
@@ -95,10 +116,23 @@ def sincos_2d(h: int, w: int, dim: int, temperature: float) -> torch.Tensor:
     return torch.cat((x.sin(), x.cos(), y.sin(), y.cos()), dim=1).float()
 
 
+def sincos_3d(f: int, h: int, w: int, dim: int, temperature: float) -> torch.Tensor:
+    """(f·h·w, dim) features [sin(x·ω), cos(x·ω), sin(y·ω), cos(y·ω), sin(z·ω), cos(z·ω)] (x column, y row,
+    z frame), ω_k = T^-(k / (dim//6 - 1)), zero-padded to dim: vit-pytorch's posemb_sincos_3d, op for op."""
+    z, y, x = torch.meshgrid(torch.arange(f), torch.arange(h), torch.arange(w), indexing="ij")
+    sixth = dim // 6
+    omega = 1.0 / temperature ** (torch.arange(sixth) / (sixth - 1))
+    z, y, x = (t.flatten()[:, None] * omega[None, :] for t in (z, y, x))
+    pe = torch.cat((x.sin(), x.cos(), y.sin(), y.cos(), z.sin(), z.cos()), dim=1)
+    return F.pad(pe, (0, dim - sixth * 6)).float()
+
+
 class SinCos2dPositions(nn.Module):
-    def __init__(self, grid: tuple[int, int], dim: int, temperature: float, dropout: float):
+    """Fixed sine-cosine positions of a patch grid (``table``: sincos_2d, or sincos_3d for tubelets)."""
+
+    def __init__(self, grid: tuple[int, ...], dim: int, temperature: float, dropout: float, table=sincos_2d):
         super().__init__()
-        self.register_buffer("pos", sincos_2d(grid[0], grid[1], dim, temperature), persistent=False)
+        self.register_buffer("pos", table(*grid, dim, temperature), persistent=False)
         self.drop = nn.Dropout(dropout) if dropout > 0 else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
