@@ -48,6 +48,10 @@ class Patchify(BlockSpec):
     padding: NonNegativeInt | tuple[NonNegativeInt, NonNegativeInt] = Field(
         0, description="Zeros added on each side of the map before cutting; then the "
                           "nn.Unfold rule applies, with stride = patch when stride is unset.")
+    output: Literal["tokens", "map"] = Field(
+        "tokens", description="tokens: a sequence that carries its patch grid; map: a feature map (dim, grid "
+                              "height, grid width), as the stage patch embeddings of hierarchical models on maps "
+                              "(Twins, NesT).")
 
     @model_validator(mode="after")
     def _projection(self):
@@ -103,6 +107,8 @@ class Patchify(BlockSpec):
 
     def infer(self, x: Shape) -> Shape:
         gh, gw = self.grid(x)
+        if self.output == "map":
+            return Shape.image(self.width(x), gh, gw)
         return Shape.tokens(gh * gw, self.width(x), grid=(gh, gw))
 
     def count_params(self, x: Shape) -> int:
@@ -129,7 +135,8 @@ class Patchify(BlockSpec):
 
         return Patchify(x.features, pair(self.patch), self.dim, self.order, self.pre_norm, self.post_norm, self.bias,
                         stride=pair(self.stride or self.patch) if self.unfolds() else None,
-                        padding=pair(self.padding), grid=x.grid if x.kind == "tokens" else None, shift=self.shift)
+                        padding=pair(self.padding), grid=x.grid if x.kind == "tokens" else None, shift=self.shift,
+                        to_map=self.output == "map")
 
 
 @register

@@ -45,7 +45,8 @@ class SamplingAttn(GlobalAttn):
 
     @model_validator(mode="after")
     def _plain_attention(self):
-        fancy = [f for f in ("head_mix", "memories", "task_tokens", "temperature", "mask_self", "over")
+        fancy = [f for f in ("head_mix", "memories", "task_tokens", "temperature", "mask_self", "over",
+                             "kv_reduction", "dim_value", "value_conv")
                  if getattr(self, f) != type(self).model_fields[f].default]
         if fancy:
             raise ValueError(f"sampling-attn scores plain softmax attention; it takes no {', '.join(fancy)}")

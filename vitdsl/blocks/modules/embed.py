@@ -10,9 +10,11 @@ from .common import make_norm
 class Patchify(nn.Module):
     def __init__(self, channels: int, patch: tuple[int, int], dim: int | None, order: str, pre_norm: str,
                  post_norm: str, bias: bool, stride: tuple[int, int] | None = None,
-                 padding: tuple[int, int] = (0, 0), grid: tuple[int, int] | None = None, shift: int = 0):
+                 padding: tuple[int, int] = (0, 0), grid: tuple[int, int] | None = None, shift: int = 0,
+                 to_map: bool = False):
         super().__init__()
         self.patch, self.order, self.shift = patch, order, shift
+        self.to_map = to_map  # give a (B, C, H, W) map (channels-last in memory), not tokens
         self.stride, self.padding, self.grid = stride, padding, grid  # stride None: non-overlapping view
         patch_dim = channels * (5 if shift else 1) * patch[0] * patch[1]
         self.pre_norm = make_norm(pre_norm, patch_dim)
@@ -43,6 +45,9 @@ class Patchify(nn.Module):
             x = self.proj(x)
         if self.post_norm is not None:
             x = self.post_norm(x)
+        if self.to_map:
+            gh = (h + 2 * self.padding[0] - ph) // (self.stride or self.patch)[0] + 1
+            return x.view(b, gh, -1, x.shape[-1]).permute(0, 3, 1, 2)
         return x
 
 
