@@ -108,7 +108,7 @@ DIM_VALUE = ("Width of one head's values (and so of its output); dim_head, the q
              "unset (ScalableViT: keys 40 wide, values 32).")
 VALUE_CONV = ("Kernel k of a full (not depthwise) k×k convolution, with bias and padding k // 2, over the map of "
               "values, added to the attention output before the output projection (ScalableViT's local "
-              "interaction module); none when unset. Needs a feature map, or tokens that carry a grid.")
+              "interaction module); none when unset.")
 
 
 def check_value_conv(kernel: int | None) -> None:
@@ -156,7 +156,8 @@ class GlobalAttn(AttentionSpec):
         1, description="Sub-sample the keys and values: an r×r convolution with stride r (no padding) computes "
                        "them from the map, so attention runs over (H/r)·(W/r) keys; r must divide the map.")
     dim_value: PositiveInt | None = Field(None, description=DIM_VALUE)
-    value_conv: PositiveInt | None = Field(None, description=VALUE_CONV)
+    value_conv: PositiveInt | None = Field(None, description=VALUE_CONV + " Needs a feature map, or tokens that "
+                                           "carry a grid.")
 
     @model_validator(mode="after")
     def _map_options(self):
