@@ -134,11 +134,11 @@ name: t
 input: {image: [3, 32, 32]}
 layers:
   - conv-stem: {channels: [16]}
-  - global-attn: {heads: 4}
+  - cross-attn: {heads: 4}
 """)
     e = fails(path)
-    assert str(e.location) == f"{path}:5:18"
-    assert e.message == "'global-attn' takes tokens or packed, but 'conv_stem' (conv-stem) gives image 16×32×32"
+    assert str(e.location) == f"{path}:5:17"
+    assert e.message == "'cross-attn' takes tokens, but 'conv_stem' (conv-stem) gives image 16×32×32"
     assert e.hint == "cut the map into tokens first, e.g. '- patchify: {patch: 1, dim: ...}'"
 
 

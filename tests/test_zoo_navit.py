@@ -139,7 +139,8 @@ def test_packed_tokens_only_reach_blocks_that_keep_images_apart(block, fix):
 def test_packed_attention_refuses_options_it_cannot_keep_per_image():
     e = error(BASE.replace("SIZE", "64") + "  - global-attn: {heads: 2, memories: 2}\n")
     assert e.message == ("on packed tokens global-attn attends within each image and takes no memories, task_tokens, "
-                         "samples or over: channels|groups (input here: packed 4×64)")
+                         "samples, dim_value, kv_reduction, value_conv or over: channels|groups "
+                         "(input here: packed 4×64)")
 
 
 def test_packed_tokens_take_only_factorized_positions():

@@ -59,34 +59,39 @@ class AttentionSpec(MixerSpec):
             dim_head = dim // heads
         return heads, dim_head
 
+    def value_width(self, dim: int) -> int:
+        """Width of one head's values: the block's dim_value where it has one, else dim_head."""
+        return getattr(self, "dim_value", None) or self.geometry(dim)[1]
+
     def projects_out(self, dim: int) -> bool:
-        heads, dim_head = self.geometry(dim)
-        return self.project_out == "always" or not (heads == 1 and dim_head == dim)
+        heads, _ = self.geometry(dim)
+        return self.project_out == "always" or not (heads == 1 and self.value_width(dim) == dim)
 
     def attention_params(self, dim: int, extra: int = 0) -> int:
         heads, dim_head = self.geometry(dim)
-        inner = heads * dim_head
-        n = linear_params(dim, 3 * inner, self.qkv_bias) + self.mixer_params(dim) + extra
+        inner, inner_v = heads * dim_head, heads * self.value_width(dim)
+        n = linear_params(dim, 2 * inner + inner_v, self.qkv_bias) + self.mixer_params(dim) + extra
         n += {"none": 0, "talking": 2 * heads * heads, "reattention": heads * heads + 2 * heads}[self.head_mix]
         n += self.memories * dim
         n += 1 if self.temperature == "learned" else 0
         n += 2 * inner if self.qk_norm else 0
         if self.projects_out(dim):
-            n += linear_params(inner, dim, self.out_bias)
+            n += linear_params(inner_v, dim, self.out_bias)
         return n
 
     def attention_flops(self, tokens: int, group: int, dim: int, queries: int | None = None) -> int:
         """FLOPs for `tokens` tokens attending within groups of `group` keys (all tokens query unless
         `queries` says how many do)."""
         heads, dim_head = self.geometry(dim)
-        inner = heads * dim_head
+        inner, inner_v = heads * dim_head, heads * self.value_width(dim)
         q = tokens if queries is None else queries
         keys = group + self.memories
-        n = 2 * q * dim * inner + 2 * (tokens + self.memories) * dim * 2 * inner + 4 * q * keys * inner
+        n = 2 * q * dim * inner + 2 * (tokens + self.memories) * dim * (inner + inner_v)
+        n += 2 * q * keys * (inner + inner_v)
         if self.head_mix != "none":  # an (h, h) product per attention weight, once or (talking) twice
             n += 2 * heads * heads * q * keys * (2 if self.head_mix == "talking" else 1)
         if self.projects_out(dim):
-            n += 2 * tokens * inner * dim
+            n += 2 * tokens * inner_v * dim
         return n
 
     def attention_kwargs(self, dim: int) -> dict:
@@ -95,13 +100,13 @@ class AttentionSpec(MixerSpec):
                     project_out=self.projects_out(dim), attn_dropout=self.attn_dropout, dropout=self.dropout,
                     head_mix=self.head_mix, memories=self.memories, task_tokens=self.task_tokens,
                     temperature=self.temperature, mask_self=self.mask_self, qk_norm=self.qk_norm, scale=self.scale,
-                    **self.mixer_kwargs())
+                    dim_value=self.value_width(dim), **self.mixer_kwargs())
 
     def attention_parts(self, dim: int) -> dict[str, int]:
         """Parameters of the named parts every attention module has (for partial weight sharing)."""
         heads, dim_head = self.geometry(dim)
         inner = heads * dim_head
-        parts = {"qkv": linear_params(dim, 3 * inner, self.qkv_bias)}
+        parts = {"qkv": linear_params(dim, 2 * inner + heads * self.value_width(dim), self.qkv_bias)}
         if self.norm != "none":
             parts["norm"] = self.mixer_params(dim) - (dim if self.layer_scale is not None else 0)
         if self.projects_out(dim):
@@ -112,6 +117,26 @@ class AttentionSpec(MixerSpec):
         parts = [{"talking": "talking heads", "reattention": "re-attention"}.get(self.head_mix, "")]
         parts += [f"+{self.memories} memories" if self.memories else "", "qk-norm" if self.qk_norm else ""]
         return "".join(", " + p for p in parts if p)
+
+
+# Options of the attention blocks that run on feature maps (global-attn and local-attn).
+DIM_VALUE = ("Width of one head's values (and so of its output); dim_head, the query and key width, when "
+             "unset (ScalableViT: keys 40 wide, values 32).")
+VALUE_CONV = ("Kernel k of a full (not depthwise) k×k convolution, with bias and padding k // 2, over the map of "
+              "values, added to the attention output before the output projection (ScalableViT's local "
+              "interaction module); none when unset.")
+
+
+def check_value_conv(kernel: int | None) -> None:
+    if kernel is not None and kernel % 2 == 0:
+        raise ValueError(f"value_conv must be odd so that padding keeps the map, got {kernel}")
+
+
+def value_conv_cost(kernel: int | None, width: int, positions: int) -> tuple[int, int]:
+    """(parameters, FLOPs) of the value convolution over `positions` positions of `width` channels."""
+    if kernel is None:
+        return 0, 0
+    return width * width * kernel * kernel + width, 2 * positions * width * width * kernel * kernel
 
 
 @register
@@ -130,10 +155,17 @@ class GlobalAttn(AttentionSpec):
     (``mlp``, ``norm``), ``pool: cls`` and ``token-ids`` — a plain global-attn or ``pool: mean``
     after it would attend to or average the padding rows. The token count it gives is an upper
     bound, and such a model cannot be captured by ``torch.export`` (the kept count depends on the data).
+
+    On a feature map (C, H, W) every position attends to every position and the output is a map
+    again; the queries and the keys/values then have their own projections (``q``, ``kv``), and
+    ``kv_reduction: r`` computes the keys and values with an r×r convolution of stride r, so the
+    attention runs over (H/r)·(W/r) keys (Twins' global sub-sampled attention, ScalableViT's
+    scalable self-attention, PVT's spatial reduction without its norm). Tokens that carry a patch
+    grid and no special tokens take ``kv_reduction`` and ``value_conv`` too, through their map.
     """
 
     block = "global-attn"
-    takes = ("tokens", "packed")
+    takes = ("tokens", "packed", "image")
     family = "attention"
 
     over: Literal["tokens", "channels", "groups"] = Field(
@@ -160,6 +192,58 @@ class GlobalAttn(AttentionSpec):
             raise ValueError("attention across groups (over: groups) takes no memories or task_tokens")
         return self
 
+    kv_reduction: PositiveInt = Field(
+        1, description="Sub-sample the keys and values: an r×r convolution with stride r (no padding) computes "
+                       "them from the map, so attention runs over (H/r)·(W/r) keys; r must divide the map.")
+    dim_value: PositiveInt | None = Field(None, description=DIM_VALUE)
+    value_conv: PositiveInt | None = Field(None, description=VALUE_CONV + " Needs a feature map, or tokens that "
+                                           "carry a grid.")
+
+    @model_validator(mode="after")
+    def _map_options(self):
+        check_value_conv(self.value_conv)
+        if self.value_conv is not None and self.kv_reduction > 1:
+            raise ValueError("value_conv adds a convolution of the values at every position, but kv_reduction "
+                             f"{self.kv_reduction} sub-samples them: use one of the two")
+        if self.over == "channels" and (self.kv_reduction > 1 or self.value_conv or self.dim_value):
+            raise ValueError("cross-covariance attention (over: channels) takes no kv_reduction, value_conv or "
+                             "dim_value")
+        if (self.kv_reduction > 1 or self.value_conv or self.dim_value) and (self.samples or self.over == "groups"):
+            raise ValueError("token sampling and attention across groups take no kv_reduction, value_conv or "
+                             "dim_value")
+        if (self.kv_reduction > 1 or self.value_conv) and (self.memories or self.task_tokens or self.mask_self):
+            raise ValueError("kv_reduction and value_conv run on the map of positions, which has no memories, "
+                             "task tokens or self-mask")
+        return self
+
+    def on_map(self, x: Shape) -> bool:
+        """Whether the block runs on the map of positions (a feature map, or grid tokens that need it)."""
+        return x.kind == "image" or self.kv_reduction > 1 or self.value_conv is not None
+
+    def map_size(self, x: Shape) -> tuple[int, int]:
+        """(height, width) of the map the block attends over, checking that it takes the options."""
+        if x.kind == "image":
+            what = {"channels": "cross-covariance attention (over: channels)",
+                    "groups": "attention across groups (over: groups)"}.get(self.over, "token sampling (samples)")
+            need(self.over == "tokens" and self.samples is None, f"{what} takes tokens, but a feature map reaches it",
+                 "patchify the map first")
+            need(not self.memories, "memories are extra tokens, but a feature map reaches global-attn",
+                 "patchify the map first, or drop memories")
+            h, w = x.dims[1:]
+        else:
+            what = "kv_reduction" if self.kv_reduction > 1 else "value_conv"
+            need(x.grid is not None and len(x.grid) == 2, f"{what} needs the tokens' 2-D patch grid, but these "
+                 "carry none", "place the block where the tokens still carry their grid (after patchify)")
+            need(x.prefix == 0 and x.suffix == 0, f"{what} works on the patch grid, but {x.prefix + x.suffix} "
+                 "special token(s) are in the sequence", "add the tokens block after this block")
+            (h, w), n = x.grid, x.dims[0]
+            need(n == h * w, f"{n} tokens do not fill the {h}×{w} patch grid")
+        r = self.kv_reduction
+        need(h % r == 0 and w % r == 0, f"kv_reduction {r} does not divide the feature map {h}×{w} "
+             f"({'height' if h % r else 'width'} {h if h % r else w})", window_hint(h, w, "kv reductions"))
+        return h, w
+
+
     def data_dependent(self) -> bool:
         return self.samples is not None
 
@@ -169,10 +253,14 @@ class GlobalAttn(AttentionSpec):
     def infer(self, x: Shape) -> Shape:
         self.geometry(x.features)
         if x.kind == "packed":
-            need(self.over == "tokens" and not (self.memories or self.task_tokens or self.samples),
+            need(self.over == "tokens" and not (self.memories or self.task_tokens or self.samples or self.dim_value
+                                                or self.kv_reduction > 1 or self.value_conv),
                  "on packed tokens global-attn attends within each image and takes no memories, task_tokens, "
-                 "samples or over: channels|groups", "remove those options, or attend over unpacked tokens")
+                 "samples, dim_value, kv_reduction, value_conv or over: channels|groups",
+                 "remove those options, or attend over unpacked tokens")
             return x
+        if self.on_map(x):
+            self.map_size(x)
         need(self.task_tokens <= x.prefix, f"task_tokens {self.task_tokens} is more than the {x.prefix} special "
              "token(s) leading the sequence", "add the task tokens with a tokens block before the stack")
         if self.over == "groups":
@@ -190,10 +278,22 @@ class GlobalAttn(AttentionSpec):
         return Shape.tokens(self.samples + 1, x.features, prefix=1)
 
     def count_params(self, x: Shape) -> int:
-        heads, _ = self.geometry(x.features)
-        return self.attention_params(x.features, heads if self.over == "channels" else 0)
+        heads, dk = self.geometry(x.features)
+        if self.over == "channels":
+            return self.attention_params(x.features, heads)
+        if not self.on_map(x):
+            return self.attention_params(x.features)
+        c, r, inner_v = x.features, self.kv_reduction, heads * self.value_width(x.features)
+        kv = c * (r * r - 1) * (heads * dk + inner_v)  # the r×r kv convolution's weights beyond a 1×1's
+        return self.attention_params(c, kv + value_conv_cost(self.value_conv, inner_v, 0)[0])
 
     def flops(self, x: Shape) -> int:
+        if self.on_map(x):
+            h, w = self.map_size(x)
+            r, c = self.kv_reduction, x.features
+            inner_v = self.geometry(c)[0] * self.value_width(c)
+            return self.attention_flops(h * w, (h // r) * (w // r), c) + \
+                value_conv_cost(self.value_conv, inner_v, h * w)[1]
         n, d = x.dims
         heads, dh = self.geometry(d)
         inner = heads * dh
@@ -216,7 +316,14 @@ class GlobalAttn(AttentionSpec):
             return f"global, samples ≤{self.samples}"
         if self.over == "groups":
             return f"across {x.groups} groups" + self.pattern_extras()
-        return ("cross-covariance" if self.over == "channels" else "global") + self.pattern_extras()
+        text = "cross-covariance" if self.over == "channels" else "global"
+        if self.kv_reduction > 1:
+            h, w = self.map_size(x)
+            r = self.kv_reduction
+            text += f", kv sub-sampled {r}×{r} ({h // r}×{w // r} keys)"
+        if self.value_conv is not None:
+            text += f" + value conv {self.value_conv}×{self.value_conv}"
+        return text + self.pattern_extras()
 
     def part_params(self, part: str, x: Shape) -> int | None:
         return self.attention_parts(x.features).get(part)
@@ -228,6 +335,12 @@ class GlobalAttn(AttentionSpec):
             from .modules.packed import PackedAttention
 
             return PackedAttention(**self.attention_kwargs(x.features))
+        if self.on_map(x):
+            from .modules.map_attention import MapAttention
+
+            return MapAttention(window=None, partition="block", rel_pos_bias="none", kv_reduction=self.kv_reduction,
+                                value_conv=self.value_conv, grid=x.grid if x.kind == "tokens" else None,
+                                **self.attention_kwargs(x.features))
         if self.samples is not None:
             from .modules.token_sampling import SamplingAttention
 
@@ -261,7 +374,8 @@ class LocalAttn(AttentionSpec):
 
     partition: Literal["block", "grid"] = Field("block", description="block: contiguous windows; "
                                                 "grid: dilated windows that span the whole map.")
-    window: PositiveInt = Field(7, description="Window side w: attention runs over w×w tokens.")
+    window: PositiveInt | None = Field(7, description="Window side w: attention runs over w×w tokens; "
+                                       "none: one window, the whole map (ScalableViT's window None).")
     dim_head: PositiveInt | None = Field(32, description="Width of one head. When unset: width / heads.")
     rel_pos_bias: Literal["table", "dynamic", "none"] = Field(
         "table", description="Relative position bias added to the logits: table = a learned (2w-1)² × heads "
@@ -286,6 +400,8 @@ class LocalAttn(AttentionSpec):
         "row-major", description="How a relative offset indexes the bias table: row-major = "
                                  "(Δrow + h−1)·(2w−1) + (Δcol + w−1); col-major = (Δrow + h−1) + (Δcol + w−1)·(2h−1) "
                                  "(RegionViT's transposed index).")
+    dim_value: PositiveInt | None = Field(None, description=DIM_VALUE)
+    value_conv: PositiveInt | None = Field(None, description=VALUE_CONV + " It sees across window borders.")
 
     @model_validator(mode="after")
     def _geometry_given(self):
@@ -299,6 +415,10 @@ class LocalAttn(AttentionSpec):
             raise ValueError("bias_hidden and bias_index are options of the dynamic bias: set rel_pos_bias: dynamic")
         if self.region_tokens and (self.partition != "block" or self.windows is not None):
             raise ValueError("with region_tokens the region grid sets the windows: partition block, no windows")
+        check_value_conv(self.value_conv)
+        if self.value_conv is not None and (self.rel_pos_bias == "dynamic" or self.region_tokens
+                                            or self.rel_pos_index != "row-major"):
+            raise ValueError("value_conv takes the table bias or none, in row-major order, and no region_tokens")
         return self
 
     def regions(self, x: Shape) -> tuple[tuple[int, int], tuple[int, int]]:
@@ -341,6 +461,8 @@ class LocalAttn(AttentionSpec):
         _, h, w = x.dims
         if self.windows is None:
             win = self.window
+            if win is None:
+                return h, w
             need(h % win == 0 and w % win == 0,
                  f"window {win} does not divide the feature map {h}×{w} ({'height' if h % win else 'width'} "
                  f"{h if h % win else w})", window_hint(h, w))
@@ -369,6 +491,12 @@ class LocalAttn(AttentionSpec):
         wh, ww = self.window_size(x)
         return (2 * wh + 1) * (2 * ww + 1) if self.bias_index == "vit-pytorch" else (2 * wh - 1) * (2 * ww - 1)
 
+    def value_conv_cost(self, x: Shape) -> tuple[int, int]:
+        if self.value_conv is None:
+            return 0, 0
+        c, h, w = x.dims
+        return value_conv_cost(self.value_conv, self.geometry(c)[0] * self.value_width(c), h * w)
+
     def count_params(self, x: Shape) -> int:
         heads, _ = self.geometry(x.features)
         wh, ww = self.window_size(x)
@@ -378,7 +506,7 @@ class LocalAttn(AttentionSpec):
         elif self.rel_pos_bias == "dynamic":  # Linear(2→m), 3 × [LayerNorm, Linear], the last m→1
             m = self.bias_width(x.features)
             bias = linear_params(2, m) + 3 * 2 * m + 2 * linear_params(m, m) + linear_params(m, 1)
-        return self.attention_params(x.features, bias)
+        return self.attention_params(x.features, bias + self.value_conv_cost(x)[0])
 
     def part_params(self, part: str, x: Shape) -> int | None:
         if part == "rel_pos_bias" and self.rel_pos_bias == "table":
@@ -393,7 +521,7 @@ class LocalAttn(AttentionSpec):
             n = self.attention_flops(regions, regions, c) + self.attention_flops(regions * (1 + wh * ww), 1 + wh * ww, c)
         else:
             c, h, w = x.dims
-            n = self.attention_flops(h * w, wh * ww, c)
+            n = self.attention_flops(h * w, wh * ww, c) + self.value_conv_cost(x)[1]
         if self.rel_pos_bias == "dynamic":  # the bias MLP, once per forward
             m = self.bias_width(c)
             n += 2 * self.bias_offsets(x) * (2 * m + 2 * m * m + m)
@@ -408,7 +536,10 @@ class LocalAttn(AttentionSpec):
         if x.kind == "tokens":
             return (f"regional {wh}×{ww} + {x.prefix} region token{'s' if x.prefix > 1 else ''}" + bias
                     + self.pattern_extras())
-        return f"{kind} {wh}×{ww}" + bias + self.pattern_extras()
+        text = f"{kind} {wh}×{ww}" + (" (whole map)" if self.window is None and self.windows is None else "")
+        if self.value_conv is not None:
+            text += f" + value conv {self.value_conv}×{self.value_conv}"
+        return text + bias + self.pattern_extras()
 
     def build(self, x: Shape):
         from .modules.attention import LocalAttention, RegionalAttention
@@ -416,6 +547,14 @@ class LocalAttn(AttentionSpec):
         dynamic = self.rel_pos_bias == "dynamic"
         bias = dict(rel_pos_bias=self.rel_pos_bias, rel_pos_index=self.rel_pos_index,
                     bias_hidden=self.bias_width(x.features) if dynamic else None, bias_index=self.bias_index)
+        if self.value_conv is not None:
+            # The value conv needs the values as one map, so project first and then cut windows;
+            # LocalAttention cuts the input once instead, which is faster when nothing needs the map.
+            from .modules.map_attention import MapAttention
+
+            return MapAttention(window=self.window_size(x), partition=self.partition, rel_pos_bias=self.rel_pos_bias,
+                                kv_reduction=1, value_conv=self.value_conv, grid=None,
+                                **self.attention_kwargs(x.features))
         if x.kind == "tokens":
             return RegionalAttention(regions=self.regions(x)[0], window=self.window_size(x), **bias,
                                      **self.attention_kwargs(x.features))

@@ -52,6 +52,7 @@ class SeparableAttn(MixerSpec):
 
     geometry = AttentionSpec.geometry  # (heads, dim_head) from the input channels
     projects_out = AttentionSpec.projects_out
+    value_width = AttentionSpec.value_width
     window_size = LocalAttn.map_window_size  # the same windows as local-attn, with the same errors
 
     @model_validator(mode="after")

@@ -46,15 +46,16 @@ class Attention(Mixer):
     def __init__(self, dim: int, heads: int, dim_head: int, qkv_bias: bool, out_bias: bool, project_out: bool,
                  attn_dropout: float, dropout: float, head_mix: str = "none", memories: int = 0,
                  task_tokens: int = 0, temperature: str = "fixed", mask_self: bool = False, qk_norm: bool = False,
-                 scale: float | None = None, **mixer):
+                 scale: float | None = None, dim_value: int | None = None, **mixer):
         super().__init__()
         self.init_mixer(dim, **mixer)
-        self.heads, self.dim_head = heads, dim_head
-        inner = heads * dim_head
+        self.heads, self.dim_head, self.dim_value = heads, dim_head, dim_value or dim_head
+        inner, inner_v = heads * dim_head, heads * self.dim_value
+        self.widths = (inner, inner, inner_v)  # of q, k and v
         self.scale = dim_head ** -0.5 if scale is None else scale
         self.attn_dropout = attn_dropout
-        self.qkv = nn.Linear(dim, 3 * inner, bias=qkv_bias)
-        self.out = nn.Linear(inner, dim, bias=out_bias) if project_out else None
+        self.qkv = nn.Linear(dim, 2 * inner + inner_v, bias=qkv_bias)
+        self.out = nn.Linear(inner_v, dim, bias=out_bias) if project_out else None
         self.out_drop = nn.Dropout(dropout) if dropout > 0 else None
         self.head_mix = head_mix
         if head_mix == "talking":
@@ -130,13 +131,13 @@ class Attention(Mixer):
         return attn @ v
 
     def split(self, t: torch.Tensor) -> torch.Tensor:
-        """(B, N, H·Dh) → (B, H, N, Dh)."""
+        """(B, N, H·D) → (B, H, N, D)."""
         b, n, _ = t.shape
-        return t.view(b, n, self.heads, self.dim_head).transpose(1, 2)
+        return t.view(b, n, self.heads, -1).transpose(1, 2)
 
     def merge(self, out: torch.Tensor) -> torch.Tensor:
         b, _, n, _ = out.shape
-        out = out.transpose(1, 2).reshape(b, n, self.heads * self.dim_head)
+        out = out.transpose(1, 2).reshape(b, n, -1)
         if self.out is not None:
             out = self.out(out)
         if self.out_drop is not None:
@@ -145,11 +146,14 @@ class Attention(Mixer):
 
     def mix(self, x: torch.Tensor) -> torch.Tensor:
         b, n, _ = x.shape
-        q, k, v = self.qkv(x).view(b, n, 3, self.heads, self.dim_head).permute(2, 0, 3, 1, 4).unbind(0)
+        if self.dim_value == self.dim_head:
+            q, k, v = self.qkv(x).view(b, n, 3, self.heads, self.dim_head).permute(2, 0, 3, 1, 4).unbind(0)
+        else:
+            q, k, v = (self.split(t) for t in self.qkv(x).split(self.widths, dim=-1))
         if self.memories is not None:
-            inner = self.heads * self.dim_head
+            inner = self.widths[0]
             kv_bias = self.qkv.bias[inner:] if self.qkv.bias is not None else None
-            mk, mv = F.linear(self.memories, self.qkv.weight[inner:], kv_bias).chunk(2, dim=-1)
+            mk, mv = F.linear(self.memories, self.qkv.weight[inner:], kv_bias).split(self.widths[1:], dim=-1)
             k = torch.cat((k, self.split(mk.expand(b, -1, -1))), dim=2)
             v = torch.cat((v, self.split(mv.expand(b, -1, -1))), dim=2)
         return self.merge(self.attend(q, k, v))

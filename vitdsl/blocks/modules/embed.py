@@ -15,6 +15,7 @@ class Patchify(nn.Module):
         super().__init__()
         self.to_map = to_map  # the patch grid, when the output is a (B, D, rows, columns) map
         self.patch, self.order, self.shift = patch, order, shift
+        self.to_map = to_map  # give a (B, C, H, W) map (channels-last in memory), not tokens
         self.stride, self.padding, self.grid = stride, padding, grid  # stride None: non-overlapping view
         self.frame_patch, self.fold_frames = frame_patch, fold_frames  # frame_patch set: cut volumes
         patch_dim = channels * (5 if shift else 1) * patch[0] * patch[1] * (frame_patch or 1)
