@@ -147,7 +147,7 @@ def test_patch_does_not_divide_image(write):
     e = fails(path)
     assert str(e.location) == f"{path}:5:15"
     assert e.message == "image height 32 is not divisible by the patch height 7 (input here: image 3×32×32)"
-    assert e.hint == ("heights that work here are multiples of 7, e.g. 28, 35; "
+    assert e.hint == ("square patches that fit 32×32: 1, 2, 4, 8, 16, 32; heights that work here are multiples of 7, e.g. 28, 35; "
                       "square input sizes that work (up to 1024): multiples of 7 from 14 to 1022")
 
 

@@ -5,7 +5,7 @@ from typing import Literal
 
 from pydantic import Field, NonNegativeInt, PositiveInt, model_validator
 
-from .base import BlockSpec, divisors_hint, fmt_pair, linear_params, need, norm_params, pair, register, window_hint
+from .base import BlockSpec, divisors_hint, fmt_pair, linear_params, need, norm_params, pair, register, window_hint, window_hint
 from .shape import Shape
 
 PatchNorm = Literal["none", "layer", "layer-nobias"]
@@ -119,10 +119,11 @@ class Patchify(BlockSpec):
         need(self.shift < min(h, w), f"shift {self.shift} must be smaller than the {what} ({h}×{w})",
              "shift by a few pixels; vit-pytorch's SPT uses 1")
         if not self.unfolds():
+            fits = window_hint(h, w, "square patches") + "; " if what != "maximum image" else ""
             need(h % ph == 0, f"{what} height {h} is not divisible by the patch height {ph}",
-                 divisors_hint(h, ph, "heights"))
+                 fits + divisors_hint(h, ph, "heights"))
             need(w % pw == 0, f"{what} width {w} is not divisible by the patch width {pw}",
-                 divisors_hint(w, pw, "widths"))
+                 fits + divisors_hint(w, pw, "widths"))
             return h // ph, w // pw
         stride, pad = pair(self.stride or self.patch), pair(self.padding)
         out = []
