@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import Field, PositiveInt, model_validator
 
-from .base import MixerSpec, ShapeError, linear_params, need, register, window_hint
+from .base import MixerSpec, ShapeError, linear_params, need, need_fit, register, window_hint
 from .shape import Shape
 
 
@@ -239,8 +239,7 @@ class GlobalAttn(AttentionSpec):
             (h, w), n = x.grid, x.dims[0]
             need(n == h * w, f"{n} tokens do not fill the {h}×{w} patch grid")
         r = self.kv_reduction
-        need(h % r == 0 and w % r == 0, f"kv_reduction {r} does not divide the feature map {h}×{w} "
-             f"({'height' if h % r else 'width'} {h if h % r else w})", window_hint(h, w, "kv reductions"))
+        need_fit(h, w, r, f"kv_reduction {r} does not divide", "kv reductions")
         return h, w
 
 
@@ -463,15 +462,10 @@ class LocalAttn(AttentionSpec):
             win = self.window
             if win is None:
                 return h, w
-            need(h % win == 0 and w % win == 0,
-                 f"window {win} does not divide the feature map {h}×{w} ({'height' if h % win else 'width'} "
-                 f"{h if h % win else w})", window_hint(h, w))
+            need_fit(h, w, win, f"window {win} does not divide", "windows")
             return win, win
-        n = self.windows
-        need(h % n == 0 and w % n == 0,
-             f"{n} windows per side do not tile the feature map {h}×{w} ({'height' if h % n else 'width'} "
-             f"{h if h % n else w})", window_hint(h, w, "window counts"))
-        return h // n, w // n
+        need_fit(h, w, self.windows, f"{self.windows} windows per side do not tile", "window counts")
+        return h // self.windows, w // self.windows
 
     def infer(self, x: Shape) -> Shape:
         self.window_size(x)

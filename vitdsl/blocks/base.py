@@ -143,6 +143,14 @@ def window_hint(h: int, w: int, what: str = "windows") -> str:
     return f"{what} that fit {h}×{w}: " + ", ".join(map(str, fits))
 
 
+def need_fit(h: int, w: int, k: int, what: str, fits: str) -> None:
+    """Refuse a map that ``k`` does not divide: '<what> the feature map 50×50 (height 50)', with the
+    sizes that fit in the hint (``fits`` names them, e.g. "windows")."""
+    if h % k or w % k:
+        side, size = ("height", h) if h % k else ("width", w)
+        raise ShapeError(f"{what} the feature map {h}×{w} ({side} {size})", hint=window_hint(h, w, fits))
+
+
 def need(cond: bool, message: str, hint: str | None = None) -> None:
     if not cond:
         raise ShapeError(message, hint=hint)

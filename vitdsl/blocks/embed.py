@@ -5,7 +5,8 @@ from typing import Literal
 
 from pydantic import Field, NonNegativeInt, PositiveInt, model_validator
 
-from .base import BlockSpec, divisors_hint, fmt_pair, linear_params, need, norm_params, pair, register, window_hint, window_hint
+from .base import (BlockSpec, divisors_hint, fmt_pair, linear_params, need, need_fit, norm_params, pair, register,
+                   window_hint)
 from .shape import Shape
 
 PatchNorm = Literal["none", "layer", "layer-nobias"]
@@ -266,11 +267,8 @@ class PosEmbed(BlockSpec):
     def window(self, x: Shape) -> tuple[int, int]:
         """The size of one window of a feature map, checking that the windows tile it."""
         _, h, w = x.dims
-        n = self.windows
-        need(h % n == 0 and w % n == 0,
-             f"{n} windows per side do not tile the feature map {h}×{w} ({'height' if h % n else 'width'} "
-             f"{h if h % n else w})", window_hint(h, w, "window counts"))
-        return h // n, w // n
+        need_fit(h, w, self.windows, f"{self.windows} windows per side do not tile", "window counts")
+        return h // self.windows, w // self.windows
 
     def infer(self, x: Shape) -> Shape:
         if x.kind == "image":
