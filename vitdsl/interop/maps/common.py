@@ -25,6 +25,17 @@ def feedforward(src: str, dst: str) -> list[Rule]:
             (rf"{src}net\.(3|4)\.", f"{dst}fc2.")]
 
 
+def channel_norm(src: str, dst: str) -> list[Rule]:
+    """vit-pytorch's own channel LayerNorm (``g``, ``b`` of shape (1, C, 1, 1)) onto a LayerNorm."""
+    return [(src + r"g$", dst + "weight"), (src + r"b$", dst + "bias")]
+
+
+def channel_feedforward(src: str, dst: str) -> list[Rule]:
+    """FeedForward on maps: net = [channel LayerNorm, 1×1 conv, GELU, Dropout, 1×1 conv(, Dropout)]."""
+    return [*channel_norm(src + r"net\.0\.", dst + "norm."), (src + r"net\.1\.", dst + "fc1."),
+            (src + r"net\.4\.", dst + "fc2.")]
+
+
 PATCHIFY: list[Rule] = [
     (r"to_patch_embedding\.1\.", "patchify.pre_norm."),
     (r"to_patch_embedding\.2\.", "patchify.proj."),

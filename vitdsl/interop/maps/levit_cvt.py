@@ -5,6 +5,7 @@ LeViT's backbone is a flat list of Transformers (stage, shrink, stage, shrink, s
 Its separate ``to_k``/``to_v`` (1×1 conv + BN each) fill the parts of our fused ``kv``.
 """
 from ..transfer import Rule
+from .common import channel_feedforward, channel_norm
 
 _LEVIT_ATTN = r"backbone\.(\d+)\.layers\.(\d+)\.0\."
 _LEVIT: list[Rule] = [
@@ -31,22 +32,15 @@ def _separable(src: str, dst: str) -> list[Rule]:
     return [(src + r"net\.0\.", dst + "dw."), (src + r"net\.1\.", dst + "norm."), (src + r"net\.2\.", dst + "conv.")]
 
 
-def _channel_norm(src: str, dst: str) -> list[Rule]:
-    """CvT's own channel LayerNorm keeps ``g`` and ``b`` (1, C, 1, 1)."""
-    return [(src + r"g$", dst + "weight"), (src + r"b$", dst + "bias")]
-
-
 _CVT_LAYER = r"layers\.(\d+)\.2\.layers\.(\d+)\."
 _CVT: list[Rule] = [
     (r"layers\.(\d+)\.0\.", r"stages.\1.embed.0.conv."),
-    *_channel_norm(r"layers\.(\d+)\.1\.", r"stages.\1.embed.0.norm."),
-    *_channel_norm(_CVT_LAYER + r"0\.norm\.", r"stages.\1.blocks.\2.attn.norm."),
+    *channel_norm(r"layers\.(\d+)\.1\.", r"stages.\1.embed.0.norm."),
+    *channel_norm(_CVT_LAYER + r"0\.norm\.", r"stages.\1.blocks.\2.attn.norm."),
     *_separable(_CVT_LAYER + r"0\.to_q\.", r"stages.\1.blocks.\2.attn.q."),
     *_separable(_CVT_LAYER + r"0\.to_kv\.", r"stages.\1.blocks.\2.attn.kv."),
     (_CVT_LAYER + r"0\.to_out\.0\.", r"stages.\1.blocks.\2.attn.out."),
-    *_channel_norm(_CVT_LAYER + r"1\.net\.0\.", r"stages.\1.blocks.\2.ff.norm."),
-    (_CVT_LAYER + r"1\.net\.1\.", r"stages.\1.blocks.\2.ff.fc1."),
-    (_CVT_LAYER + r"1\.net\.4\.", r"stages.\1.blocks.\2.ff.fc2."),
+    *channel_feedforward(_CVT_LAYER + r"1\.", r"stages.\1.blocks.\2.ff."),
     (r"to_logits\.2\.", "head.fc."),
 ]
 

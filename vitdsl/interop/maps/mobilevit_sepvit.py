@@ -1,8 +1,7 @@
 """MobileViT (conv-BN-SiLU, MV2 inverted residuals, MobileViT blocks) and SepViT (overlapping patch
 embedding, PEG, DSSA)."""
 from ..transfer import Rule
-from .common import feedforward
-from .levit_cvt import _channel_norm  # ChanLayerNorm g, b (1, C, 1, 1) onto a LayerNorm
+from .common import channel_feedforward, channel_norm, feedforward
 
 
 def _conv_bn(src: str, dst: str) -> list[Rule]:
@@ -43,15 +42,13 @@ _SEPVIT: list[Rule] = [
     (_STAGE + r"0\.conv\.", r"stages.\1.embed.0.conv."),
     (_STAGE + r"1\.proj\.", r"stages.\1.peg.conv1."),
     (_ATTN + r"window_tokens$", r"stages.\1.blocks.\2.attn.window_token"),
-    *_channel_norm(_ATTN + r"norm\.", r"stages.\1.blocks.\2.attn.norm."),
+    *channel_norm(_ATTN + r"norm\.", r"stages.\1.blocks.\2.attn.norm."),
     (_ATTN + r"to_qkv\.", r"stages.\1.blocks.\2.attn.qkv."),
     (_ATTN + r"window_tokens_to_qk\.0\.", r"stages.\1.blocks.\2.attn.token_norm."),
     (_ATTN + r"window_tokens_to_qk\.3\.", r"stages.\1.blocks.\2.attn.token_qk."),
     (_ATTN + r"to_out\.0\.", r"stages.\1.blocks.\2.attn.out."),
-    *_channel_norm(_BLOCK + r"1\.net\.0\.", r"stages.\1.blocks.\2.ff.norm."),
-    (_BLOCK + r"1\.net\.1\.", r"stages.\1.blocks.\2.ff.fc1."),
-    (_BLOCK + r"1\.net\.4\.", r"stages.\1.blocks.\2.ff.fc2."),
-    *_channel_norm(_STAGE + r"2\.norm\.", r"stages.\1.norm.norm."),
+    *channel_feedforward(_BLOCK + r"1\.", r"stages.\1.blocks.\2.ff."),
+    *channel_norm(_STAGE + r"2\.norm\.", r"stages.\1.norm.norm."),
     (r"mlp_head\.1\.", "head.norm."),
     (r"mlp_head\.2\.", "head.fc."),
 ]
