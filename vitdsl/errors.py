@@ -62,6 +62,8 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str | None:
 def suggest(word: str, choices: Iterable[str], what: str) -> str:
     """'did you mean X?' when something is close, otherwise the list of valid choices."""
     choices = sorted(choices)
+    if not choices:
+        return f"there are no {what} to choose from yet"
     close = did_you_mean(word, choices)
     listing = f"{what}: " + ", ".join(choices)
     return f"{close} ({listing})" if close else listing

@@ -211,20 +211,27 @@ class _Expander:
         item with that name."""
         if name == INPUT:
             return INPUT
-        if "." in name and name in self.outputs:  # a full path
-            return self.outputs[name]
-        for item_path in reversed(self.outputs):
-            if item_path.rsplit(".", 1)[-1] == name:
-                return self.outputs[item_path]
+        item_path = self.earlier(name)
+        if item_path is not None:
+            return self.outputs[item_path]
         if name in self.skipped:
             raise VitdslError(f"'from' names '{name}', which its 'when' switches off here",
                               location=self.bp.source.find(where), path=path)
-        later = name in self.all_names
-        raise VitdslError(f"'from' names '{name}', which " + ("comes later: a layer can only read earlier ones"
-                                                              if later else "is no layer of this blueprint"),
-                          location=self.bp.source.find(where), path=path,
-                          hint=None if later else suggest(name, sorted({p.rsplit(".", 1)[-1] for p in self.outputs}
-                                                                        | self.all_names | {INPUT}), "names"))
+        raise self.unknown(f"'from' names '{name}'", name, "a layer can only read earlier ones",
+                           self.bp.source.find(where), path, self.all_names | {INPUT})
+
+    def earlier(self, name: str) -> str | None:
+        """The item path a name refers to: a full path, or the most recent earlier item with that name."""
+        if "." in name and name in self.outputs:
+            return name
+        return next((p for p in reversed(self.outputs) if p.rsplit(".", 1)[-1] == name), None)
+
+    def unknown(self, what: str, name: str, rule: str, loc, path: str, names: set = frozenset()) -> VitdslError:
+        """The error for a name that is no earlier layer: a later one, or none at all."""
+        if name in self.all_names:
+            return VitdslError(f"{what}, which comes later: {rule}", location=loc, path=path)
+        return VitdslError(f"{what}, which is no layer of this blueprint", location=loc, path=path,
+                           hint=suggest(name, {p.rsplit(".", 1)[-1] for p in self.outputs} | names, "names"))
 
     def inputs(self, item: dict, scope: dict, here: tuple, path: str, prev: str, single: bool) -> list[str]:
         if "from" not in item:
@@ -377,19 +384,15 @@ class _Expander:
             return Share(owner, parts, loc)
         if name == INPUT:
             raise VitdslError("share names the input, which has no weights", location=loc, path=path)
-        for item_path in reversed(self.outputs):
-            if item_path == name or item_path.rsplit(".", 1)[-1] == name:
-                if self.outputs[item_path] != item_path:
-                    raise VitdslError(f"share names '{name}', which is a repeat, stages or parallel item: name one "
-                                      "block", location=loc, path=path,
-                                      hint="to share a whole stack, give each block of it a share")
-                return Share(item_path, parts, loc)
-        later = name in self.all_names
-        raise VitdslError(f"share names '{name}', which " + ("comes later: a block can only use an earlier one's "
-                                                             "weights" if later else "is no layer of this blueprint"),
-                          location=loc, path=path,
-                          hint=None if later else suggest(name, sorted({p.rsplit(".", 1)[-1] for p in self.outputs}),
-                                                          "names"))
+        item_path = self.earlier(name)
+        if item_path is None:
+            raise self.unknown(f"share names '{name}'", name, "a block can only use an earlier one's weights",
+                               loc, path)
+        if self.outputs[item_path] != item_path:
+            raise VitdslError(f"share names '{name}', which is a repeat, stages or parallel item: name one "
+                              "block", location=loc, path=path,
+                              hint="to share a whole stack, give each block of it a share")
+        return Share(item_path, parts, loc)
 
 
 def spec_error(e: ValidationError, cls, bp: Blueprint, where: tuple, path: str,
