@@ -24,26 +24,54 @@ __all__ = ["Blueprint", "VitdslError", "build", "load", "loads", "summary", "val
            "save", "load_checkpoint", "share"]
 
 def validate(blueprint: str | Path | Blueprint, variant: str | None = None,
-             overrides: Mapping[str, Any] | None = None) -> "Graph":
-    """Check a blueprint completely (schema, wiring, every shape rule) without torch; the checked graph."""
+             overrides: Mapping[str, Any] | None = None):
+    """Check a blueprint completely (schema, wiring, every shape rule) without torch: the checked graph,
+    or for an objective blueprint the checked ``ObjectiveDesign`` (encoder, roles and parts)."""
     from .graph.build import build_graph
+    from .objectives.spec import ObjectiveBlueprint
 
-    return build_graph(load(blueprint, variant, overrides).resolve())
+    bp = load(blueprint, variant, overrides)
+    if isinstance(bp, ObjectiveBlueprint):
+        return bp.resolve()
+    return build_graph(bp.resolve())
 
 
 def build(blueprint: str | Path | Blueprint, variant: str | None = None,
-          overrides: Mapping[str, Any] | None = None, device: Any = None) -> "Network":
-    """Compile a blueprint (path, zoo name or Blueprint) into an ``nn.Module``."""
+          overrides: Mapping[str, Any] | None = None, device: Any = None, **objective_args: Any):
+    """Compile a blueprint (path, zoo name or Blueprint) into an ``nn.Module``. An objective blueprint gives
+    a module whose forward returns the loss; ``objective_args`` are what that objective takes besides
+    (a distillation ``teacher``, an ``augment`` function, …)."""
     from .graph.network import compile_graph
 
-    return compile_graph(validate(blueprint, variant, overrides), device=device)
+    checked = validate(blueprint, variant, overrides)
+    if not hasattr(checked, "nx"):
+        from .objectives.module import compile_objective
+
+        return compile_objective(checked, device=device, **objective_args)
+    if objective_args:
+        raise VitdslError(f"build got {', '.join(sorted(objective_args))}, which only objective blueprints take")
+    return compile_graph(checked, device=device)
 
 
 def summary(model_or_blueprint: Any, variant: str | None = None, overrides: Mapping[str, Any] | None = None,
             batch: int = 1):
-    """A shape-traced summary (traced on the meta device: no weights allocated); a rich renderable."""
+    """A shape-traced summary (traced on the meta device: no weights allocated); a rich renderable. For an
+    objective: the encoder layers it runs and each of its parts."""
+    from .objectives.module import Objective
+    from .objectives.spec import ObjectiveBlueprint
     from .trace import trace
 
+    if isinstance(model_or_blueprint, Objective):
+        from .objectives.summary import trace_objective
+
+        return trace_objective(model_or_blueprint.blueprint.resolve(), batch)
+    if not hasattr(model_or_blueprint, "steps"):
+        bp = load(model_or_blueprint, variant, overrides)
+        if isinstance(bp, ObjectiveBlueprint):
+            from .objectives.summary import trace_objective
+
+            return trace_objective(bp.resolve(), batch)
+        return trace(bp, batch=batch)
     return trace(model_or_blueprint, variant=variant, overrides=overrides, batch=batch)
 
 

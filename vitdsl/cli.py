@@ -99,8 +99,12 @@ def cmd_validate(args) -> int:
     from . import load
     from .graph.build import build_graph, info, valid_input_sizes
 
+    from .objectives.spec import ObjectiveBlueprint
+
     start = time.perf_counter()
     bp = load(args.blueprint, args.variant, _overrides(args.overrides), _replacements(args.replacements))
+    if isinstance(bp, ObjectiveBlueprint):
+        return _validate_objective(bp, args, start)
     graph = build_graph(bp.resolve())
     totals = info(graph)
     sizes = valid_input_sizes(graph.nx, graph.order, graph.input)
@@ -112,6 +116,25 @@ def cmd_validate(args) -> int:
     print(f"  FLOPs:  {totals['flops']:,} per image")
     if sizes:
         print(f"  {sizes}")
+    print(f"  checked in {took * 1000:.0f} ms")
+    return 0
+
+
+def _validate_objective(bp, args, start: float) -> int:
+    from .graph.build import info
+
+    design = bp.resolve()
+    took = time.perf_counter() - start
+    enc = design.encoder
+    print(f"ok: {bp.name}{f' ({args.variant})' if args.variant else ''} — objective '{bp.kind}' around "
+          f"'{enc.design.blueprint.name}' ({enc.input} → {enc.output})")
+    for role, path in design.roles.described():
+        print(f"  {role}: {path}")
+    for name, g in design.parts.items():
+        if g is None:
+            print(f"  part {name}: switched off")
+        else:
+            print(f"  part {name}: {g.input} → {g.output}, {info(g)['params']:,} params")
     print(f"  checked in {took * 1000:.0f} ms")
     return 0
 
@@ -135,6 +158,8 @@ def cmd_summary(args, build: bool = False) -> int:
     if getattr(args, "json", False):
         print(json.dumps(s.to_dict(), indent=2))
         return 0
+    if not hasattr(s, "rows"):  # an objective: encoder and parts
+        from .objectives.render import render
     console = _console()
     for part in render(s, folded=not args.expand):
         console.print(part)

@@ -80,18 +80,18 @@ def _read_with_extends(path: Path, seen: tuple[Path, ...] = ()) -> tuple[dict, S
     return deep_merge(base, data), base_source.merged(source)
 
 
-def _validation_error(e: ValidationError, source: SourceMap, prefix: tuple = ()) -> VitdslError:
+def _validation_error(e: ValidationError, source: SourceMap, prefix: tuple = (), model=Blueprint) -> VitdslError:
     err = e.errors()[0]
     loc = tuple(err["loc"])
     where = source.find(prefix + loc)
     field = ".".join(str(p) for p in loc)
     if err["type"] == "extra_forbidden":
-        known = Blueprint.model_fields.keys()
+        known = model.model_fields.keys()
         return VitdslError(f"unknown key '{loc[-1]}' in the blueprint", location=source.find_key(prefix + loc),
                            hint=suggest(str(loc[-1]), known, "blueprint keys") if len(loc) == 1 else None)
     if err["type"] == "missing":
         return VitdslError(f"missing required key '{field}'", location=where,
-                           hint=Blueprint.model_fields[loc[0]].description if loc[0] in Blueprint.model_fields else None)
+                           hint=model.model_fields[loc[0]].description if loc[0] in model.model_fields else None)
     msg = err["msg"].removeprefix("Value error, ")
     return VitdslError(f"'{field}': {msg}", location=where)
 
@@ -102,6 +102,8 @@ def from_data(data: Any, source: SourceMap | None = None, file: str | None = Non
         raise VitdslError("a blueprint must be a mapping with name, input and layers", location=source.find(()))
     if "extends" in data:
         raise VitdslError("'extends' needs a file: use vitdsl.load on a path", location=source.find(("extends",)))
+    if "objective" in data:  # an objective around an encoder blueprint
+        return _objective(data, source, file)
     try:
         bp = Blueprint.model_validate(data)
     except ValidationError as e:
@@ -111,6 +113,19 @@ def from_data(data: Any, source: SourceMap | None = None, file: str | None = Non
     from .expand import check_structure
 
     check_structure(bp)
+    return bp
+
+
+def _objective(data: dict, source: SourceMap, file: str | None):
+    from ..objectives.design import kinds
+    from ..objectives.spec import ObjectiveBlueprint
+
+    kinds()
+    try:
+        bp = ObjectiveBlueprint.model_validate(data)
+    except ValidationError as e:
+        raise _validation_error(e, source, model=ObjectiveBlueprint) from None
+    bp._source, bp._file = source, file
     return bp
 
 
@@ -225,12 +240,18 @@ def load(path_or_name: str | Path | Blueprint, variant: str | None = None,
          overrides: Mapping[str, Any] | None = None, replace: Mapping[str, Any] | None = None) -> Blueprint:
     """A Blueprint from a file path, a zoo name or a Blueprint, with a variant and overrides applied, and
     named layer items replaced (``replace={name: item}``, see :func:`replace`)."""
-    if isinstance(path_or_name, Blueprint):
+    from ..objectives.spec import ObjectiveBlueprint
+
+    if isinstance(path_or_name, (Blueprint, ObjectiveBlueprint)):
         bp = path_or_name
     else:
         path = find(path_or_name)
         data, source = _read_with_extends(path)
         bp = from_data(data, source, str(path))
+    if isinstance(bp, ObjectiveBlueprint):
+        from ..objectives.design import apply as apply_objective
+
+        return apply_objective(bp, variant, overrides, replace)
     return apply(_replace(bp, replace), variant, overrides)
 
 

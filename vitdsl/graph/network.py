@@ -14,7 +14,8 @@ from .build import Graph
 from .share import tie
 
 RESERVED = set(dir(nn.Module)) | {"blueprint", "input_shape", "output_shape", "output_shapes", "paths", "steps",
-                                  "chain", "out_slots", "layer_drops"}
+                                  "chain", "out_slots", "layer_drops", "graph", "complete", "segments", "segment",
+                                  "run"}
 
 
 class Network(nn.Module):
@@ -25,16 +26,20 @@ class Network(nn.Module):
     execution order; ``model.block(path)`` returns one block's module.
     """
 
-    def __init__(self, graph: Graph):
+    def __init__(self, graph: Graph, keep: set[str] | None = None):
         super().__init__()
         design = graph.design
+        self.graph = graph  # the checked graph (shapes per node), kept for segment runs and probes
         self.blueprint = design.blueprint
         self.input_shape = graph.input.dims
         self.output_shape = graph.output.dims  # of the first output
         self.output_shapes = [s.dims for s in graph.outputs]
-        self.paths: list[str] = list(graph.order)
+        self.paths: list[str] = [p for p in graph.order if keep is None or p in keep]
+        self.complete = keep is None  # False: only the layers an objective runs (see ``run``)
         modules: dict[str, nn.Module] = {}
         for node, inputs, _ in graph:
+            if keep is not None and node.path not in keep:
+                continue
             module = node.spec.build(*inputs)
             if node.share is not None:  # the very tensors of an earlier block (tied, as PyTorch ties weights)
                 try:
@@ -43,6 +48,10 @@ class Network(nn.Module):
                     raise e.at(node.share.location, node.path) from None
             self._place(node.path, module, node)
             modules[node.path] = module
+        self.segments: dict[tuple[str, str], tuple] = {}
+        if keep is not None:
+            self.steps, self.out_slots, self.chain, self.layer_drops = [], (), None, []
+            return
         slot = {INPUT: 0, **{p: i + 1 for i, p in enumerate(self.paths)}}
         last_use = {}
         for i, node in enumerate(n for n, _, _ in graph):
@@ -101,7 +110,40 @@ class Network(nn.Module):
     def block(self, path: str) -> nn.Module:
         return self.get_submodule(path)
 
+    def segment(self, first: str, last: str) -> tuple:
+        """The plan of the layers ``first`` … ``last`` (execution order): (steps, input position) where each
+        step is (module, input slots, output slot); slot 0 holds the segment's one outside input."""
+        key = (first, last)
+        if key not in self.segments:
+            paths = self.paths[self.paths.index(first): self.paths.index(last) + 1]
+            nodes = {p: self.graph.nx.nodes[p]["node"] for p in paths}
+            outside = {i for p in paths for i in nodes[p].inputs if i not in nodes}
+            if len(outside) != 1:
+                raise VitdslError(f"the layers {first} … {last} take {len(outside)} inputs from outside "
+                                  f"({', '.join(sorted(outside))}); a segment runs on one tensor",
+                                  path=first, hint="choose a segment that is a chain")
+            slot = {outside.pop(): 0, **{p: i + 1 for i, p in enumerate(paths)}}
+            self.segments[key] = tuple((self.get_submodule(p), tuple(slot[i] for i in nodes[p].inputs), slot[p])
+                                       for p in paths)
+        return self.segments[key]
+
+    def run(self, x: torch.Tensor, first: str, last: str, context: torch.Tensor | None = None) -> torch.Tensor:
+        """Run only the layers ``first`` … ``last`` on ``x`` (the input of ``first``); with ``context``,
+        every attention that can attend to a context (``takes_context``) takes its keys and values from it."""
+        steps = self.segment(first, last)
+        values: list[Any] = [x] + [None] * len(steps)
+        for module, ins, out in steps:
+            args = [values[j] for j in ins]
+            if context is not None and getattr(module, "takes_context", False):
+                values[out] = module(*args, context=context)
+            else:
+                values[out] = module(*args)
+        return values[-1]
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.complete:
+            raise VitdslError("this network holds only the layers an objective runs; call run(x, first, last)",
+                              hint="build the blueprint itself for the whole network")
         skip = self._dropped() if self.training and self.layer_drops else None
         if self.chain is not None and not skip:
             for m in self.chain:
@@ -128,8 +170,8 @@ class Network(nn.Module):
         return f"blueprint={self.blueprint.name!r}, input={tuple(self.input_shape)}"
 
 
-def compile_graph(graph: Graph, device: Any = None) -> Network:
+def compile_graph(graph: Graph, device: Any = None, keep: set[str] | None = None) -> Network:
     if device is None:
-        return Network(graph)
+        return Network(graph, keep)
     with torch.device(device):
-        return Network(graph)
+        return Network(graph, keep)

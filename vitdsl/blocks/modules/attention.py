@@ -144,8 +144,30 @@ class Attention(Mixer):
             out = self.out_drop(out)
         return out
 
-    def mix(self, x: torch.Tensor) -> torch.Tensor:
+    @property
+    def takes_context(self) -> bool:
+        """Whether ``forward(x, context=c)`` works: plain attention, whose keys and values can come from
+        other tokens (MP3's pre-training attends to the visible tokens)."""
+        cls = type(self)
+        plain = cls.forward is Attention.forward and cls.mix is Attention.mix and cls.attend is Attention.attend
+        return plain and self.memories is None
+
+    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
+        if context is None:
+            return super().forward(x)
+        pre = self.norm_position == "pre"
+        h, c = (self.norm(x), self.norm(context)) if pre else (x, context)  # one norm for both, as MP3
+        return self.join(self.branch(self.mix(h, c)), x)
+
+    def mix(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
         b, n, _ = x.shape
+        if context is not None:  # queries from x, keys and values from the context: the one qkv weight, cut
+            w, bias = self.qkv.weight, self.qkv.bias
+            q_w, kv_w = w.split((self.widths[0], sum(self.widths[1:])))
+            q_b, kv_b = bias.split((self.widths[0], sum(self.widths[1:]))) if bias is not None else (None, None)
+            k, v = F.linear(context, kv_w, kv_b).split(self.widths[1:], dim=-1)
+            q = F.linear(x, q_w, q_b)
+            return self.merge(self.attend(self.split(q), self.split(k), self.split(v)))
         if self.dim_value == self.dim_head:
             q, k, v = self.qkv(x).view(b, n, 3, self.heads, self.dim_head).permute(2, 0, 3, 1, 4).unbind(0)
         else:

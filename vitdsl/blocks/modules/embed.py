@@ -42,8 +42,16 @@ class Patchify(nn.Module):
         return x
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.project(self.cut(x))
+        if self.to_map is not None:
+            x = x.view(x.shape[0], *self.to_map, x.shape[-1]).permute(0, 3, 1, 2)
+        return x
+
+    def cut(self, x: torch.Tensor) -> torch.Tensor:
+        """The raw patch vectors (B, N, patch values), before any norm or projection (the pixel targets of
+        masked image modelling)."""
         if self.frame_patch is not None:
-            return self.project(self.tubelets(x))
+            return self.tubelets(x)
         if self.grid is not None:  # tokens (B, N, C) on a grid: fold back into the map
             x = x.transpose(1, 2).reshape(x.shape[0], x.shape[2], *self.grid)
         if self.shift:
@@ -61,9 +69,6 @@ class Patchify(nn.Module):
                 x = x.view(b, c, ph * pw, -1).permute(0, 3, 2, 1).reshape(b, -1, c * ph * pw)
             else:
                 x = x.transpose(1, 2)
-        x = self.project(x)
-        if self.to_map is not None:
-            x = x.view(b, *self.to_map, x.shape[-1]).permute(0, 3, 1, 2)
         return x
 
 

@@ -2,7 +2,9 @@
 LN-Linear-LN patch embedding."""
 from __future__ import annotations
 
-from ..transfer import Rule
+from ..transfer import DERIVED, Rule
+
+UNUSED = DERIVED  # a reference tensor that an objective holds but never runs (we do not build it)
 
 
 def encoder(src: str = r"transformer\.", dst: str = "", final_norm: bool = True, block: str = "blocks") -> list[Rule]:
@@ -41,3 +43,9 @@ PATCHIFY: list[Rule] = [
     (r"to_patch_embedding\.2\.", "patchify.proj."),
     (r"to_patch_embedding\.3\.", "patchify.post_norm."),
 ]
+
+
+def under(rules: list[Rule], src: str, dst: str) -> list[Rule]:
+    """The rules of a model held by a wrapper: ``src`` (a regex) and ``dst`` put before each side."""
+    return [(src + pattern, template if template in (None, "<zero>") else dst + template)
+            for pattern, template in rules]

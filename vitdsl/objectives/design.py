@@ -1,0 +1,172 @@
+"""ObjectiveBlueprint → ObjectiveDesign: the encoder's checked graph, the roles of its layers, the
+objective's settings and each part's checked graph. Everything is checked here, without torch."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from ..blueprint.expr import resolve_params, substitute
+from ..blueprint.model import Blueprint
+from ..blueprint.source import SourceMap
+from ..errors import VitdslError, suggest
+from ..graph.build import Graph, build_graph
+from .roles import Finder, Roles
+from .spec import REGISTRY, EncoderRef, ObjectiveBlueprint, ObjectiveSpec, Part
+
+
+@dataclass
+class ObjectiveDesign:
+    blueprint: ObjectiveBlueprint
+    params: dict[str, Any]
+    spec: ObjectiveSpec
+    encoder: Graph
+    roles: Roles
+    values: dict[str, Any]  # what the objective tells its parts ($patches, …)
+    parts: dict[str, Graph | None]  # None: switched off by its `when`
+
+
+def kinds() -> dict[str, type[ObjectiveSpec]]:
+    from . import library  # noqa: F401  (registers the objectives)
+
+    return REGISTRY
+
+
+def apply(bp: ObjectiveBlueprint, variant: str | None = None, overrides: dict | None = None,
+          replace: dict | None = None) -> ObjectiveBlueprint:
+    """Variant and overrides written into ``params``; ``encoder.NAME`` overrides and ``replace`` go to the
+    encoder's ``set`` and ``replace``."""
+    from ..blueprint.load import apply as apply_params
+
+    own = {k: v for k, v in (overrides or {}).items() if not k.startswith("encoder.")}
+    settings = {k.removeprefix("encoder."): v for k, v in (overrides or {}).items() if k.startswith("encoder.")}
+    out = apply_params(bp, variant, own)
+    if settings or replace:
+        ref = EncoderRef(blueprint=bp.encoder) if isinstance(bp.encoder, str) else bp.encoder
+        ref = ref.model_copy(update={"set": {**ref.set, **settings}, "replace": {**ref.replace, **(replace or {})}})
+        source, file = out._source, out._file
+        out = out.model_copy(update={"encoder": ref})
+        out._source, out._file = source, file
+    return out
+
+
+def _value(bp: ObjectiveBlueprint, raw: Any, params: dict, where: tuple) -> Any:
+    def lookup(name):
+        if name in params:
+            return params[name]
+        raise VitdslError(f"unknown parameter '${name}'", hint=suggest(name, params, "parameters"))
+
+    try:
+        return substitute(raw, lookup, lambda: sorted(params))
+    except VitdslError as e:
+        raise e.at(bp.source.find(where + getattr(e, "subpath", ()))) from None
+
+
+def _sub_source(source: SourceMap, prefix: tuple) -> SourceMap:
+    n = len(prefix)
+    return SourceMap({k[n:]: v for k, v in source.positions.items() if k[:n] == prefix},
+                     {k[n:]: v for k, v in source.keys.items() if k[:n] == prefix})
+
+
+def load_encoder(bp: ObjectiveBlueprint, params: dict) -> Blueprint:
+    from ..blueprint.load import find, from_data, load
+
+    ref = EncoderRef(blueprint=bp.encoder) if isinstance(bp.encoder, str) else bp.encoder
+    where = ("encoder",) if isinstance(bp.encoder, str) else ("encoder", "blueprint")
+    loc = bp.source.find(where)
+    settings = _value(bp, ref.set, params, ("encoder", "set")) if ref.set else {}
+    try:
+        if isinstance(ref.blueprint, dict):
+            base = from_data(ref.blueprint, _sub_source(bp.source, where), bp.file)
+        else:
+            here = Path(bp.file).parent if bp.file and Path(bp.file).is_file() else None
+            base = find(ref.blueprint, relative_to=here)
+        return load(base, ref.variant, settings, ref.replace or None)
+    except VitdslError as e:
+        raise e.at(loc) from None
+
+
+def _spec(bp: ObjectiveBlueprint, params: dict) -> ObjectiveSpec:
+    registry = kinds()
+    kind = bp.kind
+    where = ("objective", kind)
+    if kind not in registry:
+        raise VitdslError(f"unknown objective '{kind}'", location=bp.source.find_key(where),
+                          hint=suggest(kind, registry, "objectives"))
+    cls = registry[kind]
+    fields = _value(bp, bp.objective[kind], params, where) or {}
+    if not isinstance(fields, dict):
+        raise VitdslError(f"'{kind}' takes a mapping of settings, not {fields!r}", location=bp.source.find(where))
+    try:
+        return cls.model_validate(fields)
+    except ValidationError as e:
+        err = e.errors()[0]
+        loc = tuple(err["loc"])
+        if err["type"] == "extra_forbidden":
+            raise VitdslError(f"unknown setting '{loc[0]}' for objective '{kind}'",
+                              location=bp.source.find_key(where + loc),
+                              hint=suggest(str(loc[0]), cls.model_fields, "settings")) from None
+        msg = err["msg"].removeprefix("Value error, ")
+        name = ".".join(map(str, loc))
+        raise VitdslError(f"{kind}: {name + ': ' if name else ''}{msg}", location=bp.source.find(where + loc)) from None
+
+
+def _part(bp: ObjectiveBlueprint, name: str, part: Part, scope: dict) -> Graph | None:
+    where = ("parts", name)
+    when = _value(bp, part.when, scope, where + ("when",))
+    if not isinstance(when, bool):
+        raise VitdslError(f"'when' takes true or false, got {when!r}", location=bp.source.find(where + ("when",)))
+    if not when:
+        return None
+    data = {"name": f"{bp.name}.{name}", "input": part.input, "params": scope, "layers": part.layers}
+    if part.output is not None:
+        data["output"] = part.output
+    sub = Blueprint.model_validate(data)
+    sub._source, sub._file = _sub_source(bp.source, where), bp.file
+    from ..blueprint.expand import check_structure
+
+    try:
+        check_structure(sub)
+        return build_graph(sub.resolve())
+    except VitdslError as e:
+        raise VitdslError(e.message, location=e.location or bp.source.find(where),
+                          path=f"{name}.{e.path}" if e.path else name, hint=e.hint) from None
+
+
+def resolve(bp: ObjectiveBlueprint, variant: str | None = None, overrides: dict | None = None) -> ObjectiveDesign:
+    bp = apply(bp, variant, overrides)
+    try:
+        params = resolve_params(bp.params)
+    except VitdslError as e:
+        where = ("params", getattr(e, "param", None)) + getattr(e, "subpath", ())
+        raise e.at(bp.source.find(tuple(p for p in where if p is not None))) from None
+    spec = _spec(bp, params)
+    encoder = build_graph(load_encoder(bp, params).resolve())
+    finder = Finder(encoder, bp.kind, bp.source.find(("objective", bp.kind)))
+    roles = spec.roles(finder)
+    values = spec.values(finder, roles)
+    clash = sorted(set(values) & set(params))
+    if clash:
+        raise VitdslError(f"parameter '{clash[0]}' has the name of a value the {bp.kind} objective gives its parts",
+                          location=bp.source.find(("params", clash[0])),
+                          hint=f"rename it; the objective's values: {', '.join(sorted(values))}")
+    scope = {**params, **values}
+    unknown = sorted(set(bp.parts) - set(spec.parts))
+    if unknown:
+        raise VitdslError(f"objective '{bp.kind}' has no part '{unknown[0]}'",
+                          location=bp.source.find_key(("parts", unknown[0])),
+                          hint=suggest(unknown[0], spec.parts, "its parts") if spec.parts
+                          else f"'{bp.kind}' builds no networks of its own")
+    missing = [p for p in spec.parts if p not in bp.parts and p not in spec.optional_parts]
+    if missing:
+        raise VitdslError(f"objective '{bp.kind}' needs part '{missing[0]}': {spec.parts[missing[0]]}",
+                          location=bp.source.find(("parts",)) or bp.source.find(()))
+    parts = {name: _part(bp, name, part, scope) for name, part in bp.parts.items()}
+    try:
+        spec.check_parts(finder, roles, parts)
+    except VitdslError as e:
+        name = e.path.split(".")[0] if e.path else None
+        raise e.at(bp.source.find(("parts", name) if name else ("objective", bp.kind))) from None
+    return ObjectiveDesign(bp, params, spec, encoder, roles, values, parts)

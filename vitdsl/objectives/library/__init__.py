@@ -1,0 +1,2 @@
+"""The objective kinds; importing this registers them."""
+from . import mae  # noqa: F401

@@ -1,0 +1,159 @@
+"""An objective blueprint as pure data: an encoder blueprint, the objective's settings and the objective's
+own networks (decoder, projector, heads), each a layer list from the one block library.
+
+    name: mae
+    encoder: {blueprint: vit, set: {dim: 1024}}     # a zoo name, a path (relative to this file) or inline
+    objective:
+      mae: {masking_ratio: $masking_ratio}
+    params: {masking_ratio: 0.75, decoder_dim: 512}
+    parts:
+      decoder:
+        input: {tokens: [$patches, $decoder_dim]}    # the objective tells parts what it knows ($patches)
+        layers: [...]
+"""
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
+
+from ..blueprint.model import Kind, _plain
+from ..blueprint.source import SourceMap
+
+REGISTRY: dict[str, type["ObjectiveSpec"]] = {}
+
+
+class EncoderRef(BaseModel):
+    """Which blueprint the objective trains, and how to set it up."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    blueprint: str | dict[str, Any] = Field(
+        description="A zoo name (vit), a blueprint file (relative to this file) or an inline blueprint mapping.")
+    variant: str | None = Field(None, description="A named variant of the encoder blueprint.")
+    set: dict[str, Any] = Field(default_factory=dict, description="Encoder parameters to override; values may "
+                                "be $params of the objective blueprint.")
+    replace: dict[str, Any] = Field(default_factory=dict, description="Encoder layer items to replace, by name "
+                                    "(as --replace).")
+
+
+class Part(BaseModel):
+    """One of the objective's own networks: an input and a layer list, as in a blueprint."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    input: dict[Kind, list[Any]] = Field(description="The part's input without batch dimension, e.g. "
+                                         "{tokens: [$patches, $decoder_dim]}; may use the objective's values.")
+    layers: list[Any] = Field(description="The layers: blocks, repeat, stages and parallel items.")
+    output: str | list[str] | None = Field(None, description="Which layer(s) the part returns (default: the last).")
+    when: bool | str = Field(True, description="Leave the part out when false (e.g. a projection between equal "
+                             "widths): the objective then passes its input through unchanged.")
+
+    @field_validator("layers", mode="before")
+    @classmethod
+    def _plain_layers(cls, v):
+        return _plain(v) if isinstance(v, list) else v
+
+
+class ObjectiveBlueprint(BaseModel):
+    """A training objective (MAE, DINO, distillation, …) around an encoder blueprint."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(description="Short name (the file name for zoo objectives).")
+    description: str = Field("", description="One line shown by `vitdsl list`.")
+    paper: str | None = Field(None, description="The paper this objective follows.")
+    reference: str | None = Field(None, description="The class whose loss this objective reproduces exactly.")
+    encoder: str | EncoderRef = Field(description="The network being trained: a zoo name or path, or "
+                                      "{blueprint, variant, set, replace}.")
+    objective: dict[str, Any] = Field(description="One objective kind and its settings, e.g. "
+                                      "{mae: {masking_ratio: 0.75}}.")
+    params: dict[str, Any] = Field(default_factory=dict, description="Named values the sections refer to as $name.")
+    variants: dict[str, dict[str, Any]] = Field(default_factory=dict, description="Named parameter sets.")
+    parts: dict[str, Part] = Field(default_factory=dict, description="The objective's own networks, by name.")
+
+    _source: SourceMap = PrivateAttr(default_factory=SourceMap)
+    _file: str | None = PrivateAttr(default=None)
+
+    @field_validator("objective")
+    @classmethod
+    def _one_kind(cls, v):
+        if len(v) != 1:
+            raise ValueError(f"name exactly one objective, e.g. objective: {{mae: {{masking_ratio: 0.75}}}}; "
+                             f"the objectives: {', '.join(sorted(REGISTRY))}")
+        return v
+
+    @property
+    def source(self) -> SourceMap:
+        return self._source
+
+    @property
+    def file(self) -> str | None:
+        return self._file
+
+    @property
+    def kind(self) -> str:
+        return next(iter(self.objective))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ObjectiveBlueprint) and self.to_dict() == other.to_dict()
+
+    __hash__ = None
+
+    def to_dict(self) -> dict[str, Any]:
+        data = self.model_dump(mode="python", exclude_defaults=True)
+        return {"name": self.name, **{k: v for k, v in data.items() if k != "name"}}
+
+    def resolve(self, variant: str | None = None, overrides: dict[str, Any] | None = None):
+        """Pick a variant, apply overrides, check encoder, objective and parts: an ObjectiveDesign."""
+        from .design import resolve
+
+        return resolve(self, variant, overrides)
+
+
+class ObjectiveSpec(BaseModel):
+    """The settings of one objective kind (one pydantic model per kind, as for blocks). Subclasses say
+    which parts they need (``parts``) and what they tell the parts (``provides``); the work is done by
+    their methods, on the checked encoder graph, without torch (except ``module``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: ClassVar[str]
+    reference: ClassVar[str | None] = None
+    parts: ClassVar[dict[str, str]] = {}  # name → what the part must do (for errors and docs)
+    optional_parts: ClassVar[frozenset[str]] = frozenset()
+    provides: ClassVar[dict[str, str]] = {}  # value name → meaning, usable in parts as $name
+
+    def roles(self, encoder) -> "Any":
+        """Which encoder layers the objective runs, and how (a ``roles.Roles``); raises when it cannot."""
+        raise NotImplementedError
+
+    def values(self, encoder, roles) -> dict[str, Any]:
+        """The values the parts can use ($patches, $encoder_dim, …)."""
+        return {}
+
+    def check_parts(self, encoder, roles, parts: dict) -> None:
+        """Raise when a part does not fit (input and output shapes); ``parts`` maps name → Graph or None."""
+
+    def module(self, design, encoder, parts: dict, **kwargs):
+        """The nn.Module whose forward returns the loss."""
+        raise NotImplementedError
+
+
+def register(cls: type[ObjectiveSpec]) -> type[ObjectiveSpec]:
+    REGISTRY[cls.kind] = cls
+    return cls
+
+
+class PatchRoles(BaseModel):
+    """Settings of objectives that feed the encoder's body patch tokens themselves (MAE, SimMIM, MPP,
+    MP3): which layers cut the patches, add their positions and form the body. Found by block type
+    when left out."""
+
+    patchify: str | None = Field(None, description="The encoder's patchify layer (default: its first).")
+    positions: str | None = Field(None, description="The encoder's position layer (default: the first "
+                                  "pos-embed after patchify, if any).")
+    body: list[str] | None = Field(None, min_length=2, max_length=2,
+                                   description="First and last encoder layer of the transformer body, as paths or "
+                                   "names of repeat items (default: from after the positions, and after any "
+                                   "special tokens there, to the layer before the pool or head).")
