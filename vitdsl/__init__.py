@@ -21,7 +21,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __version__ = "0.1.0"
 __all__ = ["Blueprint", "VitdslError", "build", "load", "loads", "summary", "validate", "register_block",
-           "save", "load_checkpoint", "share"]
+           "save", "load_checkpoint", "share", "capture", "probe"]
 
 def validate(blueprint: str | Path | Blueprint, variant: str | None = None,
              overrides: Mapping[str, Any] | None = None):
@@ -117,6 +117,10 @@ def __getattr__(name: str):
         import importlib
 
         return importlib.import_module(".interop", __name__)
+    if name in ("capture", "probe"):  # torch-bound: imported on first use
+        from . import probes as _probe
+
+        return getattr(_probe, name)
     if name == "transplant":  # torch-bound: imported on first use
         from .interop.transplant import transplant
 
