@@ -18,13 +18,14 @@ from .errors import VitdslError
 if TYPE_CHECKING:  # pragma: no cover
     from .graph.build import Graph
     from .graph.network import Network
+    from .objectives.design import ObjectiveDesign
 
 __version__ = "0.1.0"
 __all__ = ["Blueprint", "VitdslError", "build", "load", "loads", "summary", "validate", "register_block",
            "save", "load_checkpoint", "share", "capture", "probe"]
 
 def validate(blueprint: str | Path | Blueprint, variant: str | None = None,
-             overrides: Mapping[str, Any] | None = None):
+             overrides: Mapping[str, Any] | None = None) -> "Graph | ObjectiveDesign":
     """Check a blueprint completely (schema, wiring, every shape rule) without torch: the checked graph,
     or for an objective blueprint the checked ``ObjectiveDesign`` (encoder, roles and parts)."""
     from .graph.build import build_graph
@@ -37,7 +38,8 @@ def validate(blueprint: str | Path | Blueprint, variant: str | None = None,
 
 
 def build(blueprint: str | Path | Blueprint, variant: str | None = None,
-          overrides: Mapping[str, Any] | None = None, device: Any = None, **objective_args: Any):
+          overrides: Mapping[str, Any] | None = None, device: Any = None,
+          **objective_args: Any) -> "Network | Any":
     """Compile a blueprint (path, zoo name or Blueprint) into an ``nn.Module``. An objective blueprint gives
     a module whose forward returns the loss; ``objective_args`` are what that objective takes besides
     (a distillation ``teacher``, an ``augment`` function, …)."""
