@@ -58,7 +58,7 @@ def parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("list", help="list the zoo", description="List the blueprints of the zoo, and the "
                                                                 "hybrids in examples/, with a one-line description "
-                                                                "and parameter count.")
+                                                                "and parameter count, then the objective blueprints in objectives/.")
     p.add_argument("--names", action="store_true", help="print names only, one per line")
 
     p = sub.add_parser("schema", help="print the JSON Schema of the blueprint format",
@@ -171,12 +171,13 @@ def cmd_summary(args, build: bool = False) -> int:
 def cmd_list(args) -> int:
     from rich.table import Table
 
-    from .blueprint.load import find, load, zoo_names
+    from .blueprint.load import find, load, objective_names, zoo_names
     from .graph.build import build_graph, info
+    from .objectives.summary import trace_objective
 
     names = zoo_names(examples=True)
     if args.names:
-        print("\n".join(names))
+        print("\n".join(names + objective_names()))
         return 0
     table = Table(title="The vitdsl zoo", title_justify="left", header_style="bold")
     for col, kw in (("Name", {}), ("Params", {"justify": "right"}), ("Description", {})):
@@ -185,7 +186,16 @@ def cmd_list(args) -> int:
         bp = load(find(name))
         params = info(build_graph(bp.resolve()))["params"]
         table.add_row(name, f"{params:,}", bp.description)
-    _console().print(table)
+    console = _console()
+    console.print(table)
+    objectives = Table(title="Objectives (the loss around an encoder; parameters trained)", title_justify="left",
+                       header_style="bold")
+    for col, kw in (("Name", {}), ("Params", {"justify": "right"}), ("Description", {})):
+        objectives.add_column(col, **kw)
+    for name in objective_names():
+        bp = load(find(name))
+        objectives.add_row(name, f"{trace_objective(bp.resolve()).total_params:,}", bp.description)
+    console.print(objectives)
     return 0
 
 

@@ -35,6 +35,11 @@ def zoo_names(examples: bool = False) -> list[str]:
     return names
 
 
+def objective_names() -> list[str]:
+    """The zoo's objective blueprints, as ``objectives/NAME``."""
+    return sorted(f"objectives/{p.stem}" for p in (zoo_dir() / "objectives").glob("*.yaml"))
+
+
 def find(path_or_name: str | Path, relative_to: Path | None = None) -> Path:
     """A blueprint file from a path or a zoo name (``maxvit``)."""
     p = Path(path_or_name)

@@ -15,6 +15,11 @@ def patch_roles(finder: Finder, spec, keep_special: bool = False) -> Roles:
         raise finder.error(f"the encoder '{finder.graph.design.blueprint.name}' has no patchify layer to cut "
                            "images into patch tokens", "masked image objectives need an encoder that starts "
                            "with '- patchify'")
+    source = finder.node(patchify).inputs
+    if source != ["input"]:
+        raise finder.error(f"the patchify layer '{patchify}' reads '{source[0]}' ({finder.block(source[0])}), "
+                           "not the images; masked image objectives cut the images into patches themselves",
+                           "choose an encoder whose first layer is '- patchify'")
     out = finder.graph.shape(patchify)
     if out.kind != "tokens" or out.prefix:
         raise finder.error(f"the patchify layer '{patchify}' gives {out}; the objective needs plain patch tokens",
