@@ -76,8 +76,11 @@ def test_list_shows_the_zoo(capsys):
         assert name in out
     assert "79,981,380" in out
     assert main(["list", "--names"]) == 0
-    assert capsys.readouterr().out.split() == zoo_names(examples=True)
+    from vitdsl.blueprint.load import objective_names
+
+    assert capsys.readouterr().out.split() == zoo_names(examples=True) + objective_names()
     assert "examples/maxvit_cait" in zoo_names(examples=True)
+    assert "objectives/mae" in objective_names()
 
 
 def test_schema_accepts_the_zoo_and_rejects_unknown_fields(capsys, tmp_path):
@@ -87,6 +90,18 @@ def test_schema_accepts_the_zoo_and_rejects_unknown_fields(capsys, tmp_path):
         jsonschema.validate(yaml.safe_load((zoo_dir() / f"{name}.yaml").read_text()), schema)
     bad = yaml.safe_load((zoo_dir() / "vit.yaml").read_text())
     bad["layers"][0]["patchify"]["pach"] = 3
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(bad, schema)
+    from vitdsl.blueprint.load import objective_names
+
+    for name in objective_names():
+        jsonschema.validate(yaml.safe_load((zoo_dir() / f"{name}.yaml").read_text()), schema)
+    bad = yaml.safe_load((zoo_dir() / "objectives" / "mae.yaml").read_text())
+    bad["objective"]["mae"]["mask_ratio"] = 0.5
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(bad, schema)
+    bad = yaml.safe_load((zoo_dir() / "objectives" / "mae.yaml").read_text())
+    bad["parts"]["decoder"]["layers"][0]["pos-embed"]["knd"] = "learned"
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(bad, schema)
 

@@ -92,6 +92,31 @@ def blueprint_schema() -> dict[str, Any]:
     defs["layer"] = {"anyOf": items}
     top["properties"]["layers"] = {**layers, "description": top["properties"]["layers"].get("description", "")}
     top["properties"]["extends"] = {"type": "string", "description": "a blueprint file or zoo name to inherit from"}
-    top["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    top["title"] = "vitdsl blueprint"
+    objective = _objective_schema(defs, layers)
+    architecture = {k: v for k, v in top.items() if k != "$defs"}
+    architecture["not"] = {"required": ["objective"]}
+    defs["architecture"], defs["objective_blueprint"] = architecture, objective
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", "title": "vitdsl blueprint",
+            "description": "an architecture (input, layers) or an objective around an encoder (objective, encoder, parts)",
+            "anyOf": [{"$ref": "#/$defs/architecture"}, {"$ref": "#/$defs/objective_blueprint"}], "$defs": defs}
+
+
+def _objective_schema(defs: dict[str, Any], layers: dict[str, Any]) -> dict[str, Any]:
+    from .objectives.design import kinds
+    from .objectives.spec import ObjectiveBlueprint
+
+    top = ObjectiveBlueprint.model_json_schema(ref_template="#/$defs/{model}")
+    for name, model in top.pop("$defs", {}).items():
+        defs.setdefault(name, model)
+    defs["Part"]["properties"]["layers"] = {**layers, "description": defs["Part"]["properties"]["layers"].get(
+        "description", "")}
+    choices = []
+    for kind, cls in sorted(kinds().items()):
+        settings = _loosen(cls.model_json_schema(ref_template="#/$defs/{model}"))
+        for name, model in settings.pop("$defs", {}).items():
+            defs.setdefault(name, model)
+        choices.append({"type": "object", "properties": {kind: {"anyOf": [settings, {"type": "null"}]}},
+                        "required": [kind], "additionalProperties": False})
+    top["properties"]["objective"] = {"anyOf": choices, "description": top["properties"]["objective"].get(
+        "description", "")}
     return top
