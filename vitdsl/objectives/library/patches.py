@@ -73,3 +73,16 @@ def expect(graph, name: str, takes: tuple[int, int], gives: tuple[int | None, in
                           path=name, hint=f"end it with a layer of width {gives[1]}, e.g. '- head: {{classes: "
                           f"{gives[1]}}}'")
     return out.dims[1]
+
+
+def check_nothing_skipped(finder: Finder, roles: Roles, leave_out: tuple[str, ...] = ()) -> None:
+    """Raise when an encoder layer between the patchify layer and the body's end would not run: only
+    blocks of the types in ``leave_out`` (the class token, which vit-pytorch's wrappers drop) may."""
+    start, end = finder.order.index(roles.patchify), finder.order.index(roles.body[1])
+    skipped = [p for p in finder.order[start + 1:end] if p not in roles.keep and finder.block(p) not in leave_out]
+    if skipped:
+        shown = ", ".join(skipped[:4]) + (f" and {len(skipped) - 4} more" if len(skipped) > 4 else "")
+        raise finder.error(f"the encoder layers {shown} come between its patchify layer '{roles.patchify}' and "
+                           "the end of its body, but the objective would not run them",
+                           "the objective embeds the patches itself: it needs an encoder whose patchify layer is "
+                           "followed by its positions and body")
