@@ -29,6 +29,9 @@ class Norm(BlockSpec):
             return 0
         return 2 * x.features if self.type == "batch" else norm_params(self.type, x.features)
 
+    def pattern(self, x: Shape) -> str:
+        return "l2" if self.type == "l2" else ""  # the one norm without weights
+
     def build(self, x: Shape):
         from .modules.common import FeatureNorm, make_norm
 
@@ -111,6 +114,9 @@ class Head(BlockSpec):
 
     def flops(self, x: Shape) -> int:
         return 2 * (x.numel // x.features) * x.features * self.classes
+
+    def pattern(self, x: Shape) -> str:
+        return "" if self.act == "none" else self.act
 
     def build(self, x: Shape):
         from .modules.heads import Head
