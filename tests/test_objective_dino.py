@@ -118,6 +118,8 @@ def test_loss_moving_averages_and_a_second_step_equal_vit_pytorch(kind):
     assert not torch.equal(ours.teacher.encoder.state_dict()[next(iter(ours.encoder.state_dict()))],
                            next(iter(ours.encoder.state_dict().values())))
     assert all(torch.any(getattr(ours, f"{c}_centers") != 0) for c in ours.centres)
+    ours.reset_moving_average()
+    assert all(torch.equal(a, b) for a, b in zip(ours.teacher.encoder.parameters(), ours.encoder.parameters()))
 
 
 @pytest.mark.parametrize("kind", ["dino", "esvit"])
@@ -131,6 +133,23 @@ def test_backward_reaches_every_trainable_parameter_and_never_the_teacher(kind):
     assert teacher and all(not p.requires_grad and p.grad is None for p in teacher)
     # the classifier head is not built: the student holds the encoder up to the embedding and the projectors
     assert "head" not in dict(ours.encoder.named_children())
+
+
+def test_esvit_takes_tokens_on_a_patch_grid():
+    # Simple ViT has no class token: its normalised patch tokens (4×4) are the regions
+    from vitdsl.blueprint.load import from_data
+    from vitdsl.objectives.module import compile_objective
+
+    data = vitdsl.load("objectives/esvit", overrides=HEAD).to_dict()
+    data["encoder"] = {"blueprint": "simple_vit", "set": {"image_size": 32, "patch": 8, "dim": 32, "depth": 1,
+                                                           "heads": 2, "dim_head": 8, "mlp": 64}}
+    data["params"]["embedding"] = "norm"
+    design = from_data(data).resolve()
+    assert design.values == {"embedding_dim": 32, "regions": 16}
+    torch.manual_seed(0)
+    ours = compile_objective(design, **VIEWS)
+    ours(torch.randn(2, 3, 32, 32)).backward()
+    assert grads_reach_every_parameter(ours) == []
 
 
 def test_the_default_augmentation_runs_and_keeps_shapes():

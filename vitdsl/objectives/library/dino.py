@@ -9,7 +9,7 @@ from typing import Any
 from pydantic import Field
 
 from ...blocks.shape import Shape
-from ...errors import VitdslError
+from ...errors import VitdslError, suggest
 from ..roles import Finder, Roles
 from ..spec import ObjectiveSpec, register
 
@@ -56,26 +56,22 @@ def views(kind: str, kwargs: dict) -> dict:
     for name, fn in kwargs.items():
         if name not in VIEWS:
             raise VitdslError(f"{kind} takes {', '.join(VIEWS)}, not '{name}'",
-                              hint="each a function from a batch of images to a batch of images")
+                              hint=suggest(name, VIEWS, "each a function of a batch of images"))
         if fn is not None and not callable(fn):
             raise VitdslError(f"{kind}: {name} must be a function of a batch of images, got {type(fn).__name__}")
     return kwargs
 
 
-def expect(graph, name: str, takes: Shape, width: int | None = None) -> int:
+def expect(graph, name: str, takes: Shape) -> int:
     """Check a part's input and that it keeps the input's kind (and token count); its output width."""
     got, out = graph.input, graph.output
-    dims = "×".join(map(str, takes.dims))
     if got.kind != takes.kind or tuple(got.dims) != tuple(takes.dims):
         raise VitdslError(f"part '{name}' takes {got}, but the objective feeds it {takes}", path=name,
                           hint=f"write its input as {{{takes.kind}: [{', '.join(map(str, takes.dims))}]}}")
     if out.kind != takes.kind or out.dims[:-1] != takes.dims[:-1]:
-        each = "one vector per image" if takes.kind == "vector" else f"one vector per token ({dims})"
+        each = "a vector of logits" if takes.kind == "vector" else f"logits for each of its {takes.dims[0]} tokens"
         raise VitdslError(f"part '{name}' gives {out}; the objective needs {each}", path=name,
                           hint="end it with '- head: {classes: $K}'")
-    if width is not None and out.features != width:
-        raise VitdslError(f"part '{name}' gives {out.features} logits, but the teacher's centre has {width}",
-                          path=name)
     return out.features
 
 
@@ -83,7 +79,7 @@ def expect(graph, name: str, takes: Shape, width: int | None = None) -> int:
 class DinoSpec(SelfDistillation):
     """The student projects the embedding layer's output (flattened) to K logits with ``projector``; its
     two local crops learn the teacher's distributions of the other view's global crop. The teacher (an EMA
-    copy of encoder and projector, frozen) is held as ``teacher``, the centre as the buffer ``centers``."""
+    copy of encoder and projector, frozen) is held as ``teacher``, the centre as the buffer ``teacher_centers``."""
 
     kind = "dino"
     reference = "vit_pytorch.dino.Dino"
