@@ -57,8 +57,8 @@ class SelfDistillation(Objective):
             self.register_buffer(f"last_{name}_centers", torch.zeros(1, k))
         self.centres = tuple(centres)
         # plain attributes, not submodules: they hold no weights (and the defaults are made on first use)
-        self.views = {"augment": augment, "augment2": augment if augment2 is None else augment2, "local_crop": local_crop,
-                      "global_crop": global_crop}
+        self.views = {"augment": augment, "augment2": augment if augment2 is None else augment2,
+                      "local_crop": local_crop, "global_crop": global_crop}
         self.defaults: dict[str, Fn] = {}
 
     def _students(self) -> dict[str, nn.Module]:
