@@ -5,7 +5,7 @@ from typing import Literal
 
 from pydantic import Field, PositiveInt
 
-from .base import BlockSpec, NormType, linear_params, need, norm_params, register
+from .base import Activation, BlockSpec, NormType, linear_params, need, norm_params, register
 from .shape import Shape
 
 
@@ -19,11 +19,18 @@ class Norm(BlockSpec):
     shorthand = "type"
     family = "misc"
 
-    type: NormType = Field("layer", description="layer: LayerNorm; layer-nobias: LayerNorm without bias; "
-                                                "rms: RMSNorm; batch: BatchNorm over the features.")
+    type: NormType | Literal["l2"] = Field(
+        "layer", description="layer: LayerNorm; layer-nobias: LayerNorm without bias; rms: RMSNorm; batch: "
+                             "BatchNorm over the features; l2: divide by the Euclidean length (at least 1e-6), "
+                             "no weights (DINO's projector).")
 
     def count_params(self, x: Shape) -> int:
+        if self.type == "l2":
+            return 0
         return 2 * x.features if self.type == "batch" else norm_params(self.type, x.features)
+
+    def pattern(self, x: Shape) -> str:
+        return "l2" if self.type == "l2" else ""  # the one norm without weights
 
     def build(self, x: Shape):
         from .modules.common import FeatureNorm, make_norm
@@ -85,7 +92,8 @@ class Pool(BlockSpec):
 
 @register
 class Head(BlockSpec):
-    """Classifier: an optional norm, then a linear map to the class logits."""
+    """Classifier: an optional norm, then a linear map to the class logits (optionally followed by an
+    activation: a hidden layer of a projector)."""
 
     block = "head"
     takes = ("vector", "tokens")
@@ -95,6 +103,8 @@ class Head(BlockSpec):
     classes: PositiveInt = Field(description="Number of outputs.")
     norm: Literal["none", "layer", "layer-nobias"] = Field("none", description="Norm before the linear map.")
     bias: bool = Field(True, description="Bias in the linear map.")
+    act: Activation | Literal["none"] = Field("none", description="Activation after the linear map (the hidden "
+                                              "layers of a projector: Linear → GELU).")
 
     def infer(self, x: Shape) -> Shape:
         return x.with_features(self.classes)
@@ -105,10 +115,13 @@ class Head(BlockSpec):
     def flops(self, x: Shape) -> int:
         return 2 * (x.numel // x.features) * x.features * self.classes
 
+    def pattern(self, x: Shape) -> str:
+        return "" if self.act == "none" else self.act
+
     def build(self, x: Shape):
         from .modules.heads import Head
 
-        return Head(x.features, self.classes, self.norm, self.bias)
+        return Head(x.features, self.classes, self.norm, self.bias, self.act)
 
 
 @register

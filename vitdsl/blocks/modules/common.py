@@ -24,7 +24,23 @@ def make_norm(kind: str | None, dim: int) -> nn.Module | None:
         return nn.RMSNorm(dim)
     if kind == "batch":
         return BatchNormLast(dim)
+    if kind == "l2":
+        return L2Norm()
     raise ValueError(f"unknown norm {kind!r}")
+
+
+class L2Norm(nn.Module):
+    """Divide by the Euclidean length of the last dimension (at least ``eps``)."""
+
+    def __init__(self, eps: float = 1e-6):
+        super().__init__()
+        self.eps = eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return nn.functional.normalize(x, dim=-1, eps=self.eps)
+
+    def extra_repr(self) -> str:
+        return f"eps={self.eps}"
 
 
 class BatchNormLast(nn.BatchNorm1d):

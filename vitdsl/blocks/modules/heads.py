@@ -3,7 +3,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .common import make_norm
+from .common import make_act, make_norm
 
 
 class Pool(nn.Module):
@@ -31,15 +31,17 @@ class Pool(nn.Module):
 
 
 class Head(nn.Module):
-    def __init__(self, dim: int, classes: int, norm: str, bias: bool):
+    def __init__(self, dim: int, classes: int, norm: str, bias: bool, act: str = "none"):
         super().__init__()
         self.norm = make_norm(norm, dim)
         self.fc = nn.Linear(dim, classes, bias=bias)
+        self.act = make_act(act)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.norm is not None:
             x = self.norm(x)
-        return self.fc(x)
+        x = self.fc(x)
+        return x if self.act is None else self.act(x)
 
 
 class Merge(nn.Module):
