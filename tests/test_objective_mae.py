@@ -101,3 +101,19 @@ def test_a_decoder_of_the_wrong_width_is_refused():
     assert e.value.path == "decoder"
     assert e.value.message == "part 'decoder' takes tokens 16×24, but the objective feeds it tokens 16×16"
     assert str(e.value.location).endswith("mae.yaml:23:5")
+
+
+def test_layers_between_patchify_and_body_must_run():
+    with pytest.raises(VitdslError) as e:
+        vitdsl.validate(_with_encoder("t2t_vit"))  # its T2T layers sit between patchify and body
+    assert e.value.message.startswith("mae: the encoder layers ")
+    assert "but the objective would not run them" in e.value.message
+
+
+def _with_encoder(name):
+    from vitdsl.blueprint.load import from_data
+
+    bp = vitdsl.load("objectives/mae")
+    data = bp.to_dict()
+    data["encoder"] = name
+    return from_data(data, bp.source, bp.file)

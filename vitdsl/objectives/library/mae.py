@@ -9,7 +9,7 @@ from pydantic import Field
 from ..roles import Finder, Roles
 from ..spec import ObjectiveSpec, PatchRoles, register
 from ...blocks.shape import Shape
-from .patches import expect, patch_roles, patch_tokens, patch_values
+from .patches import check_nothing_skipped, expect, patch_roles, patch_tokens, patch_values
 
 
 def masked_count(ratio: float, n: int) -> int:
@@ -38,6 +38,7 @@ class MAESpec(ObjectiveSpec, PatchRoles):
 
     def roles(self, finder: Finder) -> Roles:
         roles = patch_roles(finder, self)
+        check_nothing_skipped(finder, roles, leave_out=("tokens",))
         n, d = patch_tokens(finder, roles).dims
         visible = n - masked_count(self.masking_ratio, n)
         finder.check(finder.span(*roles.body), Shape.tokens(visible, d),
