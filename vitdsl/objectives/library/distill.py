@@ -23,8 +23,8 @@ class TeacherRef(EncoderRef):
 
 @register
 class DistillSpec(ObjectiveSpec):
-    """The student (the encoder) returns class logits and distillation logits (as ``distill_vit``), or class
-    logits alone; the loss is (1 - alpha) · cross-entropy(class logits, labels) + alpha · the distillation
+    """The student (the encoder) returns class logits, then distillation logits (as ``distill_vit``), or
+    class logits alone; the loss is (1 - alpha) · cross-entropy(class logits, labels) + alpha · the distillation
     loss: soft, the KL divergence between the tempered distributions (× T², batch mean), or hard, the
     cross-entropy to the teacher's argmax. The teacher is any nn.Module taking the images and returning
     class logits, passed to ``vitdsl.build(..., teacher=model)`` or named here as a blueprint; it runs
