@@ -135,3 +135,10 @@ def test_the_encoder_segment_runs_alone():
             model.blocks["1"].attn(model.blocks["0"].ff(model.blocks["0"].attn(tokens))))))
     with pytest.raises(VitdslError, match="take 2 inputs from outside"):
         vitdsl.build("cross_vit", overrides={"image_size": 64}).segment("encoder.0.cross.0.sm", "encoder.0.cross.0.lg")
+
+
+def test_a_misspelt_objective_name_gets_a_suggestion():
+    with pytest.raises(VitdslError) as e:
+        vitdsl.load("objectives/mea")
+    assert e.value.message == "no blueprint 'objectives/mea': not a file and not in the zoo"
+    assert e.value.hint.startswith("did you mean 'objectives/mae'?")

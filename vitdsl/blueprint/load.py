@@ -51,7 +51,7 @@ def find(path_or_name: str | Path, relative_to: Path | None = None) -> Path:
     if not p.is_absolute() and (zoo_dir() / p.parent / f"{name}.yaml").is_file():  # maxvit, examples/maxvit_cait
         return zoo_dir() / p.parent / f"{name}.yaml"
     raise VitdslError(f"no blueprint '{path_or_name}': not a file and not in the zoo",
-                      hint=suggest(name, zoo_names(), "zoo blueprints"))
+                      hint=suggest(str(p.with_name(name)), zoo_names(examples=True) + objective_names(), "zoo blueprints"))
 
 
 def deep_merge(base: Any, over: Any) -> Any:
