@@ -142,3 +142,16 @@ def test_a_misspelt_objective_name_gets_a_suggestion():
         vitdsl.load("objectives/mea")
     assert e.value.message == "no blueprint 'objectives/mea': not a file and not in the zoo"
     assert e.value.hint.startswith("did you mean 'objectives/mae'?")
+
+
+@pytest.mark.parametrize("name", __import__("vitdsl.blueprint.load", fromlist=["x"]).objective_names())
+def test_part_rules_agree_with_the_built_parts(name):
+    """Parameters and FLOPs of every part by the block rules equal those of the module traced on meta."""
+    from vitdsl.graph.build import info
+    from vitdsl.trace.summary import trace
+
+    for part, graph in vitdsl.validate(name).parts.items():
+        if graph is None:
+            continue
+        traced = trace(graph.design.blueprint)
+        assert (info(graph)["params"], info(graph)["flops"]) == (traced.total_params, traced.total_flops), part

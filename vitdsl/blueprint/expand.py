@@ -170,6 +170,20 @@ def _segments(items: list, where: tuple, bp: Blueprint) -> list[str]:
     return out
 
 
+def value_at(raw: Any, scope: dict, source, where: tuple) -> Any:
+    """``raw`` with its ``$name`` and ``${expression}`` references resolved in ``scope``; an error points at
+    ``where`` in ``source`` (a SourceMap)."""
+    def lookup(name):
+        if name in scope:
+            return scope[name]
+        raise VitdslError(f"unknown parameter '${name}'", hint=suggest(name, scope, "parameters"))
+
+    try:
+        return substitute(raw, lookup, lambda: sorted(scope))
+    except VitdslError as e:
+        raise e.at(source.find(where + getattr(e, "subpath", ()))) from None
+
+
 class _Expander:
     def __init__(self, bp: Blueprint):
         self.bp = bp
@@ -180,15 +194,7 @@ class _Expander:
         self.all_names: set[str] = set()
 
     def value(self, raw: Any, scope: dict, where: tuple) -> Any:
-        def lookup(name):
-            if name in scope:
-                return scope[name]
-            raise VitdslError(f"unknown parameter '${name}'", hint=suggest(name, scope, "parameters"))
-
-        try:
-            return substitute(raw, lookup, lambda: sorted(scope))
-        except VitdslError as e:
-            raise e.at(self.bp.source.find(where + getattr(e, "subpath", ()))) from None
+        return value_at(raw, scope, self.bp.source, where)
 
     def count(self, item: dict, key: str, scope: dict, here: tuple, path: str, minimum: int = 1) -> int:
         n = self.value(item[key], scope, here + (key,))

@@ -8,7 +8,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from ..blueprint.expr import resolve_params, substitute
+from ..blueprint.expand import value_at
+from ..blueprint.expr import resolve_params
 from ..blueprint.model import Blueprint
 from ..blueprint.source import SourceMap
 from ..errors import VitdslError, suggest
@@ -53,15 +54,7 @@ def apply(bp: ObjectiveBlueprint, variant: str | None = None, overrides: dict | 
 
 
 def _value(bp: ObjectiveBlueprint, raw: Any, params: dict, where: tuple) -> Any:
-    def lookup(name):
-        if name in params:
-            return params[name]
-        raise VitdslError(f"unknown parameter '${name}'", hint=suggest(name, params, "parameters"))
-
-    try:
-        return substitute(raw, lookup, lambda: sorted(params))
-    except VitdslError as e:
-        raise e.at(bp.source.find(where + getattr(e, "subpath", ()))) from None
+    return value_at(raw, params, bp.source, where)
 
 
 def _sub_source(source: SourceMap, prefix: tuple) -> SourceMap:

@@ -13,6 +13,7 @@ own networks (decoder, projector, heads), each a layer list from the one block l
 """
 from __future__ import annotations
 
+from abc import abstractmethod
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
@@ -124,9 +125,9 @@ class ObjectiveSpec(BaseModel):
     optional_parts: ClassVar[frozenset[str]] = frozenset()
     provides: ClassVar[dict[str, str]] = {}  # value name → meaning, usable in parts as $name
 
+    @abstractmethod
     def roles(self, encoder) -> "Any":
         """Which encoder layers the objective runs, and how (a ``roles.Roles``); raises when it cannot."""
-        raise NotImplementedError
 
     def values(self, encoder, roles) -> dict[str, Any]:
         """The values the parts can use ($patches, $encoder_dim, …)."""
@@ -135,9 +136,9 @@ class ObjectiveSpec(BaseModel):
     def check_parts(self, encoder, roles, parts: dict) -> None:
         """Raise when a part does not fit (input and output shapes); ``parts`` maps name → Graph or None."""
 
+    @abstractmethod
     def module(self, design, encoder, parts: dict, **kwargs):
         """The nn.Module whose forward returns the loss."""
-        raise NotImplementedError
 
 
 def register(cls: type[ObjectiveSpec]) -> type[ObjectiveSpec]:

@@ -83,6 +83,14 @@ class SelfDistillation(Objective):
         local, glob = self.view("local_crop"), self.view("global_crop")
         return [local(one), local(two)], [glob(one), glob(two)]
 
+    def projections(self, images: torch.Tensor) -> tuple:
+        """The student's projections of both local crops and the teacher's (no gradient) of both global ones."""
+        (local_one, local_two), (global_one, global_two) = self.crops(images)
+        student = self.project(self, local_one), self.project(self, local_two)
+        with torch.no_grad():
+            teacher = self.project(self.teacher, global_one), self.project(self.teacher, global_two)
+        return student, teacher
+
     def encode(self, networks: nn.Module, images: torch.Tensor) -> torch.Tensor:
         """The embedding layer's output of the student (``self``) or the teacher."""
         encoder = networks.encoder
@@ -120,10 +128,7 @@ class Dino(SelfDistillation):
 
     def forward(self, images: torch.Tensor, student_temp: float | None = None,
                 teacher_temp: float | None = None) -> torch.Tensor:
-        (local_one, local_two), (global_one, global_two) = self.crops(images)
-        student_one, student_two = self.project(self, local_one), self.project(self, local_two)
-        with torch.no_grad():
-            teacher_one, teacher_two = self.project(self.teacher, global_one), self.project(self.teacher, global_two)
+        (student_one, student_two), (teacher_one, teacher_two) = self.projections(images)
         s_temp, t_temp = self.temperatures(student_temp, teacher_temp)
 
         def loss(teacher, student):

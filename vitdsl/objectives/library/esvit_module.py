@@ -28,10 +28,7 @@ class EsViT(SelfDistillation):
 
     def forward(self, images: torch.Tensor, student_temp: float | None = None,
                 teacher_temp: float | None = None) -> torch.Tensor:
-        (local_one, local_two), (global_one, global_two) = self.crops(images)
-        student_one, student_two = self.project(self, local_one), self.project(self, local_two)
-        with torch.no_grad():
-            teacher_one, teacher_two = self.project(self.teacher, global_one), self.project(self.teacher, global_two)
+        (student_one, student_two), (teacher_one, teacher_two) = self.projections(images)
         s_temp, t_temp = self.temperatures(student_temp, teacher_temp)
 
         def view_loss(teacher, student):
