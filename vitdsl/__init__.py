@@ -10,7 +10,7 @@ Importing vitdsl does not import torch: loading and validating blueprints never 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 from .blueprint import Blueprint, load, loads
 from .errors import VitdslError
@@ -25,27 +25,35 @@ __all__ = ["Blueprint", "VitdslError", "build", "load", "loads", "summary", "val
            "save", "load_checkpoint", "share", "capture", "probe"]
 
 def validate(blueprint: str | Path | Blueprint, variant: str | None = None,
-             overrides: Mapping[str, Any] | None = None) -> "Graph | ObjectiveDesign":
+             overrides: Mapping[str, Any] | None = None, allow_paths: Iterable[str | Path] = ()
+             ) -> "Graph | ObjectiveDesign":
     """Check a blueprint completely (schema, wiring, every shape rule) without torch: the checked graph,
-    or for an objective blueprint the checked ``ObjectiveDesign`` (encoder, roles and parts)."""
+    or for an objective blueprint the checked ``ObjectiveDesign`` (encoder, roles and parts). Files it
+    names must lie in the zoo, the working directory, its own folder or ``allow_paths``."""
     from .graph.build import build_graph
     from .objectives.spec import ObjectiveBlueprint
 
-    bp = load(blueprint, variant, overrides)
+    bp = load(blueprint, variant, overrides, allow_paths=allow_paths)
     if isinstance(bp, ObjectiveBlueprint):
         return bp.resolve()
     return build_graph(bp.resolve())
 
 
 def build(blueprint: str | Path | Blueprint, variant: str | None = None,
-          overrides: Mapping[str, Any] | None = None, device: Any = None,
+          overrides: Mapping[str, Any] | None = None, device: Any = None, *,
+          allow_paths: Iterable[str | Path] = (), check_memory: bool = True,
           **objective_args: Any) -> "Network | Any":
     """Compile a blueprint (path, zoo name or Blueprint) into an ``nn.Module``. An objective blueprint gives
     a module whose forward returns the loss; ``objective_args`` are what that objective takes besides
-    (a distillation ``teacher``, an ``augment`` function, …)."""
+    (a distillation ``teacher``, an ``augment`` function, …). Weights that would not fit in the memory
+    available are refused before any is allocated, unless ``check_memory=False``."""
+    from .graph.budget import check_fits
     from .graph.network import compile_graph
 
-    checked = validate(blueprint, variant, overrides)
+    checked = validate(blueprint, variant, overrides, allow_paths=allow_paths)
+    if check_memory:
+        graphs = [checked] if hasattr(checked, "nx") else [checked.encoder, *checked.parts.values()]
+        check_fits(graphs, device)
     if not hasattr(checked, "nx"):
         from .objectives.module import compile_objective
 
@@ -56,7 +64,7 @@ def build(blueprint: str | Path | Blueprint, variant: str | None = None,
 
 
 def summary(model_or_blueprint: Any, variant: str | None = None, overrides: Mapping[str, Any] | None = None,
-            batch: int = 1):
+            batch: int = 1, allow_paths: Iterable[str | Path] = ()):
     """A shape-traced summary (traced on the meta device: no weights allocated); a rich renderable. For an
     objective: the encoder layers it runs and each of its parts."""
     from .objectives.module import Objective
@@ -68,7 +76,7 @@ def summary(model_or_blueprint: Any, variant: str | None = None, overrides: Mapp
 
         return trace_objective(model_or_blueprint.blueprint.resolve(), batch)
     if not hasattr(model_or_blueprint, "steps"):
-        bp = load(model_or_blueprint, variant, overrides)
+        bp = load(model_or_blueprint, variant, overrides, allow_paths=allow_paths)
         if isinstance(bp, ObjectiveBlueprint):
             from .objectives.summary import trace_objective
 

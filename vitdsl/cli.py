@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
 
-from .errors import VitdslError
+from .errors import VitdslError, safe_text
 
 EPILOG = "PATH_OR_NAME is a blueprint file or a zoo name (see 'vitdsl list')."
 
@@ -24,6 +25,9 @@ def _add_target(p: argparse.ArgumentParser) -> None:
     p.add_argument("--replace", "-r", dest="replacements", metavar="NAME=ITEM", action="append", default=[],
                    help="replace every layer item named NAME by ITEM, read as YAML; it keeps the item's name, "
                         "from and when (repeatable), e.g. --replace ff='{mlp: {mult: 2}}'")
+    p.add_argument("--allow-path", dest="allow_paths", metavar="DIR", action="append", default=[],
+                   help="also let the blueprint name files (extends, encoder, teacher) in DIR; by default only "
+                        "the zoo, the working directory and the blueprint's own folder (repeatable)")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -41,6 +45,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--save", metavar="FILE", help="save the initialised weights with the blueprint to FILE")
     p.add_argument("--expand", action="store_true", help="show every repeat iteration instead of folding "
                                                          "identical ones")
+    p.add_argument("--skip-memory-check", action="store_true",
+                   help="build even when the weights, estimated from the shape rules, exceed the memory available")
 
     p = sub.add_parser("summary", help="print the shape-traced summary without allocating weights",
                        description="Trace a blueprint on the meta device (no weights are allocated, so any "
@@ -86,6 +92,13 @@ def _replacements(items: list[str]) -> dict:
     return dict(parse_replace(s) for s in items)
 
 
+def _load(args):
+    from . import load
+
+    return load(args.blueprint, args.variant, _overrides(args.overrides), _replacements(args.replacements),
+                allow_paths=args.allow_paths)
+
+
 def _console(stderr: bool = False):
     from rich.console import Console
 
@@ -96,13 +109,11 @@ def _console(stderr: bool = False):
 
 
 def cmd_validate(args) -> int:
-    from . import load
     from .graph.build import build_graph, info, valid_input_sizes
-
     from .objectives.spec import ObjectiveBlueprint
 
     start = time.perf_counter()
-    bp = load(args.blueprint, args.variant, _overrides(args.overrides), _replacements(args.replacements))
+    bp = _load(args)
     if isinstance(bp, ObjectiveBlueprint):
         return _validate_objective(bp, args, start)
     graph = build_graph(bp.resolve())
@@ -110,7 +121,7 @@ def cmd_validate(args) -> int:
     sizes = valid_input_sizes(graph.nx, graph.order, graph.input)
     took = time.perf_counter() - start
     out = graph.output
-    print(f"ok: {bp.name}{f' ({args.variant})' if args.variant else ''} — {totals['blocks']} blocks, "
+    print(f"ok: {safe_text(bp.name)}{f' ({args.variant})' if args.variant else ''} — {totals['blocks']} blocks, "
           f"{graph.input} → {out}")
     print(f"  params: {totals['params']:,} (from the shape rules)")
     print(f"  FLOPs:  {totals['flops']:,} per image")
@@ -126,8 +137,8 @@ def _validate_objective(bp, args, start: float) -> int:
     design = bp.resolve()
     took = time.perf_counter() - start
     enc = design.encoder
-    print(f"ok: {bp.name}{f' ({args.variant})' if args.variant else ''} — objective '{bp.kind}' around "
-          f"'{enc.design.blueprint.name}' ({enc.input} → {enc.output})")
+    print(f"ok: {safe_text(bp.name)}{f' ({args.variant})' if args.variant else ''} — objective '{bp.kind}' around "
+          f"'{safe_text(enc.design.blueprint.name)}' ({enc.input} → {enc.output})")
     for role, path in design.roles.described():
         print(f"  {role}: {path}")
     for name, g in design.parts.items():
@@ -140,20 +151,23 @@ def _validate_objective(bp, args, start: float) -> int:
 
 
 def cmd_summary(args, build: bool = False) -> int:
-    from . import load, summary
+    from . import summary
     from .trace.render import render
 
-    bp = load(args.blueprint, args.variant, _overrides(args.overrides), _replacements(args.replacements))
+    bp = _load(args)
     if args.batch < 1:
         raise VitdslError(f"--batch must be at least 1, got {args.batch}")
     if build:
         from . import build as build_model
 
-        model = build_model(bp)
+        model = build_model(bp, check_memory=not args.skip_memory_check)
         if args.save:
             from . import save
 
-            save(model, args.save)
+            try:
+                save(model, args.save)
+            except OSError as e:
+                raise VitdslError(f"cannot write '{args.save}': {e.strerror or e}") from None
     s = summary(bp, batch=args.batch)
     if getattr(args, "json", False):
         print(json.dumps(s.to_dict(), indent=2))
@@ -204,25 +218,34 @@ def cmd_schema(args) -> int:
 
     text = json.dumps(blueprint_schema(), indent=2)
     if args.output:
-        Path(args.output).write_text(text + "\n")
+        try:
+            Path(args.output).write_text(text + "\n")
+        except OSError as e:
+            raise VitdslError(f"cannot write '{args.output}': {e.strerror or e}") from None
     else:
         print(text)
     return 0
 
 
 def render_error(e: VitdslError) -> str:
-    """The message, with the offending source line and a caret when the file can be read."""
+    """The message, with the offending source line and a caret when the line is one of a blueprint read;
+    whatever came from the blueprint is shown with control characters escaped."""
+    from .blueprint.source import quoted_line
+    from .errors import clip
+
     text = f"error: {e.format()}"
     loc = e.location
-    if loc is None:
+    line = quoted_line(loc.file, loc.line) if loc is not None else None
+    if line is None:
         return text
-    try:
-        line = Path(loc.file).read_text().splitlines()[loc.line - 1]
-    except (OSError, IndexError):
-        return text
+    if len(line) > 200:  # a long line is shown around the caret
+        start = max(0, loc.col - 100)
+        line, col = ("…" if start else "") + clip(line[start:], 200), loc.col - start + (1 if start else 0)
+    else:
+        col = loc.col
     gutter = f"{loc.line:>5} | "
     head, _, hint = text.partition("\n  hint: ")
-    snippet = f"{gutter}{line}\n{' ' * (len(gutter) - 2)}| {' ' * (loc.col - 1)}^"
+    snippet = f"{gutter}{safe_text(line, keep_newlines=False)}\n{' ' * (len(gutter) - 2)}| {' ' * (col - 1)}^"
     return f"{head}\n{snippet}" + (f"\n  hint: {hint}" if hint else "")
 
 
@@ -235,11 +258,20 @@ def main(argv: list[str] | None = None) -> int:
     except VitdslError as e:
         print(render_error(e), file=sys.stderr)
         return 2
-    except OSError as e:  # --save or --output to a path that cannot be written
-        print(f"error: cannot write '{e.filename}': {e.strerror}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         return 130
+    except MemoryError:
+        print("error: out of memory", file=sys.stderr)
+        return 2
+    except Exception as e:  # a bug of ours, not a mistake of the user's: say so, briefly
+        if os.environ.get("VITDSL_TRACEBACK"):
+            raise
+        from .errors import clip
+
+        print(f"internal error: {type(e).__name__}: {safe_text(clip(str(e), 300))}\n"
+              "  this is a bug in vitdsl, not in your blueprint; please report it with the blueprint "
+              "(set VITDSL_TRACEBACK=1 for the traceback)", file=sys.stderr)
+        return 3
 
 
 if __name__ == "__main__":

@@ -6,17 +6,39 @@ it*. The command line prints ``str(error)`` and exits with status 2; nothing els
 from __future__ import annotations
 
 import difflib
+import unicodedata
 from dataclasses import dataclass
 from typing import Iterable
 
 
+def safe_text(text: str, keep_newlines: bool = True) -> str:
+    """``text`` with control, format and bidi characters written as escapes, so that nothing echoed from a
+    blueprint can move the cursor, retitle the terminal or reorder what the reader sees."""
+    def clean(ch: str) -> str:
+        if ch == "\n" and keep_newlines:
+            return ch
+        if unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"):
+            code = ord(ch)
+            return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+        return ch
+
+    return text if text.isprintable() else "".join(map(clean, text))
+
+
+def clip(text: str, limit: int = 80) -> str:
+    """``text`` cut to ``limit`` characters for a message: a long value is echoed by its start."""
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
 @dataclass(frozen=True)
 class Location:
-    file: str
-    line: int  # 1-based
+    file: str  # a path, or for values that come from no file what gave them ("override 'dim'")
+    line: int  # 1-based; 0 for values from no file
     col: int  # 1-based
 
     def __str__(self) -> str:
+        if self.line == 0:
+            return self.file
         return f"{self.file}:{self.line}:{self.col}"
 
 
@@ -37,8 +59,8 @@ class VitdslError(Exception):
             where.append(str(self.location))
         if self.path:
             where.append(self.path)
-        head = ": ".join(where + [self.message]) if where else self.message
-        return f"{head}\n  hint: {self.hint}" if self.hint else head
+        head = safe_text(": ".join(where + [self.message]) if where else self.message)
+        return f"{head}\n  hint: {safe_text(self.hint)}" if self.hint else head
 
     def __str__(self) -> str:
         return self.format()

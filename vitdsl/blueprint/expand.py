@@ -30,6 +30,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from ..errors import Location, VitdslError, suggest
+from . import limits
 from .expr import resolve_params, substitute
 from .model import Blueprint
 
@@ -201,6 +202,9 @@ class _Expander:
         if not isinstance(n, int) or isinstance(n, bool) or n < minimum:
             raise VitdslError(f"{key} takes a whole number ≥ {minimum}, got {n!r}",
                               location=self.bp.source.find(here + (key,)), path=path)
+        if n > limits.BLOCKS:
+            raise VitdslError(f"{key} {n:,} is more than a blueprint's {limits.BLOCKS:,} blocks",
+                              location=self.bp.source.find(here + (key,)), path=path)
         return n
 
     def flag(self, item: dict, key: str, scope: dict, here: tuple, path: str, default: Any) -> Any:
@@ -347,6 +351,9 @@ class _Expander:
         node = Node(path, spec, self.inputs(item, scope, here, path, prev, single=False), location, repeats,
                     self.share(item, scope, here, path, repeats))
         self.nodes.append(node)
+        if len(self.nodes) > limits.BLOCKS:
+            raise VitdslError(f"the blueprint expands to more than {limits.BLOCKS:,} blocks", location=location,
+                              path=path, hint="repeats multiply: check the repeat counts around this block")
         return path
 
     def share(self, item: dict, scope: dict, here: tuple, path: str, repeats: tuple) -> Share | None:

@@ -4,24 +4,32 @@ A string value that starts with ``$`` is never taken literally: ``$dims`` is the
 parameter ``dims``; ``${dim * 4}`` or ``${2 if index == 0 else 1}`` is a small Python expression over
 parameters. Only arithmetic, comparisons, ``and``/``or``/``not``, conditionals, indexing, list
 literals, list comprehensions with one ``for`` (``[d // 2 for d in dims if d > 8]``) and the functions
-below are allowed.
+below are allowed. ``and``/``or`` short-circuit and give an operand, as in Python.
+
+A blueprint is untrusted input, so every expression runs on a budget (see :mod:`.limits`): its length,
+the operations it takes, the size of the integers and lists it makes, are checked before the work is
+done — ``${9**9**9}`` or ``${[0] * 10**9}`` is refused at once, not after the memory is gone.
 """
 from __future__ import annotations
 
 import ast
+import math
 import operator
 from typing import Any, Callable, Mapping
 
-from ..errors import VitdslError, suggest
+from ..errors import VitdslError, clip, suggest
+from . import limits
 
 _BIN = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
         ast.Div: operator.truediv, ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod,
         ast.Pow: operator.pow}
+_FAILURES = (TypeError, ValueError, ZeroDivisionError, OverflowError, IndexError, KeyError)
+INT_BITS = 64  # integers an expression may make: what a tensor size or a count can hold
 _UNARY = {ast.USub: operator.neg, ast.UAdd: operator.pos, ast.Not: operator.not_}
 _CMP = {ast.Eq: operator.eq, ast.NotEq: operator.ne, ast.Lt: operator.lt, ast.LtE: operator.le,
         ast.Gt: operator.gt, ast.GtE: operator.ge, ast.In: lambda a, b: a in b,
         ast.NotIn: lambda a, b: a not in b}
-MAX_RANGE = 100_000  # a longer range is surely a mistake, and would stall validation
+MAX_RANGE = limits.SEQUENCE  # a longer range is surely a mistake, and would stall validation
 
 
 def _range(*args: int) -> list[int]:
@@ -29,6 +37,33 @@ def _range(*args: int) -> list[int]:
     if len(r) > MAX_RANGE:
         raise VitdslError(f"range({', '.join(map(str, args))}) has {len(r)} numbers, more than {MAX_RANGE}")
     return list(r)
+
+
+def _sized(value: Any, text: str) -> Any:
+    """``value`` when it is a number or list an expression may make; the refusal otherwise."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > INT_BITS - 1:
+        raise VitdslError(f"'{text}' makes an integer beyond 64 bits")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise VitdslError(f"'{text}' makes {value}, which is not a finite number")
+    if isinstance(value, (list, tuple, str)) and len(value) > limits.SEQUENCE:
+        raise VitdslError(f"'{text}' makes a sequence of {len(value):,} items, more than {limits.SEQUENCE:,}")
+    return value
+
+
+def _cheap(op: type, left: Any, right: Any, text: str) -> None:
+    """Refuse, before computing it, an operation whose result would be huge."""
+    def length(v):
+        return len(v) if isinstance(v, (list, tuple, str)) else None
+
+    if op is ast.Pow and isinstance(left, int) and isinstance(right, int) and right > 0 and abs(left) > 1:
+        if right * (abs(left).bit_length() - 1) > INT_BITS:
+            raise VitdslError(f"'{text}' makes an integer beyond 64 bits")
+    if op is ast.Mult:
+        seq, n = (left, right) if length(left) is not None else (right, left)
+        if length(seq) is not None and isinstance(n, int) and length(seq) * max(n, 0) > limits.SEQUENCE:
+            raise VitdslError(f"'{text}' makes a sequence of more than {limits.SEQUENCE:,} items")
+    if op in (ast.Mod, ast.FloorDiv) and isinstance(left, (str, bytes)):
+        raise VitdslError(f"'{text}': text formatting is not allowed in expressions")
 
 
 FUNCTIONS: dict[str, Callable] = {"min": min, "max": max, "int": int, "float": float,
@@ -42,28 +77,44 @@ def is_reference(value: Any) -> bool:
 
 def evaluate(text: str, lookup: Callable[[str], Any], names: Callable[[], list[str]]) -> Any:
     """Evaluate a ``$name`` or ``${expr}`` string; ``lookup`` gives a parameter's value."""
+    shown = clip(text)
+    if len(text) > limits.EXPRESSION_CHARS:
+        raise VitdslError(f"an expression of {len(text):,} characters is longer than {limits.EXPRESSION_CHARS:,}",
+                          hint="split it into parameters that refer to each other")
     if text.startswith("${"):
         if not text.endswith("}"):
-            raise VitdslError(f"expression '{text}' is not closed", hint="write ${...} with a closing brace")
+            raise VitdslError(f"expression '{shown}' is not closed", hint="write ${...} with a closing brace")
         source = text[2:-1]
     else:
         source = text[1:]
         if not source.isidentifier():
-            raise VitdslError(f"'{text}' is not a parameter reference",
+            raise VitdslError(f"'{shown}' is not a parameter reference",
                               hint="write $name for a parameter, ${...} for arithmetic")
     try:
         tree = ast.parse(source.strip(), mode="eval")
-    except SyntaxError:
-        raise VitdslError(f"cannot parse expression '{text}'") from None
-    return _Eval(lookup, names, text).visit(tree.body)
+    except (SyntaxError, ValueError):
+        raise VitdslError(f"cannot parse expression '{shown}'") from None
+    except (RecursionError, MemoryError):
+        raise VitdslError(f"expression '{shown}' nests too deeply") from None
+    try:
+        return _Eval(lookup, names, shown).visit(tree.body)
+    except RecursionError:
+        raise VitdslError(f"expression '{shown}' nests too deeply") from None
 
 
 class _Eval(ast.NodeVisitor):
     def __init__(self, lookup, names, text):
         self.lookup, self.names, self.text = lookup, names, text
+        self.steps = 0
+
+    def visit(self, node):
+        self.steps += 1
+        if self.steps > limits.EXPRESSION_STEPS:
+            raise VitdslError(f"expression '{self.text}' takes more than {limits.EXPRESSION_STEPS:,} steps")
+        return _sized(super().visit(node), self.text)
 
     def generic_visit(self, node):
-        raise VitdslError(f"'{ast.unparse(node)}' is not allowed in expression '{self.text}'",
+        raise VitdslError(f"'{clip(ast.unparse(node), 40)}' is not allowed in expression '{self.text}'",
                           hint="expressions may use arithmetic, comparisons, conditionals, indexing, list "
                                "comprehensions (one for) and "
                                + ", ".join(FUNCTIONS))
@@ -81,20 +132,30 @@ class _Eval(ast.NodeVisitor):
         if op is None:
             return self.generic_visit(node)
         left, right = self.visit(node.left), self.visit(node.right)
+        _cheap(type(node.op), left, right, self.text)
         try:
             return op(left, right)
-        except (TypeError, ZeroDivisionError) as e:
+        except OverflowError:
+            raise VitdslError(f"'{self.text}' makes a number too large to hold") from None
+        except _FAILURES as e:
             raise VitdslError(f"cannot evaluate '{self.text}': {e}") from None
 
     def visit_UnaryOp(self, node):
         op = _UNARY.get(type(node.op))
-        return op(self.visit(node.operand)) if op else self.generic_visit(node)
+        if op is None:
+            return self.generic_visit(node)
+        try:
+            return op(self.visit(node.operand))
+        except _FAILURES as e:
+            raise VitdslError(f"cannot evaluate '{self.text}': {e}") from None
 
     def visit_BoolOp(self, node):
-        values = [self.visit(v) for v in node.values]
-        if isinstance(node.op, ast.And):
-            return all(values)
-        return any(values)
+        """Python's rule: the first operand that decides (false for ``and``, true for ``or``), else the last."""
+        for value in node.values[:-1]:
+            result = self.visit(value)
+            if bool(result) != isinstance(node.op, ast.And):
+                return result
+        return self.visit(node.values[-1])
 
     def visit_Compare(self, node):
         left = self.visit(node.left)
@@ -103,7 +164,11 @@ class _Eval(ast.NodeVisitor):
             if fn is None:
                 return self.generic_visit(node)
             right = self.visit(comp)
-            if not fn(left, right):
+            try:
+                holds = fn(left, right)
+            except _FAILURES as e:
+                raise VitdslError(f"cannot evaluate '{self.text}': {e}") from None
+            if not holds:
                 return False
             left = right
         return True
@@ -120,16 +185,18 @@ class _Eval(ast.NodeVisitor):
         value, index = self.visit(node.value), self.visit(node.slice)
         try:
             return value[index]
-        except (IndexError, KeyError, TypeError) as e:
+        except _FAILURES as e:
             raise VitdslError(f"cannot index in '{self.text}': {e}") from None
 
     def visit_Call(self, node):
         if not isinstance(node.func, ast.Name) or node.func.id not in FUNCTIONS or node.keywords:
             return self.generic_visit(node)
         args = [self.visit(a) for a in node.args]
+        if node.func.id in ("sum", "sorted", "min", "max", "len") and args and isinstance(args[0], (list, tuple)):
+            self.steps += len(args[0])  # their work grows with the list
         try:
             return FUNCTIONS[node.func.id](*args)
-        except (TypeError, ValueError) as e:
+        except _FAILURES as e:
             raise VitdslError(f"cannot evaluate '{self.text}': {e}") from None
 
     def visit_ListComp(self, node):

@@ -42,6 +42,7 @@ class Blueprint(BaseModel):
 
     _source: SourceMap = PrivateAttr(default_factory=SourceMap)
     _file: str | None = PrivateAttr(default=None)
+    _roots: tuple | None = PrivateAttr(default=None)  # the folders its files may come from (see confine)
 
     @field_validator("input")
     @classmethod

@@ -47,9 +47,9 @@ def apply(bp: ObjectiveBlueprint, variant: str | None = None, overrides: dict | 
     if settings or replace:
         ref = EncoderRef(blueprint=bp.encoder) if isinstance(bp.encoder, str) else bp.encoder
         ref = ref.model_copy(update={"set": {**ref.set, **settings}, "replace": {**ref.replace, **(replace or {})}})
-        source, file = out._source, out._file
+        source, file, roots = out._source, out._file, out._roots
         out = out.model_copy(update={"encoder": ref})
-        out._source, out._file = source, file
+        out._source, out._file, out._roots = source, file, roots
     return out
 
 
@@ -64,6 +64,7 @@ def _sub_source(source: SourceMap, prefix: tuple) -> SourceMap:
 
 
 def load_encoder(bp: ObjectiveBlueprint, params: dict) -> Blueprint:
+    from ..blueprint import confine
     from ..blueprint.load import find, from_data, load
 
     ref = EncoderRef(blueprint=bp.encoder) if isinstance(bp.encoder, str) else bp.encoder
@@ -74,7 +75,7 @@ def load_encoder(bp: ObjectiveBlueprint, params: dict) -> Blueprint:
         if isinstance(ref.blueprint, dict):
             base = from_data(ref.blueprint, _sub_source(bp.source, where), bp.file)
         else:
-            here = Path(bp.file).parent if bp.file and Path(bp.file).is_file() else None
+            here = Path(bp.file).parent if bp.file and confine.is_file(Path(bp.file)) else None
             base = find(ref.blueprint, relative_to=here)
         return load(base, ref.variant, settings, ref.replace or None)
     except VitdslError as e:

@@ -75,6 +75,7 @@ class ObjectiveBlueprint(BaseModel):
 
     _source: SourceMap = PrivateAttr(default_factory=SourceMap)
     _file: str | None = PrivateAttr(default=None)
+    _roots: tuple | None = PrivateAttr(default=None)  # the folders its files may come from (see confine)
 
     @field_validator("objective")
     @classmethod
@@ -107,9 +108,11 @@ class ObjectiveBlueprint(BaseModel):
 
     def resolve(self, variant: str | None = None, overrides: dict[str, Any] | None = None):
         """Pick a variant, apply overrides, check encoder, objective and parts: an ObjectiveDesign."""
+        from ..blueprint.confine import within
         from .design import resolve
 
-        return resolve(self, variant, overrides)
+        with within(self._roots):  # the encoder and teacher it names come from the folders it was loaded with
+            return resolve(self, variant, overrides)
 
 
 class ObjectiveSpec(BaseModel):

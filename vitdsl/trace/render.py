@@ -8,6 +8,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..blocks.shape import groups_text
+from ..errors import safe_text
 from .summary import Row, Summary
 
 
@@ -90,8 +91,10 @@ def _emit(table: Table, items: list, indent: int, multiplier: int, prefix: str =
 
 
 def render(s: Summary, folded: bool = True):
-    table = Table(title=f"[bold]{s.name}[/]  {s.input_kind} {fmt_shape(s.input)} → {s.output_kind} "
-                        f"{fmt_shape(s.output)}", title_justify="left", header_style="bold", expand=False)
+    # the name is the blueprint's own text: shown as text, never read as markup or control codes
+    title = Text.assemble((safe_text(s.name, keep_newlines=False), "bold"),
+                          f"  {s.input_kind} {fmt_shape(s.input)} → {s.output_kind} {fmt_shape(s.output)}")
+    table = Table(title=title, title_justify="left", header_style="bold", expand=False)
     for col, kw in (("Block path", {}), ("Block", {}), ("Pattern", {}), ("Input", {"justify": "right"}),
                     ("Output", {"justify": "right"}), ("Params", {"justify": "right"}),
                     ("FLOPs", {"justify": "right"})):

@@ -50,6 +50,7 @@ class DistillSpec(ObjectiveSpec):
 
     _teacher: Any = PrivateAttr(None)  # the teacher's checked graph
     _teacher_dir: Any = PrivateAttr(None)
+    _weights: Any = PrivateAttr(None)  # the teacher's weights file, checked against the blueprint's folders
 
     def roles(self, finder: Finder) -> Roles:
         graph = finder.graph
@@ -69,13 +70,14 @@ class DistillSpec(ObjectiveSpec):
         return Roles()  # the student runs whole
 
     def _check_teacher(self, finder: Finder):
+        from ...blueprint import confine
         from ...blueprint.load import find, load
         from ...graph.build import build_graph
         from ..spec import ObjectiveBlueprint
 
         ref = TeacherRef(blueprint=self.teacher) if isinstance(self.teacher, str) else self.teacher
         loc = finder.location
-        here = Path(loc.file).parent if loc and Path(loc.file).is_file() else None
+        here = Path(loc.file).parent if loc and confine.is_file(Path(loc.file)) else None
         self._teacher_dir = here
         try:
             base = find(ref.blueprint, relative_to=here) if isinstance(ref.blueprint, str) else None
@@ -90,6 +92,10 @@ class DistillSpec(ObjectiveSpec):
         if isinstance(bp, ObjectiveBlueprint):
             raise finder.error(f"the teacher '{bp.name}' is an objective; the teacher must be a network that "
                                "returns class logits")
+        try:
+            self._weights = self.teacher_weights()
+        except VitdslError as e:
+            raise e.at(loc) from None
         graph = build_graph(bp.resolve())
         student = finder.graph
         if graph.input != student.input:
@@ -103,13 +109,18 @@ class DistillSpec(ObjectiveSpec):
         return graph
 
     def teacher_weights(self) -> Path | None:
+        """The teacher's weights file, found next to the objective's file, inside the folders a blueprint may
+        read (checked when the blueprint is resolved, like its other files)."""
         ref = self.teacher
         if not isinstance(ref, TeacherRef) or ref.weights is None:
             return None
+        from ...blueprint import confine
+
+        confine.check_name(ref.weights, "teacher weights")
         path = Path(ref.weights)
-        if not path.is_absolute() and self._teacher_dir is not None and (self._teacher_dir / path).is_file():
+        if not path.is_absolute() and self._teacher_dir is not None and confine.is_file(self._teacher_dir / path):
             path = self._teacher_dir / path
-        return path
+        return confine.checked(path, ref.weights, "teacher weights file")
 
     def module(self, design, encoder, parts: dict, **kwargs):
         from .distill_module import Distill

@@ -29,7 +29,7 @@ class Distill(Objective):
             from ...graph.network import compile_graph
 
             teacher = compile_graph(spec._teacher)
-            weights = spec.teacher_weights()
+            weights = spec._weights
             if weights is not None and not any(p.is_meta for p in teacher.parameters()):
                 _load(teacher, weights)
         self.register_module("teacher", teacher)
