@@ -107,10 +107,13 @@ class _Eval(ast.NodeVisitor):
         self.lookup, self.names, self.text = lookup, names, text
         self.steps = 0
 
-    def visit(self, node):
-        self.steps += 1
+    def spend(self, steps: int) -> None:
+        self.steps += steps
         if self.steps > limits.EXPRESSION_STEPS:
             raise VitdslError(f"expression '{self.text}' takes more than {limits.EXPRESSION_STEPS:,} steps")
+
+    def visit(self, node):
+        self.spend(1)
         return _sized(super().visit(node), self.text)
 
     def generic_visit(self, node):
@@ -193,7 +196,7 @@ class _Eval(ast.NodeVisitor):
             return self.generic_visit(node)
         args = [self.visit(a) for a in node.args]
         if node.func.id in ("sum", "sorted", "min", "max", "len") and args and isinstance(args[0], (list, tuple)):
-            self.steps += len(args[0])  # their work grows with the list
+            self.spend(len(args[0]))  # their work grows with the list
         try:
             return FUNCTIONS[node.func.id](*args)
         except _FAILURES as e:

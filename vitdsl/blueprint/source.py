@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from ..errors import Location, VitdslError
+from ..errors import Location, VitdslError, clip
 from . import limits
 
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -113,12 +113,15 @@ class _Walk:
 
 
 def _scalar(node: yaml.ScalarNode, name: str) -> Any:
+    shown = clip(node.value, 40)
+    if node.tag.endswith(":int") and len(node.value) > 40:  # Python refuses to read very long ones anyway
+        raise VitdslError(f"the number {shown} is beyond 64-bit integers", location=_loc(node, name))
     value = _scalars.construct_object(node)
     if isinstance(value, float) and not math.isfinite(value):
-        raise VitdslError(f"'{node.value}' is not a finite number", location=_loc(node, name),
+        raise VitdslError(f"'{shown}' is not a finite number", location=_loc(node, name),
                           hint="sizes, rates and scales are finite; quote it if you meant the text")
     if isinstance(value, int) and not isinstance(value, bool) and not limits.INT_MIN <= value <= limits.INT_MAX:
-        raise VitdslError(f"the number {node.value} is beyond 64-bit integers", location=_loc(node, name))
+        raise VitdslError(f"the number {shown} is beyond 64-bit integers", location=_loc(node, name))
     return value
 
 
