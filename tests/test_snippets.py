@@ -12,9 +12,10 @@ By language tag:
 * ``sh``, ``bash``, ``console`` — every command line is run. ``vitdsl ...`` (or ``python -m vitdsl ...``)
   runs ``sys.executable -m vitdsl ...`` in a subprocess and must exit 0. In a ``console`` block commands
   follow a ``$ `` prompt and the lines up to the next prompt are the output the tool prints (stdout,
-  then stderr): it must match, where ``...`` stands for any text, within a line or for whole lines; an
-  output that starts with ``error:`` documents a user error, whose exit status is 2. Nothing else is
-  run through a shell: pipes, redirections and other programs are refused.
+  then stderr): it must match, where ``...`` stands for any text, within a line or for whole lines (a
+  command shown without output is run, its output not compared); an output that starts with ``error:``
+  documents a user error, whose exit status is 2. Nothing is run through a shell: pipes, redirections
+  and other programs are refused.
 * ``make TARGET`` — the README's quick start. ``make demo`` and ``make test`` create a virtual
   environment and install packages, and ``make test`` runs this suite, so they cannot run inside it.
   What the test does instead: ``make -n TARGET`` must succeed (the target exists and its recipe
@@ -185,7 +186,7 @@ def run_python(snippet: Snippet, cwd: Path) -> tuple[dict, dict]:
             raise AssertionError(f"{snippet.where}: continues {snippet.after.where}, which fails") from e
         namespace = dict(namespace)
     else:
-        namespace, registry = {"__name__": "__snippet__"}, dict(REGISTRY)
+        namespace, registry = {"__name__": "__main__"}, dict(REGISTRY)
     namespace.update(reference_for(snippet))
     # padding the source puts traceback line numbers on the page's own lines
     code = compile("\n" * snippet.line + snippet.code, rel(snippet.page), "exec")
@@ -273,7 +274,7 @@ def run_shell(snippet: Snippet, cwd: Path) -> None:
     assert found, f"{snippet.where}: a shell block without a command; tag output ```text"
     for cmd in found:
         where = f"{rel(snippet.page)}:{cmd.line}"
-        refused = [t for t in cmd.argv if t in {"|", "||", "&&", ";", ">", ">>", "<", "&"}]
+        refused = [t for t in cmd.argv if t in {"|", "||", "&&", ";", "&"} or re.match(r"\d*[<>]", t)]
         assert not refused, f"{where}: shell syntax {refused} is not run by the tests; keep to one command"
         if cmd.argv[0] == "vitdsl":
             run_vitdsl(cmd.argv[1:], cwd, where, cmd.output)
