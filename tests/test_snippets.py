@@ -33,6 +33,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -261,6 +262,7 @@ def run_vitdsl(args: list[str], cwd: Path, where: str, expected: list[str] | Non
 
 
 def run_make(target: list[str], cwd: Path, where: str) -> None:
+    assert shutil.which("make"), f"{where}: the docs use make, which is not installed here"
     dry = subprocess.run(["make", "-n", *target], cwd=cwd, capture_output=True, text=True, timeout=60)
     assert dry.returncode == 0, f"{where}: make -n {shlex.join(target)} fails:\n{dry.stdout}{dry.stderr}"
     for recipe in dry.stdout.splitlines():
