@@ -1,6 +1,7 @@
 """The hybrids in blueprints/examples/: blocks from different papers mixed in one blueprint. Each must
 build, run forward and backward, and give every parameter a gradient (a block cut off from the loss
-would keep none)."""
+would keep none) — except the parameters whose gradient is zero in exact arithmetic, see
+`softmax_invariant`."""
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,14 @@ def test_every_example_has_a_small_size():
     assert {p.stem for p in EXAMPLES} == set(SMALL)
 
 
+def softmax_invariant(model):
+    """The output bias of each dynamic position MLP (CrossFormer's): it adds one constant to every logit
+    of every window, which softmax cancels, so its gradient is zero in exact arithmetic and only rounding
+    noise (or exactly 0, depending on the summation order of the CPU) in float32."""
+    return {f"{name}.rel_pos_mlp.{len(m.rel_pos_mlp) - 1}.bias": m for name, m in model.named_modules()
+            if getattr(m, "rel_pos_mlp", None) is not None}
+
+
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)
 def test_example_trains(path):
     torch.manual_seed(0)
@@ -31,9 +40,36 @@ def test_example_trains(path):
     out = model(x)
     assert out.shape == (2, *model.output_shape)
     out.square().mean().backward()
-    missing = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    invariant = softmax_invariant(model)
+    grads = dict(model.named_parameters())
+    missing = [n for n, p in grads.items() if n not in invariant and (p.grad is None or not p.grad.abs().sum() > 0)]
     assert all(p.requires_grad for p in model.parameters())
     assert not missing, f"parameters without a gradient: {missing}"
+    for name, attn in invariant.items():
+        last = attn.rel_pos_mlp[-1]
+        assert last.out_features == 1, f"{name}: one bias for all logits"
+        # Rounding leaves ~1e-6 of the gradient of the layer's weight; a real dependence would be ~1.
+        assert grads[name].grad.abs().max() <= 1e-4 * last.weight.grad.abs().max(), name
     assert all(torch.isfinite(p.grad).all() for p in model.parameters())
     summary = vitdsl.summary(path, overrides=SMALL[path.stem])
     assert summary.total_params == sum(p.numel() for p in model.parameters())
+
+
+def test_dynamic_bias_output_bias_is_softmax_invariant():
+    """Why `softmax_invariant` may keep no gradient: shifting that bias leaves the output unchanged."""
+    torch.manual_seed(0)
+    name = "twins_crossformer"
+    model = vitdsl.build(EXAMPLES[[p.stem for p in EXAMPLES].index(name)], overrides=SMALL[name]).eval()
+    invariant = softmax_invariant(model)
+    assert len(invariant) == sum(SMALL[name]["depths"])  # one per local attention block
+    x = torch.randn(2, *model.input_shape)
+    with torch.no_grad():
+        before = model(x)
+        for attn in invariant.values():
+            attn.rel_pos_mlp[-1].bias += 3.0
+        after = model(x)
+        # float32 rounding of logits shifted by 3 moves the output by a few ulps of its scale
+        torch.testing.assert_close(after, before, rtol=0, atol=1e-5 * before.abs().max().item())
+        for attn in invariant.values():  # while the same layer's weight does matter
+            attn.rel_pos_mlp[-1].weight += 3.0
+        assert (model(x) - before).abs().max() > 1e-3 * before.abs().max()
