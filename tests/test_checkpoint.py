@@ -212,14 +212,34 @@ def test_a_newer_format_is_refused_with_the_versions(model, tmp_path):
 @pytest.mark.parametrize("changes, message", [
     ({"format_version": "1"}, "has an invalid format_version '1'"),
     ({"sha256": None}, "is corrupt: its contents do not match the SHA-256 recorded when it was saved"),
-    ({"state_dict": {"a": [1.0]}}, "has a state_dict that is not a mapping of names to tensors"),
+    ({"state_dict": {"a": [1.0]}}, "has a state_dict that is not a mapping of names to (dense) tensors"),
+    ({"state_dict": {"a": torch.eye(2).to_sparse()}},
+     "has a state_dict that is not a mapping of names to (dense) tensors"),
     ({"blueprint": ["vit"]}, "has a blueprint that is a list, not a mapping"),
+    ({"blueprint": {"name": "x", "params": {1: 2, "a": 3}}},
+     "cannot be hashed (TypeError: '<' not supported between instances of 'str' and 'int')"),
+    ({"blueprint": {"name": "x", "params": torch.ones(1)}}, "has a blueprint holding a Tensor"),
 ])
 def test_malformed_entries(model, tmp_path, changes, message):
     data = record(model)
     data.update(changes)
     torch.save(data, tmp_path / "b.pt")
     assert error_of(tmp_path / "b.pt").splitlines()[0] == f"checkpoint '{tmp_path / 'b.pt'}' {message}"
+
+
+def test_a_blueprint_of_shared_lists_is_refused_before_it_is_walked(model, tmp_path):
+    """A pickle can repeat one list (as YAML aliases can): 40 levels of 10 references to the level below
+    are a few hundred bytes and 10**40 values. Neither the hash nor the checks may try to visit them."""
+    bomb = ["x"]
+    for _ in range(40):
+        bomb = [bomb] * 10
+    bp = {**model.blueprint.to_dict(), "description": bomb}
+    data = record(model, blueprint={"name": "vit"})
+    data["blueprint"] = bp
+    torch.save(data, tmp_path / "b.pt")
+    assert (tmp_path / "b.pt").stat().st_size < 200_000
+    assert error_of(tmp_path / "b.pt") == (f"checkpoint '{tmp_path / 'b.pt'}' has a blueprint too large to be one "
+                                           "(more than 100,000 values or 64 levels of nesting)")
 
 
 def test_an_invalid_embedded_blueprint_is_located_in_the_file(model, tmp_path):
@@ -312,6 +332,9 @@ def test_summary_and_build_read_a_checkpoint(saved, capsys):
     saved.rename(named_yaml)
     assert main(["build", str(named_yaml)]) == 0
     assert capsys.readouterr().out == summary
+    assert main(["validate", str(named_yaml)]) == 0
+    assert capsys.readouterr().out.startswith("ok: vit — 8 blocks, image 3×32×32 → vector 10\n"
+                                              "  params: 13,962 (from the shape rules)\n")
 
 
 def test_summary_of_a_checkpoint_takes_overrides_and_build_refuses_them(saved, capsys):

@@ -233,16 +233,48 @@ def read(path: str | Path, stacklevel: int = 1) -> Checkpoint:
             raise _error(path, f"is incomplete: it lacks {', '.join(missing)}")
     blueprint, state = data["blueprint"], data["state_dict"]
     if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
-                                              for k, v in state.items()):
-        raise _error(path, "has a state_dict that is not a mapping of names to tensors")
+                                              and v.layout == torch.strided for k, v in state.items()):
+        raise _error(path, "has a state_dict that is not a mapping of names to (dense) tensors")
     if not isinstance(blueprint, dict):
         raise _error(path, f"has a blueprint that is a {type(blueprint).__name__}, not a mapping")
+    _check_plain(path, blueprint)
     if verified:
         sha = data["sha256"]
-        if not isinstance(sha, str) or sha != fingerprint(blueprint, state):
+        try:
+            actual = fingerprint(blueprint, state)
+        except (TypeError, ValueError, RuntimeError) as e:  # unsortable keys, tensors with no plain bytes
+            raise _error(path, f"cannot be hashed ({type(e).__name__}: {_first_line(e)})") from None
+        if not isinstance(sha, str) or sha != actual:
             raise _error(path, "is corrupt: its contents do not match the SHA-256 recorded when it was saved",
                          hint="the file was damaged or changed after saving; restore it from a good copy")
     return Checkpoint(path, _blueprint(path, blueprint), state, verified, version)
+
+
+MAX_VALUES = 100_000  # the zoo's largest blueprint holds about a thousand
+MAX_DEPTH = 64  # and nests about a dozen levels deep
+PLAIN = (str, int, float, bool, type(None))
+
+
+def _check_plain(path: Path, data: dict) -> None:
+    """The blueprint must be a modest tree of plain values. A pickle can share one list many times over
+    (as YAML aliases can), so a few bytes may stand for more values than hashing or checking could ever
+    visit: values are counted as reached, shared or not, and the walk stops at the limit."""
+    stack, seen = [(data, 1)], 0
+    while stack:
+        value, depth = stack.pop()
+        seen += 1
+        if seen > MAX_VALUES or depth > MAX_DEPTH:
+            raise _error(path, f"has a blueprint too large to be one (more than {MAX_VALUES:,} values or "
+                               f"{MAX_DEPTH} levels of nesting)")
+        if isinstance(value, dict):
+            for k, v in value.items():
+                if not isinstance(k, PLAIN):
+                    raise _error(path, f"has a blueprint with a {type(k).__name__} as a key")
+                stack.append((v, depth + 1))
+        elif isinstance(value, (list, tuple)):
+            stack.extend((v, depth + 1) for v in value)
+        elif not isinstance(value, PLAIN):
+            raise _error(path, f"has a blueprint holding a {type(value).__name__}")
 
 
 def _in_file(path: Path, e: VitdslError) -> VitdslError:
