@@ -211,6 +211,9 @@ def test_a_newer_format_is_refused_with_the_versions(model, tmp_path):
 
 @pytest.mark.parametrize("changes, message", [
     ({"format_version": "1"}, "has an invalid format_version '1'"),
+    ({"format_version": [[0] * 10] * 10}, "has an invalid format_version <a list>"),
+    ({"format_version": 10**50, "vitdsl_version": "9" * 100},
+     "was written in checkpoint format <a int> (by vitdsl <a str>); this vitdsl (0.1.0) reads format 1 and older"),
     ({"sha256": None}, "is corrupt: its contents do not match the SHA-256 recorded when it was saved"),
     ({"state_dict": {"a": [1.0]}}, "has a state_dict that is not a mapping of names to (dense) tensors"),
     ({"state_dict": {"a": torch.eye(2).to_sparse()}},

@@ -181,6 +181,16 @@ def _check_zip(path: Path) -> None:
                      hint="restore it from a good copy, or save it again") from None
 
 
+def _show(value: Any, text: Any = repr) -> str:
+    """A value from the file for a message: plain and short, or only its type (a hostile file's values
+    may be huge, or shared a billion times over, and must not be printed whole)."""
+    if isinstance(value, (str, float, bool, type(None))) or (isinstance(value, int) and abs(value) < 10**40):
+        shown = text(value)
+        if len(shown) <= 60:
+            return shown
+    return f"<a {type(value).__name__}>"
+
+
 def _first_line(e: BaseException) -> str:
     text = str(e).strip().splitlines()
     return text[0] if text else type(e).__name__
@@ -197,7 +207,7 @@ def _describe_foreign(path: Path, data: Any) -> VitdslError:
                       hint="build the model from its blueprint, then model.load_state_dict(torch.load(file)); "
                            "for vit-pytorch weights see vitdsl.interop")
     if isinstance(data, dict):
-        keys = ", ".join(repr(k) for k in list(data)[:6]) + (", …" if len(data) > 6 else "")
+        keys = ", ".join(_show(k) for k in list(data)[:6]) + (", …" if len(data) > 6 else "")
         return _error(path, f"is not a vitdsl checkpoint: a dict with the keys {keys or 'none'}, without "
                             "'format' and 'blueprint'", hint=HINT_SAVE)
     return _error(path, f"is not a vitdsl checkpoint: it holds a {type(data).__name__}, not a dict",
@@ -221,12 +231,13 @@ def read(path: str | Path, stacklevel: int = 1) -> Checkpoint:
     else:
         fv, version = data.get("format_version"), data.get("vitdsl_version")
         if not isinstance(fv, int) or isinstance(fv, bool) or fv < 1:
-            raise _error(path, f"has an invalid format_version {fv!r}")
+            raise _error(path, f"has an invalid format_version {_show(fv)}")
         if fv > FORMAT_VERSION:
             from . import __version__
 
-            raise _error(path, f"was written in checkpoint format {fv} (by vitdsl {version}); this vitdsl "
-                               f"({__version__}) reads format {FORMAT_VERSION} and older",
+            raise _error(path, f"was written in checkpoint format {_show(fv)} (by vitdsl "
+                               f"{_show(version, str)}); this vitdsl ({__version__}) reads format "
+                               f"{FORMAT_VERSION} and older",
                          hint="upgrade vitdsl to load it")
         missing = [k for k in ("sha256", "blueprint", "state_dict") if k not in data]
         if missing:
@@ -247,7 +258,8 @@ def read(path: str | Path, stacklevel: int = 1) -> Checkpoint:
         if not isinstance(sha, str) or sha != actual:
             raise _error(path, "is corrupt: its contents do not match the SHA-256 recorded when it was saved",
                          hint="the file was damaged or changed after saving; restore it from a good copy")
-    return Checkpoint(path, _blueprint(path, blueprint), state, verified, version)
+    return Checkpoint(path, _blueprint(path, blueprint), state, verified,
+                      version if isinstance(version, str) else None)
 
 
 MAX_VALUES = 100_000  # the zoo's largest blueprint holds about a thousand
@@ -332,4 +344,5 @@ def _dims(t) -> str:
 
 
 def _some(items: list[str], n: int = 3) -> str:
+    items = [i if len(i) <= 200 else i[:200] + "…" for i in items[:n]] + items[n:]
     return ", ".join(items[:n]) + (f" and {len(items) - n} more" if len(items) > n else "")
