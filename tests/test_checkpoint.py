@@ -173,12 +173,60 @@ def test_a_timm_style_checkpoint(model, tmp_path):
 def test_a_checkpoint_holding_python_objects_is_refused(model, tmp_path):
     """timm's training checkpoints carry the argparse Namespace; unpickling it could as well run code."""
     torch.save({"state_dict": model.state_dict(), "args": argparse.Namespace(lr=0.1)}, tmp_path / "t.pt")
-    (tmp_path / "p.pt").write_bytes(pickle.dumps({"cmd": os.system}))
+    torch.save({"cmd": os.system}, tmp_path / "p.pt")
     for name in ("t.pt", "p.pt"):
         assert error_of(tmp_path / name) == (
             f"checkpoint '{tmp_path / name}' is not a vitdsl checkpoint: it holds Python objects other than "
             "tensors and plain data, which vitdsl refuses to unpickle (they could run code)\n"
             f"  hint: {SAVE_HINT}")
+
+
+def test_a_bare_pickle_is_refused(model, tmp_path):
+    """torch.save wrote bare pickles before torch 1.6; vitdsl.save never did, so nothing is unpickled."""
+    (tmp_path / "p.pt").write_bytes(pickle.dumps({"cmd": os.system}))
+    torch.save(record(model), tmp_path / "old.pt", _use_new_zipfile_serialization=False)
+    for name in ("p.pt", "old.pt"):
+        assert error_of(tmp_path / name) == (f"checkpoint '{tmp_path / name}' is a bare pickle, not a vitdsl "
+                                             f"checkpoint: vitdsl.save writes zip archives\n  hint: {SAVE_HINT}")
+
+
+def zip_with_pickle(path: Path, data: bytes) -> None:
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("archive/data.pkl", data)
+        z.writestr("archive/version", "3\n")
+
+
+def test_a_pickle_that_unfolds_without_end_is_refused_before_unpickling(tmp_path):
+    """A dict whose key is a tuple holding one tuple ten times, forty levels deep: under a kilobyte, 10**40
+    values, and hashing the key (which unpickling does) would never end."""
+    out = [b"\x80\x02}q\x00(X\x01\x00\x00\x00x"]  # PROTO 2, EMPTY_DICT, BINPUT 0, MARK, 'x'
+    for i in range(1, 41):  # BINPUT i, MARK, BINGET i ×10, TUPLE
+        out.append(b"q" + bytes([i]) + b"(" + (b"h" + bytes([i])) * 10 + b"t")
+    out.append(b"K\x01u.")  # BININT1 1, SETITEMS, STOP
+    zip_with_pickle(tmp_path / "bomb.pt", b"".join(out))
+    assert error_of(tmp_path / "bomb.pt") == (
+        f"checkpoint '{tmp_path / 'bomb.pt'}' is not a vitdsl checkpoint: its pickle is hostile (it unfolds to "
+        f"more than 20,000,000 values)\n  hint: {SAVE_HINT}")
+    deep = None
+    for _ in range(300):
+        deep = [deep]
+    zip_with_pickle(tmp_path / "deep.pt", pickle.dumps(deep, protocol=2))
+    assert "its pickle is hostile (it nests more than 200 levels deep)" in error_of(tmp_path / "deep.pt")
+
+
+def test_a_pickle_over_the_size_limit_is_not_read(saved, monkeypatch):
+    import vitdsl.checkpoint
+
+    monkeypatch.setattr(vitdsl.checkpoint, "MAX_PICKLE_BYTES", 1 << 10)
+    assert error_of(saved) == (f"checkpoint '{saved}' is not a vitdsl checkpoint: its pickle is over 0 MiB (a "
+                               f"checkpoint's takes about 200 bytes a tensor)\n  hint: {SAVE_HINT}")
+
+
+def test_a_malformed_pickle_with_a_good_crc(tmp_path):
+    zip_with_pickle(tmp_path / "m.pt", b"\x80\x02h\x07.")  # BINGET of nothing stored
+    assert error_of(tmp_path / "m.pt") == (f"checkpoint '{tmp_path / 'm.pt'}' is truncated or damaged: BINGET of 7, "
+                                           "which was never stored\n  hint: restore it from a good copy, or save "
+                                           "it again")
 
 
 @pytest.mark.parametrize("content", [b"name: vit\nlayers: []\n", os.urandom(4096).replace(b"PK", b"pk")[:4096],
@@ -231,10 +279,11 @@ def test_malformed_entries(model, tmp_path, changes, message):
 
 
 def test_a_blueprint_of_shared_lists_is_refused_before_it_is_walked(model, tmp_path):
-    """A pickle can repeat one list (as YAML aliases can): 40 levels of 10 references to the level below
-    are a few hundred bytes and 10**40 values. Neither the hash nor the checks may try to visit them."""
+    """A pickle can repeat one list (as YAML aliases can): 6 levels of 10 references to the level below
+    are a few hundred bytes and a million values, too few for the pickle check (a state_dict unfolds to
+    that many) but far more than any blueprint: neither the hash nor the checks visit them all."""
     bomb = ["x"]
-    for _ in range(40):
+    for _ in range(6):
         bomb = [bomb] * 10
     bp = {**model.blueprint.to_dict(), "description": bomb}
     data = record(model, blueprint={"name": "vit"})

@@ -8,9 +8,11 @@ dict::
 
 ``sha256`` covers the blueprint and every tensor (see :func:`fingerprint`): it catches a file damaged
 or edited after saving, not a forged one (whoever can write the file can write a matching hash).
-Reading never unpickles anything but tensors and plain data (``weights_only``), checks the hash before
-the blueprint is looked at, and reports every way a file can be wrong as one ``VitdslError`` naming
-the file. The embedded blueprint goes through ``from_data`` like any blueprint, so every blueprint
+Reading measures the pickle before unpickling it (``picklescan``: shared references can make a tiny
+file unfold without end), never unpickles anything but tensors and plain data (``weights_only``),
+checks the hash before the blueprint is looked at, and reports every way a file can be wrong as one
+``VitdslError`` naming the file. Only zip archives are read: bare pickles are what torch wrote before
+1.6, and vitdsl.save never did. The embedded blueprint goes through ``from_data`` like any blueprint, so every blueprint
 limit applies to it.
 
 Checkpoints saved before the format carried a marker (``{"blueprint", "state_dict"}`` only) still load,
@@ -36,6 +38,7 @@ from .errors import VitdslError
 FORMAT = "vitdsl-checkpoint"
 FORMAT_VERSION = 1
 ZIP_MAGIC = b"PK\x03\x04"
+MAX_PICKLE_BYTES = 32 << 20
 HINT_SAVE = "a checkpoint is what vitdsl.save (or 'vitdsl build --save FILE') writes"
 
 
@@ -140,8 +143,10 @@ def _open(path: Path) -> dict:
     if not looks_like_checkpoint(path):
         raise _error(path, "is not a vitdsl checkpoint: it is neither a zip archive nor a pickle "
                            "(what torch.save writes)", hint=HINT_SAVE)
-    if head == ZIP_MAGIC:
-        _check_zip(path)
+    if head != ZIP_MAGIC:  # torch < 1.6 wrote bare pickles; vitdsl (torch >= 2.2) never did
+        raise _error(path, "is a bare pickle, not a vitdsl checkpoint: vitdsl.save writes zip archives",
+                     hint=HINT_SAVE)
+    _check_zip(path)
     try:
         with warnings.catch_warnings():  # a foreign pickle's protocol warning would only precede our error
             warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
@@ -159,16 +164,24 @@ def _open(path: Path) -> dict:
 
 
 def _check_zip(path: Path) -> None:
-    """A truncated archive, or a damaged pickle inside it, makes torch fail with miniz or unpickler
-    errors that name neither cause; zipfile says which. Only the pickle's CRC is checked here: the
-    tensor data is covered by the SHA-256."""
+    """Before torch reads the file: a truncated archive or a damaged pickle makes torch fail with miniz
+    or unpickler errors that name neither cause, and a hostile pickle could unfold past any memory or
+    time (see ``picklescan``). Only the pickles are read here: the tensor data is covered by the SHA-256."""
+    from . import picklescan
+
     try:
         with zipfile.ZipFile(path) as z:
-            pickles = [n for n in z.namelist() if n.endswith("data.pkl")]
+            pickles = [i for i in z.infolist() if i.filename.endswith("data.pkl")]
             if not pickles:
                 raise _error(path, "is not a vitdsl checkpoint: a zip archive without the data.pkl that "
                                    "torch.save writes", hint=HINT_SAVE)
-            z.read(pickles[0])
+            if sum(i.file_size for i in pickles) > MAX_PICKLE_BYTES:
+                raise _error(path, f"is not a vitdsl checkpoint: its pickle is over {MAX_PICKLE_BYTES >> 20} "
+                                   "MiB (a checkpoint's takes about 200 bytes a tensor)", hint=HINT_SAVE)
+            for info in pickles:
+                picklescan.check(z.read(info))
+    except picklescan.TooLarge as e:
+        raise _error(path, f"is not a vitdsl checkpoint: its pickle is hostile ({e})", hint=HINT_SAVE) from None
     except zipfile.BadZipFile as e:
         if "CRC" in str(e):
             raise _error(path, "is damaged: a CRC check of its contents failed",
@@ -176,7 +189,7 @@ def _check_zip(path: Path) -> None:
         raise _error(path, "is truncated or damaged: it is not a complete zip archive",
                      hint="it was probably cut off while being copied or written; restore it or save it "
                           "again") from None
-    except (OSError, EOFError, ValueError, NotImplementedError) as e:
+    except (OSError, EOFError, ValueError, NotImplementedError, IndexError) as e:
         raise _error(path, f"is truncated or damaged: {_first_line(e)}",
                      hint="restore it from a good copy, or save it again") from None
 
