@@ -222,6 +222,15 @@ def test_a_pickle_over_the_size_limit_is_not_read(saved, monkeypatch):
                                f"checkpoint's takes about 200 bytes a tensor)\n  hint: {SAVE_HINT}")
 
 
+def test_a_compressed_record_is_not_inflated(saved, tmp_path):
+    with zipfile.ZipFile(saved) as src, zipfile.ZipFile(tmp_path / "c.pt", "w") as dst:
+        for info in src.infolist():
+            dst.writestr(info.filename, src.read(info), compress_type=zipfile.ZIP_DEFLATED)
+    assert error_of(tmp_path / "c.pt") == (f"checkpoint '{tmp_path / 'c.pt'}' is not a vitdsl checkpoint: it "
+                                           "has compressed records (archive/data.pkl and 28 more), which torch.save never writes\n"
+                                           f"  hint: {SAVE_HINT}")
+
+
 def test_a_malformed_pickle_with_a_good_crc(tmp_path):
     zip_with_pickle(tmp_path / "m.pt", b"\x80\x02h\x07.")  # BINGET of nothing stored
     assert error_of(tmp_path / "m.pt") == (f"checkpoint '{tmp_path / 'm.pt'}' is truncated or damaged: BINGET of 7, "
@@ -266,6 +275,8 @@ def test_a_newer_format_is_refused_with_the_versions(model, tmp_path):
     ({"state_dict": {"a": [1.0]}}, "has a state_dict that is not a mapping of names to (dense) tensors"),
     ({"state_dict": {"a": torch.eye(2).to_sparse()}},
      "has a state_dict that is not a mapping of names to (dense) tensors"),
+    ({"state_dict": {"a": torch.zeros(1).expand(10**12), "b": torch.ones(3)}},
+     "has tensors larger than the data stored for them: a"),
     ({"blueprint": ["vit"]}, "has a blueprint that is a list, not a mapping"),
     ({"blueprint": {"name": "x", "params": {1: 2, "a": 3}}},
      "cannot be hashed (TypeError: '<' not supported between instances of 'str' and 'int')"),

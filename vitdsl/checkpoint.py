@@ -178,6 +178,10 @@ def _check_zip(path: Path) -> None:
             if sum(i.file_size for i in pickles) > MAX_PICKLE_BYTES:
                 raise _error(path, f"is not a vitdsl checkpoint: its pickle is over {MAX_PICKLE_BYTES >> 20} "
                                    "MiB (a checkpoint's takes about 200 bytes a tensor)", hint=HINT_SAVE)
+            packed = [i.filename for i in z.infolist() if i.compress_type != zipfile.ZIP_STORED]
+            if packed:  # torch.save stores; a compressed record could inflate a small file to any size
+                raise _error(path, f"is not a vitdsl checkpoint: it has compressed records ({_some(packed, 1)}), "
+                                   "which torch.save never writes", hint=HINT_SAVE)
             for info in pickles:
                 picklescan.check(z.read(info))
     except picklescan.TooLarge as e:
@@ -259,6 +263,9 @@ def read(path: str | Path, stacklevel: int = 1) -> Checkpoint:
     if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
                                               and v.layout == torch.strided for k, v in state.items()):
         raise _error(path, "has a state_dict that is not a mapping of names to (dense) tensors")
+    spread = [k for k, v in state.items() if v.numel() * v.element_size() > v.untyped_storage().nbytes()]
+    if spread:  # a stride-0 view can stand for any size: hashing it would copy that size
+        raise _error(path, f"has tensors larger than the data stored for them: {_some(spread)}")
     if not isinstance(blueprint, dict):
         raise _error(path, f"has a blueprint that is a {type(blueprint).__name__}, not a mapping")
     _check_plain(path, blueprint)
