@@ -83,22 +83,23 @@ def test_a_blueprint_of_shared_lists_is_refused_before_it_is_walked(model, tmp_p
 HOSTILE = textwrap.dedent("""\
     import signal, sys, time
     import vitdsl
+    vitdsl.load_checkpoint(sys.argv[1])  # a good one first: imports (torch, the blocks) are not timed
     signal.alarm(2)  # the default action ends the process: a runaway expression cannot be interrupted else
     start = time.perf_counter()
     try:
-        vitdsl.load_checkpoint(sys.argv[1])
+        vitdsl.load_checkpoint(sys.argv[2])
     except vitdsl.VitdslError as e:
         print(f"VitdslError after {time.perf_counter() - start:.2f} s: {e}")
 """)
 
 
-def test_a_hostile_embedded_blueprint_fails_fast(model, tmp_path):
+def test_a_hostile_embedded_blueprint_fails_fast(model, saved, tmp_path):
     """NOTE: this fails until the blueprint expression limits (``${10**10**10}``) land: without them the
     embedded blueprint is evaluated like any other and the pow runs away; the child is killed at 2 s."""
     bp = model.blueprint.to_dict()
     bp["params"]["classes"] = "${10**10**10}"
     torch.save(record(model, blueprint=bp), tmp_path / "h.pt")
-    run = subprocess.run([sys.executable, "-c", HOSTILE, str(tmp_path / "h.pt")], cwd=ROOT, capture_output=True,
+    run = subprocess.run([sys.executable, "-c", HOSTILE, str(saved), str(tmp_path / "h.pt")], cwd=ROOT, capture_output=True,
                          text=True, timeout=300)
     assert run.returncode != -signal.SIGALRM, ("loading the checkpoint still ran after 2 s: are the blueprint "
                                                "expression limits in?")
