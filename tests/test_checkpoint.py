@@ -23,6 +23,9 @@ def test_save_writes_the_marker_the_version_and_the_hash(model, saved):
     assert data["sha256"] == fingerprint(model.blueprint.to_dict(), model.state_dict())
     assert len(data["sha256"]) == 64
     assert [p.name for p in saved.parent.iterdir()] == ["m.pt"]  # no temporary file left behind
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert saved.stat().st_mode & 0o777 == 0o666 & ~umask  # as torch.save's own file would be
 
 
 def test_a_checkpoint_round_trips_exactly(model, saved):

@@ -12,8 +12,8 @@ Reading measures the pickle before unpickling it (``picklescan``: shared referen
 file unfold without end), never unpickles anything but tensors and plain data (``weights_only``),
 checks the hash before the blueprint is looked at, and reports every way a file can be wrong as one
 ``VitdslError`` naming the file. Only zip archives are read: bare pickles are what torch wrote before
-1.6, and vitdsl.save never did. The embedded blueprint goes through ``from_data`` like any blueprint, so every blueprint
-limit applies to it.
+1.6, and vitdsl.save never did. The embedded blueprint goes through ``from_data`` like any blueprint,
+so every blueprint limit applies to it.
 
 Checkpoints saved before the format carried a marker (``{"blueprint", "state_dict"}`` only) still load,
 with an :class:`UnverifiedCheckpoint` warning: nothing in them can tell damage from intent.
@@ -26,7 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
+import secrets
 import warnings
 import zipfile
 from dataclasses import dataclass
@@ -97,7 +97,8 @@ def save(model: Any, path: str | Path) -> None:
     state = model.state_dict()
     record = {"format": FORMAT, "format_version": FORMAT_VERSION, "vitdsl_version": __version__,
               "sha256": fingerprint(blueprint, state), "blueprint": blueprint, "state_dict": state}
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # as open() would: the umask decides
     try:
         with os.fdopen(fd, "wb") as f:
             torch.save(record, f)
