@@ -45,8 +45,8 @@ def build(blueprint: str | Path | Blueprint, variant: str | None = None,
     (a distillation ``teacher``, an ``augment`` function, …).
 
     ``seed`` makes the initial weights reproducible: the same blueprint and seed give the same
-    state_dict, in any process. The seed applies to this build only: torch's global random state is
-    the same afterwards as before, so the caller's own draws are unaffected."""
+    state_dict in any process, on the same kind of device. The seed applies to this build only: torch's
+    random state is the same afterwards as before, so the caller's own draws are unaffected."""
     from .graph.network import compile_graph, seeded
 
     rng = seeded(seed, device)  # a bad seed fails before the blueprint is checked
