@@ -19,7 +19,7 @@ from vitdsl.cli import main
 def test_save_writes_the_marker_the_version_and_the_hash(model, saved):
     data = torch.load(saved, weights_only=True)
     assert sorted(data) == ["blueprint", "format", "format_version", "sha256", "state_dict", "vitdsl_version"]
-    assert (data["format"], data["format_version"], data["vitdsl_version"]) == ("vitdsl-checkpoint", 1, "0.1.0")
+    assert (data["format"], data["format_version"], data["vitdsl_version"]) == ("vitdsl-checkpoint", 1, vitdsl.__version__)
     assert data["sha256"] == fingerprint(model.blueprint.to_dict(), model.state_dict())
     assert len(data["sha256"]) == 64
     assert [p.name for p in saved.parent.iterdir()] == ["m.pt"]  # no temporary file left behind
@@ -158,14 +158,15 @@ def test_a_newer_format_is_refused_with_the_versions(model, tmp_path):
     torch.save(record(model, format_version=2, vitdsl_version="9.0"), tmp_path / "n.pt")
     assert error_of(tmp_path / "n.pt") == (
         f"checkpoint '{tmp_path / 'n.pt'}' was written in checkpoint format 2 (by vitdsl 9.0); this vitdsl "
-        "(0.1.0) reads format 1 and older\n  hint: upgrade vitdsl to load it")
+        f"({vitdsl.__version__}) reads format 1 and older\n  hint: upgrade vitdsl to load it")
 
 
 @pytest.mark.parametrize("changes, message", [
     ({"format_version": "1"}, "has an invalid format_version '1'"),
     ({"format_version": [[0] * 10] * 10}, "has an invalid format_version <a list>"),
     ({"format_version": 10**50, "vitdsl_version": "9" * 100},
-     "was written in checkpoint format <a int> (by vitdsl <a str>); this vitdsl (0.1.0) reads format 1 and older"),
+     f"was written in checkpoint format <a int> (by vitdsl <a str>); this vitdsl ({vitdsl.__version__}) reads "
+     "format 1 and older"),
     ({"sha256": None}, "is corrupt: its contents do not match the SHA-256 recorded when it was saved"),
     ({"state_dict": {"a": [1.0]}}, "has a state_dict that is not a mapping of names to (dense) tensors"),
     ({"state_dict": {"a": torch.eye(2).to_sparse()}},
