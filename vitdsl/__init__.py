@@ -40,16 +40,22 @@ def validate(blueprint: str | Path | Blueprint, variant: str | None = None,
 
 
 def build(blueprint: str | Path | Blueprint, variant: str | None = None,
-          overrides: Mapping[str, Any] | None = None, device: Any = None, *,
+          overrides: Mapping[str, Any] | None = None, device: Any = None, seed: int | None = None, *,
           allow_paths: Iterable[str | Path] = (), check_memory: bool = True,
           **objective_args: Any) -> "Network | Any":
     """Compile a blueprint (path, zoo name or Blueprint) into an ``nn.Module``. An objective blueprint gives
     a module whose forward returns the loss; ``objective_args`` are what that objective takes besides
-    (a distillation ``teacher``, an ``augment`` function, …). Weights that would not fit in the memory
-    available are refused before any is allocated, unless ``check_memory=False``."""
-    from .graph.budget import check_fits
-    from .graph.network import compile_graph
+    (a distillation ``teacher``, an ``augment`` function, …).
 
+    ``seed`` makes the initial weights reproducible: the same blueprint and seed give the same
+    state_dict in any process, on the same kind of device. The seed applies to this build only: torch's
+    random state is the same afterwards as before, so the caller's own draws are unaffected. Weights that
+    would not fit in the memory available are refused before any is allocated, unless
+    ``check_memory=False``."""
+    from .graph.budget import check_fits
+    from .graph.network import compile_graph, seeded
+
+    rng = seeded(seed, device)  # a bad seed fails before the blueprint is checked
     checked = validate(blueprint, variant, overrides, allow_paths=allow_paths)
     if check_memory:
         graphs = [checked] if hasattr(checked, "nx") else [checked.encoder, *checked.parts.values()]
@@ -57,10 +63,12 @@ def build(blueprint: str | Path | Blueprint, variant: str | None = None,
     if not hasattr(checked, "nx"):
         from .objectives.module import compile_objective
 
-        return compile_objective(checked, device=device, **objective_args)
+        with rng:
+            return compile_objective(checked, device=device, **objective_args)
     if objective_args:
         raise VitdslError(f"build got {', '.join(sorted(objective_args))}, which only objective blueprints take")
-    return compile_graph(checked, device=device)
+    with rng:
+        return compile_graph(checked, device=device)
 
 
 def summary(model_or_blueprint: Any, variant: str | None = None, overrides: Mapping[str, Any] | None = None,
@@ -93,13 +101,11 @@ def register_block(cls):
 
 
 def save(model: "Network", path: str | Path) -> None:
-    """Save weights together with the blueprint, so the model can be rebuilt without its file."""
-    import torch
+    """Save weights together with the blueprint, so the model can be rebuilt without its file; the file
+    carries the vitdsl version and a SHA-256 of its contents (see ``vitdsl.checkpoint``)."""
+    from .checkpoint import save as _save
 
-    path = Path(path)
-    if not path.parent.is_dir():
-        raise VitdslError(f"cannot save to '{path}': the folder '{path.parent}' does not exist")
-    torch.save({"blueprint": model.blueprint.to_dict(), "state_dict": model.state_dict()}, path)
+    _save(model, path)
 
 
 def share(model: Any, source: Any, freeze: bool = True) -> list[str]:
@@ -110,16 +116,13 @@ def share(model: Any, source: Any, freeze: bool = True) -> list[str]:
     return _share(model, source, freeze)
 
 
-def load_checkpoint(path: str | Path, device: Any = None) -> "Network":
-    """Rebuild a model saved with :func:`save` from its embedded blueprint and load its weights."""
-    import torch
+def load_checkpoint(path: str | Path, device: Any = None, **objective_args: Any) -> "Network | Any":
+    """Rebuild a model saved with :func:`save` from its embedded blueprint and load its weights, after
+    checking the file (format, version, SHA-256, weights against the blueprint); any problem is one
+    VitdslError naming the file."""
+    from .checkpoint import load as _load
 
-    from .blueprint.load import from_data
-
-    data = torch.load(path, map_location=device or "cpu", weights_only=True)
-    model = build(from_data(data["blueprint"], file=str(path)), device=device)
-    model.load_state_dict(data["state_dict"])
-    return model
+    return _load(path, device, **objective_args)
 
 
 def __getattr__(name: str):

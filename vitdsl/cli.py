@@ -6,19 +6,22 @@ fix it — and exits with status 2, without a traceback.
 from __future__ import annotations
 
 import argparse
+import codecs
 import json
 import os
 import sys
 import time
+import warnings
 from pathlib import Path
 
 from .errors import VitdslError, safe_text
 
-EPILOG = "PATH_OR_NAME is a blueprint file or a zoo name (see 'vitdsl list')."
+EPILOG = ("PATH_OR_NAME is a blueprint file, a zoo name (see 'vitdsl list') or a checkpoint written by "
+          "'vitdsl build --save' (recognised by its content, whatever its suffix).")
 
 
 def _add_target(p: argparse.ArgumentParser) -> None:
-    p.add_argument("blueprint", metavar="PATH_OR_NAME", help="blueprint file or zoo name, e.g. maxvit")
+    p.add_argument("blueprint", metavar="PATH_OR_NAME", help="blueprint file, zoo name (e.g. maxvit) or checkpoint")
     p.add_argument("--variant", "-v", metavar="V", help="a named variant of the blueprint (e.g. a model size)")
     p.add_argument("--set", "-s", dest="overrides", metavar="KEY=VALUE", action="append", default=[],
                    help="override a parameter; the value is read as YAML (repeatable), e.g. --set classes=10")
@@ -43,6 +46,8 @@ def parser() -> argparse.ArgumentParser:
     _add_target(p)
     p.add_argument("--batch", type=int, default=1, help="batch size for the traced shapes (default 1)")
     p.add_argument("--save", metavar="FILE", help="save the initialised weights with the blueprint to FILE")
+    p.add_argument("--seed", type=int, metavar="N", help="seed the initial weights: the same blueprint and seed "
+                                                         "give the same weights")
     p.add_argument("--expand", action="store_true", help="show every repeat iteration instead of folding "
                                                          "identical ones")
     p.add_argument("--skip-memory-check", action="store_true",
@@ -92,13 +97,6 @@ def _replacements(items: list[str]) -> dict:
     return dict(parse_replace(s) for s in items)
 
 
-def _load(args):
-    from . import load
-
-    return load(args.blueprint, args.variant, _overrides(args.overrides), _replacements(args.replacements),
-                allow_paths=args.allow_paths)
-
-
 def _console(stderr: bool = False):
     from rich.console import Console
 
@@ -113,7 +111,7 @@ def cmd_validate(args) -> int:
     from .objectives.spec import ObjectiveBlueprint
 
     start = time.perf_counter()
-    bp = _load(args)
+    bp = _blueprint(args)
     if isinstance(bp, ObjectiveBlueprint):
         return _validate_objective(bp, args, start)
     graph = build_graph(bp.resolve())
@@ -150,17 +148,86 @@ def _validate_objective(bp, args, start: float) -> int:
     return 0
 
 
+def _checkpoint_file(target: str) -> Path | None:
+    """The checkpoint named on the command line, or None for a blueprint file or zoo name. Decided by the
+    file's first bytes: a checkpoint called model.yaml is still one, and binary files are never parsed
+    as YAML."""
+    from .checkpoint import HINT_SAVE, looks_like_checkpoint
+
+    path = Path(target)
+    if not path.is_file():
+        return None
+    if looks_like_checkpoint(path):
+        return path
+    try:
+        with open(path, "rb") as f:
+            head = f.read(1 << 16)
+    except OSError:
+        return None  # the blueprint reader says why
+    try:
+        codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
+        text = b"\0" not in head
+    except UnicodeDecodeError:
+        text = False
+    if not text:
+        raise VitdslError(f"'{path}' is neither a blueprint (YAML text) nor a vitdsl checkpoint",
+                          hint=f"a blueprint is a UTF-8 YAML file; {HINT_SAVE}")
+    return None
+
+
+def _noting(call, *args):
+    """``call(*args)``, printing its warnings (an unverified old checkpoint) as notes, not as Python's
+    file:line warning lines."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = call(*args)
+    for w in caught:
+        print(f"note: {w.message}", file=sys.stderr)
+    return result
+
+
+def _blueprint(args):
+    """The blueprint named on the command line (from a file, the zoo or a checkpoint), with the variant,
+    overrides and replacements applied."""
+    from . import load
+    from .checkpoint import read
+
+    path = _checkpoint_file(args.blueprint)
+    target = args.blueprint if path is None else _noting(read, path).blueprint
+    return load(target, args.variant, _overrides(args.overrides), _replacements(args.replacements),
+                allow_paths=args.allow_paths)
+
+
+def _build_checkpoint(args, path: Path):
+    """The model of a checkpoint, weights loaded; nothing on the command line may change it."""
+    from . import load_checkpoint
+
+    changes = [flag for flag, given in (("--variant", args.variant), ("--set", args.overrides),
+                                        ("--replace", args.replacements), ("--seed", args.seed is not None))
+               if given]
+    if changes:
+        raise VitdslError(f"{', '.join(changes)} cannot change a checkpoint: its weights fit its own blueprint",
+                          hint=f"'vitdsl summary {path} {changes[0]} ...' shows the changed design without weights")
+    return _noting(load_checkpoint, path)
+
+
 def cmd_summary(args, build: bool = False) -> int:
     from . import summary
     from .trace.render import render
 
-    bp = _load(args)
     if args.batch < 1:
         raise VitdslError(f"--batch must be at least 1, got {args.batch}")
+    path = _checkpoint_file(args.blueprint) if build else None
+    if path is not None:
+        model = _build_checkpoint(args, path)
+        bp = model.blueprint
+    else:
+        bp = _blueprint(args)
     if build:
         from . import build as build_model
 
-        model = build_model(bp, check_memory=not args.skip_memory_check)
+        if path is None:
+            model = build_model(bp, seed=args.seed, check_memory=not args.skip_memory_check)
         if args.save:
             from . import save
 

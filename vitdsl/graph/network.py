@@ -2,7 +2,8 @@
 forward runs a precomputed static plan (no graph walking per call)."""
 from __future__ import annotations
 
-import random
+import contextlib
+import operator
 from typing import Any
 
 import torch
@@ -82,12 +83,14 @@ class Network(nn.Module):
         return steps[0], steps[-1] + 1, slot[outside.pop()], slot[paths[-1]]
 
     def _dropped(self) -> dict[int, tuple[int, int, int]]:
-        """Sample which iterations to skip, as vit-pytorch's CaiT does: each with probability p, keeping one."""
+        """Sample which iterations to skip, as vit-pytorch's CaiT does: each with probability p, keeping one.
+        Both draws come from torch's generator (CaiT picks the survivor with Python's ``random``), so
+        ``torch.manual_seed`` alone makes training runs repeat."""
         skip = {}
         for p, iterations in self.layer_drops:
             drop = torch.zeros(len(iterations)).uniform_(0.0, 1.0) < p
             if bool(drop.all()):
-                drop[random.randrange(len(iterations))] = False
+                drop[int(torch.randint(len(iterations), ()))] = False
             for (start, end, src, dst), d in zip(iterations, drop.tolist()):
                 if d:
                     skip[start] = (end, src, dst)
@@ -175,3 +178,42 @@ def compile_graph(graph: Graph, device: Any = None, keep: set[str] | None = None
         return Network(graph, keep)
     with torch.device(device):
         return Network(graph, keep)
+
+
+MAX_SEED = 2**64 - 1  # torch.manual_seed takes any integer below 2**64
+
+
+def seeded(seed: int | None, device: Any = None) -> contextlib.AbstractContextManager:
+    """A context in which torch's generators (CPU, and ``device``'s when it is an accelerator) start from
+    ``seed``, restored on exit: a seeded build leaves the caller's random state as it was. ``None``: no
+    seeding. The seed is checked at once, before the context is entered."""
+    if seed is None:
+        return contextlib.nullcontext()
+    try:  # numpy integers too
+        value = None if isinstance(seed, bool) else operator.index(seed)
+    except TypeError:
+        value = None
+    if value is None or not 0 <= value <= MAX_SEED:
+        raise VitdslError(f"seed must be an integer from 0 to 2**64 - 1, got {seed!r}")
+    if device is None:  # where the weights will be made (get_default_device: torch >= 2.3)
+        device = getattr(torch, "get_default_device", lambda: "cpu")()
+    return _seeded(value, torch.device(device))
+
+
+@contextlib.contextmanager
+def _seeded(seed: int, device: torch.device):
+    if device.type in ("cpu", "meta"):
+        with torch.random.fork_rng(devices=[]):
+            torch.random.default_generator.manual_seed(seed)
+            yield
+    elif device.type == "cuda":
+        index = device.index if device.index is not None else torch.cuda.current_device()
+        with torch.random.fork_rng(devices=[index]):
+            torch.random.default_generator.manual_seed(seed)
+            with torch.cuda.device(index):
+                torch.cuda.manual_seed(seed)
+            yield
+    else:  # other accelerators: their current device is forked, and manual_seed seeds them all
+        with torch.random.fork_rng(device_type=device.type):
+            torch.manual_seed(seed)
+            yield
