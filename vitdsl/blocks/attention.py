@@ -152,7 +152,7 @@ class GlobalAttn(AttentionSpec):
     with Gumbel-max (random in eval mode too), and only the class token and the distinct drawn
     tokens go on. Images that keep fewer tokens than the batch's most are padded on the right; the
     padding is masked out of every later sampling attention, and honoured by per-token blocks
-    (``mlp``, ``norm``), ``pool: cls`` and ``token-ids`` — a plain global-attn or ``pool: mean``
+    (``mlp``, ``norm``), ``pool: cls``, ``token-merge`` and ``token-ids`` — a plain global-attn or ``pool: mean``
     after it would attend to or average the padding rows. The token count it gives is an upper
     bound, and such a model cannot be captured by ``torch.export`` (the kept count depends on the data).
 

@@ -286,6 +286,8 @@ class PosEmbed(BlockSpec):
                  "patch grid", "place pos-embed right after patchify")
             need(x.prefix == 0, f"factorized positions cover patch tokens only, but {x.prefix} special token(s) "
                  "lead the sequence", "add the tokens block after pos-embed")
+            need(x.suffix == 0, f"factorized positions cover patch tokens only, but {x.suffix} special token(s) "
+                 "trail the sequence", "add the tokens block after pos-embed")
         if self.kind == "sincos2d":
             need(x.grid is not None and len(x.grid) == 2,
                  "sincos2d positions need tokens that come from a 2-D patch grid",

@@ -16,7 +16,8 @@ class TokenMerge(BlockSpec):
 
     ``out = softmax(Q · norm(x)ᵀ · D^-0.5) · norm(x)`` with Q a learned (K, D) table: no projections
     and no residual (the PatchMerger of Renggli et al.). Every input token takes part, special tokens
-    included; the output has no patch grid and no special tokens.
+    included, but not the padding rows that token sampling leaves; the output has no patch grid and no
+    special tokens.
     """
 
     block = "token-merge"

@@ -1,0 +1,101 @@
+"""Hostile values in block fields and combinations that validated but built a wrong or broken model:
+each is refused with a located message, or now gives the right numbers."""
+import pytest
+import torch
+
+import vitdsl
+from vitdsl import VitdslError
+from vitdsl.blocks.mlp import MLP
+from vitdsl.blocks.modules.token_merge import TokenMerge
+from vitdsl.blocks.modules.token_sampling import PaddedTokens
+from vitdsl.blocks.shape import Shape
+
+BASE = """\
+name: t
+input: {image: [3, 16, 16]}
+layers:
+  - patchify: {patch: 4, dim: 16}
+  - global-attn: {heads: 2, dim_head: 8}
+  - mlp: {mult: 2}
+  - pool: mean
+  - head: {classes: 10}
+"""
+
+
+def refusal(text: str) -> str:
+    """The message validate gives; build must give the very same."""
+    with pytest.raises(VitdslError) as v:
+        vitdsl.validate(vitdsl.loads(text, "bp.yaml"))
+    with pytest.raises(VitdslError) as b:
+        vitdsl.build(vitdsl.loads(text, "bp.yaml"), device="meta")
+    assert str(v.value) == str(b.value)
+    return str(v.value)
+
+
+@pytest.mark.parametrize("old,new,message", [
+    ("classes: 10", "classes: true", "bp.yaml:8:21: head: field 'classes' of 'head': takes a whole number, "
+                                     "not true or false (got True)"),
+    ("classes: 10", "classes: '10'", "bp.yaml:8:21: head: field 'classes' of 'head': takes a whole number, "
+                                     "not text (got '10')"),
+    ("mult: 2", "mult: .inf", "bp.yaml:6:17: mlp: field 'mult' of 'mlp': takes a finite number, not inf (got inf)"),
+    ("mult: 2", "mult: 2, layer_scale: .nan", "bp.yaml:6:33: mlp: field 'layer_scale' of 'mlp': takes a finite "
+                                              "number, not nan (got nan)"),
+    ("dim: 16", "dim: 9223372036854775808", "bp.yaml:4:31: patchify: field 'dim' of 'patchify': is too large: "
+                                            "numbers must stay below 2**63 (got 9223372036854775808)"),
+    ("patch: 4", "patch: [4, true]", "bp.yaml:4:23: patchify: field 'patch' of 'patchify': takes a whole number, "
+                                     "not true or false (got [4, True])"),
+    ("mult: 2", "mult: 2, residual: 1", "bp.yaml:6:30: mlp: field 'residual' of 'mlp': takes true or false (got 1)"),
+])
+def test_numbers_are_numbers(old, new, message):
+    assert refusal(BASE.replace(old, new)) == message
+
+
+def test_sizes_torch_cannot_hold_are_refused_before_building():
+    assert refusal(BASE.replace("dim: 16", f"dim: {2**62}")) == (
+        "bp.yaml:4:15: patchify: too large: its output would take 73,786,976,294,838,206,464 numbers per sample, "
+        "2**48 or more (input here: image 3×16×16)\n  hint: use smaller sizes")
+
+
+def test_mlp_layer_scale_on_a_map_scales_its_channels():
+    # channels == height, so scaling the wrong axis ran without an error
+    module = MLP(mult=2, layer_scale=0.5).build(Shape.image(4, 4, 6)).eval()
+    with torch.no_grad():
+        module.gamma.copy_(torch.tensor([1.0, 2.0, 3.0, 4.0]))
+    x = torch.randn(2, 4, 4, 6)
+    last = x.permute(0, 2, 3, 1)
+    branch = module.fc2(module.act(module.fc1(module.norm(last))))
+    want = (last + branch * torch.tensor([1.0, 2.0, 3.0, 4.0])).permute(0, 3, 1, 2)
+    with torch.no_grad():
+        assert torch.allclose(module(x), want, atol=1e-6)
+
+
+def test_mlp_layer_scale_on_a_map_whose_channels_differ_from_its_height():
+    text = BASE.replace("  - patchify: {patch: 4, dim: 16}\n  - global-attn: {heads: 2, dim_head: 8}\n",
+                        "  - conv-stem: {channels: [8], kernel: 3}\n").replace("mult: 2", "mult: 2, layer_scale: 0.1")
+    model = vitdsl.build(vitdsl.loads(text)).eval()
+    with torch.no_grad():
+        assert model(torch.randn(2, 3, 16, 16)).shape == (2, 10)
+
+
+def test_token_merge_gives_padding_rows_no_weight():
+    merge = TokenMerge(8, 3, "layer", 1.0).eval()
+    x = torch.randn(1, 5, 8)
+    mask = torch.tensor([[True, True, True, False, False]])
+    padded = PaddedTokens.wrap(x, mask, torch.arange(5)[None])
+    with torch.no_grad():
+        assert torch.allclose(merge(padded), merge(x[:, :3]), atol=1e-6)
+        assert not isinstance(merge(padded), PaddedTokens)
+
+
+def test_factorized_positions_refuse_trailing_tokens():
+    text = BASE.replace("  - global-attn", "  - tokens: {cls: 1, position: last}\n"
+                                           "  - pos-embed: {kind: factorized}\n  - global-attn")
+    assert refusal(text) == ("bp.yaml:6:16: pos_embed: factorized positions cover patch tokens only, but 1 special "
+                             "token(s) trail the sequence (input here: tokens 17×16)\n"
+                             "  hint: add the tokens block after pos-embed")
+
+
+def test_two_inputs_to_a_one_input_block_are_refused_before_its_shape_rule():
+    text = BASE.replace("  - mlp: {mult: 2}", "  - mlp: {mult: 2}\n    from: [global_attn, global_attn]")
+    assert refusal(text) == ("bp.yaml:6:10: mlp: 'mlp' takes 1 input(s), got 2\n"
+                             "  hint: give 'from:' one name")
