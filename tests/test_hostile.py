@@ -99,3 +99,12 @@ def test_two_inputs_to_a_one_input_block_are_refused_before_its_shape_rule():
     text = BASE.replace("  - mlp: {mult: 2}", "  - mlp: {mult: 2}\n    from: [global_attn, global_attn]")
     assert refusal(text) == ("bp.yaml:6:10: mlp: 'mlp' takes 1 input(s), got 2\n"
                              "  hint: give 'from:' one name")
+
+
+def test_token_ids_feed_no_block():
+    text = BASE.replace("  - global-attn: {heads: 2, dim_head: 8}\n",
+                        "  - tokens: {cls: 1}\n  - global-attn: {heads: 2, dim_head: 8, samples: 4}\n"
+                        "  - token-ids:\n").replace("  - mlp: {mult: 2}\n  - pool: mean\n", "")
+    assert refusal(text) == ("bp.yaml:7:15: token_ids: 'head' reads the output of 'token-ids', which gives integers for "
+                             "the network's output, not features\n"
+                             "  hint: name it in 'output:', and feed 'head' from the layer before it")

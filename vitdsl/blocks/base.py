@@ -93,6 +93,7 @@ class BlockSpec(BaseModel):
     shorthand: ClassVar[str | None] = None  # field set by `- block: value`
     family: ClassVar[str] = "misc"  # groups the docs
     regroups: ClassVar[bool] = False  # its shape rule sets the output's groups; the graph carries the others' through
+    terminal: ClassVar[bool] = False  # gives no features (token-ids' integers): only a network output, no block's input
 
     # -- the rules, all without torch ---------------------------------------------------------
     def infer(self, *inputs: Shape) -> Shape:

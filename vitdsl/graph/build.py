@@ -103,6 +103,11 @@ def build_graph(design: Design) -> Graph:
             raise ShapeError(f"the network's output holds {g.nodes[node.path]['output'].groups} groups per sample "
                              "(folded into the batch)", location=node.location, path=node.path,
                              hint="join them first: '- ungroup' makes one sequence of them")
+        if node.spec.terminal and g.out_degree(node.path):
+            reader = next(iter(g.successors(node.path)))
+            raise VitdslError(f"'{reader}' reads the output of '{node.spec.block}', which gives integers for the "
+                              "network's output, not features", location=node.location, path=node.path,
+                              hint=f"name it in 'output:', and feed '{reader}' from the layer before it")
         if node.path not in outputs and g.out_degree(node.path) == 0:
             raise VitdslError(f"the output of '{node.path}' is never used", location=node.location, path=node.path,
                               hint="feed it to a later layer with 'from:', or remove it")
