@@ -108,3 +108,49 @@ def test_token_ids_feed_no_block():
     assert refusal(text) == ("bp.yaml:7:15: token_ids: 'head' reads the output of 'token-ids', which gives integers for "
                              "the network's output, not features\n"
                              "  hint: name it in 'output:', and feed 'head' from the layer before it")
+
+
+@pytest.mark.parametrize("mode", ["mean", "seq"])
+def test_pool_gives_padding_rows_no_weight(mode):
+    from vitdsl.blocks.heads import Pool
+
+    pool = Pool(mode=mode).build(Shape.tokens(5, 8)).eval()
+    x = torch.randn(2, 5, 8)
+    mask = torch.tensor([[True, True, True, False, False], [True] * 5])
+    padded = PaddedTokens.wrap(x, mask, torch.arange(5).expand(2, 5))
+    with torch.no_grad():
+        got = pool(padded)
+        assert torch.allclose(got[0], pool(x[:1, :3])[0], atol=1e-6)
+        assert torch.allclose(got[1], pool(x[1:])[0], atol=1e-6)
+
+
+@pytest.mark.parametrize("fields", [{}, {"memories": 2}])
+def test_global_attn_after_token_sampling_attends_to_no_padding(fields):
+    from vitdsl.blocks.attention import GlobalAttn
+
+    attn = GlobalAttn(heads=2, dim_head=4, **fields).build(Shape.tokens(5, 8, prefix=1)).eval()
+    x = torch.randn(1, 5, 8)
+    padded = PaddedTokens.wrap(x, torch.tensor([[True, True, True, False, False]]), torch.arange(5)[None])
+    with torch.no_grad():
+        got = attn(padded)
+        assert isinstance(got, PaddedTokens)
+        assert torch.allclose(got[:, :3], attn(x[:, :3]), atol=1e-6)
+
+
+def test_blocks_that_would_take_padding_for_tokens_are_refused_after_token_sampling():
+    text = BASE.replace("  - global-attn: {heads: 2, dim_head: 8}\n",
+                        "  - tokens: {cls: 1}\n  - global-attn: {heads: 2, dim_head: 8, samples: 4}\n"
+                        "  - tokens: {cls: 1}\n")
+    assert refusal(text) == ("bp.yaml:7:13: tokens_1: 'tokens' would take the padding rows that token sampling in "
+                             "'global_attn' leaves for tokens\n"
+                             "  hint: after token sampling use mlp, norm, head, global-attn over tokens, pos-embed "
+                             "(learned, scalar, sincos1d), pool, token-merge or token-ids")
+
+
+def test_token_sampling_then_merge_and_attention_builds():
+    text = BASE.replace("  - global-attn: {heads: 2, dim_head: 8}\n",
+                        "  - tokens: {cls: 1}\n  - global-attn: {heads: 2, dim_head: 8, samples: 4}\n"
+                        "  - global-attn: {heads: 2, dim_head: 8}\n  - token-merge: 2\n")
+    model = vitdsl.build(vitdsl.loads(text)).eval()
+    with torch.no_grad():
+        assert model(torch.randn(3, 3, 16, 16)).shape == (3, 10)

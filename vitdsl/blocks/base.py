@@ -94,6 +94,9 @@ class BlockSpec(BaseModel):
     family: ClassVar[str] = "misc"  # groups the docs
     regroups: ClassVar[bool] = False  # its shape rule sets the output's groups; the graph carries the others' through
     terminal: ClassVar[bool] = False  # gives no features (token-ids' integers): only a network output, no block's input
+    # how it treats the padding rows that token sampling leaves: "keep" (row by row, or masking them: the output
+    # is still padded), "drop" (its output holds none), None (it would take them for tokens: refused)
+    on_padding: ClassVar[str | None] = None
 
     # -- the rules, all without torch ---------------------------------------------------------
     def infer(self, *inputs: Shape) -> Shape:
@@ -110,6 +113,10 @@ class BlockSpec(BaseModel):
     def data_dependent(self) -> bool:
         """Whether its token count is an upper bound, the real one depending on the data."""
         return False
+
+    def takes_padding(self) -> str | None:
+        """``on_padding`` for these fields."""
+        return self.on_padding
 
     def total_flops(self, *inputs: Shape) -> int:
         """FLOPs for one sample: every group of the input runs the block (groups fold into the batch)."""

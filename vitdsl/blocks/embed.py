@@ -264,6 +264,9 @@ class PosEmbed(BlockSpec):
             raise ValueError("per_group needs kind: learned, without unused_rows")
         return self
 
+    def takes_padding(self) -> str | None:
+        return "keep" if self.kind in ("learned", "scalar", "sincos1d", "none") else None  # added row by row
+
     def window(self, x: Shape) -> tuple[int, int]:
         """The size of one window of a feature map, checking that the windows tile it."""
         _, h, w = x.dims

@@ -19,6 +19,7 @@ class MLP(MixerSpec):
     block = "mlp"
     takes = ("tokens", "image", "vector", "packed")
     family = "mlp"
+    on_padding = "keep"
 
     hidden: PositiveInt | None = Field(None, description="Hidden width. When unset: mult × width.")
     mult: float = Field(4.0, gt=0, description="Hidden width as a multiple of the width (when hidden is unset).")

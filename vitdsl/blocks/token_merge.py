@@ -24,6 +24,7 @@ class TokenMerge(BlockSpec):
     takes = ("tokens",)
     shorthand = "tokens"
     family = "attention"
+    on_padding = "drop"
 
     tokens: PositiveInt = Field(description="K, the number of output tokens (learned queries).")
     norm: Literal["layer", "layer-nobias", "none"] = Field("layer", description="Norm of the input tokens; "

@@ -97,6 +97,7 @@ def build_graph(design: Design) -> Graph:
                          location=design.blueprint.source.find(("input", design.input_kind)),
                          hint="no tensor may hold that many numbers")
     _propagate(g, order, src)
+    _check_padding(g, order)
     outputs = set(design.outputs)
     for node in design.nodes:
         if node.path in outputs and g.nodes[node.path]["output"].groups > 1:
@@ -114,6 +115,25 @@ def build_graph(design: Design) -> Graph:
         if node.share is not None:
             shared_params(g, node)
     return Graph(design, g, order, src, list(design.outputs))
+
+
+def _check_padding(g: nx.DiGraph, order: list[str]) -> None:
+    """Token sampling pads the images of a batch that keep fewer tokens; every block its tokens reach must
+    leave the padding rows out (``BlockSpec.on_padding``), or an image's result would depend on its batch."""
+    padded: dict[str, str] = {}  # node -> the sampling block whose padding its output carries
+    for path in order:
+        node = g.nodes[path]["node"]
+        source = next((padded[p] for p in node.inputs if p in padded), None)
+        rule = node.spec.takes_padding()
+        if source is not None and rule is None:
+            raise ShapeError(f"'{node.spec.block}' would take the padding rows that token sampling in '{source}' "
+                             "leaves for tokens", location=node.location, path=path,
+                             hint="after token sampling use mlp, norm, head, global-attn over tokens, pos-embed "
+                                  "(learned, scalar, sincos1d), pool, token-merge or token-ids")
+        if source is not None and rule == "keep":
+            padded[path] = source
+        elif node.spec.data_dependent():
+            padded[path] = path
 
 
 def shared_params(g: nx.DiGraph, node) -> int:
