@@ -181,7 +181,9 @@ class Attention(Mixer):
             v = torch.cat((v, self.split(mv.expand(b, -1, -1))), dim=2)
             if keys is not None:
                 keys = F.pad(keys, (0, len(self.memories)), value=True)
-        return self.merge(self.attend(q, k, v, None if keys is None else keys[:, None, None, :]))
+        if keys is None:  # subclasses with an attend of their own (XCA) never see padding: validate refuses it
+            return self.merge(self.attend(q, k, v))
+        return self.merge(self.attend(q, k, v, keys[:, None, None, :]))
 
 
 def padding_keys(x: torch.Tensor) -> torch.Tensor | None:
