@@ -154,3 +154,12 @@ def test_token_sampling_then_merge_and_attention_builds():
     model = vitdsl.build(vitdsl.loads(text)).eval()
     with torch.no_grad():
         assert model(torch.randn(3, 3, 16, 16)).shape == (3, 10)
+
+
+@pytest.mark.parametrize("value,message", [(float("inf"), "dino: student_temp: takes a finite number, not inf"),
+                                           (True, "dino: student_temp: takes a number, not true or false")])
+def test_objective_settings_are_numbers_too(value, message):
+    with pytest.raises(VitdslError) as e:
+        vitdsl.validate("objectives/dino", overrides={"student_temp": value})
+    assert e.value.message == message
+    assert str(e.value.location).endswith("dino.yaml:11:19")

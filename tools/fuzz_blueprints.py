@@ -8,8 +8,9 @@ or replaced by another block; ``from:`` pointed elsewhere. A case passes when
 
 * validate and build both refuse it with the same ``VitdslError`` that says where (file:line or a block
   path), or
-* validate accepts it, build compiles it on the meta device (huge sizes allocate nothing) and a forward
-  pass on a meta tensor of the input shape gives outputs of the shapes validate predicted.
+* validate accepts it, build compiles it on the meta device (huge sizes allocate nothing) with as many
+  parameters as validate counts, and a forward pass on a meta tensor of the input shape gives outputs of
+  the shapes validate predicted.
 
 Anything else (another exception type, a refusal without a location, validate and build disagreeing)
 is a finding. Run by hand for longer than the test does::
@@ -36,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 
 import yaml  # noqa: E402
 
-from vitdsl.blocks.base import REGISTRY, _leaf_types  # noqa: E402
+from vitdsl.blocks.base import REGISTRY, leaf_types  # noqa: E402
 from vitdsl.blueprint.load import _read_with_extends, zoo_dir  # noqa: E402
 
 HUGE = [2**31, 2**40, 2**62, 2**63 - 1, 2**63, 2**64]
@@ -147,7 +148,7 @@ def value_for(rng: random.Random, ann: Any, current: Any = None) -> Any:
             literals += list(get_args(a))
         else:
             stack += [x for x in get_args(a) if x is not Ellipsis]
-    leaves = _leaf_types(ann)
+    leaves = leaf_types(ann)
     choices = []
     if literals:
         choices.append(lambda: rng.choice(literals))
@@ -429,6 +430,12 @@ def run_case(case: Case) -> tuple[str, str]:
         return "validate ok, build refused", str(b_err)
     if hasattr(graph, "nx") is False:
         return "ok", ""
+    from vitdsl.graph.build import info
+
+    counted = info(graph)["params"]
+    built = sum(p.numel() for p in model.parameters())
+    if counted != built:
+        return "parameter rule differs from the module", f"validate counts {counted:,}, the model holds {built:,}"
     try:
         model.eval()
         with torch.no_grad():

@@ -41,15 +41,15 @@ def lookup(name: str) -> type["BlockSpec"]:
 INT64 = 2**63  # sizes at or beyond this overflow torch's int64 sizes, so validate and build would disagree
 
 
-def _leaf_types(ann: Any) -> frozenset:
+def leaf_types(ann: Any) -> frozenset:
     """The plain types a field annotation admits anywhere in it (``int | tuple[int, int]`` → int)."""
     origin = get_origin(ann)
     if origin is Annotated:
-        return _leaf_types(get_args(ann)[0])
+        return leaf_types(get_args(ann)[0])
     if origin is Literal:
         return frozenset(type(v) for v in get_args(ann))
     if origin in (Union, types.UnionType, list, tuple, dict):
-        return frozenset().union(*(_leaf_types(a) for a in get_args(ann) if a is not Ellipsis))
+        return frozenset().union(*(leaf_types(a) for a in get_args(ann) if a is not Ellipsis))
     return frozenset([ann])
 
 
@@ -84,7 +84,7 @@ class BlockSpec(BaseModel):
     @field_validator("*", mode="before")
     @classmethod
     def _numbers_are_numbers(cls, v: Any, info: ValidationInfo) -> Any:
-        check_number(v, _leaf_types(cls.model_fields[info.field_name].annotation))
+        check_number(v, leaf_types(cls.model_fields[info.field_name].annotation))
         return v
 
     block: ClassVar[str] = ""
