@@ -163,3 +163,13 @@ def test_objective_settings_are_numbers_too(value, message):
         vitdsl.validate("objectives/dino", overrides={"student_temp": value})
     assert e.value.message == message
     assert str(e.value.location).endswith("dino.yaml:11:19")
+
+
+@pytest.mark.parametrize("bits,colours", [(16, "48"), (2**62, "13,835,058,055,282,163,712")])
+def test_mpp_colours_beyond_any_head_are_refused_before_they_are_computed(bits, colours):
+    with pytest.raises(VitdslError) as e:  # 2**(2**62 · 3) was computed, and never finished
+        vitdsl.validate("objectives/mpp", overrides={"output_channel_bits": bits})
+    assert e.value.message == (f"mpp: 2^(output_channel_bits · channels) = 2^{colours} colours: the to_bits part "
+                               "could not hold a logit for each")
+    assert e.value.hint == "use fewer bits per channel (3 in the paper)"
+    assert str(e.value.location).endswith("mpp.yaml:10:5")

@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import copy
 import random
-import re
 import signal
 import sys
 import time
@@ -30,339 +29,16 @@ import traceback
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import yaml  # noqa: E402
 
-from vitdsl.blocks.base import REGISTRY, leaf_types  # noqa: E402
-from vitdsl.blueprint.load import _read_with_extends, zoo_dir  # noqa: E402
+from fuzz_mutations import MUTATIONS, block_pool, corpus, m_objective, m_param, objective_corpus  # noqa: E402
 
-HUGE = [2**31, 2**40, 2**62, 2**63 - 1, 2**63, 2**64]
-HOSTILE = [0, -1, 1, 2, 3, 7, True, False, None, "abc", "8", 0.5, 1.5, -0.5, 1e300, float("inf"),
-           float("-inf"), float("nan"), [], [1], [2, 3], {}, {"a": 1}] + HUGE
-
-
-def corpus() -> dict[str, dict]:
-    """The zoo's blueprints and hybrid examples as plain data (``extends`` merged)."""
-    out = {}
-    for path in sorted(zoo_dir().glob("*.yaml")) + sorted((zoo_dir() / "examples").glob("*.yaml")):
-        data, _ = _read_with_extends(path)
-        out[path.stem] = data
-    return out
-
-
-def _blocks(items: list, found: list) -> list:
-    """(list, index) of every block item at any depth."""
-    for i, item in enumerate(items):
-        if not isinstance(item, dict):
-            continue
-        if isinstance(item.get("layers"), list):
-            _blocks(item["layers"], found)
-        elif _kind(item):
-            found.append((items, i))
-    return found
-
-
-def _lists(items: list, found: list) -> list:
-    """Every layer list at any depth (the top one first)."""
-    found.append(items)
-    for item in items:
-        if isinstance(item, dict) and isinstance(item.get("layers"), list):
-            _lists(item["layers"], found)
-    return found
-
-
-def _kind(item: dict) -> str | None:
-    return next((k for k in item if k in REGISTRY), None)
-
-
-def _names(items: list) -> list[str]:
-    out = []
-    for item in items:
-        if isinstance(item, dict):
-            if isinstance(item.get("name"), str):
-                out.append(item["name"])
-            if isinstance(item.get("layers"), list):
-                out += _names(item["layers"])
-    return out
-
-
-def counted(data: dict) -> set[str]:
-    """Parameters that set how many layers or list items there are (repeat counts, anything inside a
-    ${...} expression): huge values there test the expansion and expression limits, not the blocks, and
-    would stall the run, so they get only small hostile values."""
-    found: set[str] = set()
-
-    def walk(v: Any, in_count: bool) -> None:
-        if isinstance(v, dict):
-            for k, x in v.items():
-                walk(x, in_count or k in ("repeat", "stages", "parallel"))
-        elif isinstance(v, list):
-            for x in v:
-                walk(x, in_count)
-        elif isinstance(v, str) and v.startswith("$") and (in_count or v.startswith("${")):
-            found.update(re.findall(r"[A-Za-z_][A-Za-z_0-9]*", v))
-
-    walk(data.get("layers"), False)
-    walk(data.get("params"), False)
-    walk(data.get("input"), False)
-    return found
-
-
-SMALL = [0, -1, 1, 2, 3, True, False, None, "abc", 1.5, [], float("nan")]
-
-
-def _small(rng: random.Random, v: Any) -> Any:
-    if isinstance(v, int) and not isinstance(v, bool):
-        return rng.choice(SMALL + [v + 1, v - 1, v * 2])
-    return rng.choice(SMALL)
-
-
-def _near(rng: random.Random, v: Any) -> Any:
-    """A value close to ``v`` that is likely to break a divisibility or range rule."""
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
-        return rng.choice(HOSTILE)
-    if isinstance(v, float):
-        return rng.choice([v * 2, v / 2, -v, 0.0, 1.0, 1.0 - 1e-9, v + 1])
-    return rng.choice([v + 1, v - 1, v * 2, v // 2, v * 3, -v, 0, 1, v * 1024])
-
-
-def value_for(rng: random.Random, ann: Any, current: Any = None) -> Any:
-    """A value for a field: usually of its type (a literal choice, a nearby number), sometimes hostile."""
-    if rng.random() < 0.15:
-        return rng.choice(HOSTILE)
-    if current is not None and rng.random() < 0.5:
-        if isinstance(current, list):
-            return [_near(rng, x) for x in current]
-        return _near(rng, current)
-    from typing import Literal, get_args, get_origin
-
-    literals = []
-    stack = [ann]
-    while stack:
-        a = stack.pop()
-        if get_origin(a) is Literal:
-            literals += list(get_args(a))
-        else:
-            stack += [x for x in get_args(a) if x is not Ellipsis]
-    leaves = leaf_types(ann)
-    choices = []
-    if literals:
-        choices.append(lambda: rng.choice(literals))
-    if bool in leaves:
-        choices.append(lambda: rng.random() < 0.5)
-    if int in leaves:
-        choices.append(lambda: rng.choice([1, 2, 3, 4, 7, 8, 16, 32, 64, 0, -1]))
-    if float in leaves:
-        choices.append(lambda: rng.choice([0.0, 0.1, 0.5, 1.0, 1e-6, 2.0]))
-    if list in leaves or tuple in leaves:
-        choices.append(lambda: [rng.choice([1, 2, 3, 4, 8]) for _ in range(rng.choice([1, 2, 3]))])
-    return rng.choice(choices)() if choices else rng.choice(HOSTILE)
-
-
-# -- the mutations: each changes ``data`` in place and returns a short description -------------------------
-def m_param(rng, data, pool):
-    params = data.get("params") or {}
-    if not params:
-        return None
-    k = rng.choice(sorted(params))
-    if k in counted(data):
-        params[k] = _small(rng, params[k])
-    else:
-        params[k] = _near(rng, params[k]) if rng.random() < 0.6 else rng.choice(HOSTILE)
-    return f"params.{k}={params[k]!r}"
-
-
-def m_variant_value(rng, data, pool):
-    variants = data.get("variants") or {}
-    if not variants:
-        return None
-    v = rng.choice(sorted(variants))
-    if not variants[v]:
-        return None
-    k = rng.choice(sorted(variants[v]))
-    variants[v][k] = (_small if k in counted(data) else _near)(rng, variants[v][k])
-    return f"variants.{v}.{k}={variants[v][k]!r}"
-
-
-def m_field(rng, data, pool):
-    """Set one field of one block, existing or not yet given, to a value of (about) its type."""
-    found = _blocks(data["layers"], [])
-    if not found:
-        return None
-    items, i = rng.choice(found)
-    item = items[i] = copy.deepcopy(items[i])
-    kind = _kind(item)
-    cls = REGISTRY[kind]
-    fields = item[kind] if isinstance(item[kind], dict) else ({cls.shorthand: item[kind]}
-                                                              if cls.shorthand and item[kind] is not None else {})
-    if not cls.model_fields:
-        return None
-    name = rng.choice(sorted(cls.model_fields))
-    fields[name] = value_for(rng, cls.model_fields[name].annotation, fields.get(name))
-    item[kind] = fields
-    return f"{kind}.{name}={fields[name]!r}"
-
-
-def m_drop(rng, data, pool):
-    lists = [x for x in _lists(data["layers"], []) if len(x) > 1]
-    if not lists:
-        return None
-    items = rng.choice(lists)
-    del items[rng.randrange(len(items))]
-    return "drop an item"
-
-
-def m_duplicate(rng, data, pool):
-    items = rng.choice(_lists(data["layers"], []))
-    i = rng.randrange(len(items))
-    twin = copy.deepcopy(items[i])
-    if isinstance(twin, dict) and rng.random() < 0.8:  # two items of one name in a list are refused at once
-        twin.pop("name", None)
-    items.insert(i, twin)
-    return "duplicate an item"
-
-
-def m_swap(rng, data, pool):
-    lists = [x for x in _lists(data["layers"], []) if len(x) > 1]
-    if not lists:
-        return None
-    items = rng.choice(lists)
-    i = rng.randrange(len(items) - 1)
-    items[i], items[i + 1] = items[i + 1], items[i]
-    return "swap two items"
-
-
-def m_insert(rng, data, pool):
-    """Put a block from another zoo blueprint (its own fields, $references left out) somewhere."""
-    items = rng.choice(_lists(data["layers"], []))
-    item = copy.deepcopy(rng.choice(pool))
-    items.insert(rng.randrange(len(items) + 1), item)
-    return f"insert {_kind(item)}"
-
-
-def m_replace_kind(rng, data, pool):
-    found = _blocks(data["layers"], [])
-    if not found:
-        return None
-    items, i = rng.choice(found)
-    kind = _kind(items[i])
-    other = copy.deepcopy(rng.choice(pool))
-    if rng.random() < 0.5:  # the other kind with this block's fields
-        new = rng.choice(sorted(REGISTRY))
-        other = {new: copy.deepcopy(items[i][kind])}
-    for k in ("name", "from", "share", "when"):
-        if k in items[i]:
-            other[k] = items[i][k]
-    items[i] = other
-    return f"{kind} -> {_kind(other)}"
-
-
-def m_from(rng, data, pool):
-    found = _blocks(data["layers"], [])
-    if not found:
-        return None
-    items, i = rng.choice(found)
-    names = _names(data["layers"]) + ["input"]
-    choice = rng.random()
-    if choice < 0.4:
-        items[i]["from"] = rng.choice(names)
-    elif choice < 0.8:
-        items[i]["from"] = [rng.choice(names) for _ in range(rng.choice([2, 2, 3]))]
-    else:
-        items[i].pop("from", None)
-    return f"from={items[i].get('from')!r}"
-
-
-def m_input(rng, data, pool):
-    (kind, dims), = data["input"].items()
-    dims = list(dims)
-    j = rng.randrange(len(dims))
-    dims[j] = _near(rng, dims[j]) if not isinstance(dims[j], str) else rng.choice([1, 2, 7, 15, 17, 33, 0])
-    data["input"] = {kind: dims}
-    return f"input {kind}={dims}"
-
-
-def m_repeat(rng, data, pool):
-    reps = [item for items in _lists(data["layers"], []) for item in items
-            if isinstance(item, dict) and "repeat" in item]
-    if not reps:
-        return None
-    item = rng.choice(reps)
-    item["repeat"] = rng.choice([0, 1, 2, -1, 1.5, True, "x"])
-    return f"repeat={item['repeat']!r}"
-
-
-def m_input_kind(rng, data, pool):
-    """Another input kind, with sizes of its rank taken from the old ones."""
-    from vitdsl.blocks.shape import RANK
-
-    (kind, dims), = data["input"].items()
-    new = rng.choice(sorted(set(RANK) - {kind, "packed"}))
-    dims = (list(dims) + [16, 16, 16])[:RANK[new]] if rng.random() < 0.7 else [rng.choice([1, 3, 8, 16, 17])
-                                                                          for _ in range(RANK[new])]
-    data["input"] = {new: dims}
-    return f"input {new}={dims}"
-
-
-def m_share(rng, data, pool):
-    found = _blocks(data["layers"], [])
-    if not found:
-        return None
-    items, i = rng.choice(found)
-    names = _names(data["layers"]) or ["x"]
-    items[i]["share"] = rng.choice([rng.choice(names), {"with": rng.choice(names), "params": [rng.choice(
-        ["norm", "qkv", "fc1", "weight", "gamma", "rel_pos_bias", "x.y"])]}, 3, None])
-    return f"share={items[i]['share']!r}"
-
-
-def m_output(rng, data, pool):
-    names = _names(data["layers"])
-    if not names:
-        return None
-    data["output"] = rng.choice([rng.choice(names), rng.sample(names, min(len(names), rng.choice([1, 2, 3])))])
-    return f"output={data['output']!r}"
-
-
-def m_when(rng, data, pool):
-    items = rng.choice(_lists(data["layers"], []))
-    i = rng.randrange(len(items))
-    if not isinstance(items[i], dict):
-        return None
-    items[i]["when"] = rng.choice([False, True, "${index == 0}", "${index > 0}", 1])
-    return f"when={items[i]['when']!r}"
-
-
-def m_item_form(rng, data, pool):
-    """A malformed item: a list or number for fields, two blocks in one item, a bare name."""
-    found = _blocks(data["layers"], [])
-    if not found:
-        return None
-    items, i = rng.choice(found)
-    kind = _kind(items[i])
-    forms = [{kind: [1, 2]}, {kind: 3}, {kind: None}, {kind: {}, "mlp": {}}, kind, {kind: {"block": 1}},
-             {**items[i], "repeat": 2}, {**items[i], "parallel": 2}]
-    items[i] = rng.choice(forms)
-    return f"item form {items[i]!r}"[:80]
-
-
-MUTATIONS = [(m_param, 4), (m_variant_value, 1), (m_field, 12), (m_drop, 2), (m_duplicate, 2), (m_swap, 2),
-             (m_insert, 3), (m_replace_kind, 2), (m_from, 2), (m_input, 2), (m_repeat, 1),
-             (m_input_kind, 1), (m_share, 1), (m_output, 1), (m_when, 1), (m_item_form, 1)]
-
-
-def block_pool(zoo: dict[str, dict]) -> list[dict]:
-    """Block items of the whole zoo whose fields hold no $references, so they fit any blueprint."""
-    pool = []
-    for data in zoo.values():
-        for items, i in _blocks(data["layers"], []):
-            item = {k: v for k, v in items[i].items() if k not in ("from", "share", "when", "name")}
-            if "$" not in yaml.safe_dump(item):
-                pool.append(item)
-    return pool
+# objectives whose forward runs on meta tensors of the encoder's input alone (MPP's masking needs values,
+# distillation takes labels too)
+FORWARD_OBJECTIVES = ("mae", "mp3", "simmim", "esvit", "dino")
 
 
 @dataclass
@@ -377,18 +53,25 @@ class Case:
         return yaml.safe_dump(self.data, sort_keys=False, default_flow_style=None, width=120)
 
 
-def cases(seed: int, count: int, zoo: dict[str, dict] | None = None):
-    """``count`` cases, the same for the same seed."""
+def cases(seed: int, count: int, zoo: dict[str, dict] | None = None, objectives: float = 0.0):
+    """``count`` cases, the same for the same seed; a share ``objectives`` of them mutate objective blueprints."""
     zoo = zoo or corpus()
     pool = block_pool(zoo)
     rng = random.Random(seed)
     names = sorted(zoo)
+    goals = objective_corpus() if objectives else {}
     for _ in range(count):
-        name = rng.choice(names)
-        data = copy.deepcopy(zoo[name])
+        if goals and rng.random() < objectives:
+            name = rng.choice(sorted(goals))
+            data = copy.deepcopy(goals[name])
+            ops = [(m_objective, 4), (m_param, 1)]
+        else:
+            name = rng.choice(names)
+            data = copy.deepcopy(zoo[name])
+            ops = MUTATIONS
         done = []
         for _ in range(rng.choice([1, 2, 2, 3, 4])):
-            op = rng.choices([m for m, _ in MUTATIONS], [w for _, w in MUTATIONS])[0]
+            op = rng.choices([m for m, _ in ops], [w for _, w in ops])[0]
             what = op(rng, data, pool)
             if what:
                 done.append(what)
@@ -428,7 +111,14 @@ def run_case(case: Case) -> tuple[str, str]:
         return "refused", ""
     if b_err is not None:
         return "validate ok, build refused", str(b_err)
-    if hasattr(graph, "nx") is False:
+    if not hasattr(graph, "nx"):  # an objective: its loss on a meta batch, where that needs nothing else
+        if next(iter(case.data["objective"])) not in FORWARD_OBJECTIVES:
+            return "ok", ""
+        try:
+            with torch.no_grad():
+                model(torch.empty(2, *graph.encoder.input.dims, device="meta"))
+        except Exception as e:  # noqa: BLE001
+            return "validate ok, objective forward failed", _where(e)
         return "ok", ""
     from vitdsl.graph.build import info
 
@@ -459,7 +149,7 @@ def _where(e: BaseException) -> str:
     return f"{type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''}{at}"
 
 
-class _Slow(Exception):
+class _Slow(BaseException):  # not an Exception, so that run_case does not take it for a crash
     pass
 
 
@@ -469,6 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--timeout", type=float, default=20.0, help="seconds per case before it counts as a finding")
     ap.add_argument("--show", type=int, default=3, help="cases to print per finding class")
+    ap.add_argument("--objectives", type=float, default=0.1, help="share of cases that mutate objective blueprints")
     ap.add_argument("--save", type=Path, help="write each finding's blueprint to this folder")
     args = ap.parse_args(argv)
 
@@ -479,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     tally: Counter = Counter()
     shown: dict[str, list] = {}
     start = time.time()
-    for n, case in enumerate(cases(args.seed, args.cases)):
+    for n, case in enumerate(cases(args.seed, args.cases, objectives=args.objectives)):
         signal.setitimer(signal.ITIMER_REAL, args.timeout)
         try:
             verdict, detail = run_case(case)
