@@ -10,7 +10,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
 from fuzz_blueprints import cases, run_case  # noqa: E402
 
-CASES = list(cases(seed=0, count=80))
+CASES = list(cases(seed=0, count=120, objectives=0.1))
 VERDICTS: Counter = Counter()
 
 
