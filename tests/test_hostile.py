@@ -173,3 +173,9 @@ def test_mpp_colours_beyond_any_head_are_refused_before_they_are_computed(bits, 
                                "could not hold a logit for each")
     assert e.value.hint == "use fewer bits per channel (3 in the paper)"
     assert str(e.value.location).endswith("mpp.yaml:10:5")
+
+
+def test_an_mlp_without_hidden_units_is_refused():
+    assert refusal(BASE.replace("mult: 2", "mult: 0.01")) == (
+        "bp.yaml:6:10: mlp: mult 0.01 of the width 16 gives a hidden width of 0 (input here: tokens 16×16)\n"
+        "  hint: raise mult, or set hidden")
