@@ -179,3 +179,9 @@ def test_an_mlp_without_hidden_units_is_refused():
     assert refusal(BASE.replace("mult: 2", "mult: 0.01")) == (
         "bp.yaml:6:10: mlp: mult 0.01 of the width 16 gives a hidden width of 0 (input here: tokens 16×16)\n"
         "  hint: raise mult, or set hidden")
+
+
+def test_an_input_no_tensor_can_hold_is_refused():
+    assert refusal(BASE.replace("[3, 16, 16]", "[3, 16777216, 16777216]")) == (
+        "bp.yaml:2:16: the input (image 3×16777216×16777216) holds 844,424,930,131,968 numbers per sample, 2**48 or "
+        "more\n  hint: no tensor may hold that many numbers")

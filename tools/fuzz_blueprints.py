@@ -26,6 +26,7 @@ import signal
 import sys
 import time
 import traceback
+import warnings
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -99,8 +100,12 @@ def run_case(case: Case) -> tuple[str, str]:
     except Exception as e:  # noqa: BLE001 - what the fuzzer is looking for
         return "crash in validate", _where(e)
     try:
-        model, b_err = attempt(lambda: vitdsl.build(vitdsl.loads(text, f"{case.name}.yaml"), case.variant,
-                                                    device="meta"))
+        with warnings.catch_warnings():  # an empty weight is a size validate should have refused
+            warnings.filterwarnings("error", message="Initializing zero-element tensors")
+            model, b_err = attempt(lambda: vitdsl.build(vitdsl.loads(text, f"{case.name}.yaml"), case.variant,
+                                                        device="meta"))
+    except UserWarning as e:
+        return "validate ok, build made an empty tensor", _where(e)
     except Exception as e:  # noqa: BLE001
         return ("crash in build" if v_err else "validate ok, build crashed"), _where(e)
     if v_err is not None:
