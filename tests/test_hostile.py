@@ -185,3 +185,19 @@ def test_an_input_no_tensor_can_hold_is_refused():
     assert refusal(BASE.replace("[3, 16, 16]", "[3, 16777216, 16777216]")) == (
         "bp.yaml:2:16: the input (image 3×16777216×16777216) holds 844,424,930,131,968 numbers per sample, 2**48 or "
         "more\n  hint: no tensor may hold that many numbers")
+
+
+@pytest.mark.parametrize("block,fields", [
+    ("mlp", {}), ("dwconv", {}), ("global-attn", {"heads": 2, "dim_head": 4}),
+    ("local-attn", {"heads": 2, "dim_head": 4, "window": 2}), ("conv-attn", {"heads": 2, "dim_head": 4}),
+    ("separable-attn", {"heads": 2, "dim_head": 4, "window": 2})])
+def test_layer_scale_on_a_map_scales_one_channel_per_entry(block, fields):
+    from vitdsl.blocks.base import lookup
+
+    module = lookup(block)(layer_scale=0.5, **fields).build(Shape.image(8, 4, 6)).eval()
+    x = torch.randn(2, 8, 4, 6)
+    with torch.no_grad():
+        module.gamma.zero_()
+        module.gamma[3] = 1.0  # only channel 3's branch gets through
+        changed = (module(x) - x).abs().sum(dim=(0, 2, 3))
+    assert changed[3] > 0 and changed[torch.arange(8) != 3].eq(0).all()
