@@ -35,7 +35,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import yaml  # noqa: E402
 
-from fuzz_mutations import MUTATIONS, block_pool, corpus, m_objective, m_param, objective_corpus  # noqa: E402
+from fuzz_mutations import (MUTATIONS, SETTINGS, block_pool, corpus, m_objective, m_param,  # noqa: E402
+                            objective_corpus)
 
 # objectives whose forward runs on meta tensors of the encoder's input alone (MPP's masking needs values,
 # distillation takes labels too)
@@ -166,7 +167,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--show", type=int, default=3, help="cases to print per finding class")
     ap.add_argument("--objectives", type=float, default=0.1, help="share of cases that mutate objective blueprints")
     ap.add_argument("--save", type=Path, help="write each finding's blueprint to this folder")
+    ap.add_argument("--hostile", type=float, default=SETTINGS["hostile"],
+                    help="how often a mutated value is of the wrong type, infinite or huge")
     args = ap.parse_args(argv)
+    SETTINGS["hostile"] = args.hostile
 
     def alarm(*_):
         raise _Slow()
