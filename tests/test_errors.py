@@ -62,8 +62,7 @@ def test_wrong_type(write):
     e = fails(path)
     assert str(e.location) == f"{path}:8:30"
     assert e.path == "blocks.0.global_attn"
-    assert e.message == ("field 'heads' of 'global-attn': Input should be a valid integer, unable to parse string "
-                         "as an integer (got 'four')")
+    assert e.message == "field 'heads' of 'global-attn': takes a whole number, not text (got 'four')"
 
 
 def test_value_out_of_range(write):

@@ -151,9 +151,8 @@ class GlobalAttn(AttentionSpec):
     times the norm of its value, summed over heads; ``samples`` tokens are drawn from these scores
     with Gumbel-max (random in eval mode too), and only the class token and the distinct drawn
     tokens go on. Images that keep fewer tokens than the batch's most are padded on the right; the
-    padding is masked out of every later sampling attention, and honoured by per-token blocks
-    (``mlp``, ``norm``), ``pool: cls`` and ``token-ids`` — a plain global-attn or ``pool: mean``
-    after it would attend to or average the padding rows. The token count it gives is an upper
+    padding is masked out of every later global-attn (sampling or not), and honoured by per-token blocks
+    (``mlp``, ``norm``), ``pool``, ``token-merge`` and ``token-ids``. The token count it gives is an upper
     bound, and such a model cannot be captured by ``torch.export`` (the kept count depends on the data).
 
     On a feature map (C, H, W) every position attends to every position and the output is a map
@@ -245,6 +244,9 @@ class GlobalAttn(AttentionSpec):
 
     def data_dependent(self) -> bool:
         return self.samples is not None
+
+    def takes_padding(self) -> str | None:
+        return "keep" if self.over == "tokens" else None  # the token path masks padded keys
 
     def samples_tokens(self, x: Shape) -> bool:
         return self.samples is not None and x.dims[0] - 1 > self.samples

@@ -7,9 +7,11 @@ convolutions, for a batch of one; norms, activations and additions are not count
 """
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+import math
+import types
+from typing import Annotated, Any, ClassVar, Literal, Union, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from ..errors import ShapeError, VitdslError, suggest
 from .shape import Shape
@@ -36,10 +38,54 @@ def lookup(name: str) -> type["BlockSpec"]:
         raise VitdslError(f"unknown block '{name}'", hint=suggest(name, REGISTRY, "blocks")) from None
 
 
+INT64 = 2**63  # sizes at or beyond this overflow torch's int64 sizes, so validate and build would disagree
+
+
+def leaf_types(ann: Any) -> frozenset:
+    """The plain types a field annotation admits anywhere in it (``int | tuple[int, int]`` → int)."""
+    origin = get_origin(ann)
+    if origin is Annotated:
+        return leaf_types(get_args(ann)[0])
+    if origin is Literal:
+        return frozenset(type(v) for v in get_args(ann))
+    if origin in (Union, types.UnionType, list, tuple, dict):
+        return frozenset().union(*(leaf_types(a) for a in get_args(ann) if a is not Ellipsis))
+    return frozenset([ann])
+
+
+def check_number(v: Any, leaves: frozenset) -> None:
+    """Refuse what pydantic's lax mode would quietly turn into a number (true → 1, "8" → 8), numbers
+    that make no model (inf, NaN) and sizes torch cannot hold; lists are checked item by item."""
+    if isinstance(v, (list, tuple)):
+        for item in v:
+            check_number(item, leaves)
+        return
+    numeric = int in leaves or float in leaves
+    what = "a number" if float in leaves else "a whole number"
+    if leaves == {bool} and not isinstance(v, bool):
+        raise ValueError("takes true or false")
+    if isinstance(v, bool):
+        if numeric and bool not in leaves:
+            raise ValueError(f"takes {what}, not true or false")
+    elif isinstance(v, str):
+        if numeric and str not in leaves:
+            raise ValueError(f"takes {what}, not text")
+    elif isinstance(v, float) and not math.isfinite(v):
+        raise ValueError(f"takes a finite number, not {v}")
+    elif isinstance(v, (int, float)) and abs(v) >= INT64:
+        raise ValueError("is too large: numbers must stay below 2**63")
+
+
 class BlockSpec(BaseModel):
     """Base of every block spec. Subclasses set ``block``, ``takes`` and the rules below."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _numbers_are_numbers(cls, v: Any, info: ValidationInfo) -> Any:
+        check_number(v, leaf_types(cls.model_fields[info.field_name].annotation))
+        return v
 
     block: ClassVar[str] = ""
     takes: ClassVar[tuple[str, ...]] = ("tokens",)  # accepted input kinds
@@ -47,6 +93,10 @@ class BlockSpec(BaseModel):
     shorthand: ClassVar[str | None] = None  # field set by `- block: value`
     family: ClassVar[str] = "misc"  # groups the docs
     regroups: ClassVar[bool] = False  # its shape rule sets the output's groups; the graph carries the others' through
+    terminal: ClassVar[bool] = False  # gives no features (token-ids' integers): only a network output, no block's input
+    # how it treats the padding rows that token sampling leaves: "keep" (row by row, or masking them: the output
+    # is still padded), "drop" (its output holds none), None (it would take them for tokens: refused)
+    on_padding: ClassVar[str | None] = None
 
     # -- the rules, all without torch ---------------------------------------------------------
     def infer(self, *inputs: Shape) -> Shape:
@@ -63,6 +113,10 @@ class BlockSpec(BaseModel):
     def data_dependent(self) -> bool:
         """Whether its token count is an upper bound, the real one depending on the data."""
         return False
+
+    def takes_padding(self) -> str | None:
+        """``on_padding`` for these fields."""
+        return self.on_padding
 
     def total_flops(self, *inputs: Shape) -> int:
         """FLOPs for one sample: every group of the input runs the block (groups fold into the batch)."""

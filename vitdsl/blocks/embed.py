@@ -264,6 +264,9 @@ class PosEmbed(BlockSpec):
             raise ValueError("per_group needs kind: learned, without unused_rows")
         return self
 
+    def takes_padding(self) -> str | None:
+        return "keep" if self.kind in ("learned", "scalar", "sincos1d", "none") else None  # added row by row
+
     def window(self, x: Shape) -> tuple[int, int]:
         """The size of one window of a feature map, checking that the windows tile it."""
         _, h, w = x.dims
@@ -286,6 +289,8 @@ class PosEmbed(BlockSpec):
                  "patch grid", "place pos-embed right after patchify")
             need(x.prefix == 0, f"factorized positions cover patch tokens only, but {x.prefix} special token(s) "
                  "lead the sequence", "add the tokens block after pos-embed")
+            need(x.suffix == 0, f"factorized positions cover patch tokens only, but {x.suffix} special token(s) "
+                 "trail the sequence", "add the tokens block after pos-embed")
         if self.kind == "sincos2d":
             need(x.grid is not None and len(x.grid) == 2,
                  "sincos2d positions need tokens that come from a 2-D patch grid",

@@ -18,6 +18,7 @@ class Norm(BlockSpec):
     takes = ("tokens", "image", "vector", "packed")
     shorthand = "type"
     family = "misc"
+    on_padding = "keep"
 
     type: NormType | Literal["l2"] = Field(
         "layer", description="layer: LayerNorm; layer-nobias: LayerNorm without bias; rms: RMSNorm; batch: "
@@ -50,6 +51,7 @@ class Pool(BlockSpec):
     takes = ("tokens", "image")
     shorthand = "mode"
     family = "head"
+    on_padding = "drop"
 
     mode: Literal["cls", "mean", "seq", "last"] = Field(
         "mean", description="cls: the first token; mean: the average of all tokens (or of all positions "
@@ -96,6 +98,7 @@ class Head(BlockSpec):
     activation: a hidden layer of a projector)."""
 
     block = "head"
+    on_padding = "keep"
     takes = ("vector", "tokens")
     shorthand = "classes"
     family = "head"

@@ -19,6 +19,7 @@ class MLP(MixerSpec):
     block = "mlp"
     takes = ("tokens", "image", "vector", "packed")
     family = "mlp"
+    on_padding = "keep"
 
     hidden: PositiveInt | None = Field(None, description="Hidden width. When unset: mult × width.")
     mult: float = Field(4.0, gt=0, description="Hidden width as a multiple of the width (when hidden is unset).")
@@ -32,6 +33,8 @@ class MLP(MixerSpec):
                               "activation (vit-pytorch's RegionViT feed-forward).")
 
     def infer(self, x: Shape) -> Shape:
+        need(self.hidden_dim(x.features) >= 1, f"mult {self.mult} of the width {x.features} gives a hidden width "
+             "of 0", "raise mult, or set hidden")
         if self.tokens == "prefix":
             need(x.kind == "tokens" and x.prefix >= 1, "'tokens: prefix' needs special tokens leading a sequence",
                  "add a tokens block before it, or drop the option")

@@ -16,13 +16,15 @@ class TokenMerge(BlockSpec):
 
     ``out = softmax(Q · norm(x)ᵀ · D^-0.5) · norm(x)`` with Q a learned (K, D) table: no projections
     and no residual (the PatchMerger of Renggli et al.). Every input token takes part, special tokens
-    included; the output has no patch grid and no special tokens.
+    included, but not the padding rows that token sampling leaves; the output has no patch grid and no
+    special tokens.
     """
 
     block = "token-merge"
     takes = ("tokens",)
     shorthand = "tokens"
     family = "attention"
+    on_padding = "drop"
 
     tokens: PositiveInt = Field(description="K, the number of output tokens (learned queries).")
     norm: Literal["layer", "layer-nobias", "none"] = Field("layer", description="Norm of the input tokens; "

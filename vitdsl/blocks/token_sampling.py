@@ -18,6 +18,8 @@ class TokenIds(BlockSpec):
     block = "token-ids"
     takes = ("tokens",)
     family = "misc"
+    terminal = True
+    on_padding = "keep"
 
     def infer(self, x: Shape) -> Shape:
         need(x.dims[0] > x.prefix, f"'token-ids' has no tokens after the {x.prefix} special token(s)")

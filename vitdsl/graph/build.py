@@ -84,28 +84,56 @@ def _wire(design: Design) -> tuple[nx.DiGraph, list[str]]:
     return g, order
 
 
+# Most numbers one tensor may hold per sample: torch sizes storage in bytes as int64, so a model the shape
+# rules accept must stay far below 2**63 bytes for any batch, or validate would pass what build cannot make.
+MAX_NUMEL = 2**48
+
+
 def build_graph(design: Design) -> Graph:
     g, order = _wire(design)
     src = Shape(design.input_kind, design.input_dims)
+    if src.numel >= MAX_NUMEL:
+        raise ShapeError(f"the input ({src}) holds {src.numel:,} numbers per sample, 2**48 or more",
+                         location=design.blueprint.source.find(("input", design.input_kind)),
+                         hint="no tensor may hold that many numbers")
     _propagate(g, order, src)
+    _check_padding(g, order)
     outputs = set(design.outputs)
     for node in design.nodes:
-        lo, hi = node.spec.arity
-        n = len(node.inputs)
-        if n < lo or (hi is not None and n > hi):
-            want = f"{lo}" if lo == hi else f"at least {lo}" if hi is None else f"{lo} to {hi}"
-            raise VitdslError(f"'{node.spec.block}' takes {want} input(s), got {n}", location=node.location,
-                              path=node.path, hint="name its inputs with from: [a, b]" if lo > 1 else None)
         if node.path in outputs and g.nodes[node.path]["output"].groups > 1:
             raise ShapeError(f"the network's output holds {g.nodes[node.path]['output'].groups} groups per sample "
                              "(folded into the batch)", location=node.location, path=node.path,
                              hint="join them first: '- ungroup' makes one sequence of them")
+        if node.spec.terminal and g.out_degree(node.path):
+            reader = next(iter(g.successors(node.path)))
+            raise VitdslError(f"'{reader}' reads the output of '{node.spec.block}', which gives integers for the "
+                              "network's output, not features", location=node.location, path=node.path,
+                              hint=f"name it in 'output:', and feed '{reader}' from the layer before it")
         if node.path not in outputs and g.out_degree(node.path) == 0:
             raise VitdslError(f"the output of '{node.path}' is never used", location=node.location, path=node.path,
                               hint="feed it to a later layer with 'from:', or remove it")
         if node.share is not None:
             shared_params(g, node)
     return Graph(design, g, order, src, list(design.outputs))
+
+
+def _check_padding(g: nx.DiGraph, order: list[str]) -> None:
+    """Token sampling pads the images of a batch that keep fewer tokens; every block its tokens reach must
+    leave the padding rows out (``BlockSpec.on_padding``), or an image's result would depend on its batch."""
+    padded: dict[str, str] = {}  # node -> the sampling block whose padding its output carries
+    for path in order:
+        node = g.nodes[path]["node"]
+        source = next((padded[p] for p in node.inputs if p in padded), None)
+        rule = node.spec.takes_padding()
+        if source is not None and rule is None:
+            raise ShapeError(f"'{node.spec.block}' would take the padding rows that token sampling in '{source}' "
+                             "leaves for tokens", location=node.location, path=path,
+                             hint="after token sampling use mlp, norm, head, global-attn over tokens, pos-embed "
+                                  "(learned, scalar, sincos1d), pool, token-merge or token-ids")
+        if source is not None and rule == "keep":
+            padded[path] = source
+        elif node.spec.data_dependent():
+            padded[path] = path
 
 
 def shared_params(g: nx.DiGraph, node) -> int:
@@ -182,6 +210,7 @@ def _shapes(g: nx.DiGraph, order: list[str], src: Shape, *, explain: bool = True
         node = g.nodes[path]["node"]
         spec = node.spec
         inputs = [out_of[p] for p in node.inputs]
+        _check_arity(node)  # before the shape rules, which take exactly their arity
         for p, shape in zip(node.inputs, inputs):
             if shape.kind not in spec.takes:
                 giver = "the input" if p == INPUT else f"'{p}' ({g.nodes[p]['node'].spec.block})"
@@ -204,6 +233,16 @@ def _shapes(g: nx.DiGraph, order: list[str], src: Shape, *, explain: bool = True
     return result
 
 
+def _check_arity(node) -> None:
+    lo, hi = node.spec.arity
+    n = len(node.inputs)
+    if n < lo or (hi is not None and n > hi):
+        want = f"{lo}" if lo == hi else f"at least {lo}" if hi is None else f"{lo} to {hi}"
+        raise VitdslError(f"'{node.spec.block}' takes {want} input(s), got {n}", location=node.location,
+                          path=node.path, hint="name its inputs with from: [a, b]" if lo > 1 else
+                          "give 'from:' one name" if hi == 1 else None)
+
+
 def _carry_groups(spec, inputs: list[Shape]) -> Shape:
     """The block's output shape, holding its input's groups unless the block makes or undoes groups."""
     groups = {x.groups for x in inputs}
@@ -211,7 +250,20 @@ def _carry_groups(spec, inputs: list[Shape]) -> Shape:
         raise ShapeError(f"the inputs hold different numbers of groups ({', '.join(str(x.groups) for x in inputs)}); "
                          f"'{spec.block}' joins them item by item", hint="give every branch the same groups")
     out = spec.infer(*inputs)
-    return out if spec.regroups or not inputs else out.with_groups(inputs[0].groups)
+    out = out if spec.regroups or not inputs else out.with_groups(inputs[0].groups)
+    _within_limits(spec, inputs, out)
+    return out
+
+
+def _within_limits(spec, inputs: list[Shape], out: Shape) -> None:
+    """Refuse sizes no tensor can hold: the output, the weights, and (bounded by the FLOPs) what the block
+    computes on the way, such as an attention matrix."""
+    sizes = [("its output", out.numel * out.groups, "numbers"), ("its weights", spec.count_params(*inputs), "numbers"),
+             ("its work", spec.total_flops(*inputs), "FLOPs")]
+    for what, n, unit in sizes:
+        if n >= MAX_NUMEL:
+            raise ShapeError(f"too large: {what} would take {n:,} {unit} per sample, 2**48 or more",
+                             hint="use smaller sizes")
 
 
 def valid_input_sizes(g: nx.DiGraph, order: list[str], src: Shape, limit: int = 1024) -> str | None:

@@ -16,8 +16,9 @@ from __future__ import annotations
 from abc import abstractmethod
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationInfo, field_validator
 
+from ..blocks.base import check_number, leaf_types
 from ..blueprint.model import Kind, _plain
 from ..blueprint.source import SourceMap
 
@@ -121,6 +122,12 @@ class ObjectiveSpec(BaseModel):
     their methods, on the checked encoder graph, without torch (except ``module``)."""
 
     model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _numbers_are_numbers(cls, v: Any, info: ValidationInfo) -> Any:
+        check_number(v, leaf_types(cls.model_fields[info.field_name].annotation))  # as block fields
+        return v
 
     kind: ClassVar[str]
     reference: ClassVar[str | None] = None

@@ -172,13 +172,26 @@ class Attention(Mixer):
             q, k, v = self.qkv(x).view(b, n, 3, self.heads, self.dim_head).permute(2, 0, 3, 1, 4).unbind(0)
         else:
             q, k, v = (self.split(t) for t in self.qkv(x).split(self.widths, dim=-1))
+        keys = padding_keys(x)
         if self.memories is not None:
             inner = self.widths[0]
             kv_bias = self.qkv.bias[inner:] if self.qkv.bias is not None else None
             mk, mv = F.linear(self.memories, self.qkv.weight[inner:], kv_bias).split(self.widths[1:], dim=-1)
             k = torch.cat((k, self.split(mk.expand(b, -1, -1))), dim=2)
             v = torch.cat((v, self.split(mv.expand(b, -1, -1))), dim=2)
-        return self.merge(self.attend(q, k, v))
+            if keys is not None:
+                keys = F.pad(keys, (0, len(self.memories)), value=True)
+        if keys is None:  # subclasses with an attend of their own (XCA) never see padding: validate refuses it
+            return self.merge(self.attend(q, k, v))
+        return self.merge(self.attend(q, k, v, keys[:, None, None, :]))
+
+
+def padding_keys(x: torch.Tensor) -> torch.Tensor | None:
+    """(B, N) True on the real rows of token sampling's padded tokens, None for plain ones: no token may
+    attend to padding, or an image's result would depend on the others in its batch."""
+    from .token_sampling import PaddedTokens  # it builds on Attention
+
+    return x.mask if isinstance(x, PaddedTokens) else None
 
 
 class CrossCovarianceAttention(Attention):

@@ -4,6 +4,7 @@ import torch
 from torch import nn
 
 from .common import make_act, make_norm
+from .token_sampling import PaddedTokens, unpad
 
 
 class Pool(nn.Module):
@@ -13,6 +14,9 @@ class Pool(nn.Module):
         self.score = nn.Linear(dim, 1) if mode == "seq" else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        mask = None
+        if isinstance(x, PaddedTokens):  # padding rows must not count: an image's result would depend on its batch
+            x, mask, _ = unpad(x)
         if self.mode == "last":
             return x[:, -1]
         if self.suffix:
@@ -20,11 +24,17 @@ class Pool(nn.Module):
         if self.score is not None:
             if self.kind == "image":
                 x = x.flatten(2).transpose(1, 2)
-            weights = self.score(x).squeeze(-1).softmax(dim=1)
-            return (weights.unsqueeze(1) @ x).squeeze(1)
+            scores = self.score(x).squeeze(-1)
+            if mask is not None:
+                scores = scores.masked_fill(~mask, float("-inf"))
+            return (scores.softmax(dim=1).unsqueeze(1) @ x).squeeze(1)
         if self.kind == "image":
             return x.mean(dim=(2, 3))
-        return x[:, self.index] if self.mode == "cls" else x.mean(dim=1)
+        if self.mode == "cls":
+            return x[:, self.index]
+        if mask is not None:
+            return (x * mask[..., None]).sum(dim=1) / mask.sum(dim=1, keepdim=True)
+        return x.mean(dim=1)
 
     def extra_repr(self) -> str:
         return self.mode

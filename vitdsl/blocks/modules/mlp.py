@@ -13,7 +13,9 @@ class MLP(Mixer):
                  prefix: int | None = None, out_dropout: bool = True, **mixer):
         super().__init__()
         self.init_mixer(dim, **mixer)
-        self.channels_first = channels_first
+        # not Mixer.channels_first: the map is moved channels-last before the mixer, so its layer scale
+        # broadcasts over the last dimension as for tokens
+        self.maps = channels_first
         self.prefix = prefix
         self.fc1 = nn.Linear(dim, hidden, bias=bias)
         self.act = make_act(act)
@@ -31,7 +33,7 @@ class MLP(Mixer):
         return x
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.channels_first:
+        if self.maps:
             return super().forward(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
         if self.prefix is not None:
             return torch.cat((super().forward(x[:, :self.prefix]), x[:, self.prefix:]), dim=1)

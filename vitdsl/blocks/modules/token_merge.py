@@ -4,10 +4,13 @@ import torch
 from torch import nn
 
 from .common import make_norm
+from .token_sampling import PaddedTokens, unpad
 
 
 class TokenMerge(nn.Module):
-    """(B, N, D) → (B, K, D): K learned queries attend over the normalised tokens, which are also the values."""
+    """(B, N, D) → (B, K, D): K learned queries attend over the normalised tokens, which are also the values.
+    The padding rows of token sampling's PaddedTokens get no weight, so an image's result does not depend
+    on how many tokens the others in its batch kept."""
 
     def __init__(self, dim: int, tokens: int, norm: str, init_std: float):
         super().__init__()
@@ -16,7 +19,12 @@ class TokenMerge(nn.Module):
         self.scale = dim ** -0.5
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        mask = None
+        if isinstance(x, PaddedTokens):
+            x, mask, _ = unpad(x)  # a plain tensor from here, so no result is mistaken for padded tokens
         if self.norm is not None:
             x = self.norm(x)
-        attn = (self.queries @ x.transpose(-1, -2) * self.scale).softmax(dim=-1)
-        return attn @ x
+        logits = self.queries @ x.transpose(-1, -2) * self.scale
+        if mask is not None:
+            logits = logits.masked_fill(~mask[:, None, :], float("-inf"))
+        return logits.softmax(dim=-1) @ x

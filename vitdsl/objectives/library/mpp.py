@@ -89,6 +89,10 @@ class MPPSpec(ObjectiveSpec, PatchRoles):
     def values(self, finder: Finder, roles: Roles) -> dict[str, Any]:
         n, _ = patch_tokens(finder, roles).dims
         channels = finder.graph.nx.nodes[roles.patchify]["inputs"][0].features
+        bits = self.output_channel_bits * channels
+        if bits >= 48:  # checked before 2**bits, which for huge settings would never finish
+            raise finder.error(f"2^(output_channel_bits · channels) = 2^{bits:,} colours: the to_bits part could "
+                               "not hold a logit for each", "use fewer bits per channel (3 in the paper)")
         return {"patches": n, "chosen": chosen_count(self.mask_prob, n),
                 "encoder_dim": finder.graph.shape(roles.body[1]).features,
                 "patch_values": patch_values(finder, roles),
