@@ -3,7 +3,6 @@ import zipfile
 from pathlib import Path
 
 import pytest
-import torch
 
 import vitdsl
 from vitdsl import VitdslError

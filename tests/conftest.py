@@ -8,6 +8,9 @@ import torchvision_stub  # noqa: E402
 
 torchvision_stub.install()
 
+# the checkpoint tests' fixtures (a tiny saved model), shared without importing them into each module
+pytest_plugins = ("checkpoint_files",)
+
 ROOT = Path(__file__).resolve().parent.parent
 
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import vitdsl
-from checkpoint_files import SAVE_HINT, TINY, data_offset, error_of, flip, model, record, saved  # noqa: F401
+from checkpoint_files import SAVE_HINT, TINY, data_offset, error_of, flip, record
 from vitdsl import VitdslError
 from vitdsl.checkpoint import UnverifiedCheckpoint, fingerprint
 from vitdsl.cli import main

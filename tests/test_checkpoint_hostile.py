@@ -10,7 +10,7 @@ import zipfile
 
 import torch
 
-from checkpoint_files import ROOT, SAVE_HINT, error_of, model, record, saved, zip_with_pickle  # noqa: F401
+from checkpoint_files import ROOT, SAVE_HINT, error_of, record, zip_with_pickle
 
 
 def test_a_bare_pickle_is_refused(model, tmp_path):

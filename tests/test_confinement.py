@@ -111,8 +111,12 @@ def test_odd_files_and_names_are_one_clear_error(tree, capsys):
     (proj / "long.yaml").write_text("extends: " + "a" * 5000 + "\nname: x\n")
     (proj / "nul.yaml").write_text("extends: \"a\\0b\"\nname: x\n")
     (proj / "toself.yaml").write_text("extends: toself.yaml\nname: x\n")
-    expected = {"bin.yaml": "is a binary file, not YAML text",
-                "latin1.yaml": "is not UTF-8 text (byte 9 cannot be read)",
+    for name, message in {"bin.yaml": "is a binary file, not YAML text",
+                          "latin1.yaml": "is not UTF-8 text (byte 9 cannot be read)"}.items():
+        with pytest.raises(VitdslError, match=message.replace("(", r"\(").replace(")", r"\)")):
+            vitdsl.validate(proj / name)
+    expected = {"bin.yaml": "is neither a blueprint (YAML text) nor a vitdsl checkpoint",  # the CLI also
+                "latin1.yaml": "is neither a blueprint (YAML text) nor a vitdsl checkpoint",  # tries checkpoints
                 "long.yaml": "the blueprint name is 5,000 characters long, more than 1,024",
                 "nul.yaml": "holds a NUL character",
                 "toself.yaml": "'extends' forms a cycle"}
@@ -172,8 +176,8 @@ def test_blueprints_built_in_python_or_carried_by_checkpoints_meet_the_same_limi
     from vitdsl.blueprint.load import from_data
 
     data = {"name": "t", "input": {"tokens": [4, 8]}, "layers": [{"mlp": {"hidden": 2 ** 70}}]}
-    with pytest.raises(VitdslError, match="beyond 64-bit integers"):
-        from_data(data)
+    with pytest.raises(VitdslError, match=r"field 'hidden' of 'mlp': is too large: numbers must stay below 2\*\*63"):
+        vitdsl.validate(from_data(data))
     deep = inner = {}
     for _ in range(100):
         inner["a"] = {}

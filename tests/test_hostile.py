@@ -6,7 +6,6 @@ catches unbounded work (a hang or a blow-up takes minutes); the figures are in t
 """
 from __future__ import annotations
 
-import os
 import time
 
 import pytest
@@ -46,9 +45,11 @@ CASES = {
     "binary-tag": ("name: !!binary aGVsbG8=\n", "is not allowed in a blueprint"),
     "set-tag": ("name: !!set {a}\n", "is not allowed in a blueprint"),
     "timestamp": ("name: 2001-01-01\n", "the YAML tag 'tag:yaml.org,2002:timestamp' is not allowed"),
-    "inf": (bp("  - mlp: {mult: .inf}\n"), "'.inf' is not a finite number"),
-    "nan": (bp(params="{x: .nan}"), "'.nan' is not a finite number"),
-    "int-2-64": (bp("  - mlp: {hidden: 18446744073709551616}\n"), "is beyond 64-bit integers"),
+    "inf": (bp("  - mlp: {mult: .inf}\n"), "bp.yaml:4:17: mlp: field 'mult' of 'mlp': takes a finite number, not inf"),
+    "nan": (bp("  - mlp: {mult: '${x}'}\n", params="{x: .nan}"), "mlp: field 'mult' of 'mlp': takes a finite number"),
+    "int-2-64": (bp("  - mlp: {hidden: 18446744073709551616}\n"),
+                 "field 'hidden' of 'mlp': is too large: numbers must stay below 2**63"),
+    "int-digits": (bp("  - mlp: {hidden: " + "9" * 60 + "}\n"), "is beyond 64-bit integers"),
     "int-huge-digits": (bp(params="{x: " + "9" * 5000 + "}"), "beyond 64-bit integers"),
     "huge-file": (OK + "#" * (1 << 20), "is larger than 1,048,576 bytes"),
     # the format
@@ -79,7 +80,7 @@ CASES = {
     "unary-chain": (bp(params="{x: '${" + "-" * 1500 + "1}'}"), "nests too deeply"),
     "long-expression": (bp(params="{x: '${" + "1+" * 1500 + "1}'}"), "is longer than 2,000"),
     "float-overflow": (bp(params="{x: '${2.0**5000}'}"), "makes a number too large to hold"),
-    "int-of-inf": (bp(params="{x: '${int(1e308*10)}'}"), "not a finite number"),
+    "int-of-inf": (bp(params="{x: '${int(1e308*10)}'}"), "cannot convert float infinity to integer"),
     "div-zero": (bp(params="{x: '${1 // 0}'}"), "cannot evaluate '${1 // 0}': integer division or modulo by zero"),
     "attribute": (bp(params="{x: '${dims.__class__}'}"), "is not allowed in expression"),
     "dunder-call": (bp(params="{x: \"${__import__('os')}\"}"), "is not allowed in expression"),
@@ -136,3 +137,26 @@ def test_zoo_and_yaml_features_people_use_still_work(tmp_path):
     assert validate(tmp_path / "a.yaml").output.dims == (4, 8)
     (tmp_path / "b.yaml").write_text("name: b\ninput: {tokens: [4, 8]}\nlayers:\n  - &m {mlp: {mult: 2}}\n  - *m\n")
     assert len(validate(tmp_path / "b.yaml").order) == 2
+
+
+@pytest.mark.parametrize("argv,expected", [
+    (["summary", "vit", "--batch", str(10**20)], "error: a batch of 100,000,000,000,000,000,000 is too large to "
+                                                  "trace: its largest step would take "),
+    (["summary", "vit", "--batch", "0"], "error: --batch must be at least 1, got 0"),
+    (["validate", "vit", "--set", f"image_size={2**62}"], "the input (image 3×4611686018427387904×"
+                                                          "4611686018427387904) holds 63,802,"),
+    (["summary", "vit", "--set", "image_size=1000000000"], "numbers per sample, 2**48 or more"),
+])
+def test_sizes_torch_cannot_hold_are_refused_from_the_command_line(capsys, argv, expected):
+    code, err, took = _run(argv, capsys)
+    assert code == 2 and expected in err and "internal error" not in err, err
+    assert took < 10, f"took {took:.1f} s"
+
+
+def test_a_batch_from_python_is_checked_too():
+    import vitdsl
+    from vitdsl import VitdslError
+
+    with pytest.raises(VitdslError, match="the batch size must be a whole number of at least 1, got 0"):
+        vitdsl.summary("vit", batch=0)
+    assert vitdsl.summary("vit", batch=1000).batch == 1000

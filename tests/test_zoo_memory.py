@@ -86,7 +86,9 @@ def test_base_variant_matches_the_reference_count():
     with torch.device("meta"):
         ref = ViT(image_size=224, patch_size=16, num_classes=1000, dim=768, depth=12, heads=12, mlp_dim=3072)
         ref_adapter = Adapter(vit=ref, num_memories_per_layer=5, num_classes=2)
-    count = lambda m: sum(p.numel() for p in m.parameters())
+    def count(m):
+        return sum(p.numel() for p in m.parameters())
+
     assert vitdsl.summary("learnable_memory_vit", "base").total_params == count(ref)
     assert vitdsl.summary("learnable_memory_vit", "base", {"adapter": True}).total_params == count(ref_adapter)
 
@@ -118,7 +120,9 @@ def test_trainable_count_equals_the_reference_adapter(memories, classes):
         ours = vitdsl.build("learnable_memory_vit", overrides={"adapter": True, "memories": memories,
                                                                "adapter_classes": classes}, device="meta")
     vitdsl.share(ours, backbone)
-    trainable = lambda m: sum(p.numel() for p in m.parameters() if p.requires_grad)
+    def trainable(m):
+        return sum(p.numel() for p in m.parameters() if p.requires_grad)
+
     assert trainable(ours) == trainable(ref) == {5: 35_842, 10: 68_612}[memories]
 
 

@@ -152,7 +152,7 @@ def zoo_usages(block: str) -> list[tuple[str, str, dict]]:
             end = i + 1
             while end < len(lines) and lines[end].strip() and len(lines[end]) - len(lines[end].lstrip()) > indent:
                 end += 1
-            text = "\n".join(l[indent:] for l in lines[i:end])
+            text = "\n".join(line[indent:] for line in lines[i:end])
             if text not in (u[1] for u in found):  # zoo files often share an item verbatim
                 found.append((path.name, text, _fields(text, block, path)))
             break

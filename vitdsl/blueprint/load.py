@@ -146,9 +146,8 @@ def _objective(data: dict, source: SourceMap, file: str | None):
 
 def check_data(data: Any, source: SourceMap | None = None) -> None:
     """Refuse data that no YAML file could hold within the limits: built in Python or carried by a
-    checkpoint, it skipped the reader's checks (depth, size, number types, key types)."""
-    import math
-
+    checkpoint, it skipped the reader's checks (depth, size, key and value types). Numbers are checked
+    by the fields that take them."""
     source = source or SourceMap()
     count, stack = 0, [(data, ())]
     while stack:
@@ -165,10 +164,6 @@ def check_data(data: Any, source: SourceMap | None = None) -> None:
                 stack.append((v, path + (k,)))
         elif isinstance(value, (list, tuple)):
             stack.extend((v, path + (i,)) for i, v in enumerate(value))
-        elif isinstance(value, float) and not math.isfinite(value):
-            raise VitdslError(f"{value} is not a finite number", location=where)
-        elif isinstance(value, int) and not isinstance(value, bool) and not limits.INT_MIN <= value <= limits.INT_MAX:
-            raise VitdslError(f"the number {value} is beyond 64-bit integers", location=where)
         elif isinstance(value, str) and len(value) > limits.FILE_BYTES:
             raise VitdslError(f"a text of {len(value):,} characters is longer than a blueprint may be", location=where)
         elif not isinstance(value, (str, int, float, bool, type(None))) and not hasattr(value, "to_item"):

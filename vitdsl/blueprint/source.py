@@ -6,7 +6,6 @@ positions live in a :class:`SourceMap` keyed by the value's path in the document
 """
 from __future__ import annotations
 
-import math
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any
@@ -116,13 +115,9 @@ def _scalar(node: yaml.ScalarNode, name: str) -> Any:
     shown = clip(node.value, 40)
     if node.tag.endswith(":int") and len(node.value) > 40:  # Python refuses to read very long ones anyway
         raise VitdslError(f"the number {shown} is beyond 64-bit integers", location=_loc(node, name))
-    value = _scalars.construct_object(node)
-    if isinstance(value, float) and not math.isfinite(value):
-        raise VitdslError(f"'{shown}' is not a finite number", location=_loc(node, name),
-                          hint="sizes, rates and scales are finite; quote it if you meant the text")
-    if isinstance(value, int) and not isinstance(value, bool) and not limits.INT_MIN <= value <= limits.INT_MAX:
-        raise VitdslError(f"the number {shown} is beyond 64-bit integers", location=_loc(node, name))
-    return value
+    # inf, nan and integers beyond int64 are read as they are: the field that takes them refuses them
+    # with its block and field name (BlockSpec.check_number)
+    return _scalars.construct_object(node)
 
 
 def _walk(node: yaml.Node, path: Key, name: str, positions: dict[Key, Location], keys: dict[Key, Location],

@@ -84,12 +84,25 @@ def _graph_for(obj: Any, variant: str | None, overrides: Mapping[str, Any] | Non
     return build_graph(load(obj, variant, overrides).resolve())
 
 
+def _check_batch(graph, batch: Any) -> None:
+    """Refuse a batch that is no size, or that would make a tensor torch cannot size (int64 bytes)."""
+    from ..errors import VitdslError
+
+    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+        raise VitdslError(f"the batch size must be a whole number of at least 1, got {batch!r}")
+    largest = max(max(out.numel * out.groups, node.spec.total_flops(*inputs)) for node, inputs, out in graph)
+    if batch * max(largest, 1) >= 2**62:
+        raise VitdslError(f"a batch of {batch:,} is too large to trace: its largest step would take "
+                          f"{batch * largest:,} numbers or FLOPs, 2**62 or more", hint="trace a smaller batch")
+
+
 def trace(obj: Any, variant: str | None = None, overrides: Mapping[str, Any] | None = None,
           batch: int = 1) -> Summary:
     """Summarise a blueprint (path, zoo name, Blueprint) or a built model, traced on the meta device."""
     from ..blocks.modules.attention import explicit_attention
 
     graph = _graph_for(obj, variant, overrides)
+    _check_batch(graph, batch)
     model = compile_graph(graph, device="meta")
     design = graph.design
     summary = Summary(design.blueprint.name, design.params, graph.input.kind, graph.input.dims,
