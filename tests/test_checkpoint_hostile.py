@@ -19,7 +19,7 @@ def test_a_bare_pickle_is_refused(model, tmp_path):
     torch.save(record(model), tmp_path / "old.pt", _use_new_zipfile_serialization=False)
     for name in ("p.pt", "old.pt"):
         assert error_of(tmp_path / name) == (f"checkpoint '{tmp_path / name}' is a bare pickle, not a vitdsl "
-                                             f"checkpoint: vitdsl.save writes zip archives\n  hint: {SAVE_HINT}")
+                                             f"checkpoint: torch.save has written zip archives since torch 1.6\n  hint: {SAVE_HINT}")
 
 
 def test_a_pickle_that_unfolds_without_end_is_refused_before_unpickling(tmp_path):
@@ -41,9 +41,9 @@ def test_a_pickle_that_unfolds_without_end_is_refused_before_unpickling(tmp_path
 
 
 def test_a_pickle_over_the_size_limit_is_not_read(saved, monkeypatch):
-    import vitdsl.checkpoint
+    import vitdsl.torchfile
 
-    monkeypatch.setattr(vitdsl.checkpoint, "MAX_PICKLE_BYTES", 1 << 10)
+    monkeypatch.setattr(vitdsl.torchfile, "MAX_PICKLE_BYTES", 1 << 10)
     assert error_of(saved) == (f"checkpoint '{saved}' is not a vitdsl checkpoint: its pickle is over 0 MiB (a "
                                f"checkpoint's takes about 200 bytes a tensor)\n  hint: {SAVE_HINT}")
 

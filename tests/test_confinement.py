@@ -192,7 +192,7 @@ def test_blueprints_built_in_python_or_carried_by_checkpoints_meet_the_same_limi
 def test_weights_that_cannot_fit_are_refused_before_allocation(monkeypatch, capsys):
     from vitdsl.graph import budget
 
-    monkeypatch.setattr(budget, "available_bytes", lambda: 10 ** 9)  # 1 GB free, whatever the machine
+    monkeypatch.setattr(budget, "available_bytes", lambda device: 10 ** 9 if str(device) != "meta" else None)
     with pytest.raises(VitdslError) as e:
         vitdsl.build("vit", overrides={"dim": 100_000, "heads": 1, "dim_head": 8})
     assert e.value.message == ("the weights need 11.6 GB (2,894,719,432 parameters), more than the 1.0 GB of "
@@ -218,3 +218,14 @@ def test_a_named_pipe_is_not_read(tree, capsys):
     (tree / "proj" / "child.yaml").write_text("extends: pipe.yaml\nname: c\n")
     code, out = _cli(["validate", str(tree / "proj" / "child.yaml")], capsys)
     assert code == 2 and "not a file and not in the zoo" in out
+
+
+def test_memory_is_asked_of_the_device_the_weights_go_to():
+    import torch
+
+    from vitdsl.graph.budget import available_bytes
+
+    assert isinstance(available_bytes("cpu"), int) and available_bytes("cpu") > 0
+    assert available_bytes("meta") is None and available_bytes("mps") is None
+    if not torch.cuda.is_available():
+        assert available_bytes("cuda") is None

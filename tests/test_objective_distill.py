@@ -252,3 +252,22 @@ def test_settings_are_checked():
     with pytest.raises(VitdslError) as e:
         vitdsl.validate("objectives/distill", overrides={"temperature": 0})
     assert e.value.message == "distill: temperature: Input should be greater than 0"
+
+
+def test_teacher_weights_are_read_as_untrusted_files(write, tmp_path):
+    """A teacher weights file gets a checkpoint's checks: no code, no pickle bombs, one clear error."""
+    import os
+    import pickle
+
+    (tmp_path / "code.pt").write_bytes(pickle.dumps({"cmd": os.system}))
+    with pytest.raises(VitdslError) as e:
+        vitdsl.build(teacher_bp(write, weights=", weights: code.pt"))
+    assert e.value.message == (f"distill: teacher weights file '{tmp_path / 'code.pt'}' is a bare pickle, not a "
+                               "weights file: torch.save has written zip archives since torch 1.6")
+    torch.save([1, 2, 3], tmp_path / "list.pt")
+    with pytest.raises(VitdslError) as e:
+        vitdsl.build(teacher_bp(write, weights=", weights: list.pt"))
+    assert e.value.message.endswith("list.pt' holds no state_dict (a mapping of names to tensors)")
+    (tmp_path / "text.pt").write_text("not weights")
+    with pytest.raises(VitdslError, match="is not a weights file: it is neither a zip archive nor a pickle"):
+        vitdsl.build(teacher_bp(write, weights=", weights: text.pt"))

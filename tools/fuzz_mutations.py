@@ -15,7 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import yaml  # noqa: E402
 
 from vitdsl.blocks.base import REGISTRY, leaf_types  # noqa: E402
-from vitdsl.blueprint.load import _read_with_extends, zoo_dir  # noqa: E402
+from vitdsl.blueprint.load import _read_with_extends, item_names, zoo_dir  # noqa: E402
 
 HUGE = [2**31, 2**40, 2**62, 2**63 - 1, 2**63, 2**64]
 HOSTILE = [0, -1, 1, 2, 3, 7, True, False, None, "abc", "8", 0.5, 1.5, -0.5, 1e300, float("inf"),
@@ -54,17 +54,6 @@ def _lists(items: list, found: list) -> list:
 
 def _kind(item: dict) -> str | None:
     return next((k for k in item if k in REGISTRY), None)
-
-
-def _names(items: list) -> list[str]:
-    out = []
-    for item in items:
-        if isinstance(item, dict):
-            if isinstance(item.get("name"), str):
-                out.append(item["name"])
-            if isinstance(item.get("layers"), list):
-                out += _names(item["layers"])
-    return out
 
 
 def counted(data: dict) -> set[str]:
@@ -244,7 +233,7 @@ def m_from(rng, data, pool):
     if not found:
         return None
     items, i = rng.choice(found)
-    names = _names(data["layers"]) + ["input"]
+    names = item_names(data["layers"]) + ["input"]
     choice = rng.random()
     if choice < 0.4:
         items[i]["from"] = rng.choice(names)
@@ -291,14 +280,14 @@ def m_share(rng, data, pool):
     if not found:
         return None
     items, i = rng.choice(found)
-    names = _names(data["layers"]) or ["x"]
+    names = item_names(data["layers"]) or ["x"]
     items[i]["share"] = rng.choice([rng.choice(names), {"with": rng.choice(names), "params": [rng.choice(
         ["norm", "qkv", "fc1", "weight", "gamma", "rel_pos_bias", "x.y"])]}, 3, None])
     return f"share={items[i]['share']!r}"
 
 
 def m_output(rng, data, pool):
-    names = _names(data["layers"])
+    names = item_names(data["layers"])
     if not names:
         return None
     data["output"] = rng.choice([rng.choice(names), rng.sample(names, min(len(names), rng.choice([1, 2, 3])))])

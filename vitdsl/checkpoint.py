@@ -28,18 +28,19 @@ import json
 import os
 import secrets
 import warnings
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from . import torchfile
 from .errors import VitdslError
 
 FORMAT = "vitdsl-checkpoint"
 FORMAT_VERSION = 1
-ZIP_MAGIC = b"PK\x03\x04"
-MAX_PICKLE_BYTES = 32 << 20
 HINT_SAVE = "a checkpoint is what vitdsl.save (or 'vitdsl build --save FILE') writes"
+CHECKPOINT = torchfile.Kind("checkpoint", "a vitdsl checkpoint", HINT_SAVE)
+looks_like_checkpoint = torchfile.looks_like_torch_file
+_first_line, _some = torchfile.first_line, torchfile.some
 
 
 class UnverifiedCheckpoint(UserWarning):
@@ -108,95 +109,8 @@ def save(model: Any, path: str | Path) -> None:
         raise
 
 
-def looks_like_checkpoint(path: str | Path) -> bool:
-    """Whether the file starts like something ``torch.save`` writes: a zip archive, or a pickle (the
-    format before torch 1.6). Decided by content, whatever the suffix."""
-    try:
-        with open(path, "rb") as f:
-            head = f.read(4)
-    except OSError:
-        return False
-    return head == ZIP_MAGIC or (len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5)
-
-
 def _error(path: Path, what: str, hint: str | None = None) -> VitdslError:
-    return VitdslError(f"checkpoint '{path}' {what}", hint=hint)
-
-
-def _open(path: Path) -> dict:
-    """The unpickled record, or one error saying why the file is no readable checkpoint."""
-    import pickle
-
-    import torch
-
-    if not path.exists():
-        raise _error(path, "does not exist")
-    if not path.is_file():
-        raise _error(path, "is not a file")
-    try:
-        size = path.stat().st_size
-        with open(path, "rb") as f:
-            head = f.read(4)
-    except OSError as e:
-        raise _error(path, f"cannot be read: {e.strerror}") from None
-    if size == 0:
-        raise _error(path, "is empty", hint="it was probably cut off while being written; save it again")
-    if not looks_like_checkpoint(path):
-        raise _error(path, "is not a vitdsl checkpoint: it is neither a zip archive nor a pickle "
-                           "(what torch.save writes)", hint=HINT_SAVE)
-    if head != ZIP_MAGIC:  # torch < 1.6 wrote bare pickles; vitdsl (torch >= 2.2) never did
-        raise _error(path, "is a bare pickle, not a vitdsl checkpoint: vitdsl.save writes zip archives",
-                     hint=HINT_SAVE)
-    _check_zip(path)
-    try:
-        with warnings.catch_warnings():  # a foreign pickle's protocol warning would only precede our error
-            warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
-            return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        if "weights only" in str(e).lower() or "weights_only" in str(e):
-            raise _error(path, "is not a vitdsl checkpoint: it holds Python objects other than tensors and "
-                               "plain data, which vitdsl refuses to unpickle (they could run code)",
-                         hint=HINT_SAVE) from None
-        raise _error(path, f"is damaged: its pickle cannot be read ({_first_line(e)})") from None
-    except (EOFError, RuntimeError, OSError, ValueError, KeyError, TypeError, AttributeError, IndexError,
-            zipfile.BadZipFile) as e:
-        raise _error(path, f"is damaged or not a checkpoint: torch cannot load it ({type(e).__name__}: "
-                           f"{_first_line(e)})", hint=HINT_SAVE) from None
-
-
-def _check_zip(path: Path) -> None:
-    """Before torch reads the file: a truncated archive or a damaged pickle makes torch fail with miniz
-    or unpickler errors that name neither cause, and a hostile pickle could unfold past any memory or
-    time (see ``picklescan``). Only the pickles are read here: the tensor data is covered by the SHA-256."""
-    from . import picklescan
-
-    try:
-        with zipfile.ZipFile(path) as z:
-            pickles = [i for i in z.infolist() if i.filename.endswith("data.pkl")]
-            if not pickles:
-                raise _error(path, "is not a vitdsl checkpoint: a zip archive without the data.pkl that "
-                                   "torch.save writes", hint=HINT_SAVE)
-            if sum(i.file_size for i in pickles) > MAX_PICKLE_BYTES:
-                raise _error(path, f"is not a vitdsl checkpoint: its pickle is over {MAX_PICKLE_BYTES >> 20} "
-                                   "MiB (a checkpoint's takes about 200 bytes a tensor)", hint=HINT_SAVE)
-            packed = [i.filename for i in z.infolist() if i.compress_type != zipfile.ZIP_STORED]
-            if packed:  # torch.save stores; a compressed record could inflate a small file to any size
-                raise _error(path, f"is not a vitdsl checkpoint: it has compressed records ({_some(packed, 1)}), "
-                                   "which torch.save never writes", hint=HINT_SAVE)
-            for info in pickles:
-                picklescan.check(z.read(info))
-    except picklescan.TooLarge as e:
-        raise _error(path, f"is not a vitdsl checkpoint: its pickle is hostile ({e})", hint=HINT_SAVE) from None
-    except zipfile.BadZipFile as e:
-        if "CRC" in str(e):
-            raise _error(path, "is damaged: a CRC check of its contents failed",
-                         hint="restore it from a good copy, or save it again") from None
-        raise _error(path, "is truncated or damaged: it is not a complete zip archive",
-                     hint="it was probably cut off while being copied or written; restore it or save it "
-                          "again") from None
-    except (OSError, EOFError, ValueError, NotImplementedError, IndexError) as e:
-        raise _error(path, f"is truncated or damaged: {_first_line(e)}",
-                     hint="restore it from a good copy, or save it again") from None
+    return torchfile.error(path, what, CHECKPOINT, hint)
 
 
 def _show(value: Any, text: Any = repr) -> str:
@@ -207,11 +121,6 @@ def _show(value: Any, text: Any = repr) -> str:
         if len(shown) <= 60:
             return shown
     return f"<a {type(value).__name__}>"
-
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    return text[0] if text else type(e).__name__
 
 
 def _describe_foreign(path: Path, data: Any) -> VitdslError:
@@ -238,7 +147,7 @@ def read(path: str | Path, stacklevel: int = 1) -> Checkpoint:
     import torch
 
     path = Path(path)
-    data = _open(path)
+    data = torchfile.load(path, CHECKPOINT)
     verified, version = True, None
     if isinstance(data, dict) and "format" not in data and set(data) == {"blueprint", "state_dict"}:
         warnings.warn(f"checkpoint '{path}' was saved before checkpoints carried a SHA-256: its weights are "
@@ -362,8 +271,3 @@ def _check_weights(ck: Checkpoint, expected: dict) -> None:
 
 def _dims(t) -> str:
     return "×".join(str(d) for d in t.shape) or "a scalar"
-
-
-def _some(items: list[str], n: int = 3) -> str:
-    items = [i if len(i) <= 200 else i[:200] + "…" for i in items[:n]] + items[n:]
-    return ", ".join(items[:n]) + (f" and {len(items) - n} more" if len(items) > n else "")

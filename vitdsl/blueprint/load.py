@@ -219,14 +219,15 @@ def apply(bp: Blueprint, variant: str | None = None, overrides: Mapping[str, Any
 KEPT = ("name", "from", "when", "share")  # what a replaced item keeps of the item it replaces
 
 
-def _names(items: list) -> list[str]:
+def item_names(items: list) -> list[str]:
+    """The names of the layer items, nested ones included, in order."""
     out = []
     for item in items:
         if isinstance(item, dict):
             if isinstance(item.get("name"), str):
                 out.append(item["name"])
             if isinstance(item.get("layers"), list):
-                out += _names(item["layers"])
+                out += item_names(item["layers"])
     return out
 
 
@@ -267,7 +268,7 @@ def replace(bp: Blueprint, replacements: Mapping[str, Any] | None) -> Blueprint:
             source = source.placed(place, Location(f"replacement '{name}'", 0, 0), keep=KEPT)
         if not hits:
             raise VitdslError(f"cannot replace '{name}': no layer item of blueprint '{bp.name}' has that name",
-                              hint=suggest(name, set(_names(layers)), "named items") if _names(layers)
+                              hint=suggest(name, set(item_names(layers)), "named items") if item_names(layers)
                               else "this blueprint names no items; add 'name:' to the item to replace")
     return from_data({**bp.to_dict(), "layers": layers}, source, bp.file)
 

@@ -13,8 +13,16 @@ from ..errors import VitdslError
 from .build import Graph, info
 
 
-def available_bytes() -> int | None:
-    """Memory the system can give now (Linux's MemAvailable), else the physical memory, else None."""
+def available_bytes(device: Any = None) -> int | None:
+    """Memory the device can give now: for a CUDA device what its driver reports free; for the CPU Linux's
+    MemAvailable, else the physical memory; None when unknown (other devices)."""
+    kind = "cpu" if device is None else str(device).split(":")[0]
+    if kind == "cuda":
+        import torch
+
+        return torch.cuda.mem_get_info(device)[0] if torch.cuda.is_available() else None
+    if kind != "cpu":
+        return None
     try:
         with open("/proc/meminfo") as f:
             for line in f:
@@ -37,13 +45,11 @@ def _human(n: float) -> str:
 
 
 def check_fits(graphs: Iterable[Graph], device: Any = None, bytes_per_param: int = 4) -> None:
-    """Refuse weights larger than the memory available, naming the largest blocks (CPU only: a device's own
-    memory is its runtime's to report)."""
-    if device is not None and str(device).split(":")[0] != "cpu":
-        return
+    """Refuse weights larger than the memory available on ``device`` (CPU or CUDA; nothing is checked for
+    meta and other devices), naming the largest blocks."""
     graphs = [g for g in graphs if g is not None]
     params = sum(info(g)["params"] for g in graphs)
-    need, have = params * bytes_per_param, available_bytes()
+    need, have = params * bytes_per_param, available_bytes(device)
     if have is None or need <= have:
         return
     sizes = sorted(((n.spec.count_params(*inputs), n.path) for g in graphs for n, inputs, _ in g), reverse=True)

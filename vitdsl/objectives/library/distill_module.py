@@ -5,6 +5,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ... import torchfile
 from ...errors import VitdslError
 from ..module import Objective
 
@@ -71,12 +72,22 @@ class Distill(Objective):
                 f"teacher_eval={self.teacher_eval}")
 
 
+WEIGHTS = torchfile.Kind("distill: teacher weights file", "a weights file",
+                         "save the teacher with vitdsl.save, or its state_dict with torch.save")
+
+
 def _state_dict(path) -> dict:
+    """The teacher's weights from a vitdsl checkpoint or a saved state_dict, read as untrusted input."""
     if not path.is_file():
         raise VitdslError(f"distill: no teacher weights at '{path}'", hint="'weights' is a path relative to the "
                           "objective blueprint's file")
-    data = torch.load(path, map_location="cpu", weights_only=True)
-    return data["state_dict"] if isinstance(data, dict) and "state_dict" in data else data
+    data = torchfile.load(path, WEIGHTS)
+    if isinstance(data, dict) and "state_dict" in data:
+        data = data["state_dict"]
+    if not isinstance(data, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
+                                             for k, v in data.items()):
+        raise torchfile.error(path, "holds no state_dict (a mapping of names to tensors)", WEIGHTS, WEIGHTS.hint)
+    return data
 
 
 def _load(teacher: nn.Module, path) -> None:
