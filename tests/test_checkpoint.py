@@ -287,3 +287,19 @@ def test_build_of_an_old_checkpoint_prints_a_note(model, tmp_path, capsys):
                                        "carried a SHA-256: its weights are loaded unverified; save it again to "
                                        "add one\n")
     assert torch.equal(vitdsl.load_checkpoint(tmp_path / "new.pt").head.fc.weight, model.head.fc.weight)
+
+
+def test_save_replaces_only_regular_files(model, tmp_path):
+    """The file is written aside and renamed over the target: never over a device, a folder or a link."""
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "link.pt").symlink_to(tmp_path / "elsewhere.pt")
+    os.mkfifo(tmp_path / "fifo")
+    for name, kind in (("folder", "not a regular file"), ("link.pt", "a symbolic link"), ("fifo", "not a regular file")):
+        with pytest.raises(VitdslError) as e:
+            vitdsl.save(model, tmp_path / name)
+        assert e.value.message == f"cannot save to '{tmp_path / name}': it exists and is {kind}"
+    assert (tmp_path / "folder").is_dir() and (tmp_path / "link.pt").is_symlink()
+    assert not (tmp_path / "elsewhere.pt").exists()
+    vitdsl.save(model, tmp_path / "m.pt")
+    vitdsl.save(model, tmp_path / "m.pt")  # over an earlier checkpoint
+    assert vitdsl.load_checkpoint(tmp_path / "m.pt").blueprint == model.blueprint

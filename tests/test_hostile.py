@@ -71,7 +71,7 @@ CASES = {
     "list-times": (bp(params="{x: '${[0]*10**9}'}"), "makes a sequence of more than 100,000 items"),
     "text-times": (bp(params="{x: '${\"a\"*10**9}'}"), "makes a sequence of more than 100,000 items"),
     "list-plus": (bp(params="{x: '${[0]*99999 + [0]*99999}'}"), "more than 100,000"),
-    "range-huge": (bp(params="{x: '${range(10**9)}'}"), "more than 100000"),
+    "range-huge": (bp(params="{x: '${range(10**9)}'}"), "has 1,000,000,000 numbers, more than 100,000"),
     "comprehension-bomb": (bp(params="{x: '${[[0 for a in range(99999)] for b in range(99999)]}'}"),
                            "takes more than 50,000 steps"),
     "product-huge": (bp(params="{x: '${2**40 * 2**40}'}"), "beyond 64 bits"),
@@ -160,3 +160,18 @@ def test_a_batch_from_python_is_checked_too():
     with pytest.raises(VitdslError, match="the batch size must be a whole number of at least 1, got 0"):
         vitdsl.summary("vit", batch=0)
     assert vitdsl.summary("vit", batch=1000).batch == 1000
+
+
+@pytest.mark.parametrize("argv,expected", [
+    (["validate", "vit", "--set", "classes=&a [*a]"], "override 'classes':1:1: a YAML alias refers to a value that "
+                                                       "contains it"),
+    (["validate", "vit", "--set", "classes=!!python/name:os.system"], "override 'classes':1:1: the YAML tag "
+                                                                       "'tag:yaml.org,2002:python/name:os.system' is "
+                                                                       "not allowed in a blueprint"),
+    (["validate", "vit", "--replace", "ff=[" * 100 + "]" * 100], "replacement 'ff':1:"),
+    (["validate", "vit", "--replace", "ff={mlp: {mult: .inf}}"], "replacement 'ff': blocks.0.ff: field 'mult' of "
+                                                                  "'mlp': takes a finite number, not inf"),
+])
+def test_command_line_values_are_read_like_blueprint_files(capsys, argv, expected):
+    code, err, took = _run(argv, capsys)
+    assert code == 2 and err.startswith("error: " + expected), err

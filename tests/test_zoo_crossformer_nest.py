@@ -179,7 +179,9 @@ def test_list_comprehensions_range_and_sorted():
     ("${[a for a, b in k]}", "'[a for a, b in k]' is not allowed"),
     ("${[a for a in k for b in k]}", "is not allowed"),
     ("${[a for a in n]}", "'n' is not a list"),
-    ("${range(10 ** 9)}", "range(1000000000) has 1000000000 numbers, more than 100000"),
+    ("${range(10 ** 9)}", "range(1000000000) has 1,000,000,000 numbers, more than 100,000"),
+    ("${range(-2 ** 62, 2 ** 62)}", "range(-4611686018427387904, 4611686018427387904) has 2**63 or more numbers, "
+                                   "more than 100,000"),
     ("${sorted(n)}", "cannot evaluate '${sorted(n)}'"),
 ])
 def test_bad_comprehensions_and_calls(text, message):

@@ -94,6 +94,10 @@ def save(model: Any, path: str | Path) -> None:
                           hint="build it with vitdsl.build, or save a plain module with torch.save")
     if not path.parent.is_dir():
         raise VitdslError(f"cannot save to '{path}': the folder '{path.parent}' does not exist")
+    if path.is_symlink() or (path.exists() and not path.is_file()):  # the rename would replace a device node,
+        kind = "a symbolic link" if path.is_symlink() else "not a regular file"  # a folder or a link itself
+        raise VitdslError(f"cannot save to '{path}': it exists and is {kind}",
+                          hint="save to a new file, or over an earlier checkpoint file")
     blueprint = model.blueprint.to_dict()
     state = model.state_dict()
     record = {"format": FORMAT, "format_version": FORMAT_VERSION, "vitdsl_version": __version__,

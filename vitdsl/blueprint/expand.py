@@ -31,6 +31,7 @@ from pydantic import ValidationError
 
 from ..errors import Location, VitdslError, suggest
 from . import limits
+from .reserved import reserved_reason
 from .expr import resolve_params, substitute
 from .model import Blueprint
 
@@ -39,7 +40,7 @@ COMMON_KEYS = {"name", "from", "when"}
 ITEM_KEYS = {"block": COMMON_KEYS | {"share"}, "repeat": COMMON_KEYS | {"layers", "layer_dropout"},
              "stages": COMMON_KEYS | {"layers"}, "parallel": COMMON_KEYS | {"layers", "merge", "residual"}}
 EXTRA_KEYS = set().union(*ITEM_KEYS.values())
-NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")  # a leading _ is PyTorch's (_modules, _parameters ...)
 INPUT = "input"
 
 
@@ -132,6 +133,9 @@ def classify(item: Any, where: tuple, bp: Blueprint) -> str:
     if name is not None and (not isinstance(name, str) or not NAME.match(name)):
         raise VitdslError(f"name {name!r} is not a valid identifier", location=bp.source.find(where + ("name",)),
                           hint="use letters, digits and underscores, starting with a letter")
+    if name is not None and reserved_reason(name):
+        raise VitdslError(f"'{name}' cannot name a layer: {reserved_reason(name)}",
+                          location=bp.source.find(where + ("name",)), hint="choose another name")
     return kind
 
 

@@ -33,8 +33,12 @@ MAX_RANGE = limits.SEQUENCE  # a longer range is surely a mistake, and would sta
 
 def _range(*args: int) -> list[int]:
     r = range(*args)
-    if len(r) > MAX_RANGE:
-        raise VitdslError(f"range({', '.join(map(str, args))}) has {len(r)} numbers, more than {MAX_RANGE}")
+    try:
+        n = f"{len(r):,}"
+    except OverflowError:  # more than a C ssize_t can count
+        n = "2**63 or more"
+    if n == "2**63 or more" or len(r) > MAX_RANGE:
+        raise VitdslError(f"range({', '.join(map(str, args))}) has {n} numbers, more than {MAX_RANGE:,}")
     return list(r)
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-import yaml
 from pydantic import ValidationError
 
 from ..blocks.base import BlockSpec
@@ -180,10 +179,9 @@ def parse_override(text: str) -> tuple[str, Any]:
     key, sep, value = text.partition("=")
     if not sep or not key.strip():
         raise VitdslError(f"override '{text}' is not of the form key=value", hint="for example --set classes=10")
-    try:
-        return key.strip(), yaml.safe_load(value) if value.strip() else None
-    except yaml.YAMLError:
-        raise VitdslError(f"cannot read the value of override '{text}'") from None
+    key = key.strip()
+    # the reader of blueprint files, with its limits and located errors (a value is untrusted input too)
+    return key, parse_yaml(value, f"override '{key}'")[0] if value.strip() else None
 
 
 def apply(bp: Blueprint, variant: str | None = None, overrides: Mapping[str, Any] | None = None) -> Blueprint:
@@ -279,10 +277,8 @@ def parse_replace(text: str) -> tuple[str, Any]:
     if not sep or not key.strip() or not value.strip():
         raise VitdslError(f"replacement '{text}' is not of the form name=item",
                           hint="for example --replace ff='{mlp: {mult: 2}}'")
-    try:
-        return key.strip(), yaml.safe_load(value)
-    except yaml.YAMLError:
-        raise VitdslError(f"cannot read the item of replacement '{text}' as YAML") from None
+    key = key.strip()
+    return key, parse_yaml(value, f"replacement '{key}'")[0]
 
 
 def load(path_or_name: str | Path | Blueprint, variant: str | None = None,

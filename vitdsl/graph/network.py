@@ -14,9 +14,6 @@ from ..errors import VitdslError
 from .build import Graph
 from .share import tie
 
-RESERVED = set(dir(nn.Module)) | {"blueprint", "input_shape", "output_shape", "output_shapes", "paths", "steps",
-                                  "chain", "out_slots", "layer_drops", "graph", "complete", "segments", "segment",
-                                  "run"}
 
 
 class Network(nn.Module):
@@ -47,7 +44,7 @@ class Network(nn.Module):
                     tie(module, modules[node.share.owner], node.share.parts, node.share.owner)
                 except VitdslError as e:
                     raise e.at(node.share.location, node.path) from None
-            self._place(node.path, module, node)
+            self._place(node.path, module)
             modules[node.path] = module
         self.segments: dict[tuple[str, str], tuple] = {}
         if keep is not None:
@@ -96,11 +93,9 @@ class Network(nn.Module):
                     skip[start] = (end, src, dst)
         return skip
 
-    def _place(self, path: str, module: nn.Module, node) -> None:
+    def _place(self, path: str, module: nn.Module) -> None:
+        """Put ``module`` at ``path``; validation (blueprint.reserved) keeps every part of it a free name."""
         parts = path.split(".")
-        if parts[0] in RESERVED:
-            raise VitdslError(f"'{parts[0]}' cannot name a top-level layer (it is an nn.Module attribute)",
-                              location=node.location, path=path, hint="choose another name")
         parent: nn.Module = self
         for part in parts[:-1]:
             child = parent._modules.get(part)
