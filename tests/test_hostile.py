@@ -105,6 +105,12 @@ CASES = {
     "when-not-bool": (bp("  - mlp: {}\n    when: 3\n"), "'when' takes true or false"),
     "share-itself": (bp("  - mlp: {}\n    name: a\n    share: a\n"), "needs an enclosing repeat"),
     "output-unknown": (bp() + "output: nope\n", "output names 'nope', which is no layer"),
+    "extends-empty": ("extends: ''\nname: t\n", "the blueprint name '' names no file"),
+    "extends-dot": ("extends: .\nname: t\n", "the blueprint name '.' names no file"),
+    "encoder-objective": ("extends: objectives/mae\nname: m\nencoder: objectives/dino\n",
+                          "the encoder 'dino' is an objective; the encoder must be a network blueprint"),
+    "encoder-itself": ("extends: objectives/mae\nname: m\nencoder: bp.yaml\n",
+                       "the encoder 'm' is an objective; the encoder must be a network blueprint"),
 }
 
 

@@ -84,6 +84,8 @@ def check_name(ref: str, what: str = "blueprint") -> None:
                           hint="name a file by a shorter path")
     if "\x00" in ref:
         raise VitdslError(f"the {what} name {ref!r} holds a NUL character")
+    if Path(ref).name in ("", ".", ".."):
+        raise VitdslError(f"the {what} name {ref!r} names no file", hint="give a file path or a zoo name")
 
 
 def is_file(path: Path) -> bool:

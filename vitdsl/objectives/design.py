@@ -77,9 +77,13 @@ def load_encoder(bp: ObjectiveBlueprint, params: dict) -> Blueprint:
         else:
             here = Path(bp.file).parent if bp.file and confine.is_file(Path(bp.file)) else None
             base = find(ref.blueprint, relative_to=here)
-        return load(base, ref.variant, settings, ref.replace or None)
+        encoder = load(base, ref.variant, settings, ref.replace or None)
     except VitdslError as e:
         raise e.at(loc) from None
+    if isinstance(encoder, ObjectiveBlueprint):  # an objective is no network, and may name this very file
+        raise VitdslError(f"the encoder '{encoder.name}' is an objective; the encoder must be a network blueprint",
+                          location=loc, hint="name the network the objective trains, e.g. encoder: vit")
+    return encoder
 
 
 def _spec(bp: ObjectiveBlueprint, params: dict) -> ObjectiveSpec:
