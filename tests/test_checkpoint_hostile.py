@@ -105,3 +105,16 @@ def test_a_hostile_embedded_blueprint_fails_fast(model, saved, tmp_path):
                                                "expression limits in?")
     assert run.returncode == 0, run.stderr
     assert run.stdout.startswith("VitdslError after ") and f"{tmp_path / 'h.pt'}:blueprint" in run.stdout
+
+
+def test_an_archive_with_two_records_of_one_name_is_refused(model, tmp_path):
+    """Python's zip reader and torch's could each pick another copy: the scanned pickle must be the loaded one."""
+    import warnings
+
+    path = tmp_path / "twice.pt"
+    zip_with_pickle(path, pickle.dumps({"a": 1}))
+    with warnings.catch_warnings(), zipfile.ZipFile(path, "a") as z:
+        warnings.simplefilter("ignore")  # zipfile warns of the duplicate it is told to write
+        z.writestr("archive/data.pkl", pickle.dumps({"b": 2}))
+    assert error_of(path) == (f"checkpoint '{path}' is not a vitdsl checkpoint: its archive holds records with the "
+                              f"same name, which torch.save never writes\n  hint: {SAVE_HINT}")

@@ -95,6 +95,11 @@ def _check_zip(path: Path, kind: Kind) -> None:
 
     try:
         with zipfile.ZipFile(path) as z:
+            names = [i.filename for i in z.infolist()]
+            # zip readers differ on which of two same-named records counts: torch's could load one not scanned
+            if len(names) != len(set(names)):
+                raise error(path, f"is not {kind.name}: its archive holds records with the same name, which "
+                                  "torch.save never writes", kind, hint=kind.hint)
             pickles = [i for i in z.infolist() if i.filename.endswith("data.pkl")]
             if not pickles:
                 raise error(path, f"is not {kind.name}: a zip archive without the data.pkl that "

@@ -196,7 +196,8 @@ def read_text(path: Path, what: str = "blueprint") -> str:
                           hint="a blueprint is a YAML text file; save it as UTF-8") from None
     if "\x00" in text:
         raise VitdslError(f"{what} '{path}' is a binary file, not YAML text",
-                          hint="a blueprint is a YAML text file; is this a checkpoint?")
+                          hint="a blueprint is a YAML text file; a checkpoint is read with vitdsl.load_checkpoint "
+                               "(or vitdsl.checkpoint.read(path).blueprint for its blueprint alone)")
     return text
 
 
