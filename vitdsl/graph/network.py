@@ -1,5 +1,5 @@
 """The compiled model: an ordinary ``nn.Module`` whose submodules sit at their block paths and whose
-forward runs a precomputed static plan (no graph walking per call)."""
+forward runs a precomputed static plan (no graph walking per call) over the modules the tree holds."""
 from __future__ import annotations
 
 import contextlib
@@ -58,11 +58,13 @@ class Network(nn.Module):
         steps = []
         for i, (node, _, _) in enumerate(graph):
             frees = tuple(slot[p] for p in set(node.inputs) if last_use[p] == i and p not in graph.output_paths)
-            steps.append((modules[node.path], tuple(slot[p] for p in node.inputs), slot[node.path], frees))
+            steps.append((tuple(node.path.split(".")), tuple(slot[p] for p in node.inputs), slot[node.path], frees))
+        # A step names its module by its path in the tree, looked up at every call: a block replaced or
+        # wrapped after the build (activation checkpointing, FSDP, a user's swap) is what runs.
         self.steps = steps
         self.out_slots = tuple(slot[p] for p in graph.output_paths)
         chain = all(ins == (k,) for k, (_, ins, _, _) in enumerate(steps)) and self.out_slots == (len(steps),)
-        self.chain = [m for m, *_ in steps] if chain else None
+        self.chain = [keys for keys, *_ in steps] if chain else None
         index = {p: i for i, p in enumerate(self.paths)}
         self.layer_drops = [(drop.p, [self._iteration(it, index, slot, graph) for it in drop.iterations])
                             for drop in design.layer_drops]
@@ -108,6 +110,13 @@ class Network(nn.Module):
     def block(self, path: str) -> nn.Module:
         return self.get_submodule(path)
 
+    def _at(self, keys: tuple[str, ...]) -> nn.Module:
+        """The module now at a block's path (``get_submodule`` without its checks: this runs every step)."""
+        m: nn.Module = self
+        for k in keys:
+            m = m._modules[k]
+        return m
+
     def segment(self, first: str, last: str) -> tuple:
         """The plan of the layers ``first`` … ``last`` (execution order): (steps, input position) where each
         step is (module, input slots, output slot); slot 0 holds the segment's one outside input."""
@@ -121,7 +130,7 @@ class Network(nn.Module):
                                   f"({', '.join(sorted(outside))}); a segment runs on one tensor",
                                   path=first, hint="choose a segment that is a chain")
             slot = {outside.pop(): 0, **{p: i + 1 for i, p in enumerate(paths)}}
-            self.segments[key] = tuple((self.get_submodule(p), tuple(slot[i] for i in nodes[p].inputs), slot[p])
+            self.segments[key] = tuple((tuple(p.split(".")), tuple(slot[i] for i in nodes[p].inputs), slot[p])
                                        for p in paths)
         return self.segments[key]
 
@@ -130,7 +139,8 @@ class Network(nn.Module):
         every attention that can attend to a context (``takes_context``) takes its keys and values from it."""
         steps = self.segment(first, last)
         values: list[Any] = [x] + [None] * len(steps)
-        for module, ins, out in steps:
+        for keys, ins, out in steps:
+            module = self._at(keys)
             args = [values[j] for j in ins]
             if context is not None and getattr(module, "takes_context", False):
                 values[out] = module(*args, context=context)
@@ -144,8 +154,8 @@ class Network(nn.Module):
                               hint="build the blueprint itself for the whole network")
         skip = self._dropped() if self.training and self.layer_drops else None
         if self.chain is not None and not skip:
-            for m in self.chain:
-                x = m(x)
+            for keys in self.chain:
+                x = self._at(keys)(x)
             return x
         values: list[Any] = [x] + [None] * len(self.steps)
         i, steps = 0, self.steps
@@ -155,8 +165,8 @@ class Network(nn.Module):
                 values[dst] = values[src]
                 i = end
                 continue
-            module, ins, out, frees = steps[i]
-            values[out] = module(*[values[j] for j in ins])
+            keys, ins, out, frees = steps[i]
+            values[out] = self._at(keys)(*[values[j] for j in ins])
             for j in frees:
                 values[j] = None
             i += 1

@@ -117,7 +117,8 @@ def trace(obj: Any, variant: str | None = None, overrides: Mapping[str, Any] | N
     seen: set[int] = set()  # tensors already counted: a block sharing another's weights counts only its own
     model.eval()
     with torch.no_grad(), explicit_attention():
-        for (module, _, _, _), path in zip(model.steps, model.paths):
+        for path in model.paths:
+            module = model.block(path)
             node = nodes[path]
             args = [values[p] for p in node.inputs]
             with FlopCounterMode(display=False) as counter:
