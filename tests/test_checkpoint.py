@@ -8,9 +8,9 @@ import zipfile
 
 import pytest
 import torch
+from checkpoint_files import SAVE_HINT, TINY, data_offset, error_of, flip, record
 
 import vitdsl
-from checkpoint_files import SAVE_HINT, TINY, data_offset, error_of, flip, record
 from vitdsl import VitdslError
 from vitdsl.checkpoint import UnverifiedCheckpoint, fingerprint
 from vitdsl.cli import main
@@ -19,7 +19,8 @@ from vitdsl.cli import main
 def test_save_writes_the_marker_the_version_and_the_hash(model, saved):
     data = torch.load(saved, weights_only=True)
     assert sorted(data) == ["blueprint", "format", "format_version", "sha256", "state_dict", "vitdsl_version"]
-    assert (data["format"], data["format_version"], data["vitdsl_version"]) == ("vitdsl-checkpoint", 1, vitdsl.__version__)
+    assert ((data["format"], data["format_version"], data["vitdsl_version"])
+            == ("vitdsl-checkpoint", 1, vitdsl.__version__))
     assert data["sha256"] == fingerprint(model.blueprint.to_dict(), model.state_dict())
     assert len(data["sha256"]) == 64
     assert [p.name for p in saved.parent.iterdir()] == ["m.pt"]  # no temporary file left behind
@@ -294,7 +295,8 @@ def test_save_replaces_only_regular_files(model, tmp_path):
     (tmp_path / "folder").mkdir()
     (tmp_path / "link.pt").symlink_to(tmp_path / "elsewhere.pt")
     os.mkfifo(tmp_path / "fifo")
-    for name, kind in (("folder", "not a regular file"), ("link.pt", "a symbolic link"), ("fifo", "not a regular file")):
+    for name, kind in (("folder", "not a regular file"), ("link.pt", "a symbolic link"),
+                       ("fifo", "not a regular file")):
         with pytest.raises(VitdslError) as e:
             vitdsl.save(model, tmp_path / name)
         assert e.value.message == f"cannot save to '{tmp_path / name}': it exists and is {kind}"

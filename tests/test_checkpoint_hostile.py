@@ -9,7 +9,6 @@ import textwrap
 import zipfile
 
 import torch
-
 from checkpoint_files import ROOT, SAVE_HINT, error_of, record, zip_with_pickle
 
 
@@ -19,7 +18,8 @@ def test_a_bare_pickle_is_refused(model, tmp_path):
     torch.save(record(model), tmp_path / "old.pt", _use_new_zipfile_serialization=False)
     for name in ("p.pt", "old.pt"):
         assert error_of(tmp_path / name) == (f"checkpoint '{tmp_path / name}' is a bare pickle, not a vitdsl "
-                                             f"checkpoint: torch.save has written zip archives since torch 1.6\n  hint: {SAVE_HINT}")
+                                             "checkpoint: torch.save has written zip archives since torch 1.6\n"
+                                             f"  hint: {SAVE_HINT}")
 
 
 def test_a_pickle_that_unfolds_without_end_is_refused_before_unpickling(tmp_path):
@@ -53,7 +53,8 @@ def test_a_compressed_record_is_not_inflated(saved, tmp_path):
         for info in src.infolist():
             dst.writestr(info.filename, src.read(info), compress_type=zipfile.ZIP_DEFLATED)
     assert error_of(tmp_path / "c.pt") == (f"checkpoint '{tmp_path / 'c.pt'}' is not a vitdsl checkpoint: it "
-                                           "has compressed records (archive/data.pkl and 28 more), which torch.save never writes\n"
+                                           "has compressed records (archive/data.pkl and 28 more), "
+                                           "which torch.save never writes\n"
                                            f"  hint: {SAVE_HINT}")
 
 
@@ -99,8 +100,8 @@ def test_a_hostile_embedded_blueprint_fails_fast(model, saved, tmp_path):
     bp = model.blueprint.to_dict()
     bp["params"]["classes"] = "${10**10**10}"
     torch.save(record(model, blueprint=bp), tmp_path / "h.pt")
-    run = subprocess.run([sys.executable, "-c", HOSTILE, str(saved), str(tmp_path / "h.pt")], cwd=ROOT, capture_output=True,
-                         text=True, timeout=300)
+    run = subprocess.run([sys.executable, "-c", HOSTILE, str(saved), str(tmp_path / "h.pt")], cwd=ROOT,
+                         capture_output=True, text=True, timeout=300)
     assert run.returncode != -signal.SIGALRM, ("loading the checkpoint still ran after 2 s: are the blueprint "
                                                "expression limits in?")
     assert run.returncode == 0, run.stderr

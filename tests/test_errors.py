@@ -5,9 +5,8 @@ import sys
 
 import pytest
 
-from vitdsl.blocks import REGISTRY
-
 from vitdsl import VitdslError, load, validate
+from vitdsl.blocks import REGISTRY
 from vitdsl.cli import main
 
 BASE = """\
@@ -146,7 +145,8 @@ def test_patch_does_not_divide_image(write):
     e = fails(path)
     assert str(e.location) == f"{path}:5:15"
     assert e.message == "image height 32 is not divisible by the patch height 7 (input here: image 3×32×32)"
-    assert e.hint == ("square patches that fit 32×32: 1, 2, 4, 8, 16, 32; heights that work here are multiples of 7, e.g. 28, 35; "
+    assert e.hint == ("square patches that fit 32×32: 1, 2, 4, 8, 16, 32; "
+                      "heights that work here are multiples of 7, e.g. 28, 35; "
                       "square input sizes that work (up to 1024): multiples of 7 from 14 to 1022")
 
 
@@ -165,7 +165,8 @@ layers:
     assert str(e).startswith(f"{path}:8:21: stages.1.local_attn: window 8 does not divide the feature map 28×28 "
                              "(height 28) (input here: image 64×28×28)")
     assert e.hint.startswith("windows that fit 28×28: 1, 2, 4, 7, 14, 28; "
-                             "square input sizes that work (up to 1024): 61–64, 125–128, 189–192, 253–256, 317–320, 381–384, ...")
+                             "square input sizes that work (up to 1024): "
+                             "61–64, 125–128, 189–192, 253–256, 317–320, 381–384, ...")
 
 
 def test_heads_must_divide_width(write):

@@ -4,9 +4,9 @@ parameter trains (the teacher none); the default augmentation (kornia) runs; mis
 import pytest
 import torch
 import torch.nn.functional as F
+from objective_refs import grads_reach_every_parameter
 
 import vitdsl
-from objective_refs import grads_reach_every_parameter
 from vitdsl import VitdslError
 from vitdsl.interop.vit_pytorch import import_weights
 

@@ -4,10 +4,10 @@ import copy
 
 import pytest
 import torch
+from objective_refs import grads_reach_every_parameter
 from torch import nn
 
 import vitdsl
-from objective_refs import grads_reach_every_parameter
 from vitdsl import VitdslError
 from vitdsl.interop.maps.distill_objective import import_wrapper
 

@@ -2,9 +2,9 @@
 trains; the objective is checked before any weight exists."""
 import pytest
 import torch
+from objective_refs import grads_reach_every_parameter, old_shapes
 
 import vitdsl
-from objective_refs import grads_reach_every_parameter, old_shapes
 from vitdsl import VitdslError
 from vitdsl.interop.vit_pytorch import import_weights
 

@@ -2,9 +2,9 @@
 trains; a body whose attention cannot attend to the visible tokens is refused before any weight exists."""
 import pytest
 import torch
+from objective_refs import grads_reach_every_parameter
 
 import vitdsl
-from objective_refs import grads_reach_every_parameter
 from vitdsl import VitdslError
 from vitdsl.interop.vit_pytorch import import_weights
 

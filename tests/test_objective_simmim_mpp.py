@@ -8,9 +8,9 @@ both modes, but a dropout > 0 while training would compare our dropout masks wit
 is a property of the blocks, not of the objective."""
 import pytest
 import torch
+from objective_refs import grads_reach_every_parameter, old_shapes
 
 import vitdsl
-from objective_refs import grads_reach_every_parameter, old_shapes
 from vitdsl import VitdslError
 from vitdsl.blueprint.load import from_data
 from vitdsl.cli import main

@@ -2,9 +2,9 @@
 import, every output it returns. A blueprint that lost or gained a block fails here."""
 import pytest
 import torch
+from references import BY_ID, CASES
 
 import vitdsl
-from references import BY_ID, CASES
 from vitdsl.blueprint.load import load, zoo_names
 from vitdsl.interop.vit_pytorch import import_weights, reference_name
 
@@ -80,5 +80,6 @@ def test_import_refuses_wrong_shapes():
 
 
 def test_import_needs_a_known_reference():
-    with pytest.raises(vitdsl.VitdslError, match="no weight map for vit-pytorch class 'torch.nn.modules.linear.Linear'"):
+    with pytest.raises(vitdsl.VitdslError,
+                       match="no weight map for vit-pytorch class 'torch.nn.modules.linear.Linear'"):
         import_weights(vitdsl.build("vit"), torch.nn.Linear(2, 2))

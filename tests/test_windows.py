@@ -3,9 +3,8 @@ import pytest
 import torch
 
 import vitdsl
-from vitdsl.errors import VitdslError
-
 from vitdsl import validate
+from vitdsl.errors import VitdslError
 
 
 def blueprint(size=(8, 12), **opts):
@@ -31,7 +30,8 @@ def test_window_count_equals_the_window_side_it_implies(partition):
     # on an 8×12 map, two windows per side are 4×6 windows with a (7·11)-row bias table
     assert by_count.local_attn.rel_pos_bias.weight.shape == (7 * 11, 2)
     assert by_count(torch.randn(2, 8, 8, 12)).shape == (2, 8, 8, 12)
-    assert vitdsl.summary(blueprint(partition=partition, windows=2)).rows[0].pattern == ("window" if partition == "block" else "grid") + " 4×6"
+    assert (vitdsl.summary(blueprint(partition=partition, windows=2)).rows[0].pattern
+            == ("window" if partition == "block" else "grid") + " 4×6")
 
 
 def test_window_count_must_tile_the_map(write):

@@ -105,8 +105,8 @@ def test_token_ids_feed_no_block():
     text = BASE.replace("  - global-attn: {heads: 2, dim_head: 8}\n",
                         "  - tokens: {cls: 1}\n  - global-attn: {heads: 2, dim_head: 8, samples: 4}\n"
                         "  - token-ids:\n").replace("  - mlp: {mult: 2}\n  - pool: mean\n", "")
-    assert refusal(text) == ("bp.yaml:7:15: token_ids: 'head' reads the output of 'token-ids', which gives integers for "
-                             "the network's output, not features\n"
+    assert refusal(text) == ("bp.yaml:7:15: token_ids: 'head' reads the output of 'token-ids', which gives integers "
+                             "for the network's output, not features\n"
                              "  hint: name it in 'output:', and feed 'head' from the layer before it")
 
 

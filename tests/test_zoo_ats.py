@@ -145,7 +145,8 @@ def test_summary_shows_the_sampling_and_the_bounds():
 
 def test_depth_follows_max_tokens():
     graph = vitdsl.validate("ats_vit", overrides={"max_tokens": [128, 64]})
-    assert [n.path for n, _, _ in graph if getattr(n.spec, "samples", None) is not None] == ["blocks.0.attn", "blocks.1.attn"]
+    assert ([n.path for n, _, _ in graph if getattr(n.spec, "samples", None) is not None]
+            == ["blocks.0.attn", "blocks.1.attn"])
     assert graph.outputs[1] == Shape.vector(64)
 
 

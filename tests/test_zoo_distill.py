@@ -38,11 +38,13 @@ def test_pool_mean_leaves_out_trailing_tokens():
     ("- pool: last", "'pool: last' needs a trailing special token"),
     ("- tokens: {cls: 1, position: last}\n  - pos-embed: sincos2d", "sincos2d positions cover patch tokens only, "
                                                                    "but 1 special token(s) trail"),
-    ("- tokens: {cls: 1, position: last}\n  - dwconv: {}", "dwconv works on the patch grid, but 1 special token(s) trail"),
+    ("- tokens: {cls: 1, position: last}\n  - dwconv: {}", "dwconv works on the patch grid, "
+                                                          "but 1 special token(s) trail"),
     ("- tokens: {cls: 1, position: last}\n  - patchify: {patch: 2}", "but 1 special token(s) trail"),
 ])
 def test_grid_blocks_refuse_trailing_tokens(layers, message):
-    bp = vitdsl.loads(f"name: t\ninput: {{image: [3, 32, 32]}}\nlayers:\n  - patchify: {{patch: 8, dim: 32}}\n  {layers}\n")
+    bp = vitdsl.loads(f"name: t\ninput: {{image: [3, 32, 32]}}\nlayers:\n"
+                      f"  - patchify: {{patch: 8, dim: 32}}\n  {layers}\n")
     with pytest.raises(VitdslError, match=message.replace("(", r"\(").replace(")", r"\)")):
         vitdsl.validate(bp)
 

@@ -166,7 +166,8 @@ def test_packing_patchify_needs_a_projection_and_plain_patches(fields, message):
 
 
 def test_packing_options_need_images():
-    e = error(BASE.replace("SIZE", "64").replace("images:", "image:").replace("dim: 64}", "dim: 64, token_dropout: 0.1}"))
+    e = error(BASE.replace("SIZE", "64").replace("images:", "image:")
+              .replace("dim: 64}", "dim: 64, token_dropout: 0.1}"))
     assert e.message == ("token_dropout and max_seq_len are for packing images of varying sizes, but the input here "
                          "is image (input here: image 3×64×64)")
 

@@ -109,8 +109,8 @@ def test_a_wrong_image_size_names_the_stage_the_grids_and_the_sizes_that_fit():
     with pytest.raises(ShapeError) as e:
         validate("regionvit", overrides={"image_size": 196})
     assert e.value.path == "stages.1.blocks.0.attn"
-    assert e.value.message == ("the 4×4 region tokens do not split the 25×25 patch grid into windows (the height 25 is no "
-                               "multiple of 4) (input here: tokens 641×128)")
+    assert e.value.message == ("the 4×4 region tokens do not split the 25×25 patch grid into windows (the height 25 "
+                               "is no multiple of 4) (input here: tokens 641×128)")
     assert e.value.hint.startswith("region grids that fit 25×25: 1, 5, 25; square input sizes that work "
                                    "(up to 1024): multiples of 224")
 

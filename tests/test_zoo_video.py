@@ -107,7 +107,8 @@ def test_frame_options_of_conv_stem_are_checked():
         ConvStem(channels=[4], frame_kernel=3).infer(Shape.image(3, 8, 8))
     with pytest.raises(VitdslError, match="but frames: groups convolves each frame on its own"):
         ConvStem(channels=[4], frame_kernel=3, frames="groups").infer(VIDEO)
-    with pytest.raises(VitdslError, match=r"convolution 0 \(frame kernel 3, frame stride 1\) gets 2 frame\(s\), too few"):
+    with pytest.raises(VitdslError,
+                       match=r"convolution 0 \(frame kernel 3, frame stride 1\) gets 2 frame\(s\), too few"):
         ConvStem(channels=[4], frame_kernel=3, frame_padding=0).infer(Shape("volume", (3, 2, 8, 8)))
 
 

@@ -34,9 +34,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import yaml  # noqa: E402
-
-from fuzz_mutations import (MUTATIONS, SETTINGS, block_pool, corpus, m_objective, m_param,  # noqa: E402
-                            objective_corpus)
+from fuzz_mutations import MUTATIONS, SETTINGS, block_pool, corpus, m_objective, m_param, objective_corpus  # noqa: E402
 
 # objectives whose forward runs on meta tensors of the encoder's input alone (MPP's masking needs values,
 # distillation takes labels too)

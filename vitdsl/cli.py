@@ -69,7 +69,8 @@ def parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("list", help="list the zoo", description="List the blueprints of the zoo, and the "
                                                                 "hybrids in examples/, with a one-line description "
-                                                                "and parameter count, then the objective blueprints in objectives/.")
+                                                                "and parameter count, then the objective blueprints "
+                                                                "in objectives/.")
     p.add_argument("--names", action="store_true", help="print names only, one per line")
 
     p = sub.add_parser("schema", help="print the JSON Schema of the blueprint format",

@@ -97,7 +97,8 @@ def blueprint_schema() -> dict[str, Any]:
     architecture["not"] = {"required": ["objective"]}
     defs["architecture"], defs["objective_blueprint"] = architecture, objective
     return {"$schema": "https://json-schema.org/draft/2020-12/schema", "title": "vitdsl blueprint",
-            "description": "an architecture (input, layers) or an objective around an encoder (objective, encoder, parts)",
+            "description": "an architecture (input, layers) or an objective around an encoder "
+                           "(objective, encoder, parts)",
             "anyOf": [{"$ref": "#/$defs/architecture"}, {"$ref": "#/$defs/objective_blueprint"}], "$defs": defs}
 
 

@@ -67,8 +67,8 @@ def load(path: Path, kind: Kind) -> Any:
         raise error(path, f"is not {kind.name}: it is neither a zip archive nor a pickle "
                            "(what torch.save writes)", kind, hint=kind.hint)
     if head != ZIP_MAGIC:  # torch < 1.6 wrote bare pickles; vitdsl (torch >= 2.2) never did
-        raise error(path, f"is a bare pickle, not {kind.name}: torch.save has written zip archives since torch 1.6", kind,
-                     hint=kind.hint)
+        raise error(path, f"is a bare pickle, not {kind.name}: torch.save has written zip archives since torch 1.6",
+                    kind, hint=kind.hint)
     _check_zip(path, kind)
     try:
         with warnings.catch_warnings():  # a foreign pickle's protocol warning would only precede our error

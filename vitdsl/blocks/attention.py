@@ -514,7 +514,8 @@ class LocalAttn(AttentionSpec):
         wh, ww = self.window_size(x)
         if x.kind == "tokens":  # region tokens among themselves, then each window with its region token
             regions, c = x.prefix, x.features
-            n = self.attention_flops(regions, regions, c) + self.attention_flops(regions * (1 + wh * ww), 1 + wh * ww, c)
+            n = (self.attention_flops(regions, regions, c)
+                 + self.attention_flops(regions * (1 + wh * ww), 1 + wh * ww, c))
         else:
             c, h, w = x.dims
             n = self.attention_flops(h * w, wh * ww, c) + self.value_conv_cost(x)[1]

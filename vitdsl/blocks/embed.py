@@ -5,8 +5,18 @@ from typing import Literal
 
 from pydantic import Field, NonNegativeInt, PositiveInt, model_validator
 
-from .base import (BlockSpec, divisors_hint, fmt_pair, linear_params, need, need_fit, norm_params, pair, register,
-                   window_hint)
+from .base import (
+    BlockSpec,
+    divisors_hint,
+    fmt_pair,
+    linear_params,
+    need,
+    need_fit,
+    norm_params,
+    pair,
+    register,
+    window_hint,
+)
 from .shape import Shape
 
 PatchNorm = Literal["none", "layer", "layer-nobias"]
@@ -92,7 +102,8 @@ class Patchify(BlockSpec):
         if x.kind == "images":
             need(self.dim is not None and not self.unfolds() and not self.shift and self.layout == "tokens",
                  "patchify packs images of varying sizes with non-overlapping patches and a projection: it takes "
-                 "dim, and no stride, padding, shift or layout: map", "set dim; remove stride, padding, shift and layout")
+                 "dim, and no stride, padding, shift or layout: map",
+                 "set dim; remove stride, padding, shift and layout")
             return "maximum image", *x.dims[1:]
         need(self.token_dropout == 0 and self.max_seq_len is None, f"token_dropout and max_seq_len are for packing "
              f"images of varying sizes, but the input here is {x.kind}", "declare the input as images: [C, H, W]")
@@ -108,8 +119,8 @@ class Patchify(BlockSpec):
              "but these carry none", "patchify the image itself, or tokens that come from patchify")
         need(x.prefix == 0, f"patchify on tokens folds the patch grid back into a map, but {x.prefix} special "
              "token(s) lead the sequence", "put the tokens block after the last patchify")
-        need(x.suffix == 0, f"patchify on tokens folds the patch grid back into a map, but {x.suffix} special token(s) trail the sequence",
-             "put the tokens block after the last patchify")
+        need(x.suffix == 0, f"patchify on tokens folds the patch grid back into a map, but {x.suffix} special "
+             "token(s) trail the sequence", "put the tokens block after the last patchify")
         gh, gw = x.grid
         need(n == gh * gw, f"patchify on tokens: {n} tokens do not fill the {gh}×{gw} patch grid")
         return "token grid", gh, gw
@@ -215,12 +226,13 @@ class PosEmbed(BlockSpec):
     position too, as ViT does); on tokens that hold groups (frames) the groups share the table, or
     each has its own with ``per_group`` (ViViT). ``sincos2d`` needs the patch grid and no leading
     special tokens; it is computed, not learned, and is not part of the state_dict; ``sincos3d`` is
-    the same for the frames × rows × columns grid of a volume's tubelets (3-D SimpleViT). ``sincos1d`` is the 1-D sinusoid of
-    the sequence position (CCT's 'sine'), covering every token; it is kept in the state_dict, as a
-    frozen parameter or a buffer (``store``). ``none`` adds nothing (only the dropout runs), so a
-    parameter can switch positions off. ``scalar`` adds one learned number per position to all its
-    features; on a feature map the table covers one of ``windows``×``windows`` windows and every
-    window shares it (NesT, whose attention runs within those windows).
+    the same for the frames × rows × columns grid of a volume's tubelets (3-D SimpleViT).
+    ``sincos1d`` is the 1-D sinusoid of the sequence position (CCT's 'sine'), covering every token;
+    it is kept in the state_dict, as a frozen parameter or a buffer (``store``). ``none`` adds
+    nothing (only the dropout runs), so a parameter can switch positions off. ``scalar`` adds one
+    learned number per position to all its features; on a feature map the table covers one of
+    ``windows``×``windows`` windows and every window shares it (NesT, whose attention runs within
+    those windows).
     """
 
     block = "pos-embed"
@@ -297,8 +309,8 @@ class PosEmbed(BlockSpec):
                  "place pos-embed right after patchify")
             need(x.prefix == 0, f"sincos2d positions cover patch tokens only, but {x.prefix} special "
                  "token(s) lead the sequence", "add the tokens block after pos-embed")
-            need(x.suffix == 0, f"sincos2d positions cover patch tokens only, but {x.suffix} special token(s) trail the sequence",
-                 "add the tokens block after pos-embed")
+            need(x.suffix == 0, f"sincos2d positions cover patch tokens only, but {x.suffix} special "
+                 "token(s) trail the sequence", "add the tokens block after pos-embed")
             need(x.features % 4 == 0, f"sincos2d needs a token width divisible by 4, got {x.features}")
         if self.kind == "sincos3d":
             need(x.grid is not None and len(x.grid) == 3, "sincos3d positions need tokens that come from a "

@@ -3,8 +3,8 @@
 Kinds: ``image`` (C, H, W) for pixels and feature maps, ``volume`` (C, T, H, W) for video,
 ``tokens`` (N, D) for sequences, ``vector`` (D,) for pooled features and logits. Token shapes also
 remember the spatial ``grid`` of their patch tokens and how many special tokens (``prefix``, e.g. the
-cls token) lead the sequence and how many trail it (``suffix``, e.g. a distillation token), so blocks that need a grid (sincos positions, local attention) can
-check for one before any weight exists.
+cls token) lead the sequence and how many trail it (``suffix``, e.g. a distillation token), so blocks
+that need a grid (sincos positions, local attention) can check for one before any weight exists.
 
 Two kinds describe variable-size inputs (NaViT): ``images`` (C, H, W) is a batch of samples, each a
 list of images of any size up to H×W; ``packed`` (N, D) is their tokens packed per sample into one

@@ -31,9 +31,9 @@ from pydantic import ValidationError
 
 from ..errors import Location, VitdslError, suggest
 from . import limits
-from .reserved import reserved_reason
 from .expr import resolve_params, substitute
 from .model import Blueprint
+from .reserved import reserved_reason
 
 STRUCTURE = ("repeat", "stages", "parallel")
 COMMON_KEYS = {"name", "from", "when"}
@@ -323,8 +323,8 @@ class _Expander:
         residual = self.flag(item, "residual", scope, here, path, False)
         mode = self.value(item.get("merge", "add"), scope, here + ("merge",))
         if mode not in ("add", "concat"):
-            raise VitdslError(f"merge takes add or concat, got {mode!r}", location=self.bp.source.find(here + ("merge",)),
-                              path=path)
+            raise VitdslError(f"merge takes add or concat, got {mode!r}",
+                              location=self.bp.source.find(here + ("merge",)), path=path)
         ends = [self.items(item["layers"], here + ("layers",), {**scope, "branch": b}, f"{path}.{b}.", source,
                            repeats) for b in range(count)]
         joined = [source] * residual + ends

@@ -53,7 +53,8 @@ def find(path_or_name: str | Path, relative_to: Path | None = None, trusted: boo
     if refused:
         raise confine.refusal(str(path_or_name))
     raise VitdslError(f"no blueprint '{path_or_name}': not a file and not in the zoo",
-                      hint=suggest(str(p.with_name(name)), zoo_names(examples=True) + objective_names(), "zoo blueprints"))
+                      hint=suggest(str(p.with_name(name)), zoo_names(examples=True) + objective_names(),
+                                   "zoo blueprints"))
 
 
 def deep_merge(base: Any, over: Any) -> Any:

@@ -101,12 +101,14 @@ class _Walk:
                               location=_loc(node, self.name),
                               hint="YAML aliases ('*name') repeat what they name; a blueprint needs far fewer values")
         if depth > limits.YAML_DEPTH:
-            raise VitdslError(f"the document nests deeper than {limits.YAML_DEPTH} levels", location=_loc(node, self.name))
+            raise VitdslError(f"the document nests deeper than {limits.YAML_DEPTH} levels",
+                              location=_loc(node, self.name))
         if id(node) in self.open:
             raise VitdslError("a YAML alias refers to a value that contains it", location=_loc(node, self.name),
                               hint="an alias ('*name') may only repeat a finished value")
         if node.tag not in _TAGS:
-            raise VitdslError(f"the YAML tag '{node.tag}' is not allowed in a blueprint", location=_loc(node, self.name),
+            raise VitdslError(f"the YAML tag '{node.tag}' is not allowed in a blueprint",
+                              location=_loc(node, self.name),
                               hint="a blueprint holds plain mappings, lists, text, numbers, true/false and null; "
                                    "quote a value to keep it text")
 

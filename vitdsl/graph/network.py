@@ -15,7 +15,6 @@ from .build import Graph
 from .share import tie
 
 
-
 class Network(nn.Module):
     """A blueprint compiled to a module.
 

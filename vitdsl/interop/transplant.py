@@ -41,7 +41,8 @@ def transplant(model: nn.Module, target: Any, variant: str | None = None,
     if missing or misfit:
         listing = "; ".join([*(f"no source for {k}" for k in missing[:8]), *misfit[:8]])
         more = len(missing) + len(misfit) - min(len(missing), 8) - min(len(misfit), 8)
-        raise VitdslError(f"cannot fill the target from the source: {listing}" + (f" (and {more} more)" if more else ""),
+        raise VitdslError(f"cannot fill the target from the source: {listing}"
+                          + (f" (and {more} more)" if more else ""),
                           hint="transplant needs layers of the same names and sizes: name the target's layers "
                                "as the source's, and build it with the same parameters")
     with torch.no_grad():

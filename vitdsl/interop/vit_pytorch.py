@@ -12,6 +12,7 @@ from ..errors import VitdslError
 from .maps import collect
 from .transfer import import_state_dict
 
+
 def reference_name(reference: nn.Module) -> str:
     cls = type(reference)
     return f"{cls.__module__}.{cls.__name__}"

@@ -4,14 +4,17 @@ from __future__ import annotations
 from rich.text import Text
 
 from ..errors import safe_text
-from ..trace.render import fmt_int, render as render_network
+from ..trace.render import fmt_int
+from ..trace.render import render as render_network
 
 
 def render(s, folded: bool = True):
-    yield Text.assemble((safe_text(s.name, keep_newlines=False), "bold"), f" — objective '{s.kind}', {fmt_int(s.total_params)} trainable "
+    yield Text.assemble((safe_text(s.name, keep_newlines=False), "bold"),
+                        f" — objective '{s.kind}', {fmt_int(s.total_params)} trainable "
                         "parameters in all")
     roles = ", ".join(f"{role}: {path}" for role, path in s.roles)
-    yield Text(f"\nencoder '{safe_text(s.encoder.name, keep_newlines=False)}'" + (f" ({roles})" if roles else ""), style="bold")
+    yield Text(f"\nencoder '{safe_text(s.encoder.name, keep_newlines=False)}'" + (f" ({roles})" if roles else ""),
+               style="bold")
     if s.unused:
         yield Text(f"  not run by {s.kind}, so not built: {', '.join(s.unused)}. Shapes below are the encoder's "
                    "own forward.", style="dim")

@@ -270,7 +270,8 @@ class LocalAttention(Attention):
             reach = (wh, ww) if bias_index == "vit-pytorch" else (wh - 1, ww - 1)
             self.register_buffer("rel_pos_offsets", offsets(*reach), persistent=False)
         if rel_pos_bias != "none":
-            self.register_buffer("rel_pos_index", relative_index(wh, ww, rel_pos_index == "col-major"), persistent=False)
+            self.register_buffer("rel_pos_index", relative_index(wh, ww, rel_pos_index == "col-major"),
+                                 persistent=False)
 
     def bias(self) -> torch.Tensor | None:
         if self.rel_pos_bias is not None:

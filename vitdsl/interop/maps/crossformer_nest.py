@@ -4,7 +4,6 @@ linear maps hold as (C,) and (out, in)."""
 from ..transfer import Rule
 from .common import channel_feedforward, channel_norm
 
-
 _CF_LAYER = r"layers\.(\d+)\.1\.layers\.(\d+)\."
 _CF_DST = r"stages.\1.blocks.\2."
 

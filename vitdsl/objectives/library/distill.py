@@ -8,9 +8,9 @@ from typing import Any
 
 from pydantic import Field, PrivateAttr
 
+from ...errors import VitdslError
 from ..roles import Finder, Roles
 from ..spec import EncoderRef, ObjectiveSpec, register
-from ...errors import VitdslError
 
 
 class TeacherRef(EncoderRef):

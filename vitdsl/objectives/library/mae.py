@@ -6,9 +6,9 @@ from typing import Any
 
 from pydantic import Field
 
+from ...blocks.shape import Shape
 from ..roles import Finder, Roles
 from ..spec import ObjectiveSpec, PatchRoles, register
-from ...blocks.shape import Shape
 from .patches import check_nothing_skipped, expect, patch_roles, patch_tokens, patch_values
 
 
