@@ -1,4 +1,5 @@
-"""Rich rendering of a Summary, with runs of identical repeat iterations folded into one."""
+"""Rich rendering of a Summary, with runs of identical repeat iterations folded into one. (It takes the
+summary as given: summary.py renders through this module, so this one does not import it back.)"""
 from __future__ import annotations
 
 from itertools import groupby
@@ -9,7 +10,6 @@ from rich.text import Text
 
 from ..blocks.shape import groups_text
 from ..errors import safe_text
-from .summary import Row, Summary
 
 
 def fmt_int(n: int) -> str:
@@ -34,12 +34,12 @@ def fmt_shape(s) -> str:
     return "×".join(map(str, s))
 
 
-def _signature(rows: list[Row], prefix_len: int):
+def _signature(rows: list, prefix_len: int):
     return tuple((r.path[prefix_len:], r.block, r.pattern, tuple(r.inputs), r.output, r.params, r.flops,
                   r.input_groups, r.groups) for r in rows)
 
 
-def fold(rows: list[Row], depth: int = 0) -> list:
+def fold(rows: list, depth: int = 0) -> list:
     """Rows, with each run of identical consecutive repeat iterations replaced by
     ('run', repeat_path, first, last, folded_rows_of_one_iteration)."""
     out: list = []
@@ -80,7 +80,7 @@ def _emit(table: Table, items: list, indent: int, multiplier: int, prefix: str =
             table.add_row(Text(pad + label, style="bold cyan"), Text(note, style="dim"), "", "", "", "", "")
             _emit(table, inner, indent + 1, multiplier * count, f"{rp}.{first}.")
             continue
-        r: Row = item
+        r = item
         name = r.path.removeprefix(prefix)  # relative to the iteration it is listed under
         times = f" ×{multiplier}" if multiplier > 1 else ""
         groups = r.input_groups or (1,) * len(r.inputs)
@@ -90,7 +90,7 @@ def _emit(table: Table, items: list, indent: int, multiplier: int, prefix: str =
                       fmt_flops(r.flops) + times if r.flops else "–")
 
 
-def render(s: Summary, folded: bool = True):
+def render(s, folded: bool = True):
     # the name is the blueprint's own text: shown as text, never read as markup or control codes
     title = Text.assemble((safe_text(s.name, keep_newlines=False), "bold"),
                           f"  {s.input_kind} {fmt_shape(s.input)} → {s.output_kind} {fmt_shape(s.output)}")

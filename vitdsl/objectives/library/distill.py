@@ -73,7 +73,6 @@ class DistillSpec(ObjectiveSpec):
         from ...blueprint import confine
         from ...blueprint.load import find, load
         from ...graph.build import build_graph
-        from ..spec import ObjectiveBlueprint
 
         ref = TeacherRef(blueprint=self.teacher) if isinstance(self.teacher, str) else self.teacher
         loc = finder.location
@@ -89,9 +88,8 @@ class DistillSpec(ObjectiveSpec):
         except VitdslError as e:
             raise VitdslError(f"distill: teacher: {e.message}", location=e.location or loc, path=e.path,
                               hint=e.hint) from None
-        if isinstance(bp, ObjectiveBlueprint):
-            raise finder.error(f"the teacher '{bp.name}' is an objective; the teacher must be a network that "
-                               "returns class logits")
+        bp = bp.as_network(lambda why: finder.error(f"the teacher {why}; the teacher must be a network that "
+                                                    "returns class logits"))
         try:
             self._weights = self.teacher_weights()
         except VitdslError as e:

@@ -9,11 +9,7 @@ from pydantic import Field
 from ...blocks.shape import Shape
 from ..roles import Finder, Roles
 from ..spec import ObjectiveSpec, PatchRoles, register
-from .patches import check_nothing_skipped, expect, patch_roles, patch_tokens, patch_values
-
-
-def masked_count(ratio: float, n: int) -> int:
-    return int(ratio * n)
+from .patches import check_nothing_skipped, expect, masked_count, patch_roles, patch_tokens, patch_values
 
 
 @register

@@ -11,8 +11,7 @@ from ...blocks.shape import Shape
 from ...errors import VitdslError
 from ..roles import Finder, Roles
 from ..spec import ObjectiveSpec, PatchRoles, register
-from .mae import masked_count
-from .patches import expect, patch_roles, patch_tokens
+from .patches import expect, masked_count, patch_roles, patch_tokens
 
 # what makes a global-attn unable to take its keys and values from other tokens than its queries
 NO_CONTEXT = {"samples": "token sampling (samples) keeps a subset of its own tokens",

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from ...blocks.modules.attention import Attention
 from ...errors import VitdslError
 from ..module import Objective
-from .mae import masked_count
+from .patches import masked_count
 
 
 class MP3(Objective):

@@ -3,18 +3,13 @@ them in pixel space by a learned mask patch or by another patch of the same imag
 up to its readout, and classify each chosen patch's mean colour, quantised to a few bits per channel."""
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from pydantic import Field, PositiveInt, model_validator
 
 from ..roles import Finder, Roles
 from ..spec import ObjectiveSpec, PatchRoles, register
-from .patches import check_nothing_skipped, expect, patch_roles, patch_tokens, patch_values
-
-
-def chosen_count(prob: float, n: int) -> int:
-    return math.ceil(prob * n)
+from .patches import check_nothing_skipped, chosen_count, expect, patch_roles, patch_tokens, patch_values
 
 
 @register

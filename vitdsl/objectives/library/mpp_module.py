@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..module import Objective
-from .mpp import chosen_count
+from .patches import chosen_count
 
 
 def coin(b: int, n: int, prob: float, device) -> torch.Tensor:

@@ -1,9 +1,20 @@
 """Finding the patchify → positions → body layers that masked-image objectives run themselves."""
 from __future__ import annotations
 
+import math
+
 from ...blocks.shape import Shape
 from ...errors import VitdslError
 from ..roles import Finder, Roles
+
+
+# How many patches the masking objectives hide or choose: their checks and their modules must agree.
+def masked_count(ratio: float, n: int) -> int:
+    return int(ratio * n)
+
+
+def chosen_count(prob: float, n: int) -> int:
+    return math.ceil(prob * n)
 
 
 def patch_roles(finder: Finder, spec, keep_special: bool = False) -> Roles:

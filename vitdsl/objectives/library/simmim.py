@@ -9,8 +9,7 @@ from pydantic import Field
 
 from ..roles import Finder, Roles
 from ..spec import ObjectiveSpec, PatchRoles, register
-from .mae import masked_count
-from .patches import check_nothing_skipped, expect, patch_roles, patch_tokens, patch_values
+from .patches import check_nothing_skipped, expect, masked_count, patch_roles, patch_tokens, patch_values
 
 
 @register

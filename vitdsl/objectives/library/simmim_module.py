@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..module import Objective
-from .mae import masked_count
+from .patches import masked_count
 
 
 class SimMIM(Objective):
