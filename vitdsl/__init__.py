@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
+from . import objectives, plain  # noqa: F401  (each installs what its kind of blueprint does)
 from .blueprint import Blueprint, load, loads
 from .errors import VitdslError
 
@@ -30,13 +31,7 @@ def validate(blueprint: str | Path | Blueprint, variant: str | None = None,
     """Check a blueprint completely (schema, wiring, every shape rule) without torch: the checked graph,
     or for an objective blueprint the checked ``ObjectiveDesign`` (encoder, roles and parts). Files it
     names must lie in the zoo, the working directory, its own folder or ``allow_paths``."""
-    from .graph.build import build_graph
-    from .objectives.spec import ObjectiveBlueprint
-
-    bp = load(blueprint, variant, overrides, allow_paths=allow_paths)
-    if isinstance(bp, ObjectiveBlueprint):
-        return bp.resolve()
-    return build_graph(bp.resolve())
+    return load(blueprint, variant, overrides, allow_paths=allow_paths).check()
 
 
 def build(blueprint: str | Path | Blueprint, variant: str | None = None,
@@ -52,45 +47,23 @@ def build(blueprint: str | Path | Blueprint, variant: str | None = None,
     random state is the same afterwards as before, so the caller's own draws are unaffected. Weights that
     would not fit in the memory available are refused before any is allocated, unless
     ``check_memory=False``."""
-    from .graph.budget import check_fits
-    from .graph.network import compile_graph, seeded
+    from .graph.network import seeded
 
     rng = seeded(seed, device)  # a bad seed fails before the blueprint is checked
-    checked = validate(blueprint, variant, overrides, allow_paths=allow_paths)
-    if check_memory:
-        graphs = [checked] if hasattr(checked, "nx") else [checked.encoder, *checked.parts.values()]
-        check_fits(graphs, device)
-    if not hasattr(checked, "nx"):
-        from .objectives.module import compile_objective
-
-        with rng:
-            return compile_objective(checked, device=device, **objective_args)
-    if objective_args:
-        raise VitdslError(f"build got {', '.join(sorted(objective_args))}, which only objective blueprints take")
+    bp = load(blueprint, variant, overrides, allow_paths=allow_paths)
     with rng:
-        return compile_graph(checked, device=device)
+        return bp.build(device, check_memory, **objective_args)
 
 
 def summary(model_or_blueprint: Any, variant: str | None = None, overrides: Mapping[str, Any] | None = None,
             batch: int = 1, allow_paths: Iterable[str | Path] = ()):
     """A shape-traced summary (traced on the meta device: no weights allocated); a rich renderable. For an
     objective: the encoder layers it runs and each of its parts."""
-    from .objectives.module import Objective
-    from .objectives.spec import ObjectiveBlueprint
-    from .trace import trace
-
-    if isinstance(model_or_blueprint, Objective):
-        from .objectives.summary import trace_objective
-
-        return trace_objective(model_or_blueprint.blueprint.resolve(), batch)
-    if not hasattr(model_or_blueprint, "steps"):
-        bp = load(model_or_blueprint, variant, overrides, allow_paths=allow_paths)
-        if isinstance(bp, ObjectiveBlueprint):
-            from .objectives.summary import trace_objective
-
-            return trace_objective(bp.resolve(), batch)
-        return trace(bp, batch=batch)
-    return trace(model_or_blueprint, variant=variant, overrides=overrides, batch=batch)
+    built = getattr(model_or_blueprint, "blueprint", None)  # a model built by vitdsl carries its blueprint
+    if built is not None and (variant is not None or overrides):
+        raise ValueError("variant and overrides apply to blueprints, not to a built model")
+    bp = built if built is not None else load(model_or_blueprint, variant, overrides, allow_paths=allow_paths)
+    return bp.trace(batch)
 
 
 def register_block(cls):

@@ -108,43 +108,13 @@ def _console(stderr: bool = False):
 
 
 def cmd_validate(args) -> int:
-    from .graph.build import build_graph, info, valid_input_sizes
-    from .objectives.spec import ObjectiveBlueprint
-
     start = time.perf_counter()
     bp = _blueprint(args)
-    if isinstance(bp, ObjectiveBlueprint):
-        return _validate_objective(bp, args, start)
-    graph = build_graph(bp.resolve())
-    totals = info(graph)
-    sizes = valid_input_sizes(graph.nx, graph.order, graph.input)
+    head, *lines = bp.report(bp.check())
     took = time.perf_counter() - start
-    out = graph.output
-    print(f"ok: {safe_text(bp.name)}{f' ({args.variant})' if args.variant else ''} — {totals['blocks']} blocks, "
-          f"{graph.input} → {out}")
-    print(f"  params: {totals['params']:,} (from the shape rules)")
-    print(f"  FLOPs:  {totals['flops']:,} per image")
-    if sizes:
-        print(f"  {sizes}")
-    print(f"  checked in {took * 1000:.0f} ms")
-    return 0
-
-
-def _validate_objective(bp, args, start: float) -> int:
-    from .graph.build import info
-
-    design = bp.resolve()
-    took = time.perf_counter() - start
-    enc = design.encoder
-    print(f"ok: {safe_text(bp.name)}{f' ({args.variant})' if args.variant else ''} — objective '{bp.kind}' around "
-          f"'{safe_text(enc.design.blueprint.name)}' ({enc.input} → {enc.output})")
-    for role, path in design.roles.described():
-        print(f"  {role}: {path}")
-    for name, g in design.parts.items():
-        if g is None:
-            print(f"  part {name}: switched off")
-        else:
-            print(f"  part {name}: {g.input} → {g.output}, {info(g)['params']:,} params")
+    print(f"ok: {safe_text(bp.name)}{f' ({args.variant})' if args.variant else ''} — {head}")
+    for line in lines:
+        print(line)
     print(f"  checked in {took * 1000:.0f} ms")
     return 0
 
@@ -214,7 +184,6 @@ def _build_checkpoint(args, path: Path):
 
 def cmd_summary(args, build: bool = False) -> int:
     from . import summary
-    from .trace.render import render
 
     if args.batch < 1:
         raise VitdslError(f"--batch must be at least 1, got {args.batch}")
@@ -240,10 +209,8 @@ def cmd_summary(args, build: bool = False) -> int:
     if getattr(args, "json", False):
         print(json.dumps(s.to_dict(), indent=2))
         return 0
-    if not hasattr(s, "rows"):  # an objective: encoder and parts
-        from .objectives.render import render
     console = _console()
-    for part in render(s, folded=not args.expand):
+    for part in s.render(folded=not args.expand):
         console.print(part)
     if build and args.save:
         console.print(f"saved weights and blueprint to {args.save}")

@@ -104,7 +104,7 @@ def blueprint_schema() -> dict[str, Any]:
 
 def _objective_schema(defs: dict[str, Any], layers: dict[str, Any]) -> dict[str, Any]:
     from .objectives.design import kinds
-    from .objectives.spec import ObjectiveBlueprint
+    from .objectives import ObjectiveBlueprint
 
     top = ObjectiveBlueprint.model_json_schema(ref_template="#/$defs/{model}")
     for name, model in top.pop("$defs", {}).items():

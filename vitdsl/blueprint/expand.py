@@ -32,7 +32,8 @@ from pydantic import ValidationError
 from ..errors import Location, VitdslError, suggest
 from . import limits
 from .expr import resolve_params, substitute
-from .model import Blueprint
+from .invalid import Wording, convert
+from .kinds import BlueprintBase
 from .reserved import reserved_reason
 
 STRUCTURE = ("repeat", "stages", "parallel")
@@ -78,7 +79,7 @@ class LayerDrop:
 class Design:
     """A blueprint with every parameter resolved: input shape, nodes in order, output node."""
 
-    blueprint: Blueprint
+    blueprint: BlueprintBase  # a plain Blueprint (model.py builds on this module)
     params: dict[str, Any]
     input_kind: str
     input_dims: tuple[int, ...]
@@ -97,7 +98,7 @@ def _registry():
     return REGISTRY
 
 
-def classify(item: Any, where: tuple, bp: Blueprint) -> str:
+def classify(item: Any, where: tuple, bp: BlueprintBase) -> str:
     """'repeat', 'stages' or the block name of a layer item; raises on malformed items."""
     loc = bp.source.find(where)
     if not isinstance(item, dict):
@@ -139,7 +140,7 @@ def classify(item: Any, where: tuple, bp: Blueprint) -> str:
     return kind
 
 
-def check_structure(bp: Blueprint) -> None:
+def check_structure(bp: BlueprintBase) -> None:
     """Structural checks that need no parameter values (run when a blueprint is loaded)."""
 
     def walk(items, where):
@@ -151,7 +152,7 @@ def check_structure(bp: Blueprint) -> None:
     walk(bp.layers, ("layers",))
 
 
-def _segments(items: list, where: tuple, bp: Blueprint) -> list[str]:
+def _segments(items: list, where: tuple, bp: BlueprintBase) -> list[str]:
     kinds = [classify(it, where + (i,), bp) for i, it in enumerate(items)]
     defaults = [{"repeat": "blocks", "parallel": "branches"}.get(k, k.replace("-", "_")) for k in kinds]
     counts: dict[str, int] = {}
@@ -190,7 +191,7 @@ def value_at(raw: Any, scope: dict, source, where: tuple) -> Any:
 
 
 class _Expander:
-    def __init__(self, bp: Blueprint):
+    def __init__(self, bp: BlueprintBase):
         self.bp = bp
         self.nodes: list[Node] = []
         self.outputs: dict[str, str] = {}  # item path -> node path of its output, in completion order
@@ -412,32 +413,16 @@ class _Expander:
         return Share(item_path, parts, loc)
 
 
-def spec_error(e: ValidationError, cls, bp: Blueprint, where: tuple, path: str,
+def spec_error(e: ValidationError, cls, bp: BlueprintBase, where: tuple, path: str,
                raw_is_mapping: bool = True) -> VitdslError:
-    err = e.errors()[0]
-    loc = tuple(err["loc"])
-    at = bp.source.find(where + loc) if raw_is_mapping else bp.source.find(where)
-    fields = cls.model_fields
-    if err["type"] == "extra_forbidden":
-        at = bp.source.find_key(where + loc) if raw_is_mapping else at
-        return VitdslError(f"unknown field '{loc[0]}' for block '{cls.block}'", location=at, path=path,
-                           hint=suggest(str(loc[0]), fields, "fields"))
-    name = ".".join(str(p) for p in loc)
-    if err["type"] == "missing":
-        desc = fields[loc[0]].description if loc and loc[0] in fields else None
-        return VitdslError(f"block '{cls.block}' needs field '{name}'", location=at, path=path,
-                           hint=desc)
-    msg = err["msg"].removeprefix("Value error, ")
-    if not loc:
-        return VitdslError(f"{cls.block}: {msg}", location=at, path=path)
-    return VitdslError(f"field '{name}' of '{cls.block}': {msg} (got {err.get('input')!r})",
-                       location=at, path=path)
+    wording = Wording(unknown=f"unknown field '{{key}}' for block '{cls.block}'", keys="fields",
+                      missing=f"block '{cls.block}' needs field '{{field}}'", whole=f"{cls.block}: {{msg}}",
+                      invalid=f"field '{{field}}' of '{cls.block}': {{msg}} (got {{input!r}})")
+    return convert(e, cls, wording, bp.source, where, path, at_value=not raw_is_mapping)
 
 
-def expand(bp: Blueprint, variant: str | None = None, overrides: dict | None = None) -> Design:
-    from .load import apply
-
-    bp = apply(bp, variant, overrides)
+def expand(bp: BlueprintBase) -> Design:
+    """The blueprint's layers expanded, with its parameters as they are (see ``Blueprint.resolve``)."""
     try:
         params = resolve_params(bp.params)
     except VitdslError as e:

@@ -24,10 +24,11 @@ def transplant(model: nn.Module, target: Any, variant: str | None = None,
                overrides: Mapping[str, Any] | None = None) -> Transplanted:
     """Copy ``model``'s tensors into ``target`` (a blueprint, path or zoo name, built here; or a module,
     filled in place) wherever a state_dict key and shape match; every target tensor must be filled."""
-    from .. import Blueprint, build
+    from ..blueprint.kinds import BlueprintBase
+    from ..blueprint.load import load
 
-    if isinstance(target, (str, Path, Blueprint)):
-        target = build(target, variant, overrides)
+    if isinstance(target, (str, Path, BlueprintBase)):
+        target = load(target, variant, overrides).build()
     elif variant is not None or overrides:
         raise VitdslError("variant and overrides apply to a blueprint target, not to a built module",
                           hint="build the target with them first, or pass the blueprint")

@@ -8,19 +8,23 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from ..blueprint import confine
 from ..blueprint.expand import value_at
 from ..blueprint.expr import resolve_params
+from ..blueprint.invalid import Wording, convert
+from ..blueprint.kinds import BlueprintBase
+from ..blueprint.load import find, from_data, load
 from ..blueprint.model import Blueprint
 from ..blueprint.source import SourceMap
 from ..errors import VitdslError, suggest
 from ..graph.build import Graph, build_graph
 from .roles import Finder, Roles
-from .spec import REGISTRY, EncoderRef, ObjectiveBlueprint, ObjectiveSpec, Part
+from .spec import REGISTRY, EncoderRef, ObjectiveSpec, Part
 
 
 @dataclass
 class ObjectiveDesign:
-    blueprint: ObjectiveBlueprint
+    blueprint: BlueprintBase
     params: dict[str, Any]
     spec: ObjectiveSpec
     encoder: Graph
@@ -35,25 +39,21 @@ def kinds() -> dict[str, type[ObjectiveSpec]]:
     return REGISTRY
 
 
-def apply(bp: ObjectiveBlueprint, variant: str | None = None, overrides: dict | None = None,
-          replace: dict | None = None) -> ObjectiveBlueprint:
+def apply(bp: BlueprintBase, variant: str | None = None, overrides: dict | None = None,
+          replace: dict | None = None) -> BlueprintBase:
     """Variant and overrides written into ``params``; ``encoder.NAME`` overrides and ``replace`` go to the
     encoder's ``set`` and ``replace``."""
-    from ..blueprint.load import apply as apply_params
-
     own = {k: v for k, v in (overrides or {}).items() if not k.startswith("encoder.")}
     settings = {k.removeprefix("encoder."): v for k, v in (overrides or {}).items() if k.startswith("encoder.")}
-    out = apply_params(bp, variant, own)
+    out = bp.with_params(variant, own)
     if settings or replace:
         ref = EncoderRef(blueprint=bp.encoder) if isinstance(bp.encoder, str) else bp.encoder
         ref = ref.model_copy(update={"set": {**ref.set, **settings}, "replace": {**ref.replace, **(replace or {})}})
-        source, file, roots = out._source, out._file, out._roots
-        out = out.model_copy(update={"encoder": ref})
-        out._source, out._file, out._roots = source, file, roots
+        out = out.copied({"encoder": ref})
     return out
 
 
-def _value(bp: ObjectiveBlueprint, raw: Any, params: dict, where: tuple) -> Any:
+def _value(bp: BlueprintBase, raw: Any, params: dict, where: tuple) -> Any:
     return value_at(raw, params, bp.source, where)
 
 
@@ -63,10 +63,7 @@ def _sub_source(source: SourceMap, prefix: tuple) -> SourceMap:
                      {k[n:]: v for k, v in source.keys.items() if k[:n] == prefix})
 
 
-def load_encoder(bp: ObjectiveBlueprint, params: dict) -> Blueprint:
-    from ..blueprint import confine
-    from ..blueprint.load import find, from_data, load
-
+def load_encoder(bp: BlueprintBase, params: dict) -> Blueprint:
     ref = EncoderRef(blueprint=bp.encoder) if isinstance(bp.encoder, str) else bp.encoder
     where = ("encoder",) if isinstance(bp.encoder, str) else ("encoder", "blueprint")
     loc = bp.source.find(where)
@@ -80,13 +77,13 @@ def load_encoder(bp: ObjectiveBlueprint, params: dict) -> Blueprint:
         encoder = load(base, ref.variant, settings, ref.replace or None)
     except VitdslError as e:
         raise e.at(loc) from None
-    if isinstance(encoder, ObjectiveBlueprint):  # an objective is no network, and may name this very file
-        raise VitdslError(f"the encoder '{encoder.name}' is an objective; the encoder must be a network blueprint",
-                          location=loc, hint="name the network the objective trains, e.g. encoder: vit")
-    return encoder
+    # an objective is no network, and may name this very file
+    return encoder.as_network(lambda why: VitdslError(f"the encoder {why}; the encoder must be a network blueprint",
+                                                      location=loc, hint="name the network the objective "
+                                                      "trains, e.g. encoder: vit"))
 
 
-def _spec(bp: ObjectiveBlueprint, params: dict) -> ObjectiveSpec:
+def _spec(bp: BlueprintBase, params: dict) -> ObjectiveSpec:
     registry = kinds()
     kind = bp.kind
     where = ("objective", kind)
@@ -100,18 +97,12 @@ def _spec(bp: ObjectiveBlueprint, params: dict) -> ObjectiveSpec:
     try:
         return cls.model_validate(fields)
     except ValidationError as e:
-        err = e.errors()[0]
-        loc = tuple(err["loc"])
-        if err["type"] == "extra_forbidden":
-            raise VitdslError(f"unknown setting '{loc[0]}' for objective '{kind}'",
-                              location=bp.source.find_key(where + loc),
-                              hint=suggest(str(loc[0]), cls.model_fields, "settings")) from None
-        msg = err["msg"].removeprefix("Value error, ")
-        name = ".".join(map(str, loc))
-        raise VitdslError(f"{kind}: {name + ': ' if name else ''}{msg}", location=bp.source.find(where + loc)) from None
+        wording = Wording(unknown=f"unknown setting '{{key}}' for objective '{kind}'", keys="settings",
+                          invalid=f"{kind}: {{field}}: {{msg}}", whole=f"{kind}: {{msg}}")
+        raise convert(e, cls, wording, bp.source, where) from None
 
 
-def _part(bp: ObjectiveBlueprint, name: str, part: Part, scope: dict) -> Graph | None:
+def _part(bp: BlueprintBase, name: str, part: Part, scope: dict) -> Graph | None:
     where = ("parts", name)
     when = _value(bp, part.when, scope, where + ("when",))
     if not isinstance(when, bool):
@@ -123,17 +114,15 @@ def _part(bp: ObjectiveBlueprint, name: str, part: Part, scope: dict) -> Graph |
         data["output"] = part.output
     sub = Blueprint.model_validate(data)
     sub._source, sub._file = _sub_source(bp.source, where), bp.file
-    from ..blueprint.expand import check_structure
-
     try:
-        check_structure(sub)
+        sub.check_loaded()
         return build_graph(sub.resolve())
     except VitdslError as e:
         raise VitdslError(e.message, location=e.location or bp.source.find(where),
                           path=f"{name}.{e.path}" if e.path else name, hint=e.hint) from None
 
 
-def resolve(bp: ObjectiveBlueprint, variant: str | None = None, overrides: dict | None = None) -> ObjectiveDesign:
+def resolve(bp: BlueprintBase, variant: str | None = None, overrides: dict | None = None) -> ObjectiveDesign:
     bp = apply(bp, variant, overrides)
     try:
         params = resolve_params(bp.params)

@@ -16,11 +16,10 @@ from __future__ import annotations
 from abc import abstractmethod
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from ..blocks.base import check_number, leaf_types
 from ..blueprint.model import Kind, _plain
-from ..blueprint.source import SourceMap
 
 REGISTRY: dict[str, type["ObjectiveSpec"]] = {}
 
@@ -55,65 +54,6 @@ class Part(BaseModel):
     @classmethod
     def _plain_layers(cls, v):
         return _plain(v) if isinstance(v, list) else v
-
-
-class ObjectiveBlueprint(BaseModel):
-    """A training objective (MAE, DINO, distillation, …) around an encoder blueprint."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    name: str = Field(description="Short name (the file name for zoo objectives).")
-    description: str = Field("", description="One line shown by `vitdsl list`.")
-    paper: str | None = Field(None, description="The paper this objective follows.")
-    reference: str | None = Field(None, description="The class whose loss this objective reproduces exactly.")
-    encoder: str | EncoderRef = Field(description="The network being trained: a zoo name or path, or "
-                                      "{blueprint, variant, set, replace}.")
-    objective: dict[str, Any] = Field(description="One objective kind and its settings, e.g. "
-                                      "{mae: {masking_ratio: 0.75}}.")
-    params: dict[str, Any] = Field(default_factory=dict, description="Named values the sections refer to as $name.")
-    variants: dict[str, dict[str, Any]] = Field(default_factory=dict, description="Named parameter sets.")
-    parts: dict[str, Part] = Field(default_factory=dict, description="The objective's own networks, by name.")
-
-    _source: SourceMap = PrivateAttr(default_factory=SourceMap)
-    _file: str | None = PrivateAttr(default=None)
-    _roots: tuple | None = PrivateAttr(default=None)  # the folders its files may come from (see confine)
-
-    @field_validator("objective")
-    @classmethod
-    def _one_kind(cls, v):
-        if len(v) != 1:
-            raise ValueError(f"name exactly one objective, e.g. objective: {{mae: {{masking_ratio: 0.75}}}}; "
-                             f"the objectives: {', '.join(sorted(REGISTRY))}")
-        return v
-
-    @property
-    def source(self) -> SourceMap:
-        return self._source
-
-    @property
-    def file(self) -> str | None:
-        return self._file
-
-    @property
-    def kind(self) -> str:
-        return next(iter(self.objective))
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, ObjectiveBlueprint) and self.to_dict() == other.to_dict()
-
-    __hash__ = None
-
-    def to_dict(self) -> dict[str, Any]:
-        data = self.model_dump(mode="python", exclude_defaults=True)
-        return {"name": self.name, **{k: v for k, v in data.items() if k != "name"}}
-
-    def resolve(self, variant: str | None = None, overrides: dict[str, Any] | None = None):
-        """Pick a variant, apply overrides, check encoder, objective and parts: an ObjectiveDesign."""
-        from ..blueprint.confine import within
-        from .design import resolve
-
-        with within(self._roots):  # the encoder and teacher it names come from the folders it was loaded with
-            return resolve(self, variant, overrides)
 
 
 class ObjectiveSpec(BaseModel):

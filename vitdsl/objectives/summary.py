@@ -30,10 +30,14 @@ class ObjectiveSummary:
                 "parts": {k: s.to_dict() if s else None for k, s in self.parts.items()},
                 "own_params": self.own_params}
 
-    def __rich_console__(self, console, options):
+    def render(self, folded: bool = True):
+        """The rich renderables: the encoder's table, then each part's."""
         from .render import render
 
-        yield from render(self)
+        return render(self, folded=folded)
+
+    def __rich_console__(self, console, options):
+        yield from self.render()
 
 
 def trace_objective(design: ObjectiveDesign, batch: int = 1, module=None) -> ObjectiveSummary:

@@ -59,10 +59,14 @@ class Summary:
                             "params": r.params, "flops": r.flops,
                             "input_groups": list(r.input_groups), "groups": r.groups} for r in self.rows]}
 
-    def __rich_console__(self, console, options):
+    def render(self, folded: bool = True):
+        """The rich renderables, repeat iterations folded unless ``folded`` is false."""
         from .render import render
 
-        yield from render(self)
+        return render(self, folded=folded)
+
+    def __rich_console__(self, console, options):
+        yield from self.render()
 
     def __str__(self) -> str:
         import io
@@ -79,7 +83,7 @@ def _graph_for(obj: Any, variant: str | None, overrides: Mapping[str, Any] | Non
         if variant is not None or overrides:
             raise ValueError("variant and overrides apply to blueprints, not to a built model")
         return build_graph(obj.blueprint.resolve())
-    from .. import load
+    from ..blueprint.load import load
 
     return build_graph(load(obj, variant, overrides).resolve())
 
