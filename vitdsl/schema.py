@@ -103,8 +103,8 @@ def blueprint_schema() -> dict[str, Any]:
 
 
 def _objective_schema(defs: dict[str, Any], layers: dict[str, Any]) -> dict[str, Any]:
-    from .objectives.design import kinds
     from .objectives import ObjectiveBlueprint
+    from .objectives.design import kinds
 
     top = ObjectiveBlueprint.model_json_schema(ref_template="#/$defs/{model}")
     for name, model in top.pop("$defs", {}).items():

@@ -12,9 +12,10 @@ from typing import Any, Iterable, Mapping
 from ..errors import Location, VitdslError, suggest
 from . import confine, limits
 from .confine import zoo_dir
+from .items import item_names
 from .kinds import BlueprintBase, check_data, kind_of
 from .model import Blueprint
-from .replace import item_names, parse_replace, replaced
+from .replace import parse_replace, replaced
 from .source import SourceMap, parse_yaml, read_yaml
 
 __all__ = ["Blueprint", "check_data", "deep_merge", "find", "from_data", "item_names", "load", "loads",

@@ -10,7 +10,8 @@ from typing import Any, ClassVar, Literal, Mapping
 
 from pydantic import BaseModel, Field, field_validator
 
-from .expand import Design, check_structure, expand
+from .expand import Design, expand
+from .items import check_structure
 from .kinds import BlueprintBase, register_kind
 from .replace import replaced
 

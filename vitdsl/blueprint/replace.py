@@ -5,21 +5,10 @@ from typing import Any, Mapping
 
 from ..blocks.base import BlockSpec
 from ..errors import Location, VitdslError, suggest
+from .items import item_names
 from .source import parse_yaml
 
 KEPT = ("name", "from", "when", "share")  # what a replaced item keeps of the item it replaces
-
-
-def item_names(items: list) -> list[str]:
-    """The names of the layer items, nested ones included, in order."""
-    out = []
-    for item in items:
-        if isinstance(item, dict):
-            if isinstance(item.get("name"), str):
-                out.append(item["name"])
-            if isinstance(item.get("layers"), list):
-                out += item_names(item["layers"])
-    return out
 
 
 def _swap(items: list, name: str, new: dict, where: tuple = ("layers",)) -> tuple[list, list[tuple]]:
