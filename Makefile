@@ -27,7 +27,7 @@ test: $(VENV)/.test-installed
 	$(PY) -m pytest
 
 docs: $(VENV)/.installed
-	$(PY) -m vitdsl.docgen
+	$(PY) tools/docgen.py
 
 bench: $(VENV)/.test-installed
 	$(PY) benchmarks/forward.py

@@ -16,7 +16,7 @@ EXAMPLES = sorted((ROOT / "docs" / "examples").glob("*.yaml"))
 
 
 def test_block_pages_are_up_to_date():
-    run = subprocess.run([sys.executable, "-m", "vitdsl.docgen", "--check"], cwd=ROOT,
+    run = subprocess.run([sys.executable, "tools/docgen.py", "--check"], cwd=ROOT,
                          capture_output=True, text=True)
     assert run.returncode == 0, run.stdout + run.stderr
 
