@@ -8,12 +8,12 @@ from pydantic import Field, PositiveInt, model_validator
 
 from ..base import linear_params, need, register, window_hint
 from ..shape import Shape
-from .core import DIM_VALUE, VALUE_CONV, check_value_conv, value_conv_cost
+from .core import DIM_VALUE, VALUE_CONV, Numerics, check_value_conv, value_conv_cost
 from .windows import Windows
 
 
 @register
-class LocalAttn(Windows):
+class LocalAttn(Windows, Numerics):
     """Self-attention within windows of a feature map.
 
     ``partition: block`` attends within non-overlapping w×w windows (Swin/MaxViT block attention);
@@ -166,11 +166,11 @@ class LocalAttn(Windows):
             bias = ", dynamic bias" + (" (vit-pytorch index)" if self.bias_index == "vit-pytorch" else "")
         if x.kind == "tokens":
             return (f"regional {wh}×{ww} + {x.prefix} region token{'s' if x.prefix > 1 else ''}" + bias
-                    )
+                    + self.pattern_extras())
         text = f"{kind} {wh}×{ww}" + (" (whole map)" if self.window is None and self.windows is None else "")
         if self.value_conv is not None:
             text += f" + value conv {self.value_conv}×{self.value_conv}"
-        return text + bias
+        return text + bias + self.pattern_extras()
 
     def build(self, x: Shape):
         from ..modules.attention import LocalAttention, MapAttention, RegionalAttention
