@@ -6,8 +6,8 @@ import pkgutil
 from .base import REGISTRY, BlockSpec, MixerSpec, lookup, register
 from .shape import Shape
 
-for _info in pkgutil.iter_modules(__path__):  # every spec module registers its blocks on import
-    if not _info.ispkg and _info.name not in ("base", "shape"):
+for _info in pkgutil.iter_modules(__path__):  # every spec module or family registers its blocks on import
+    if _info.name not in ("base", "shape", "modules"):
         importlib.import_module(f"{__name__}.{_info.name}")
 
 __all__ = ["REGISTRY", "BlockSpec", "MixerSpec", "Shape", "lookup", "register"]

@@ -11,13 +11,13 @@ from typing import Literal
 from pydantic import Field, PositiveInt, field_validator
 
 from .attention import AttentionSpec
-from .base import Activation, MixerSpec, linear_params, need, norm_params, register
+from .base import Activation, linear_params, need, norm_params, register
 from .conv import conv_params
 from .shape import Shape
 
 
 @register
-class ConvAttn(MixerSpec):
+class ConvAttn(AttentionSpec):
     """Multi-head attention over all positions of a feature map, with convolutional projections.
 
     ``proj`` picks the q/k/v projections: ``pointwise`` (1×1 conv), ``pointwise-bn`` (1×1 conv →
@@ -32,18 +32,6 @@ class ConvAttn(MixerSpec):
     takes = ("image",)
     family = "attention"
 
-    # AttentionSpec's geometry fields, restated rather than inherited: its token-attention options
-    # (head mixing, memories, ...) do not apply here and must not be accepted silently.
-    heads: PositiveInt | None = Field(None, description="Number of heads. When unset: width / dim_head.")
-    dim_head: PositiveInt | None = Field(None, description="Width of one head's queries and keys. When unset: "
-                                         "width / heads (64 when heads is unset too).")
-    qkv_bias: bool = Field(False, description="Bias in the query/key/value convolutions.")
-    out_bias: bool = Field(True, description="Bias in the output projection.")
-    project_out: Literal["always", "auto"] = Field(
-        "always", description="auto: no output projection when heads == 1 and the value width equals the "
-                              "output channels (vit-pytorch's rule); always: always project.")
-    attn_dropout: float = Field(0.0, ge=0, lt=1, description="Dropout on the attention weights.")
-    dropout: float = Field(0.0, ge=0, lt=1, description="Dropout after the output projection.")
     dim: PositiveInt | None = Field(None, description="Output channels; the input's when unset (a residual "
                                     "needs them equal).")
     dim_value: PositiveInt | None = Field(None, description="Width of one head's values; dim_head (the key "
@@ -76,8 +64,6 @@ class ConvAttn(MixerSpec):
         return v
 
     # -- geometry ------------------------------------------------------------------------------
-    geometry = AttentionSpec.geometry  # (heads, dim_head) from the input channels
-
     def widths(self, x: Shape) -> tuple[int, int, int, int]:
         """(heads, key width, value width, output channels)."""
         heads, dk = self.geometry(x.features)

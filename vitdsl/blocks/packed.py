@@ -13,17 +13,15 @@ from typing import Literal
 
 from pydantic import Field
 
-from .attention import AttentionSpec
-from .base import (
-    register,
-)
+from .attention import Numerics
+from .base import register
 from .shape import Shape
 
 PatchNorm = Literal["none", "layer", "layer-nobias"]
 
 
 @register
-class AttnPool(AttentionSpec):
+class AttnPool(Numerics):
     """Attention pooling: one learned query per image attends to that image's tokens (taken as they
     are, not normalised), then the query is added back (``residual``). The norm options apply to the
     query. Gives one vector per image: on packed tokens the images of all samples in order, on plain

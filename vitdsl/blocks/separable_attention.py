@@ -7,17 +7,15 @@ table, head mixing) have no meaning there.
 """
 from __future__ import annotations
 
-from typing import Literal
+from pydantic import Field, PositiveInt
 
-from pydantic import Field, PositiveInt, model_validator
-
-from .attention import AttentionSpec, LocalAttn
-from .base import MixerSpec, linear_params, register
+from .attention import Windows
+from .base import linear_params, register
 from .shape import Shape
 
 
 @register
-class SeparableAttn(MixerSpec):
+class SeparableAttn(Windows):
     """Window attention with a window token, then attention across the windows (SepViT's DSSA).
 
     Depthwise step: a learned window token (one vector shared by all windows) joins each window's
@@ -33,40 +31,13 @@ class SeparableAttn(MixerSpec):
     takes = ("image",)
     family = "attention"
 
-    # AttentionSpec's geometry fields, restated rather than inherited: its token-attention options
-    # (head mixing, memories, a learned temperature, ...) would have to apply to both steps.
-    heads: PositiveInt | None = Field(None, description="Number of heads. When unset: width / dim_head.")
-    dim_head: PositiveInt | None = Field(32, description="Width of one head. When unset: width / heads.")
-    qkv_bias: bool = Field(False, description="Bias in the query/key/value projection.")
-    out_bias: bool = Field(True, description="Bias in the output projection.")
-    project_out: Literal["always", "auto"] = Field(
-        "always", description="auto: no output projection when heads == 1 and dim_head == width; always: always "
-                              "project.")
-    attn_dropout: float = Field(0.0, ge=0, lt=1, description="Dropout on the attention weights of both steps.")
-    dropout: float = Field(0.0, ge=0, lt=1, description="Dropout after the output projection.")
-    partition: Literal["block", "grid"] = Field("block", description="block: contiguous windows; "
-                                                "grid: dilated windows that span the whole map.")
     window: PositiveInt = Field(7, description="Window side w: the depthwise step runs over w×w tokens.")
-    windows: PositiveInt | None = Field(None, description="Instead of window: the number of windows along each "
-                                        "side, so a window covers (height/n)×(width/n) tokens.")
-
-    geometry = AttentionSpec.geometry  # (heads, dim_head) from the input channels
-    projects_out = AttentionSpec.projects_out
-    value_width = AttentionSpec.value_width
-    window_size = LocalAttn.map_window_size  # the same windows as local-attn, with the same errors
-
-    @model_validator(mode="after")
-    def _geometry_given(self):
-        if self.heads is None and self.dim_head is None:
-            raise ValueError("set heads or dim_head")
-        if self.windows is not None and "window" in self.model_fields_set:
-            raise ValueError("set window (the window side) or windows (how many per side), not both")
-        return self
+    attn_dropout: float = Field(0.0, ge=0, lt=1, description="Dropout on the attention weights of both steps.")
 
     def groups(self, x: Shape) -> tuple[int, int, int]:
         """(windows, tokens per window, heads · dim_head) on this map."""
         _, h, w = x.dims
-        wh, ww = self.window_size(x)
+        wh, ww = self.map_window_size(x)
         heads, dim_head = self.geometry(x.features)
         return (h // wh) * (w // ww), wh * ww, heads * dim_head
 
@@ -95,7 +66,7 @@ class SeparableAttn(MixerSpec):
 
     def pattern(self, x: Shape) -> str:
         kind = "window" if self.partition == "block" else "grid"
-        wh, ww = self.window_size(x)
+        wh, ww = self.map_window_size(x)
         g, _, _ = self.groups(x)
         across = "window tokens, cross-window" if g > 1 else "window token, one window"
         return f"{kind} {wh}×{ww} + {across}"
@@ -106,7 +77,8 @@ class SeparableAttn(MixerSpec):
         c = x.features
         g, _, _ = self.groups(x)
         heads, dim_head = self.geometry(c)
-        return SeparableAttention(partition=self.partition, window=self.window_size(x), groups=g, dim=c, heads=heads,
+        return SeparableAttention(partition=self.partition, window=self.map_window_size(x), groups=g, dim=c,
+                                  heads=heads,
                                   dim_head=dim_head, qkv_bias=self.qkv_bias, out_bias=self.out_bias,
                                   project_out=self.projects_out(c), attn_dropout=self.attn_dropout,
                                   dropout=self.dropout, **self.mixer_kwargs())

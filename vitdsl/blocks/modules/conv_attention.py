@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import torch
+from einops import rearrange
 from torch import nn
 
 from .attention import Attention
@@ -58,25 +59,21 @@ def distance_index(h: int, w: int, q_stride: int, kv_stride: int) -> torch.Tenso
 
 class ConvAttention(Attention):
     """``x + drop_path(γ · out(attend(q(x), kv(x))))`` on feature maps, with the placement options of
-    ``MixerSpec`` (norm over channels; no residual when the block changes the map). Its projections
-    are convolutions, so it builds its own; the attention core (``attend``) and the residual
-    (``Mixer.forward``) are Attention's."""
+    ``MixerSpec`` (norm over channels; no residual when the block changes the map). The attention core
+    and the residual are Attention's; the projections are convolutions and the output has its own act
+    and norm."""
 
     channels_first = True
-    head_mix, temperature, mask_self, task_tokens = "none", None, False, 0  # none of Attention's extras
-    q_norm = k_norm = None
 
     def __init__(self, dim: int, dim_out: int, heads: int, dim_head: int, dim_value: int, proj: str,
                  proj_kernel: int, q_stride: int, kv_stride: int, qkv_bias: bool, out_bias: bool,
                  project_out: bool, attn_dropout: float, dropout: float, pos_bias_map: tuple[int, int] | None,
                  out_act: str, out_norm: str, norm: str, norm_type: str, residual: bool,
                  layer_scale: float | None, drop_path: float):
-        nn.Module.__init__(self)  # not Attention.__init__: no Linear qkv
+        super().__init__(heads, dim_head, dim_value, attn_dropout=attn_dropout)
+        # the norm sits over channels, on the input's or (post) the output's width
         self.norm_position = norm
         self.norm = map_norm(norm_type, dim if norm == "pre" else dim_out) if norm != "none" else None
-        self.heads, self.dim_head, self.dim_value = heads, dim_head, dim_value
-        self.scale = dim_head ** -0.5
-        self.attn_dropout = attn_dropout
         self.q = ConvProjection(dim, heads * dim_head, proj, proj_kernel, q_stride, qkv_bias)
         self.kv = ConvProjection(dim, heads * (dim_head + dim_value), proj, proj_kernel, kv_stride, qkv_bias)
         if pos_bias_map is not None:
@@ -102,14 +99,14 @@ class ConvAttention(Attention):
         return self.pos_bias(self.pos_index).permute(2, 0, 1) * self.dim_head ** 0.5
 
     def mix(self, x: torch.Tensor) -> torch.Tensor:
-        b, h, dk, dv = x.shape[0], self.heads, self.dim_head, self.dim_value
+        h, dk = self.heads, self.dim_head
         q, kv = self.q(x), self.kv(x)
         qh, qw = q.shape[-2:]
-        # channels are (heads, width): b (h d) y x -> b h (y x) d
-        q = q.reshape(b, h, dk, qh * qw).transpose(-2, -1)
-        k = kv[:, :h * dk].reshape(b, h, dk, -1).transpose(-2, -1)
-        v = kv[:, h * dk:].reshape(b, h, dv, -1).transpose(-2, -1)
-        out = self.attend(q, k, v).transpose(-2, -1).reshape(b, h * dv, qh, qw)
+        # channels are (heads, width)
+        q = rearrange(q, "b (h d) y x -> b h (y x) d", h=h)
+        k = rearrange(kv[:, :h * dk], "b (h d) y x -> b h (y x) d", h=h)
+        v = rearrange(kv[:, h * dk:], "b (h d) y x -> b h (y x) d", h=h)
+        out = rearrange(self.attend(q, k, v), "b h (y x) d -> b (h d) y x", y=qh)
         if self.out_act is not None:
             out = self.out_act(out)
         if self.out is not None:

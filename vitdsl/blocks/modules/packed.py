@@ -23,7 +23,7 @@ from torch import nn
 from torch.nn.utils.rnn import pad_sequence
 
 from ...errors import ShapeError
-from . import attention as base
+from .attention import TokenAttention
 from .embed import Patchify
 
 
@@ -286,15 +286,13 @@ class FactorizedPositions(nn.Module):
         return self.drop(x) if self.drop is not None else x
 
 
-class PackedAttention(base.Attention):
+class PackedAttention(TokenAttention):
     """Self-attention in which a token sees only the tokens of its own image (plain tensors: all
     tokens)."""
 
     def mix(self, x: torch.Tensor) -> torch.Tensor:
         x, packing = unpack(x)
-        b, n, _ = x.shape
-        q, k, v = self.qkv(x).view(b, n, 3, self.heads, self.dim_head).permute(2, 0, 3, 1, 4).unbind(0)
-        return self.merge(self.attend(q, k, v, packing.attn_mask() if packing is not None else None))
+        return self.merge(self.attend(*self.qkv_heads(x), packing.attn_mask() if packing is not None else None))
 
 
 class AttentionPool(PackedAttention):

@@ -24,7 +24,7 @@ class SeparableAttention(LocalAttention):
         bg, n, c = x.shape
         h, dh = self.heads, self.dim_head
         x = torch.cat((self.window_token.expand(bg, 1, c), x), dim=1)
-        q, k, v = self.qkv(x).view(bg, n + 1, 3, h, dh).permute(2, 0, 3, 1, 4).unbind(0)
+        q, k, v = self.qkv_heads(x)
         out = self.attend(q, k, v)  # (B·G, h, 1 + n, dh)
         tokens, out = out[:, :, 0], out[:, :, 1:]
         g = self.groups

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils._pytree import tree_leaves, tree_map_only
 
-from .attention import Attention
+from .attention import TokenAttention
 
 EPS = 1e-6  # vit-pytorch's, in the score normalisation, the log and the Gumbel noise
 
@@ -62,7 +62,7 @@ def unpad(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     return x, mask, torch.arange(n, device=x.device).expand(b, n)
 
 
-class SamplingAttention(Attention):
+class SamplingAttention(TokenAttention):
     """Pre-softmax-masked global attention; then, when more than ``samples`` tokens follow the class
     token, Gumbel-max sampling of the tokens to keep. Returns PaddedTokens."""
 
@@ -81,8 +81,8 @@ class SamplingAttention(Attention):
     def mix_masked(self, x: torch.Tensor, mask: torch.Tensor):
         """(output of the kept rows, their mask, kept row indices or None when nothing is dropped)."""
         b, n, _ = x.shape
-        heads, dim_head = self.heads, self.dim_head
-        q, k, v = self.qkv(x).view(b, n, 3, heads, dim_head).permute(2, 0, 3, 1, 4).unbind(0)
+        heads = self.heads
+        q, k, v = self.qkv_heads(x)
         dots = torch.matmul(q, k.transpose(-1, -2)) * self.scale  # vit-pytorch's order: scale after
         pair = mask[:, None, :, None] & mask[:, None, None, :]
         dots = dots.masked_fill(~pair, -torch.finfo(dots.dtype).max)
@@ -93,12 +93,7 @@ class SamplingAttention(Attention):
             mask = F.pad(keep != 0, (1, 0), value=True)
             keep = F.pad(keep, (1, 0), value=0)
             attn = attn.gather(2, keep[:, None, :, None].expand(b, heads, keep.shape[1], n))
-        out = torch.matmul(attn, v).transpose(1, 2).reshape(b, -1, heads * dim_head)
-        if self.out is not None:
-            out = self.out(out)
-        if self.out_drop is not None:
-            out = self.out_drop(out)
-        return out, mask, keep
+        return self.merge(torch.matmul(attn, v)), mask, keep
 
     def sample(self, attn: torch.Tensor, v: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """(B, ≤samples) distinct drawn token indices (≥ 1), ascending, right-padded with 0."""

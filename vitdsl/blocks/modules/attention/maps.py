@@ -1,16 +1,18 @@
 """Attention over the positions of a feature map, computed channels-last on whole maps: q, k and v
 are projected on the map and only then cut into windows (or not: global), so keys and values can
-come from a strided convolution and the values can be convolved as one map."""
+come from a strided convolution (Twins, ScalableViT) and the values can be convolved as one map."""
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from einops import rearrange
 from torch import nn
 
-from .attention import Attention, relative_index
+from .numerics import SelfAttention
+from .windows import AXES, relative_index
 
 
-class MapAttention(Attention):
+class MapAttention(SelfAttention):
     """Global attention (``window`` None) or attention within windows on a (B, C, H, W) map, or on
     (B, N, C) tokens that fill ``grid``.
 
@@ -22,12 +24,11 @@ class MapAttention(Attention):
 
     def __init__(self, window: tuple[int, int] | None, partition: str, rel_pos_bias: str, kv_reduction: int,
                  value_conv: int | None, grid: tuple[int, int] | None, **kwargs):
-        super().__init__(**kwargs)
+        super().__init__(qkv=window is not None, **kwargs)
         dim, (inner, _, inner_v) = kwargs["dim"], self.widths
         self.window = tuple(window) if window is not None else None
         self.partition, self.reduction, self.grid = partition, kv_reduction, grid
         if self.window is None:
-            del self.qkv
             self.qkv = None
             self.q = nn.Linear(dim, inner, bias=kwargs["qkv_bias"])
             r = kv_reduction
@@ -51,48 +52,32 @@ class MapAttention(Attention):
             return super().forward(x.view(b, *self.grid, c)).reshape(b, n, c)
         return super().forward(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
 
-    def cut(self, t: torch.Tensor) -> torch.Tensor:
-        """(B, H, W, heads·D) → (B·windows, heads, positions per window, D)."""
-        b, h, w, _ = t.shape
+    def patterns(self, h: int, w: int) -> tuple[str, dict[str, int]]:
+        """The einops pattern from a (B, H, W, heads·D) map to its windows' heads, and the sizes."""
         if self.window is None:
-            return t.reshape(b, h * w, self.heads, -1).transpose(1, 2)
-        sh, sw = self.window
-        gh, gw = h // sh, w // sw
-        if self.partition == "block":  # h = (gh sh)
-            t = t.view(b, gh, sh, gw, sw, self.heads, -1).permute(0, 1, 3, 5, 2, 4, 6)
-        else:  # grid: h = (sh gh)
-            t = t.view(b, sh, gh, sw, gw, self.heads, -1).permute(0, 2, 4, 5, 1, 3, 6)
-        return t.reshape(b * gh * gw, self.heads, sh * sw, -1)
-
-    def paste(self, out: torch.Tensor, b: int, h: int, w: int) -> torch.Tensor:
-        """``cut``'s inverse for the attention output: → (B, H, W, heads·D)."""
-        if self.window is None:
-            return out.transpose(1, 2).reshape(b, h, w, -1)
-        sh, sw = self.window
-        out = out.reshape(b, h // sh, w // sw, self.heads, sh, sw, -1)
-        out = out.permute(0, 1, 4, 2, 5, 3, 6) if self.partition == "block" else out.permute(0, 4, 1, 5, 2, 3, 6)
-        return out.reshape(b, h, w, -1)
+            return "b h w (heads d) -> b heads (h w) d", dict(heads=self.heads)
+        (sh, sw), (rows, cols) = self.window, AXES[self.partition]
+        sizes = dict(sh=sh, sw=sw, gh=h // sh, gw=w // sw, heads=self.heads)
+        return f"b {rows} {cols} (heads d) -> (b gh gw) heads (sh sw) d", sizes
 
     def reduce(self, t: torch.Tensor) -> torch.Tensor:
         """The r×r stride-r kv convolution on a channels-last map, as a Linear over its (c r r) patch
         vectors: the same products, without converting the large kernel to channels-last on every call."""
-        b, h, w, c = t.shape
         r = self.reduction
-        patches = t.view(b, h // r, r, w // r, r, c).permute(0, 1, 3, 5, 2, 4).reshape(b, h // r, w // r, c * r * r)
+        patches = rearrange(t, "b (h r) (w s) c -> b h w (c r s)", r=r, s=r)
         return F.linear(patches, self.kv.weight.flatten(1), self.kv.bias)
 
     def mix(self, t: torch.Tensor) -> torch.Tensor:
-        b, h, w, _ = t.shape
+        _, h, w, _ = t.shape
         if self.qkv is not None:
             q, k, v = self.qkv(t).split(self.widths, dim=-1)
         else:
             q = self.q(t)
             k, v = (self.kv(t) if self.reduction == 1 else self.reduce(t)).split(self.widths[1:], dim=-1)
-        out = self.paste(self.attend(self.cut(q), self.cut(k), self.cut(v)), b, h, w)
+        cut, sizes = self.patterns(h, w)
+        outer, inner = cut.split(" -> ")
+        out = self.attend(*(rearrange(t, cut, **sizes) for t in (q, k, v)))  # k, v: of the reduced map
+        out = rearrange(out, f"{inner} -> {outer}", **(dict(sizes, h=h) if self.window is None else sizes))
         if self.value_conv is not None:
             out = out + self.value_conv(v.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
-        if self.out is not None:
-            out = self.out(out)
-        if self.out_drop is not None:
-            out = self.out_drop(out)
-        return out
+        return self.output(out)

@@ -1,0 +1,161 @@
+"""What every attention block shares: heads and their width, the projections' biases, dropout, and the
+parameter and FLOP rules of the core; ``Numerics``, the logit options of token attention."""
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, PositiveInt
+
+from ..base import MixerSpec, ShapeError, linear_params
+
+
+class AttentionSpec(MixerSpec):
+    heads: PositiveInt | None = Field(None, description="Number of heads. When unset: width / dim_head.")
+    dim_head: PositiveInt | None = Field(None, description="Width of one head. When unset: width / heads "
+                                         "(64 when heads is unset too).")
+    qkv_bias: bool = Field(False, description="Bias in the query/key/value projection.")
+    out_bias: bool = Field(True, description="Bias in the output projection.")
+    project_out: Literal["always", "auto"] = Field(
+        "always", description="auto: no output projection when heads == 1 and dim_head == width "
+                              "(vit-pytorch's rule); always: always project.")
+    attn_dropout: float = Field(0.0, ge=0, lt=1, description="Dropout on the attention weights.")
+    dropout: float = Field(0.0, ge=0, lt=1, description="Dropout after the output projection.")
+
+    def geometry(self, dim: int) -> tuple[int, int]:
+        """(heads, dim_head) for a token width, checking that they fit."""
+        heads, dim_head = self.heads, self.dim_head
+        if heads is None and dim_head is None:
+            dim_head = 64
+        if heads is None:
+            if dim % dim_head:
+                raise ShapeError(f"width {dim} is not divisible by dim_head {dim_head}, so heads cannot be derived",
+                                 hint="set heads explicitly, or a dim_head that divides the width")
+            heads = dim // dim_head
+        if dim_head is None:
+            if dim % heads:
+                raise ShapeError(f"width {dim} is not divisible by heads {heads}, so dim_head cannot be derived",
+                                 hint="set dim_head explicitly, or a number of heads that divides the width")
+            dim_head = dim // heads
+        return heads, dim_head
+
+    def value_width(self, dim: int) -> int:
+        """Width of one head's values: the block's dim_value where it has one, else dim_head."""
+        return getattr(self, "dim_value", None) or self.geometry(dim)[1]
+
+    def projects_out(self, dim: int) -> bool:
+        heads, _ = self.geometry(dim)
+        return self.project_out == "always" or not (heads == 1 and self.value_width(dim) == dim)
+
+    # -- what the numerics options add (none here; see Numerics) ---------------------------------------
+    def numerics_params(self, heads: int, inner: int) -> int:
+        return 0
+
+    def mix_flops(self, heads: int, queries: int, keys: int) -> int:
+        return 0
+
+    def numerics_kwargs(self) -> dict:
+        return {}
+
+    def pattern_extras(self) -> str:
+        return ""
+
+    def notes(self) -> list[str]:
+        """More words for the pattern, between head mixing and qk-norm."""
+        return []
+
+    # -- rules of the core -------------------------------------------------------------------------------
+    def attention_params(self, dim: int, extra: int = 0) -> int:
+        heads, dim_head = self.geometry(dim)
+        inner, inner_v = heads * dim_head, heads * self.value_width(dim)
+        n = linear_params(dim, 2 * inner + inner_v, self.qkv_bias) + self.mixer_params(dim) + extra
+        n += self.numerics_params(heads, inner)
+        if self.projects_out(dim):
+            n += linear_params(inner_v, dim, self.out_bias)
+        return n
+
+    def attention_flops(self, tokens: int, group: int, dim: int, queries: int | None = None,
+                        memories: int = 0) -> int:
+        """FLOPs for `tokens` tokens attending within groups of `group` keys (all tokens query unless
+        `queries` says how many do), `memories` more keys and values each."""
+        heads, dim_head = self.geometry(dim)
+        inner, inner_v = heads * dim_head, heads * self.value_width(dim)
+        q = tokens if queries is None else queries
+        keys = group + memories
+        n = 2 * q * dim * inner + 2 * (tokens + memories) * dim * (inner + inner_v)
+        n += 2 * q * keys * (inner + inner_v) + self.mix_flops(heads, q, keys)
+        if self.projects_out(dim):
+            n += 2 * tokens * inner_v * dim
+        return n
+
+    def attention_kwargs(self, dim: int) -> dict:
+        heads, dim_head = self.geometry(dim)
+        return dict(dim=dim, heads=heads, dim_head=dim_head, qkv_bias=self.qkv_bias, out_bias=self.out_bias,
+                    project_out=self.projects_out(dim), attn_dropout=self.attn_dropout, dropout=self.dropout,
+                    dim_value=self.value_width(dim), **self.numerics_kwargs(), **self.mixer_kwargs())
+
+    def attention_parts(self, dim: int) -> dict[str, int]:
+        """Parameters of the named parts every attention module has (for partial weight sharing)."""
+        heads, dim_head = self.geometry(dim)
+        inner = heads * dim_head
+        parts = {"qkv": linear_params(dim, 2 * inner + heads * self.value_width(dim), self.qkv_bias)}
+        if self.norm != "none":
+            parts["norm"] = self.mixer_params(dim) - (dim if self.layer_scale is not None else 0)
+        if self.projects_out(dim):
+            parts["out"] = linear_params(inner, dim, self.out_bias)
+        return parts
+
+
+class Numerics(AttentionSpec):
+    """The logit options of attention over tokens and windows (global-attn, local-attn, cross-attn, attn-pool)."""
+
+    head_mix: Literal["none", "talking", "reattention"] = Field(
+        "none", description="Learned mixing across heads: talking = an (h, h) mix of the logits before the "
+                            "softmax and of the weights after it (CaiT's talking heads); reattention = an (h, h) "
+                            "mix of the weights after the softmax, then a LayerNorm over heads (DeepViT).")
+    temperature: Literal["fixed", "learned"] = Field(
+        "fixed", description="fixed: logits scaled by dim_head^-0.5; learned: by exp(t), t one learned scalar "
+                             "initialised to log(dim_head^-0.5) (LSA, vit-pytorch's small-dataset ViT).")
+    mask_self: bool = Field(False, description="Mask each token's attention to itself (the diagonal; LSA).")
+    qk_norm: bool = Field(False, description="Per-head RMS norm of queries and keys (ViT-22B, NaViT): "
+                          "normalize(x)·√dim_head·γ, with a learned γ per head and channel.")
+    scale: float | None = Field(None, gt=0, description="Scale of the attention logits. When unset: "
+                                "dim_head^-0.5 (NaViT uses 1 with qk_norm).")
+
+    def numerics_params(self, heads: int, inner: int) -> int:
+        n = {"none": 0, "talking": 2 * heads * heads, "reattention": heads * heads + 2 * heads}[self.head_mix]
+        n += 1 if self.temperature == "learned" else 0
+        return n + (2 * inner if self.qk_norm else 0)
+
+    def mix_flops(self, heads: int, queries: int, keys: int) -> int:
+        if self.head_mix == "none":  # else an (h, h) product per attention weight, once or (talking) twice
+            return 0
+        return 2 * heads * heads * queries * keys * (2 if self.head_mix == "talking" else 1)
+
+    def numerics_kwargs(self) -> dict:
+        return dict(head_mix=self.head_mix, temperature=self.temperature, mask_self=self.mask_self,
+                    qk_norm=self.qk_norm, scale=self.scale)
+
+    def pattern_extras(self) -> str:
+        parts = [{"talking": "talking heads", "reattention": "re-attention"}.get(self.head_mix, ""),
+                 *self.notes(), "qk-norm" if self.qk_norm else ""]
+        return "".join(", " + p for p in parts if p)
+
+
+# Options of the attention blocks that run on feature maps (global-attn and local-attn).
+DIM_VALUE = ("Width of one head's values (and so of its output); dim_head, the query and key width, when "
+             "unset (ScalableViT: keys 40 wide, values 32).")
+VALUE_CONV = ("Kernel k of a full (not depthwise) k×k convolution, with bias and padding k // 2, over the map of "
+              "values, added to the attention output before the output projection (ScalableViT's local "
+              "interaction module); none when unset.")
+
+
+def check_value_conv(kernel: int | None) -> None:
+    if kernel is not None and kernel % 2 == 0:
+        raise ValueError(f"value_conv must be odd so that padding keeps the map, got {kernel}")
+
+
+def value_conv_cost(kernel: int | None, width: int, positions: int) -> tuple[int, int]:
+    """(parameters, FLOPs) of the value convolution over `positions` positions of `width` channels."""
+    if kernel is None:
+        return 0, 0
+    return width * width * kernel * kernel + width, 2 * positions * width * width * kernel * kernel

@@ -1,0 +1,42 @@
+"""Attention from queries to context tokens (``cross-attn``): CaiT/XCiT class attention, CrossViT's fusion."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .numerics import SelfAttention
+
+
+class CrossAttention(SelfAttention):
+    """Queries (the leading special tokens, or all tokens) attend to context tokens; see ``cross-attn``.
+    Separate ``q`` and ``kv`` projections: queries and keys/values read different tokens."""
+
+    def __init__(self, queries: int | None, context_skip: int, include_self: bool, context_norm: bool,
+                 query_dim: int, **kwargs):
+        super().__init__(qkv=False, **kwargs)
+        dim, inner = kwargs["dim"], self.heads * self.dim_head
+        self.queries, self.context_skip = queries, context_skip
+        self.include_self, self.context_norm = include_self, context_norm
+        self.q = nn.Linear(dim, inner, bias=kwargs["qkv_bias"])
+        self.kv = nn.Linear(dim, 2 * inner, bias=kwargs["qkv_bias"])
+        projected = query_dim != dim
+        self.project_in = nn.Linear(query_dim, dim) if projected else None
+        self.project_out = nn.Linear(dim, query_dim) if projected else None
+
+    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
+        q_in = x[:, :self.queries] if self.queries is not None else x
+        context = (x if context is None else context)[:, self.context_skip:]
+        h = self.project_in(q_in) if self.project_in is not None else q_in
+        if self.norm is not None:
+            h = self.norm(h)
+            if self.context_norm:
+                context = self.norm(context)
+        kv_in = torch.cat((h, context), dim=1) if self.include_self else context
+        k, v = self.kv(kv_in).chunk(2, dim=-1)
+        y = self.branch(self.merge(self.attend(self.split(self.q(h)), self.split(k), self.split(v))))
+        if self.project_out is not None:
+            y = self.project_out(y)
+        y = self.join(y, q_in)
+        if self.queries is None:
+            return y
+        return torch.cat((y, x[:, self.queries:]), dim=1)

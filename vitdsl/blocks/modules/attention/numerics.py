@@ -1,0 +1,85 @@
+"""Numerics options of token attention (talking heads, re-attention, LSA's learned temperature and
+self-mask, qk-norm) and ``SelfAttention``: the core with Linear projections inside a residual mixer,
+which every token and window attention builds on."""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .core import Attention
+
+
+class HeadRMSNorm(nn.Module):
+    """Per-head RMS norm of queries or keys (ViT-22B's qk-norm): normalize(x)·√d·γ, γ per head and channel."""
+
+    def __init__(self, heads: int, dim_head: int):
+        super().__init__()
+        self.scale = dim_head ** 0.5
+        self.weight = nn.Parameter(torch.ones(heads, 1, dim_head))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.normalize(x, dim=-1) * self.scale * self.weight
+
+
+class SelfAttention(Attention):
+    """Attention with a Linear ``qkv`` (unless ``qkv`` is False: the subclass projects) and ``out``,
+    inside the residual mixer, with the numerics options. Subclasses define ``mix`` or ``forward``."""
+
+    def __init__(self, dim: int, heads: int, dim_head: int, qkv_bias: bool, out_bias: bool, project_out: bool,
+                 attn_dropout: float, dropout: float, scale: float | None = None, dim_value: int | None = None,
+                 head_mix: str = "none", temperature: str = "fixed", mask_self: bool = False, qk_norm: bool = False,
+                 qkv: bool = True, **mixer):
+        super().__init__(heads, dim_head, dim_value, scale, attn_dropout)
+        self.init_mixer(dim, **mixer)
+        self.init_projections(dim, qkv_bias, out_bias, project_out, dropout, qkv)
+        self.head_mix = head_mix
+        if head_mix == "talking":
+            self.mix_pre = nn.Parameter(torch.randn(heads, heads))
+            self.mix_post = nn.Parameter(torch.randn(heads, heads))
+        elif head_mix == "reattention":
+            self.reattn = nn.Parameter(torch.randn(heads, heads))
+            self.reattn_norm = nn.LayerNorm(heads)
+        # LSA: a learned log-temperature and no attention to oneself
+        self.temperature = nn.Parameter(torch.tensor(math.log(self.scale))) if temperature == "learned" else None
+        self.mask_self = mask_self
+        self.q_norm = HeadRMSNorm(heads, dim_head) if qk_norm else None
+        self.k_norm = HeadRMSNorm(heads, dim_head) if qk_norm else None
+
+    def fused(self) -> bool:
+        return self.head_mix == "none" and self.temperature is None and not self.mask_self
+
+    def prepare(self, q: torch.Tensor, k: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.q_norm is None:
+            return q, k
+        return self.q_norm(q), self.k_norm(k)
+
+    def logits(self, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+        if self.temperature is None:
+            return super().logits(q, k)
+        return (q @ k.transpose(-2, -1)) * self.temperature.exp()
+
+    def pre_softmax(self, sim: torch.Tensor) -> torch.Tensor:
+        if self.mask_self:  # -max, not -inf, as vit-pytorch: a lone token still gets weight 1
+            eye = torch.eye(sim.shape[-2], sim.shape[-1], dtype=torch.bool, device=sim.device)
+            sim = sim.masked_fill(eye, -torch.finfo(sim.dtype).max)
+        if self.head_mix == "talking":
+            sim = torch.einsum("bhij,hg->bgij", sim, self.mix_pre)
+        return sim
+
+    def post_softmax(self, attn: torch.Tensor) -> torch.Tensor:
+        if self.head_mix == "talking":
+            return torch.einsum("bhij,hg->bgij", attn, self.mix_post)
+        if self.head_mix == "reattention":
+            attn = torch.einsum("bhij,hg->bgij", attn, self.reattn)
+            return self.reattn_norm(attn.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+        return attn
+
+    def qkv_heads(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """q, k and v, (B, heads, N, d) each, from channels-last tokens (B, N, D)."""
+        if self.dim_value == self.dim_head:  # one view and permute, no copies per tensor
+            b, n, _ = x.shape
+            return self.qkv(x).view(b, n, 3, self.heads, self.dim_head).permute(2, 0, 3, 1, 4).unbind(0)
+        return tuple(self.split(t) for t in self.qkv(x).split(self.widths, dim=-1))

@@ -1,0 +1,111 @@
+"""Attention within windows of a feature map (``local-attn``: contiguous blocks or a dilated grid) with
+a relative position bias, and RegionViT's regional-to-local attention (``region-attn``)."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import nn
+
+from .numerics import SelfAttention
+
+# The map's height and width as gh windows of sh rows (block) or sh rows of gh windows (grid: dilated)
+AXES = {"block": ("(gh sh)", "(gw sw)"), "grid": ("(sh gh)", "(sw gw)")}
+WINDOWS = "(b gh gw) (sh sw) c"
+
+
+def relative_index(wh: int, ww: int | None = None, col_major: bool = False) -> torch.Tensor:
+    """(n, n) index, n = wh·ww, into a (2wh-1)·(2ww-1) table: (Δrow + wh - 1)·(2ww - 1) + (Δcol + ww - 1),
+    or with ``col_major`` (Δrow + wh - 1) + (Δcol + ww - 1)·(2wh - 1)."""
+    ww = wh if ww is None else ww
+    grid = torch.stack(torch.meshgrid(torch.arange(wh), torch.arange(ww), indexing="ij")).flatten(1).T  # (n, 2)
+    rel = grid[:, None, :] - grid[None, :, :]
+    if col_major:
+        return rel[..., 0] + wh - 1 + (rel[..., 1] + ww - 1) * (2 * wh - 1)
+    return (rel[..., 0] + wh - 1) * (2 * ww - 1) + rel[..., 1] + ww - 1
+
+
+def offsets(rh: int, rw: int) -> torch.Tensor:
+    """(Δrow, Δcol) for Δrow in [-rh, rh], Δcol in [-rw, rw], row-major, as floats: (2rh+1)·(2rw+1) × 2."""
+    grid = torch.meshgrid(torch.arange(-rh, rh + 1), torch.arange(-rw, rw + 1), indexing="ij")
+    return torch.stack(grid).flatten(1).T.float()
+
+
+def dynamic_bias_mlp(hidden: int) -> nn.Sequential:
+    """CrossFormer's dynamic position bias: an offset (2,) → one bias, through three hidden layers."""
+    layers: list[nn.Module] = [nn.Linear(2, hidden)]
+    for last in (False, False, True):
+        layers += [nn.LayerNorm(hidden), nn.ReLU(), nn.Linear(hidden, 1 if last else hidden)]
+    return nn.Sequential(*layers)
+
+
+class LocalAttention(SelfAttention):
+    """Attention within windows of a (B, C, H, W) feature map: contiguous blocks or a dilated grid."""
+
+    def __init__(self, partition: str, window: tuple[int, int], rel_pos_bias: str, rel_pos_index: str = "row-major",
+                 bias_hidden: int | None = None, bias_index: str = "exact", **kwargs):
+        super().__init__(**kwargs)
+        self.partition, self.window = partition, tuple(window)
+        wh, ww = self.window
+        self.rel_pos_bias = self.rel_pos_mlp = None
+        if rel_pos_bias == "table":
+            self.rel_pos_bias = nn.Embedding((2 * wh - 1) * (2 * ww - 1), self.heads)
+        elif rel_pos_bias == "dynamic":
+            self.rel_pos_mlp = dynamic_bias_mlp(bias_hidden)
+            # vit-pytorch evaluates one offset more on each side than the window has, then reads the
+            # table with the stride of the exact one (see local-attn's bias_index)
+            reach = (wh, ww) if bias_index == "vit-pytorch" else (wh - 1, ww - 1)
+            self.register_buffer("rel_pos_offsets", offsets(*reach), persistent=False)
+        if rel_pos_bias != "none":
+            self.register_buffer("rel_pos_index", relative_index(wh, ww, rel_pos_index == "col-major"),
+                                 persistent=False)
+
+    def bias(self) -> torch.Tensor | None:
+        if self.rel_pos_bias is not None:
+            return self.rel_pos_bias(self.rel_pos_index).permute(2, 0, 1)
+        if self.rel_pos_mlp is not None:  # (n, n), shared by all heads
+            return self.rel_pos_mlp(self.rel_pos_offsets).squeeze(-1)[self.rel_pos_index]
+        return None
+
+    def mix(self, x: torch.Tensor) -> torch.Tensor:
+        return self.merge(self.attend(*self.qkv_heads(x)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _, _, h, w = x.shape
+        sh, sw = self.window
+        rows, cols = AXES[self.partition]
+        sizes = dict(sh=sh, sw=sw, gh=h // sh, gw=w // sw)
+        t = super().forward(rearrange(x, f"b c {rows} {cols} -> {WINDOWS}", **sizes))
+        # back to (b, c, h, w), kept channels-last in memory so the next token-wise block needs no copy
+        return rearrange(t, f"{WINDOWS} -> b {rows} {cols} c", **sizes).permute(0, 3, 1, 2)
+
+
+class RegionalAttention(LocalAttention):
+    """RegionViT's regional-to-local attention on (B, R + H·W, C) tokens: R region tokens on an rh×rw grid,
+    one per window of the H×W patch grid, lead the patch tokens. The region tokens attend among themselves,
+    then each window together with its region token; one set of weights serves both steps."""
+
+    def __init__(self, regions: tuple[int, int], **kwargs):
+        super().__init__(partition="block", **kwargs)
+        self.regions = tuple(regions)
+
+    def bias(self) -> torch.Tensor | None:
+        return None  # the windows' bias is passed to their step; the region tokens' step has none
+
+    def step(self, x: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+        """The residual block on (B, N, C) tokens."""
+        h = self.norm(x) if self.norm_position == "pre" else x
+        return self.join(self.branch(self.merge(self.attend(*self.qkv_heads(h), bias=bias))), x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        (rh, rw), (sh, sw) = self.regions, self.window
+        sizes = dict(rh=rh, rw=rw, sh=sh, sw=sw)
+        r, t = x[:, :rh * rw], x[:, rh * rw:]
+        r = self.step(r)
+        t = rearrange(t, "b (rh sh rw sw) c -> (b rh rw) (sh sw) c", **sizes)
+        bias = super().bias()
+        bias = None if bias is None else F.pad(bias, (1, 0, 1, 0))  # the region token (first) gets no bias
+        t = self.step(torch.cat((rearrange(r, "b r c -> (b r) 1 c"), t), dim=1), bias)
+        r = rearrange(t[:, 0], "(b r) c -> b r c", r=rh * rw)
+        t = rearrange(t[:, 1:], "(b rh rw) (sh sw) c -> b (rh sh rw sw) c", **sizes)
+        return torch.cat((r, t), dim=1)
