@@ -9,6 +9,7 @@ objectives) when it is imported — and ``import vitdsl`` imports both.
 """
 from __future__ import annotations
 
+from abc import abstractmethod
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Mapping, Protocol
 
@@ -130,14 +131,14 @@ class BlueprintBase(BaseModel):
         check_data(params)
         return self.copied({"params": params}, source)
 
+    @abstractmethod  # each kind replaces items where its layers are
     def configured(self, variant: str | None = None, overrides: Mapping[str, Any] | None = None,
                    replace: Mapping[str, Any] | None = None) -> "BlueprintBase":
         """The blueprint with a variant, overrides and layer replacements (``replace={name: item}``) applied."""
-        raise NotImplementedError
 
+    @abstractmethod  # a plain design or an objective design
     def resolve(self, variant: str | None = None, overrides: Mapping[str, Any] | None = None) -> Any:
         """Variant and overrides applied, every parameter resolved: the design its graphs are built from."""
-        raise NotImplementedError
 
     def as_network(self, refuse: Callable[[str], VitdslError]) -> "BlueprintBase":
         """This blueprint where a network is needed (an encoder, a teacher); ``refuse(why)`` is raised by kinds
