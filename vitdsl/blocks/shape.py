@@ -22,8 +22,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
-Kind = Literal["image", "volume", "tokens", "vector", "images", "packed"]
-KINDS: tuple[str, ...] = ("image", "volume", "tokens", "vector", "images", "packed")
+InputKind = Literal["image", "volume", "tokens", "vector", "images"]  # what a blueprint's input may be
+Kind = InputKind | Literal["packed"]  # packed sequences are made by patchify from images, never given
 RANK = {"image": 3, "volume": 4, "tokens": 2, "vector": 1, "images": 3, "packed": 2}
 CHANNELS_FIRST = ("image", "volume", "images")  # kinds whose first size is channels and the rest spatial
 

@@ -6,23 +6,22 @@ are kept as written. :meth:`Blueprint.resolve` picks a variant, applies override
 """
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal, Mapping
+from typing import Any, ClassVar, Mapping
 
 from pydantic import BaseModel, Field, field_validator
 
+from ..blocks.shape import InputKind
 from .expand import Design, expand
 from .items import check_structure
 from .kinds import BlueprintBase, register_kind
 from .replace import replaced
-
-Kind = Literal["image", "volume", "tokens", "vector", "images"]
 
 
 @register_kind(None)
 class Blueprint(BlueprintBase):
     """An architecture: input, parameters, named variants and a list of layers."""
 
-    input: dict[Kind, list[Any]] = Field(
+    input: dict[InputKind, list[Any]] = Field(
         description="The input tensor without batch dimension, by kind: image [C, H, W], "
                     "volume [C, T, H, W], tokens [N, D] or vector [D]; images [C, H, W] for lists of "
                     "images of any size up to H×W (packed by patchify). Values may be $params.")

@@ -11,7 +11,7 @@ from typing import Any
 
 import networkx as nx
 
-from ..blocks.shape import Shape
+from ..blocks.shape import CHANNELS_FIRST, Shape
 from ..blueprint.expand import INPUT, Design
 from ..errors import ShapeError, VitdslError
 
@@ -268,7 +268,7 @@ def _within_limits(spec, inputs: list[Shape], out: Shape) -> None:
 
 def valid_input_sizes(g: nx.DiGraph, order: list[str], src: Shape, limit: int = 1024) -> str | None:
     """'input sizes that work: ...' for square images (or the frame size of volumes), by trying each."""
-    if src.kind not in ("image", "volume", "images"):
+    if src.kind not in CHANNELS_FIRST:
         return None
     ok = []
     for s in range(8, limit + 1):

@@ -19,7 +19,8 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from ..blocks.base import check_number, leaf_types
-from ..blueprint.model import Kind, _plain
+from ..blocks.shape import InputKind
+from ..blueprint.model import _plain
 
 REGISTRY: dict[str, type["ObjectiveSpec"]] = {}
 
@@ -43,7 +44,7 @@ class Part(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    input: dict[Kind, list[Any]] = Field(description="The part's input without batch dimension, e.g. "
+    input: dict[InputKind, list[Any]] = Field(description="The part's input without batch dimension, e.g. "
                                          "{tokens: [$patches, $decoder_dim]}; may use the objective's values.")
     layers: list[Any] = Field(description="The layers: blocks, repeat, stages and parallel items.")
     output: str | list[str] | None = Field(None, description="Which layer(s) the part returns (default: the last).")
