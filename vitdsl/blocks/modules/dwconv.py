@@ -17,9 +17,10 @@ class DWConv(Mixer):
         self.skip = skip  # leading special tokens that pass unchanged
         conv = lambda: nn.Conv2d(dim, dim, kernel, padding=kernel // 2, groups=dim, bias=bias)  # noqa: E731
         self.conv1 = conv()
-        self.mid_norm = nn.BatchNorm2d(dim) if convs == 2 and mid_norm == "batch" else None
-        self.act = make_act(act) if convs == 2 else None
-        self.conv2 = conv() if convs == 2 else None
+        two = convs == 2  # LPI: conv, norm, activation, conv; Identity keeps the names of the two-conv form
+        self.mid_norm = nn.BatchNorm2d(dim) if two and mid_norm == "batch" else nn.Identity()
+        self.act = make_act(act) if two and act != "none" else nn.Identity()
+        self.conv2 = conv() if two else nn.Identity()
 
     def mix(self, x: torch.Tensor) -> torch.Tensor:
         if self.grid is not None:  # tokens (B, N, C) -> map
@@ -27,13 +28,7 @@ class DWConv(Mixer):
             x = x.transpose(1, 2).reshape(b, c, *self.grid)
         else:  # Mixer works channels-last; convolutions want channels-first
             x = x.permute(0, 3, 1, 2)
-        x = self.conv1(x)
-        if self.mid_norm is not None:
-            x = self.mid_norm(x)
-        if self.act is not None:
-            x = self.act(x)
-        if self.conv2 is not None:
-            x = self.conv2(x)
+        x = self.conv2(self.act(self.mid_norm(self.conv1(x))))
         if self.grid is not None:
             return x.flatten(2).transpose(1, 2)
         return x.permute(0, 2, 3, 1)
