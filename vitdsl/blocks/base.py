@@ -24,13 +24,13 @@ REGISTRY: dict[str, type["BlockSpec"]] = {}
 CAPABILITIES: dict[str, str] = {
     "patchify": "cuts an image into patch tokens: the spec's patch_dim(image) gives the values per patch, "
                 "the module's cut(images) the (B, N, values) patches and project(patches) their tokens",
-    "positions": "adds position information to the tokens; objectives that add the patch tokens' positions "
-                 "themselves read the module's table pos ((rows, width), the special tokens' rows first; "
-                 "None: no positions)",
-    "special-tokens": "adds special tokens (class, distillation or register tokens) to the sequence",
-    "readout": "reads the tokens out (a pool, an attention pool, a head): where an encoder's body ends",
+    "positions": "adds position information to the tokens: objectives that add the patch tokens' positions "
+                 "themselves read the module's table pos, (rows, width) with the special tokens' rows first "
+                 "(no pos, or None, for no positions)",
+    "special-tokens": "adds special tokens to the sequence: class, distillation or register tokens",
+    "readout": "reads the tokens out: a pool, an attention pool or a head, where an encoder's body ends",
     "classifier": "gives class logits from the features before it",
-    "attention": "mixes the tokens by attention, keeping one output per token",
+    "attention": "mixes the tokens by attention: queries attend to keys and values",
     "context": "can attend from its tokens to a context of other tokens: the module's takes_context is true "
                "and forward(x, context=c) takes the keys and values from c",
 }
@@ -113,7 +113,9 @@ def check_number(v: Any, leaves: frozenset) -> None:
 
 
 class BlockSpec(BaseModel):
-    """Base of every block spec. Subclasses set ``block``, ``takes`` and the rules below."""
+    """Base of every block spec. Subclasses set ``block``, ``takes`` and the rules below, and in
+    ``capabilities`` what the block is, in the words of ``CAPABILITIES``: objectives find their roles by
+    these (the layer that cuts patches, the one that adds positions), never by a block's name."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
