@@ -40,6 +40,14 @@ def test_the_vocabulary():
                         "token-merge": ["attention"]}
 
 
+def test_every_attention_block_declares_it():
+    # MP3 holds every attention in its body to taking a context: an attention block that forgot to say so
+    # would slip through its check
+    undeclared = [name for name, cls in REGISTRY.items() if cls.family == "attention"
+                  and "attention" not in cls.capabilities]
+    assert undeclared == []
+
+
 def test_an_unknown_capability_is_refused_at_registration():
     class Typo(BlockSpec):
         block = "test-typo"
