@@ -117,7 +117,7 @@ parts:
     ("global-attn: {heads: 2, dim_head: 8, kv_reduction: 2}",
      "kv_reduction computes keys and values from its own patch grid"),
     ("global-attn: {heads: 2, over: channels}", "over: channels mixes its own tokens' channels or groups"),
-    ("token-merge: {tokens: 4}", "only global-attn attends to the keys and values of other tokens, not token-merge"),
+    ("token-merge: {tokens: 4}", "token-merge attends only to its own tokens"),
 ])
 def test_an_attention_that_cannot_take_the_visible_tokens_is_refused(write, attn, why):
     path = write(ENCODER.format(attn=attn, settings="masking_ratio: 0.5"))

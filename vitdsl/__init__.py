@@ -67,7 +67,8 @@ def summary(model_or_blueprint: Any, variant: str | None = None, overrides: Mapp
 
 
 def register_block(cls):
-    """Decorator: register a user block spec (a ``vitdsl.blocks.BlockSpec`` subclass) by its ``block`` name."""
+    """Decorator: register a user block spec (a ``vitdsl.blocks.BlockSpec`` subclass) by its ``block`` name. Its
+    ``capabilities`` (words of ``vitdsl.blocks.base.CAPABILITIES``) let objectives give it a role."""
     from .blocks.base import register
 
     return register(cls)

@@ -18,6 +18,41 @@ from .shape import Shape
 
 REGISTRY: dict[str, type["BlockSpec"]] = {}
 
+# What a block can be, for whoever looks for a layer by what it does rather than by its name (the
+# objectives: MAE embeds patches with the encoder's "patchify" layer). A block declares the words that
+# hold for it in ``capabilities``; a word promises the methods listed with it.
+CAPABILITIES: dict[str, str] = {
+    "patchify": "cuts an image into patch tokens: the spec's patch_dim(image) gives the values per patch, "
+                "the module's cut(images) the (B, N, values) patches and project(patches) their tokens",
+    "positions": "adds position information to the tokens: objectives that add the patch tokens' positions "
+                 "themselves read the module's table pos, (rows, width) with the special tokens' rows first "
+                 "(no pos, or None, for no positions)",
+    "special-tokens": "adds special tokens to the sequence: class, distillation or register tokens",
+    "readout": "reads the tokens out: a pool, an attention pool or a head, where an encoder's body ends",
+    "classifier": "gives class logits from the features before it",
+    "attention": "mixes the tokens by attention: queries attend to keys and values",
+    "context": "can attend from its tokens to a context of other tokens: the module's takes_context is true "
+               "and forward(x, context=c) takes the keys and values from c",
+}
+NEEDS = {"patchify": ("patch_dim",)}  # spec methods a capability promises
+
+
+def check_capabilities(cls: type["BlockSpec"]) -> None:
+    """Refuse capabilities outside the vocabulary, and a promise without the spec method it needs."""
+    declared = cls.capabilities
+    if not isinstance(declared, frozenset) or not all(isinstance(c, str) for c in declared):
+        raise ValueError(f"block {cls.block!r}: capabilities must be a frozenset of words, not {declared!r}")
+    unknown = sorted(declared - CAPABILITIES.keys())
+    if unknown:
+        words = ", ".join(repr(c) for c in unknown)
+        hint = suggest(unknown[0], CAPABILITIES, "capabilities")
+        raise ValueError(f"block {cls.block!r} declares unknown capabilities {words}; {hint}")
+    for capability in sorted(declared & NEEDS.keys()):
+        missing = [m for m in NEEDS[capability] if not callable(getattr(cls, m, None))]
+        if missing:
+            raise ValueError(f"block {cls.block!r} declares {capability!r} but has no method "
+                             f"{', '.join(missing)}: {CAPABILITIES[capability]}")
+
 NormType = Literal["layer", "layer-nobias", "rms", "batch"]
 Activation = Literal["gelu", "relu", "silu", "hardswish", "tanh", "sigmoid"]
 
@@ -27,6 +62,7 @@ def register(cls: type["BlockSpec"]) -> type["BlockSpec"]:
     name = cls.block
     if not name or name in REGISTRY and REGISTRY[name] is not cls:
         raise ValueError(f"block name {name!r} is empty or already registered")
+    check_capabilities(cls)
     REGISTRY[name] = cls
     return cls
 
@@ -77,7 +113,9 @@ def check_number(v: Any, leaves: frozenset) -> None:
 
 
 class BlockSpec(BaseModel):
-    """Base of every block spec. Subclasses set ``block``, ``takes`` and the rules below."""
+    """Base of every block spec. Subclasses set ``block``, ``takes`` and the rules below, and in
+    ``capabilities`` what the block is, in the words of ``CAPABILITIES``: objectives find their roles by
+    these (the layer that cuts patches, the one that adds positions), never by a block's name."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -97,6 +135,7 @@ class BlockSpec(BaseModel):
     # how it treats the padding rows that token sampling leaves: "keep" (row by row, or masking them: the output
     # is still padded), "drop" (its output holds none), None (it would take them for tokens: refused)
     on_padding: ClassVar[str | None] = None
+    capabilities: ClassVar[frozenset[str]] = frozenset()  # what it is, in the words of CAPABILITIES
 
     # -- the rules, all without torch ---------------------------------------------------------
     def infer(self, *inputs: Shape) -> Shape:

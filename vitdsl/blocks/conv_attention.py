@@ -29,6 +29,7 @@ class ConvAttn(AttentionSpec):
     """
 
     block = "conv-attn"
+    capabilities = frozenset({"attention"})
     takes = ("image",)
     family = "attention"
 

@@ -43,10 +43,10 @@ class Patchify(BlockSpec):
 
     On a volume (C, T, H, W) the patches are tubelets of ``frame_patch`` frames (3-D ViT, ViViT): one
     sequence ordered frame by frame (``b (f h w) d``, a 3-D grid), or, with ``frames: groups``, one
-    sequence per frame position, each a group of its own (ViViT's per-frame spatial encoder).
-    """
+    sequence per frame position, each a group of its own (ViViT's per-frame spatial encoder)."""
 
     block = "patchify"
+    capabilities = frozenset({"patchify"})
     takes = ("image", "tokens", "images", "volume")
     family = "embedding"
     regroups = True
@@ -232,10 +232,10 @@ class PosEmbed(BlockSpec):
     nothing (only the dropout runs), so a parameter can switch positions off. ``scalar`` adds one
     learned number per position to all its features; on a feature map the table covers one of
     ``windows``×``windows`` windows and every window shares it (NesT, whose attention runs within
-    those windows).
-    """
+    those windows)."""
 
     block = "pos-embed"
+    capabilities = frozenset({"positions"})
     takes = ("tokens", "packed", "image")
     shorthand = "kind"
     family = "embedding"
@@ -372,7 +372,7 @@ class Tokens(BlockSpec):
     e.g. DeiT's distillation token, appended after the positions so that it gets none)."""
 
     block = "tokens"
-    takes = ("tokens",)
+    capabilities = frozenset({"special-tokens"})
     shorthand = "cls"
     family = "embedding"
 

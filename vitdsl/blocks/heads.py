@@ -48,6 +48,7 @@ class Pool(BlockSpec):
     ``mean`` and ``seq`` leave out trailing special tokens (a distillation token), as vit-pytorch does."""
 
     block = "pool"
+    capabilities = frozenset({"readout"})
     takes = ("tokens", "image")
     shorthand = "mode"
     family = "head"
@@ -98,6 +99,7 @@ class Head(BlockSpec):
     activation: a hidden layer of a projector)."""
 
     block = "head"
+    capabilities = frozenset({"readout", "classifier"})
     on_padding = "keep"
     takes = ("vector", "tokens")
     shorthand = "classes"

@@ -28,6 +28,7 @@ class AttnPool(Numerics):
     tokens one per sample."""
 
     block = "attn-pool"
+    capabilities = frozenset({"readout", "attention"})
     takes = ("packed", "tokens")
     family = "head"
 

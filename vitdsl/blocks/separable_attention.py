@@ -28,6 +28,7 @@ class SeparableAttn(Windows):
     """
 
     block = "separable-attn"
+    capabilities = frozenset({"attention"})
     takes = ("image",)
     family = "attention"
 

@@ -21,6 +21,7 @@ class TokenMerge(BlockSpec):
     """
 
     block = "token-merge"
+    capabilities = frozenset({"attention"})
     takes = ("tokens",)
     shorthand = "tokens"
     family = "attention"

@@ -150,7 +150,8 @@ def resolve(bp: BlueprintBase, variant: str | None = None, overrides: dict | Non
     if missing:
         raise VitdslError(f"objective '{bp.kind}' needs part '{missing[0]}': {spec.parts[missing[0]]}",
                           location=bp.source.find(("parts",)) or bp.source.find(()))
-    parts = {name: _part(bp, name, part, scope) for name, part in bp.parts.items()}
+    # an optional part left out is switched off, as by its `when`
+    parts = {name: _part(bp, name, bp.parts[name], scope) if name in bp.parts else None for name in spec.parts}
     try:
         spec.check_parts(finder, roles, parts)
     except VitdslError as e:

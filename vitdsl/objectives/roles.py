@@ -2,7 +2,8 @@
 
 Objectives do not run the encoder whole. MAE embeds the patches, adds their positions, drops most of
 them and runs the transformer body on the rest; DINO takes the output of one layer. The encoder's
-layers play *roles* — patchify, positions, body, embedding — found by block type, or named by the
+layers play *roles* — patchify, positions, body, embedding — found by what their blocks declare they
+are (``BlockSpec.capabilities``: a block of your own fills a role as a built-in one does), or named by the
 objective (``body: [blocks, norm]``), and a segment that runs on other tokens than the encoder's
 own (fewer, or without the class token) is checked again for those tokens before any weight exists.
 """
@@ -12,11 +13,10 @@ from dataclasses import dataclass, field
 
 import networkx as nx
 
+from ..blocks.base import CAPABILITIES
 from ..blocks.shape import Shape
 from ..errors import Location, ShapeError, VitdslError, suggest
 from ..graph.build import Graph
-
-READOUT = ("pool", "attn-pool", "head")  # where the body ends: the layers that read the tokens out
 
 
 @dataclass
@@ -55,7 +55,13 @@ class Finder:
         return self.graph.nx.nodes[path]["node"]
 
     def block(self, path: str) -> str:
+        """The layer's block name, for messages (roles go by ``has``)."""
         return self.node(path).spec.block
+
+    def has(self, path: str, capability: str) -> bool:
+        """Whether the layer's block declares ``capability`` (see ``blocks.base.CAPABILITIES``)."""
+        assert capability in CAPABILITIES, capability  # a misspelt word would silently match nothing
+        return capability in self.node(path).spec.capabilities
 
     def error(self, message: str, hint: str | None = None, location: Location | None = None) -> VitdslError:
         return VitdslError(f"{self.objective}: {message}", location=location or self.location, hint=hint)
@@ -71,13 +77,14 @@ class Finder:
         raise self.error(f"the encoder '{self.graph.design.blueprint.name}' has no layer '{name}'",
                          suggest(name, names, "its layers"), location)
 
-    def first(self, *blocks: str, after: str | None = None) -> str | None:
+    def first(self, capability: str, after: str | None = None) -> str | None:
+        """The first layer (after ``after``) whose block has ``capability``."""
         start = self.order.index(after) + 1 if after else 0
-        return next((p for p in self.order[start:] if self.block(p) in blocks), None)
+        return next((p for p in self.order[start:] if self.has(p, capability)), None)
 
     def readout(self) -> str | None:
         """The first layer that reads the tokens out (pool, attention pool or head)."""
-        return self.first(*READOUT)
+        return self.first("readout")
 
     def default_body(self, after: str) -> tuple[str, str]:
         """From the layer after ``after`` to the last one before the readout."""
@@ -121,9 +128,14 @@ class Finder:
                                   hint=e.hint or "choose an encoder whose body mixes tokens globally") from None
         return x
 
-    def positions_kind(self, path: str) -> str:
+    def positions_kind(self, path: str) -> str | None:
+        """Refuse positions the objective cannot add to patch tokens itself: it reads the module's table
+        ``pos`` (the "positions" capability), which pos-embed holds as one (rows, width) table only for
+        its kinds learned, sincos2d and none. A block without kinds is taken at its word."""
         spec = self.node(path).spec
-        kind = getattr(spec, "kind", None)
+        if "kind" not in type(spec).model_fields:
+            return None
+        kind = spec.kind
         if kind not in ("learned", "sincos2d", "none") or getattr(spec, "per_group", False):
             raise self.error(f"the positions at '{path}' are '{kind}'; the objective adds them to patch tokens "
                              "itself and knows learned, sincos2d and none")

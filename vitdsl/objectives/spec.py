@@ -99,13 +99,15 @@ def register(cls: type[ObjectiveSpec]) -> type[ObjectiveSpec]:
 
 class PatchRoles(BaseModel):
     """Settings of objectives that feed the encoder's body patch tokens themselves (MAE, SimMIM, MPP,
-    MP3): which layers cut the patches, add their positions and form the body. Found by block type
-    when left out."""
+    MP3): which layers cut the patches, add their positions and form the body. Found by what the blocks
+    declare they are (``BlockSpec.capabilities``) when left out."""
 
-    patchify: str | None = Field(None, description="The encoder's patchify layer (default: its first).")
-    positions: str | None = Field(None, description="The encoder's position layer (default: the first "
-                                  "pos-embed after patchify, if any).")
+    patchify: str | None = Field(None, description="The encoder's patchify layer (default: its first layer "
+                                 "that cuts an image into patch tokens).")
+    positions: str | None = Field(None, description="The encoder's position layer (default: the first layer "
+                                  "after patchify that adds positions, if any).")
     body: list[str] | None = Field(None, min_length=2, max_length=2,
                                    description="First and last encoder layer of the transformer body, as paths or "
                                    "names of repeat items (default: from after the positions, and after any "
-                                   "special tokens there, to the layer before the pool or head).")
+                                   "special tokens there, to the layer before the first that reads the tokens out: a "
+                                   "pool or head).")

@@ -23,6 +23,7 @@ class CrossAttn(Numerics):
     """
 
     block = "cross-attn"
+    capabilities = frozenset({"attention"})
     takes = ("tokens",)
     arity = (1, 2)
     family = "attention"

@@ -37,6 +37,7 @@ class GlobalAttn(Numerics):
     """
 
     block = "global-attn"
+    capabilities = frozenset({"attention", "context"})
     takes = ("tokens", "packed", "image")
     family = "attention"
 

@@ -30,6 +30,7 @@ class LocalAttn(Windows, Numerics):
     """
 
     block = "local-attn"
+    capabilities = frozenset({"attention"})
     takes = ("image", "tokens")
     family = "attention"
 

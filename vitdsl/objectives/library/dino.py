@@ -38,9 +38,9 @@ class SelfDistillation(ObjectiveSpec):
         return shape
 
     def default_embedding(self, finder: Finder) -> str:
-        """The layer feeding the classifier head (the last layer when the encoder ends in none)."""
+        """The layer feeding the classifier (the last layer when the encoder ends in none)."""
         last = finder.graph.output_paths[0]
-        return finder.node(last).inputs[0] if finder.block(last) == "head" else last
+        return finder.node(last).inputs[0] if finder.has(last, "classifier") else last
 
     def roles(self, finder: Finder) -> Roles:
         self.image(finder)

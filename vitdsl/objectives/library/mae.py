@@ -34,7 +34,7 @@ class MAESpec(ObjectiveSpec, PatchRoles):
 
     def roles(self, finder: Finder) -> Roles:
         roles = patch_roles(finder, self)
-        check_nothing_skipped(finder, roles, leave_out=("tokens",))
+        check_nothing_skipped(finder, roles, leave_out=("special-tokens",))
         n, d = patch_tokens(finder, roles).dims
         visible = n - masked_count(self.masking_ratio, n)
         finder.check(finder.span(*roles.body), Shape.tokens(visible, d),

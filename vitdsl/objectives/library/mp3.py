@@ -13,7 +13,7 @@ from ..roles import Finder, Roles
 from ..spec import ObjectiveSpec, PatchRoles, register
 from .patches import expect, masked_count, patch_roles, patch_tokens
 
-# what makes a global-attn unable to take its keys and values from other tokens than its queries
+# settings that keep an attention's keys and values its own, although its block can take a context
 NO_CONTEXT = {"samples": "token sampling (samples) keeps a subset of its own tokens",
               "memories": "memories are keys and values of its own",
               "task_tokens": "task_tokens masks keys by their place in its own sequence",
@@ -26,11 +26,13 @@ CONTEXT_HINT = ("MP3 needs global-attn over tokens (over: tokens) without sample
 
 def no_context(spec) -> str | None:
     """Why an attention block cannot attend to a context (other tokens than its queries), or None."""
-    if spec.block != "global-attn":
-        return f"only global-attn attends to the keys and values of other tokens, not {spec.block}"
-    if spec.over != "tokens":
+    if "context" not in spec.capabilities:
+        return f"{spec.block} attends only to its own tokens"
+    if getattr(spec, "over", "tokens") != "tokens":
         return f"over: {spec.over} mixes its own tokens' channels or groups"
     for name, why in NO_CONTEXT.items():
+        if name not in type(spec).model_fields:  # another block that takes a context, without this setting
+            continue
         if getattr(spec, name) != type(spec).model_fields[name].default:
             return why
     return None
@@ -81,11 +83,11 @@ class MP3Spec(ObjectiveSpec, PatchRoles):
 
     def check_layer(self, finder: Finder, path: str, width: int, positions: str | None) -> None:
         spec = finder.node(path).spec
-        if spec.block == "pos-embed":
+        if "positions" in spec.capabilities:
             raise VitdslError(f"mp3: the body holds the positions layer '{path}', but MP3 feeds patch tokens "
                               "without positions (it predicts them)", location=finder.location, path=path,
                               hint=f"start the body after '{positions or path}'")
-        if spec.family != "attention":
+        if "attention" not in spec.capabilities:
             return
         why = no_context(spec)
         if why is not None:

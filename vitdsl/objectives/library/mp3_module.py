@@ -15,11 +15,13 @@ class MP3(Objective):
         super().__init__(design, encoder, parts)
         self.masking_ratio = spec.masking_ratio
         # the spec check refuses such layers; an attention that took no context would silently attend to
-        # every query instead, so hold the built modules to it as well
+        # every query instead, so hold the built modules to it as well: every block that declares attention
+        # (a block of one's own too) and every built-in attention module, declared or not
         paths = encoder.paths[encoder.paths.index(self.roles.body[0]):encoder.paths.index(self.roles.body[1]) + 1]
         for path in paths:
             module = encoder.get_submodule(path)
-            if isinstance(module, Attention) and not module.takes_context:
+            attends = "attention" in encoder.graph.nx.nodes[path]["node"].spec.capabilities
+            if (attends or isinstance(module, Attention)) and not getattr(module, "takes_context", False):
                 raise VitdslError(f"mp3: the attention module at '{path}' ({type(module).__name__}) cannot take "
                                   "the visible patch tokens as keys and values", path=path)
 

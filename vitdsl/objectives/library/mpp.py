@@ -62,7 +62,9 @@ class MPPSpec(ObjectiveSpec, PatchRoles):
         check_nothing_skipped(finder, roles)
         node = finder.node(roles.patchify)
         image = finder.graph.nx.nodes[roles.patchify]["inputs"][0]
-        if image.kind != "image" or node.spec.unfolds() or node.spec.shift:
+        # the targets are mean colours of the patch tiles: a patchify of one's own says nothing of its tiles
+        unfolds = getattr(node.spec, "unfolds", None)
+        if image.kind != "image" or unfolds is None or unfolds() or getattr(node.spec, "shift", 0):
             raise finder.error(f"the patchify layer '{roles.patchify}' does not cut an image into "
                                "non-overlapping patches; the target is each patch's mean colour",
                                "patchify the image itself, without stride, padding or shift")

@@ -22,7 +22,7 @@ def patch_roles(finder: Finder, spec, keep_special: bool = False) -> Roles:
     With ``keep_special`` the body starts at the encoder's special-token layers (MPP keeps the class
     token); otherwise those are left out, as vit-pytorch's wrappers do."""
     patchify = finder.layer(spec.patchify) if spec.patchify else finder.first("patchify")
-    if patchify is None or finder.block(patchify) != "patchify":
+    if patchify is None or not finder.has(patchify, "patchify"):
         raise finder.error(f"the encoder '{finder.graph.design.blueprint.name}' has no patchify layer to cut "
                            "images into patch tokens", "masked image objectives need an encoder that starts "
                            "with '- patchify'")
@@ -35,11 +35,11 @@ def patch_roles(finder: Finder, spec, keep_special: bool = False) -> Roles:
     if out.kind != "tokens" or out.prefix:
         raise finder.error(f"the patchify layer '{patchify}' gives {out}; the objective needs plain patch tokens",
                            "use layout: tokens")
-    positions = finder.layer(spec.positions) if spec.positions else finder.first("pos-embed", after=patchify)
+    positions = finder.layer(spec.positions) if spec.positions else finder.first("positions", after=patchify)
     prefix = 0
     if positions is not None:
-        if finder.block(positions) != "pos-embed":
-            raise finder.error(f"'{positions}' is a {finder.block(positions)}, not a pos-embed layer")
+        if not finder.has(positions, "positions"):
+            raise finder.error(f"'{positions}' is a {finder.block(positions)}, a layer that adds no positions")
         finder.positions_kind(positions)
         prefix = finder.graph.nx.nodes[positions]["inputs"][0].prefix
     start = positions or patchify
@@ -48,12 +48,12 @@ def patch_roles(finder: Finder, spec, keep_special: bool = False) -> Roles:
     else:
         first, last = finder.default_body(start)
         i = finder.order.index(first)
-        while finder.block(first) == "tokens" and not keep_special and first != last:
+        while finder.has(first, "special-tokens") and not keep_special and first != last:
             i += 1
             first = finder.order[i]
     if keep_special:
         tokens = [p for p in finder.order[finder.order.index(patchify) + 1:finder.order.index(first)]
-                  if finder.block(p) == "tokens"]
+                  if finder.has(p, "special-tokens")]
         if tokens:
             first = tokens[0]
     span = finder.span(first, last)
@@ -88,9 +88,10 @@ def expect(graph, name: str, takes: tuple[int, int], gives: tuple[int | None, in
 
 def check_nothing_skipped(finder: Finder, roles: Roles, leave_out: tuple[str, ...] = ()) -> None:
     """Raise when an encoder layer between the patchify layer and the body's end would not run: only
-    blocks of the types in ``leave_out`` (the class token, which vit-pytorch's wrappers drop) may."""
+    blocks with a capability in ``leave_out`` (special tokens, which vit-pytorch's wrappers drop) may."""
     start, end = finder.order.index(roles.patchify), finder.order.index(roles.body[1])
-    skipped = [p for p in finder.order[start + 1:end] if p not in roles.keep and finder.block(p) not in leave_out]
+    skipped = [p for p in finder.order[start + 1:end]
+               if p not in roles.keep and not any(finder.has(p, c) for c in leave_out)]
     if skipped:
         shown = ", ".join(skipped[:4]) + (f" and {len(skipped) - 4} more" if len(skipped) > 4 else "")
         raise finder.error(f"the encoder layers {shown} come between its patchify layer '{roles.patchify}' and "

@@ -31,7 +31,7 @@ class SimMIMSpec(ObjectiveSpec, PatchRoles):
 
     def roles(self, finder: Finder) -> Roles:
         roles = patch_roles(finder, self)
-        check_nothing_skipped(finder, roles, leave_out=("tokens",))
+        check_nothing_skipped(finder, roles, leave_out=("special-tokens",))
         tokens = patch_tokens(finder, roles)
         n = tokens.dims[0]
         if masked_count(self.masking_ratio, n) == 0:
