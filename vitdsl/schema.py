@@ -37,6 +37,7 @@ def item_schema(model, defs: dict[str, Any]) -> dict[str, Any]:
     item = model.model_json_schema(ref_template="#/$defs/{model}")
     defs.update(item.pop("$defs", {}))
     item.pop("title", None)
+    item["description"] = item.get("description", "").replace("``", "`")  # the docstring's RST, as Markdown
     for prop in item["properties"].values():
         prop.pop("title", None)
     if "layers" in item["properties"]:  # the models' layers are lists of anything; here, of layer items

@@ -13,7 +13,7 @@ from ..errors import Location, VitdslError, suggest
 from . import limits
 from .expr import resolve_params, substitute
 from .invalid import Wording, convert
-from .items import checked, classify, item_names, segments, share_target
+from .items import checked, classify, default, item_names, segments, share_target
 from .kinds import BlueprintBase
 
 INPUT = "input"
@@ -91,10 +91,11 @@ class _Expander:
     def value(self, raw: Any, scope: dict, where: tuple) -> Any:
         return value_at(raw, scope, self.bp.source, where)
 
-    def key(self, item: dict, kind: str, key: str, scope: dict, here: tuple, path: str, default: Any = None) -> Any:
-        """The value of an item's key, evaluated and checked by the key's rule in the item's model."""
+    def key(self, item: dict, kind: str, key: str, scope: dict, here: tuple, path: str) -> Any:
+        """The value of an item's key, evaluated and checked by the key's rule in the item's model (which
+        also says what a missing key means)."""
         if key not in item:
-            return default
+            return default(kind, key)
         value = self.value(item[key], scope, here + (key,))
         return checked(kind, key, value, self.bp, here, path)
 
@@ -137,7 +138,7 @@ class _Expander:
             here = where + (i,)
             path = prefix + seg
             kind = classify(item, here, self.bp)
-            if not self.key(item, kind, "when", scope, here, path, True):
+            if not self.key(item, kind, "when", scope, here, path):
                 self.skipped.add(seg)
                 continue
             if kind == "repeat":
@@ -165,7 +166,7 @@ class _Expander:
         return prev
 
     def layer_drop(self, item: dict, scope: dict, here: tuple, path: str, first: int, marks: list[int]) -> None:
-        p = self.key(item, "repeat", "layer_dropout", scope, here, path, 0.0)
+        p = self.key(item, "repeat", "layer_dropout", scope, here, path)
         if p > 0 and marks:
             bounds = marks + [len(self.nodes)]
             iterations = [[n.path for n in self.nodes[a:b]] for a, b in zip(bounds, bounds[1:])]
@@ -177,8 +178,8 @@ class _Expander:
 
         branches = self.key(item, "parallel", "parallel", scope, here, path)
         names = branches if isinstance(branches, list) else list(range(branches))
-        residual = self.key(item, "parallel", "residual", scope, here, path, False)
-        mode = self.key(item, "parallel", "merge", scope, here, path, "add")
+        residual = self.key(item, "parallel", "residual", scope, here, path)
+        mode = self.key(item, "parallel", "merge", scope, here, path)
         sources = self.inputs(item, "parallel", scope, here, path, prev)
         at = self.bp.source.find(here + ("from",))
         if len(sources) not in (1, len(names)):

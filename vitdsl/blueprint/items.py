@@ -248,13 +248,22 @@ _ADAPTERS: dict[tuple[type, str], TypeAdapter] = {}
 _VALUE = Wording(unknown="unknown key '{key}'", keys="keys", invalid="{msg}")  # a rule's message says it all
 
 
+def _field(kind: str, key: str) -> tuple[type[Item], Any]:
+    model = ITEMS[kind if kind in STRUCTURE else "block"]
+    return model, next(f for n, f in model.model_fields.items() if (f.alias or n) == key)
+
+
+def default(kind: str, key: str) -> Any:
+    """What a ``kind`` item means when it leaves ``key`` out."""
+    return _field(kind, key)[1].default
+
+
 def checked(kind: str, key: str, value: Any, bp: BlueprintBase, where: tuple, path: str | None = None) -> Any:
     """``value`` (evaluated) of the key ``key`` of a ``kind`` item (a block's name for a block) at ``where``,
     checked by the model's rule for that key; the error points at the key's value."""
-    model = ITEMS[kind if kind in STRUCTURE else "block"]
+    model, field = _field(kind, key)
     adapter = _ADAPTERS.get((model, key))
     if adapter is None:
-        field = next(f for n, f in model.model_fields.items() if (f.alias or n) == key)
         adapter = _ADAPTERS[(model, key)] = TypeAdapter(Annotated[(field.annotation, *field.metadata)])
     try:
         adapter.validate_python(value)
