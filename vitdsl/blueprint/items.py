@@ -56,9 +56,6 @@ class _Invalid(ValueError):
         self.hint = hint
 
 
-_invalid = _Invalid
-
-
 def _rule(check: Callable[[Any], Any]) -> BeforeValidator:
     """A value's rule; a reference passes until it is evaluated, and the expander checks its value then."""
     def run(v: Any) -> Any:
@@ -72,9 +69,9 @@ def _rule(check: Callable[[Any], Any]) -> BeforeValidator:
 def _count(key: str, minimum: int) -> BeforeValidator:
     def check(n):
         if not isinstance(n, int) or isinstance(n, bool) or n < minimum:
-            raise _invalid(f"{key} takes a whole number ≥ {minimum}, got {n!r}")
+            raise _Invalid(f"{key} takes a whole number ≥ {minimum}, got {n!r}")
         if n > limits.BLOCKS:
-            raise _invalid(f"{key} {n:,} is more than a blueprint's {limits.BLOCKS:,} blocks")
+            raise _Invalid(f"{key} {n:,} is more than a blueprint's {limits.BLOCKS:,} blocks")
 
     return _rule(check)
 
@@ -82,62 +79,64 @@ def _count(key: str, minimum: int) -> BeforeValidator:
 def _flag(key: str) -> BeforeValidator:
     def check(v):
         if not isinstance(v, bool):
-            raise _invalid(f"'{key}' takes true or false, got {v!r}")
+            raise _Invalid(f"'{key}' takes true or false, got {v!r}")
 
     return _rule(check)
 
 
 def _name(v: Any) -> None:
+    if v is None:  # `name:` left empty: no name
+        return
     if not isinstance(v, str) or not NAME.match(v):
-        raise _invalid(f"name {v!r} is not a valid identifier",
+        raise _Invalid(f"name {v!r} is not a valid identifier",
                        "use letters, digits and underscores, starting with a letter")
     if reserved_reason(v):
-        raise _invalid(f"'{v}' cannot name a layer: {reserved_reason(v)}", "choose another name")
+        raise _Invalid(f"'{v}' cannot name a layer: {reserved_reason(v)}", "choose another name")
 
 
 def _names(v: Any) -> list[str]:
     """A `from` value as its list of names."""
     names = [v] if isinstance(v, str) else v
     if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
-        raise _invalid("'from' takes a layer name or a list of names")
+        raise _Invalid("'from' takes a layer name or a list of names")
     return names
 
 
 def _one_name(v: Any) -> None:
     if len(_names(v)) != 1:
-        raise _invalid("'from' on a repeat or stages item takes one name")
+        raise _Invalid("'from' on a repeat or stages item takes one name")
 
 
 def _probability(p: Any) -> None:
     if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p < 1:
-        raise _invalid(f"layer_dropout takes a probability in [0, 1), got {p!r}")
+        raise _Invalid(f"layer_dropout takes a probability in [0, 1), got {p!r}")
 
 
 def _merge(mode: Any) -> None:
     if mode not in ("add", "concat", "none"):
-        raise _invalid(f"merge takes add, concat or none, got {mode!r}")
+        raise _Invalid(f"merge takes add, concat or none, got {mode!r}")
 
 
 def _stages(table: Any) -> None:
     if not isinstance(table, dict) or not table:
-        raise _invalid("stages takes a mapping of parameter name to a list, one value per stage",
+        raise _Invalid("stages takes a mapping of parameter name to a list, one value per stage",
                        "e.g. stages: {dim: $dims, depth: $depths}")
     if any(is_reference(v) for v in table.values()):
         return  # its lengths are known once evaluated
     lengths = {k: len(v) if isinstance(v, list) else None for k, v in table.items()}
     if None in lengths.values() or len(set(lengths.values())) != 1:
         listing = ", ".join(f"{k}: {'not a list' if n is None else n}" for k, n in lengths.items())
-        raise _invalid(f"stages needs lists of one length ({listing})")
+        raise _Invalid(f"stages needs lists of one length ({listing})")
 
 
 def _branches(v: Any) -> None:
     if isinstance(v, list):
         if not v:
-            raise _invalid("parallel takes a whole number ≥ 1 or a list of branch names, got []")
+            raise _Invalid("parallel takes a whole number ≥ 1 or a list of branch names, got []")
         for name in v:
             _name(name)
         if len(set(v)) != len(v):
-            raise _invalid(f"parallel names a branch twice: {v}")
+            raise _Invalid(f"parallel names a branch twice: {v}")
         return
     _count("parallel", 1).func(v)
 
@@ -147,16 +146,16 @@ def _share(raw: Any) -> None:
     if isinstance(raw, str):
         return
     if not (isinstance(raw, dict) and set(raw) == {"with", "params"} and isinstance(raw["with"], str)):
-        raise _invalid(form + f", got {raw!r}", "e.g. share: attn, or share: {with: attn, params: [rel_pos_bias]}")
+        raise _Invalid(form + f", got {raw!r}", "e.g. share: attn, or share: {with: attn, params: [rel_pos_bias]}")
     parts = [raw["params"]] if isinstance(raw["params"], str) else raw["params"]
     if not isinstance(parts, list) or not parts or not all(
             isinstance(p, str) and all(NAME.match(s) or s.isdigit() for s in p.split(".")) for p in parts):
-        raise _invalid(f"share: params takes a list of parameter or submodule names, got {raw['params']!r}",
+        raise _Invalid(f"share: params takes a list of parameter or submodule names, got {raw['params']!r}",
                        "e.g. share: {with: attn, params: [rel_pos_bias]}")
     for a in parts:
         for b in parts:
             if a != b and b.startswith(a + ".") or a == b and parts.count(a) > 1:
-                raise _invalid(f"share: params names '{b}' twice (it is part of '{a}')" if a != b else
+                raise _Invalid(f"share: params names '{b}' twice (it is part of '{a}')" if a != b else
                                f"share: params names '{a}' twice")
 
 
