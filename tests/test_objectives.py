@@ -134,7 +134,8 @@ def test_the_encoder_segment_runs_alone():
         assert torch.equal(model.run(tokens, "blocks.0.attn", "norm"), model.norm(model.blocks["1"].ff(
             model.blocks["1"].attn(model.blocks["0"].ff(model.blocks["0"].attn(tokens))))))
     with pytest.raises(VitdslError, match="take 2 inputs from outside"):
-        vitdsl.build("cross_vit", overrides={"image_size": 64}).segment("encoder.0.cross.0.sm", "encoder.0.cross.0.lg")
+        vitdsl.build("cross_vit", overrides={"image_size": 64}).segment(
+            "encoder.0.cross.0.branches.sm.cross_attn", "encoder.0.cross.0.branches.lg.cross_attn")
 
 
 def test_a_misspelt_objective_name_gets_a_suggestion():

@@ -112,9 +112,9 @@ def small_cross_vit():
                     emb_dropout=0.0)
 
 
-CROSS = dict(image_size=32, classes=5, depth=2, sm_dim=16, sm_patch=8, sm_depth=1, sm_heads=2, sm_mlp=32, lg_dim=24,
-             lg_patch=16, lg_depth=2, lg_heads=2, lg_mlp=32, cross_depth=1, cross_heads=2, dropout=0.0,
-             emb_dropout=0.0)
+CROSS = dict(image_size=32, classes=5, depth=2, dims=[16, 24], patches=[8, 16], depths=[1, 2], heads=[2, 2],
+             mlps=[32, 32], cross_depth=1, cross_heads=2, dropout=0.0, emb_dropout=0.0)
+SM, LG = (f"encoder.{{}}.cross.0.branches.{s}.cross_attn" for s in ("sm", "lg"))
 
 
 def test_cross_vit_self_and_cross_attention_maps_and_both_scales():
@@ -125,7 +125,7 @@ def test_cross_vit_self_and_cross_attention_maps_and_both_scales():
     maps, hooks = softmax_outputs(ref)
     with torch.no_grad():
         _, (sm, lg) = Extractor(ref, layer_name="multi_scale_encoder")(img)
-        with vitdsl.capture(ours, attention=True, outputs=["encoder.1.cross.0.sm", "encoder.1.cross.0.lg"]) as cap:
+        with vitdsl.capture(ours, attention=True, outputs=[SM.format(1), LG.format(1)]) as cap:
             ours(img)
     for h in hooks:
         h.remove()
@@ -134,9 +134,9 @@ def test_cross_vit_self_and_cross_attention_maps_and_both_scales():
         assert ours_map.shape == theirs.shape, path
         assert torch.allclose(ours_map, theirs, atol=1e-6, rtol=0), path
     # the small-scale class token attends to itself and the 4 large-scale patches
-    assert cap.attention["encoder.0.cross.0.sm"].shape == (2, 2, 1, 5)
-    assert torch.allclose(cap.outputs["encoder.1.cross.0.sm"], sm, atol=1e-6, rtol=0)
-    assert torch.allclose(cap.outputs["encoder.1.cross.0.lg"], lg, atol=1e-6, rtol=0)
+    assert cap.attention[SM.format(0)].shape == (2, 2, 1, 5)
+    assert torch.allclose(cap.outputs[SM.format(1)], sm, atol=1e-6, rtol=0)
+    assert torch.allclose(cap.outputs[LG.format(1)], lg, atol=1e-6, rtol=0)
 
 
 def test_unknown_paths_are_refused_with_the_choices():

@@ -1,4 +1,5 @@
-"""The JSON Schema of the blueprint format, generated from the Blueprint model and the block specs.
+"""The JSON Schema of the blueprint format, generated from the Blueprint model, the layer items' grammar
+(vitdsl.blueprint.items) and the block specs.
 
 Any block field may also hold a ``$param`` reference or ``${expression}``, so every field accepts
 a string starting with ``$`` besides its own type. Point a YAML language server at this schema
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-REFERENCE = {"type": "string", "pattern": r"^\$", "description": "a $param reference or ${expression}"}
+from .blueprint.items import REFERENCE
 
 
 def _accepting_refs(node: Any) -> Any:
@@ -31,64 +32,48 @@ def _loosen(schema: dict[str, Any]) -> dict[str, Any]:
     return schema
 
 
-FLAG = {"anyOf": [{"type": "boolean"}, REFERENCE]}
-COMMON = {"name": {"type": "string"},
-          "from": {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}, REFERENCE]},
-          "when": {**FLAG, "description": "false: the item is left out"}}
+def item_schema(model, defs: dict[str, Any]) -> dict[str, Any]:
+    """A layer item's schema, from its model in the blueprint's grammar (vitdsl.blueprint.items)."""
+    item = model.model_json_schema(ref_template="#/$defs/{model}")
+    defs.update(item.pop("$defs", {}))
+    item.pop("title", None)
+    item["description"] = item.get("description", "").replace("``", "`")  # the docstring's RST, as Markdown
+    for prop in item["properties"].values():
+        prop.pop("title", None)
+    if "layers" in item["properties"]:  # the models' layers are lists of anything; here, of layer items
+        item["properties"]["layers"]["items"] = {"$ref": "#/$defs/layer"}
+    return item
 
 
-SHARE = {"anyOf": [{"type": "string"}, REFERENCE,
-                   {"type": "object", "properties": {"with": {"type": "string"},
-                                                     "params": {"type": "array", "items": {"type": "string"}}},
-                    "required": ["with", "params"], "additionalProperties": False}],
-         "description": "use the weights of an earlier block (all, or the named parts); naming the block itself: "
-                        "iteration 0's, in every iteration of the innermost repeat"}
+def block_item_schema(name: str, cls, defs: dict[str, Any]) -> dict[str, Any]:
+    from .blueprint.items import BlockItem
 
-
-def block_item_schema(name: str, cls) -> dict[str, Any]:
     spec = _loosen(cls.model_json_schema(ref_template="#/$defs/{model}"))
     spec.pop("title", None)
-    defs = spec.pop("$defs", {})
+    defs.update(spec.pop("$defs", {}))
     options: list[dict] = [spec, {"type": "null"}, REFERENCE]
     if cls.shorthand:
         options.insert(1, spec["properties"][cls.shorthand])
-    item = {
-        "type": "object",
-        "description": (cls.__doc__ or "").strip().split("\n")[0],
-        "properties": {name: {"anyOf": options}, **COMMON, "share": SHARE},
-        "required": [name],
-        "additionalProperties": False,
-    }
-    return item, defs
+    item = item_schema(BlockItem, defs)
+    item["description"] = (cls.__doc__ or "").strip().split("\n")[0]
+    item["properties"] = {name: {"anyOf": options}, **item["properties"]}
+    item["required"] = [name]
+    return item
 
 
 def blueprint_schema() -> dict[str, Any]:
     from .blocks import REGISTRY
+    from .blueprint.items import STRUCTURE
     from .blueprint.model import Blueprint
 
     top = Blueprint.model_json_schema(ref_template="#/$defs/{model}")
     defs: dict[str, Any] = top.setdefault("$defs", {})
     items = []
     for name in sorted(REGISTRY):
-        item, extra = block_item_schema(name, REGISTRY[name])
-        defs.update(extra)
-        defs[f"block:{name}"] = item
+        defs[f"block:{name}"] = block_item_schema(name, REGISTRY[name], defs)
         items.append({"$ref": f"#/$defs/block:{name}"})
-    count = {"anyOf": [{"type": "integer", "minimum": 1}, REFERENCE]}
+    items += [item_schema(model, defs) for model in STRUCTURE.values()]
     layers = {"type": "array", "items": {"$ref": "#/$defs/layer"}}
-    items.append({"type": "object", "description": "the layers, repeated; $index is the iteration",
-                  "properties": {"repeat": count, "layers": layers, **COMMON,
-                                 "layer_dropout": {"anyOf": [{"type": "number", "minimum": 0, "maximum": 1},
-                                                             REFERENCE]}},
-                  "required": ["repeat", "layers"], "additionalProperties": False})
-    items.append({"type": "object", "description": "one copy of the layers per stage; listed params bound per stage",
-                  "properties": {"stages": {"anyOf": [{"type": "object"}, REFERENCE]}, "layers": layers, **COMMON},
-                  "required": ["stages", "layers"], "additionalProperties": False})
-    items.append({"type": "object", "description": "copies of the layers side by side on one input, merged; "
-                                                   "$branch is the copy",
-                  "properties": {"parallel": count, "layers": layers, **COMMON, "residual": FLAG,
-                                 "merge": {"anyOf": [{"enum": ["add", "concat"]}, REFERENCE]}},
-                  "required": ["parallel", "layers"], "additionalProperties": False})
     defs["layer"] = {"anyOf": items}
     top["properties"]["layers"] = {**layers, "description": top["properties"]["layers"].get("description", "")}
     top["properties"]["extends"] = {"type": "string", "description": "a blueprint file or zoo name to inherit from"}

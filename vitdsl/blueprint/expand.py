@@ -13,7 +13,7 @@ from ..errors import Location, VitdslError, suggest
 from . import limits
 from .expr import resolve_params, substitute
 from .invalid import Wording, convert
-from .items import NAME, classify, item_names, segments
+from .items import checked, classify, default, item_names, segments, share_target
 from .kinds import BlueprintBase
 
 INPUT = "input"
@@ -91,24 +91,13 @@ class _Expander:
     def value(self, raw: Any, scope: dict, where: tuple) -> Any:
         return value_at(raw, scope, self.bp.source, where)
 
-    def count(self, item: dict, key: str, scope: dict, here: tuple, path: str, minimum: int = 1) -> int:
-        n = self.value(item[key], scope, here + (key,))
-        if not isinstance(n, int) or isinstance(n, bool) or n < minimum:
-            raise VitdslError(f"{key} takes a whole number ≥ {minimum}, got {n!r}",
-                              location=self.bp.source.find(here + (key,)), path=path)
-        if n > limits.BLOCKS:
-            raise VitdslError(f"{key} {n:,} is more than a blueprint's {limits.BLOCKS:,} blocks",
-                              location=self.bp.source.find(here + (key,)), path=path)
-        return n
-
-    def flag(self, item: dict, key: str, scope: dict, here: tuple, path: str, default: Any) -> Any:
+    def key(self, item: dict, kind: str, key: str, scope: dict, here: tuple, path: str) -> Any:
+        """The value of an item's key, evaluated and checked by the key's rule in the item's model (which
+        also says what a missing key means)."""
         if key not in item:
-            return default
-        v = self.value(item[key], scope, here + (key,))
-        if not isinstance(v, bool):
-            raise VitdslError(f"'{key}' takes true or false, got {v!r}", location=self.bp.source.find(here + (key,)),
-                              path=path)
-        return v
+            return default(kind, key)
+        value = self.value(item[key], scope, here + (key,))
+        return checked(kind, key, value, self.bp, here, path)
 
     def resolve(self, name: str, where: tuple, path: str) -> str:
         """The node a `from:` name refers to: the input, a full item path, or the most recent earlier
@@ -137,18 +126,11 @@ class _Expander:
         return VitdslError(f"{what}, which is no layer of this blueprint", location=loc, path=path,
                            hint=suggest(name, {p.rsplit(".", 1)[-1] for p in self.outputs} | names, "names"))
 
-    def inputs(self, item: dict, scope: dict, here: tuple, path: str, prev: str, single: bool) -> list[str]:
-        if "from" not in item:
+    def inputs(self, item: dict, kind: str, scope: dict, here: tuple, path: str, prev: str) -> list[str]:
+        names = self.key(item, kind, "from", scope, here, path)
+        if names is None:
             return [prev]
-        names = self.value(item["from"], scope, here + ("from",))
-        names = [names] if isinstance(names, str) else names
-        if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
-            raise VitdslError("'from' takes a layer name or a list of names",
-                              location=self.bp.source.find(here + ("from",)), path=path)
-        if single and len(names) != 1:
-            raise VitdslError("'from' on a repeat, stages or parallel item takes one name",
-                              location=self.bp.source.find(here + ("from",)), path=path)
-        return [self.resolve(n, here + ("from",), path) for n in names]
+        return [self.resolve(n, here + ("from",), path) for n in ([names] if isinstance(names, str) else names)]
 
     def items(self, items: list, where: tuple, scope: dict, prefix: str, prev: str, repeats: tuple) -> str:
         segs = segments(items, where, self.bp)
@@ -156,12 +138,12 @@ class _Expander:
             here = where + (i,)
             path = prefix + seg
             kind = classify(item, here, self.bp)
-            if not self.flag(item, "when", scope, here, path, True):
+            if not self.key(item, kind, "when", scope, here, path):
                 self.skipped.add(seg)
                 continue
             if kind == "repeat":
-                count = self.count(item, "repeat", scope, here, path, minimum=0)
-                prev = self.inputs(item, scope, here, path, prev, single=True)[0]
+                count = self.key(item, kind, "repeat", scope, here, path)
+                prev = self.inputs(item, kind, scope, here, path, prev)[0]
                 first = len(self.nodes)
                 marks = []
                 for k in range(count):
@@ -170,10 +152,12 @@ class _Expander:
                                       f"{path}.{k}.", prev, repeats + ((path, k),))
                 self.layer_drop(item, scope, here, path, first, marks)
             elif kind == "stages":
-                prev = self.inputs(item, scope, here, path, prev, single=True)[0]
-                for bound in self.stage_bindings(item, scope, here, path):
-                    prev = self.items(item["layers"], here + ("layers",), {**scope, **bound},
-                                      f"{path}.{bound['stage']}.", prev, repeats)
+                prev = self.inputs(item, kind, scope, here, path, prev)[0]
+                table = self.key(item, kind, "stages", scope, here, path)
+                for s in range(len(next(iter(table.values())))):
+                    prev = self.items(item["layers"], here + ("layers",),
+                                      {**scope, **{k: v[s] for k, v in table.items()}, "stage": s},
+                                      f"{path}.{s}.", prev, repeats)
             elif kind == "parallel":
                 prev = self.parallel(item, scope, here, path, prev, repeats)
             else:
@@ -181,45 +165,37 @@ class _Expander:
             self.outputs[path] = prev
         return prev
 
-    def stage_bindings(self, item: dict, scope: dict, here: tuple, path: str) -> list[dict]:
-        table = self.value(item["stages"], scope, here + ("stages",))
-        loc = self.bp.source.find(here + ("stages",))
-        if not isinstance(table, dict) or not table:
-            raise VitdslError("stages takes a mapping of parameter name to a list, one value per stage",
-                              location=loc, path=path, hint="e.g. stages: {dim: $dims, depth: $depths}")
-        lengths = {k: len(v) if isinstance(v, list) else None for k, v in table.items()}
-        if None in lengths.values() or len(set(lengths.values())) != 1:
-            listing = ", ".join(f"{k}: {'not a list' if n is None else n}" for k, n in lengths.items())
-            raise VitdslError(f"stages needs lists of one length ({listing})", location=loc, path=path)
-        return [{**{k: v[s] for k, v in table.items()}, "stage": s} for s in range(next(iter(lengths.values())))]
-
     def layer_drop(self, item: dict, scope: dict, here: tuple, path: str, first: int, marks: list[int]) -> None:
-        if "layer_dropout" not in item:
-            return
-        p = self.value(item["layer_dropout"], scope, here + ("layer_dropout",))
-        loc = self.bp.source.find(here + ("layer_dropout",))
-        if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p < 1:
-            raise VitdslError(f"layer_dropout takes a probability in [0, 1), got {p!r}", location=loc, path=path)
+        p = self.key(item, "repeat", "layer_dropout", scope, here, path)
         if p > 0 and marks:
             bounds = marks + [len(self.nodes)]
             iterations = [[n.path for n in self.nodes[a:b]] for a, b in zip(bounds, bounds[1:])]
-            self.layer_drops.append(LayerDrop(path, float(p), iterations, loc))
+            self.layer_drops.append(LayerDrop(path, float(p), iterations,
+                                              self.bp.source.find(here + ("layer_dropout",))))
 
     def parallel(self, item: dict, scope: dict, here: tuple, path: str, prev: str, repeats: tuple) -> str:
         from ..blocks.heads import Merge
 
-        count = self.count(item, "parallel", scope, here, path)
-        source = self.inputs(item, scope, here, path, prev, single=True)[0]
-        residual = self.flag(item, "residual", scope, here, path, False)
-        mode = self.value(item.get("merge", "add"), scope, here + ("merge",))
-        if mode not in ("add", "concat"):
-            raise VitdslError(f"merge takes add or concat, got {mode!r}",
-                              location=self.bp.source.find(here + ("merge",)), path=path)
-        ends = [self.items(item["layers"], here + ("layers",), {**scope, "branch": b}, f"{path}.{b}.", source,
-                           repeats) for b in range(count)]
-        joined = [source] * residual + ends
-        if len(joined) == 1:
-            return ends[0]
+        branches = self.key(item, "parallel", "parallel", scope, here, path)
+        names = branches if isinstance(branches, list) else list(range(branches))
+        residual = self.key(item, "parallel", "residual", scope, here, path)
+        mode = self.key(item, "parallel", "merge", scope, here, path)
+        sources = self.inputs(item, "parallel", scope, here, path, prev)
+        at = self.bp.source.find(here + ("from",))
+        if len(sources) not in (1, len(names)):
+            raise VitdslError(f"'from' on a parallel item takes one name or one per branch ({len(names)}), got "
+                              f"{len(sources)}", location=at, path=path)
+        if residual and (mode == "none" or len(set(sources)) > 1):
+            raise VitdslError("residual adds the one input to the merge", location=at, path=path,
+                              hint="residual needs a merge (not none) and one input for every branch")
+        sources = sources * len(names) if len(sources) == 1 else sources
+        ends = [self.items(item["layers"], here + ("layers",), {**scope, "branch": b}, f"{path}.{name}.", source,
+                           repeats) for b, (name, source) in enumerate(zip(names, sources))]
+        if isinstance(branches, list):  # recorded after all of them: a branch reads the others' inputs
+            self.outputs.update({f"{path}.{name}": end for name, end in zip(names, ends)})
+        joined = sources[:1] * residual + ends
+        if len(joined) == 1 or mode == "none":
+            return ends[-1]
         node = Node(f"{path}.merge", Merge(mode=mode), joined, self.bp.source.find(here + ("parallel",)), repeats)
         self.nodes.append(node)
         return node.path
@@ -242,7 +218,7 @@ class _Expander:
             spec = cls.model_validate(fields)
         except ValidationError as e:
             raise spec_error(e, cls, self.bp, here + (kind,), path, raw_is_mapping=isinstance(raw, dict)) from None
-        node = Node(path, spec, self.inputs(item, scope, here, path, prev, single=False), location, repeats,
+        node = Node(path, spec, self.inputs(item, kind, scope, here, path, prev), location, repeats,
                     self.share(item, scope, here, path, repeats))
         self.nodes.append(node)
         if len(self.nodes) > limits.BLOCKS:
@@ -254,28 +230,8 @@ class _Expander:
         """Whose weights a block uses (``share:``), or None; iteration 0 of a self-shared block owns them."""
         if "share" not in item:
             return None
-        where = here + ("share",)
-        loc = self.bp.source.find(where)
-        raw = self.value(item["share"], scope, where)
-        form = "'share' takes a block name, or {with: NAME, params: [part, ...]}"
-        if isinstance(raw, str):
-            name, parts = raw, None
-        elif isinstance(raw, dict) and set(raw) == {"with", "params"} and isinstance(raw["with"], str):
-            name, parts = raw["with"], raw["params"]
-            parts = [parts] if isinstance(parts, str) else parts
-            if not isinstance(parts, list) or not parts or not all(
-                    isinstance(p, str) and all(NAME.match(s) or s.isdigit() for s in p.split(".")) for p in parts):
-                raise VitdslError(f"share: params takes a list of parameter or submodule names, got {raw['params']!r}",
-                                  location=loc, path=path, hint="e.g. share: {with: attn, params: [rel_pos_bias]}")
-            for a in parts:
-                for b in parts:
-                    if a != b and b.startswith(a + ".") or a == b and parts.count(a) > 1:
-                        raise VitdslError(f"share: params names '{b}' twice (it is part of '{a}')" if a != b else
-                                          f"share: params names '{a}' twice", location=loc, path=path)
-            parts = tuple(parts)
-        else:
-            raise VitdslError(form + f", got {raw!r}", location=loc, path=path,
-                              hint="e.g. share: attn, or share: {with: attn, params: [rel_pos_bias]}")
+        loc = self.bp.source.find(here + ("share",))
+        name, parts = share_target(self.key(item, "block", "share", scope, here, path))
         if name == path.rsplit(".", 1)[-1]:  # itself: iteration 0 of the innermost repeat owns the weights
             if not repeats:
                 raise VitdslError(f"share names the block itself ('{name}'), which means 'every iteration uses "
@@ -328,7 +284,7 @@ def expand(bp: BlueprintBase) -> Design:
     if len(dims) != RANK[kind]:
         raise VitdslError(f"a {kind} input has {RANK[kind]} sizes, got {len(dims)}",
                           location=bp.source.find(("input", kind)))
-    ex.all_names = set(item_names(bp.layers))
+    ex.all_names = set(item_names(bp.layers, branches=True))
     last = ex.items(bp.layers, ("layers",), params, "", INPUT, ())
     if not ex.nodes:
         raise VitdslError("the blueprint has no blocks: every repeat around them is 0",

@@ -15,7 +15,8 @@ from .source import SourceMap
 @dataclass(frozen=True)
 class Wording:
     """Message templates; they may use {key} (an unknown key), {field} (the dotted field), {msg} (pydantic's
-    reason) and {input} (the value given)."""
+    reason) and {input} (the value given). A rule that raises a ValueError with a ``hint`` attribute gives the
+    error that hint."""
 
     unknown: str
     keys: str  # what the hint calls the known keys: "fields", "settings", "blueprint keys"
@@ -45,4 +46,6 @@ def convert(e: ValidationError, model: type[BaseModel], wording: Wording, source
         info = fields.get(loc[0]) if loc else None
         return VitdslError(wording.missing.format(**names), location=at, path=path,
                            hint=info.description if info is not None else None)
-    return VitdslError((wording.invalid if loc else wording.whole).format(**names), location=at, path=path)
+    hint = getattr((err.get("ctx") or {}).get("error"), "hint", None)  # a rule's own (ValueError with .hint)
+    return VitdslError((wording.invalid if loc else wording.whole).format(**names), location=at, path=path,
+                       hint=hint)

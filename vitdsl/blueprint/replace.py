@@ -5,10 +5,12 @@ from typing import Any, Mapping
 
 from ..blocks.base import BlockSpec
 from ..errors import Location, VitdslError, suggest
-from .items import item_names
+from .items import ITEM_KEYS, STRUCTURE, BlockItem, item_names
 from .source import parse_yaml
 
-KEPT = ("name", "from", "when", "share")  # what a replaced item keeps of the item it replaces
+# what a replaced item keeps of the item it replaces: the keys about its place, not its content (those a
+# block item has besides its block; only a block shares, so `share` stays only where the new item has it)
+KEPT = tuple(f.alias or n for n, f in BlockItem.model_fields.items())
 
 
 def _swap(items: list, name: str, new: dict, where: tuple = ("layers",)) -> tuple[list, list[tuple]]:
@@ -16,8 +18,8 @@ def _swap(items: list, name: str, new: dict, where: tuple = ("layers",)) -> tupl
     out, hits = [], []
     for i, item in enumerate(items):
         if isinstance(item, dict) and item.get("name") == name:
-            block = not any(k in new for k in ("repeat", "stages", "parallel"))  # only a block can share
-            item = {**new, **{k: item[k] for k in KEPT if k in item and (block or k != "share")}}
+            kind = next((k for k in new if k in STRUCTURE), "block")
+            item = {**new, **{k: item[k] for k in KEPT if k in item and k in ITEM_KEYS[kind]}}
             hits.append(where + (i,))
         elif isinstance(item, dict) and isinstance(item.get("layers"), list):
             layers, found = _swap(item["layers"], name, new, where + (i, "layers"))

@@ -7,17 +7,19 @@ _MS = r"multi_scale_encoder\.layers\.(\d+)\."
 
 
 def _stream(name: str) -> list:
-    return [(rf"{name}_image_embedder\.to_patch_embedding\.1\.", f"{name}_patchify.pre_norm."),
-            (rf"{name}_image_embedder\.to_patch_embedding\.2\.", f"{name}_patchify.proj."),
-            (rf"{name}_image_embedder\.to_patch_embedding\.3\.", f"{name}_patchify.post_norm."),
-            (rf"{name}_image_embedder\.pos_embedding$", f"{name}.pos"),
-            (rf"{name}_image_embedder\.cls_token$", f"{name}_tokens.cls"),
-            (rf"{name}_mlp_head\.0\.", f"{name}_head.norm."), (rf"{name}_mlp_head\.1\.", f"{name}_head.fc.")]
+    """One stream's embedding and head (the branch ``name`` of the parallel items ``embed`` and ``readout``)."""
+    return [(rf"{name}_image_embedder\.to_patch_embedding\.1\.", f"embed.{name}.patchify.pre_norm."),
+            (rf"{name}_image_embedder\.to_patch_embedding\.2\.", f"embed.{name}.patchify.proj."),
+            (rf"{name}_image_embedder\.to_patch_embedding\.3\.", f"embed.{name}.patchify.post_norm."),
+            (rf"{name}_image_embedder\.pos_embedding$", f"embed.{name}.pos_embed.pos"),
+            (rf"{name}_image_embedder\.cls_token$", f"embed.{name}.tokens.cls"),
+            (rf"{name}_mlp_head\.0\.", f"readout.{name}.head.norm."),
+            (rf"{name}_mlp_head\.1\.", f"readout.{name}.head.fc.")]
 
 
 def _cross(index: int, name: str) -> list:
     src = _MS + rf"2\.layers\.(\d+)\.{index}\."
-    dst = rf"encoder.\1.cross.\2.{name}."
+    dst = rf"encoder.\1.cross.\2.branches.{name}.cross_attn."
     return [(src + r"project_in\.", dst + "project_in."), (src + r"project_out\.", dst + "project_out."),
             (src + r"fn\.norm\.", dst + "norm."), (src + r"fn\.to_q\.", dst + "q."),
             (src + r"fn\.to_kv\.", dst + "kv."), (src + r"fn\.to_out\.0\.", dst + "out.")]
@@ -33,10 +35,10 @@ MAPS = {
          (r"mlp_head\.0\.", "head.norm."), (r"mlp_head\.1\.", "head.fc.")], {}),
     "vit_pytorch.cross_vit.CrossViT": (
         [*_stream("sm"), *_stream("lg"),
-         (_MS + r"0\.norm\.", r"encoder.\1.sm."), (_MS + r"1\.norm\.", r"encoder.\1.lg."),
-         *[(p.replace(r"transformer\.layers\.(\d+)\.", _MS + r"0\.layers\.(\d+)\."),
-            t.replace(r"blocks.\1.", r"encoder.\1.sm_blocks.\2.")) for p, t in encoder(final_norm=False)],
-         *[(p.replace(r"transformer\.layers\.(\d+)\.", _MS + r"1\.layers\.(\d+)\."),
-            t.replace(r"blocks.\1.", r"encoder.\1.lg_blocks.\2.")) for p, t in encoder(final_norm=False)],
+         *[rule for i, name in enumerate(("sm", "lg")) for rule in [
+             (_MS + rf"{i}\.norm\.", rf"encoder.\1.transformer.{name}.norm."),
+             *[(p.replace(r"transformer\.layers\.(\d+)\.", _MS + rf"{i}\.layers\.(\d+)\."),
+                t.replace(r"blocks.\1.", rf"encoder.\1.transformer.{name}.blocks.\2."))
+               for p, t in encoder(final_norm=False)]]],
          *_cross(0, "sm"), *_cross(1, "lg")], {}),
 }

@@ -3,10 +3,10 @@ from .cct import MAPS as _CCT
 from .common import PATCHIFY, encoder, feedforward
 
 
-def _stack(src: str, dst: str) -> list:
-    """A ``vit.Transformer``-style encoder ``src`` (final norm included) onto the repeat ``dst`` and the
-    norm ``{dst}_norm`` after it."""
-    return [(rf"{src}\.norm\.", f"{dst}_norm."), *encoder(rf"{src}\.", final_norm=False, block=dst)]
+def _stage(src: str, stage: int) -> list:
+    """A ``vit.Transformer``-style encoder ``src`` (final norm included) onto a stage of ``enc``: its
+    repeat ``blocks`` and the norm after it."""
+    return encoder(rf"{src}\.", f"enc.{stage}.")
 
 
 def _attention(index: int, name: str) -> list:
@@ -24,8 +24,8 @@ MAPS = {
     "vit_pytorch.cct_3d.CCT": _CCT["vit_pytorch.cct.CCT"],
     "vit_pytorch.vivit.ViViT": (
         [*PATCHIFY, (r"pos_embedding$", "pos_embed.pos"), (r"spatial_cls_token$", "spatial_cls.cls"),
-         (r"temporal_cls_token$", "temporal_cls.cls"),
-         *_stack("spatial_transformer", "spatial"), *_stack("temporal_transformer", "temporal"),
+         (r"temporal_cls_token$", "enc.0.tokens.cls"),
+         *_stage("spatial_transformer", 0), *_stage("temporal_transformer", 1),
          # factorized_self_attention: (spatial attention, temporal attention, feedforward) per layer
          (r"factorized_transformer\.norm\.", "norm."), *_attention(0, "attn"), *_attention(1, "temporal_attn"),
          *feedforward(r"factorized_transformer\.layers\.(\d+)\.2\.", r"blocks.\1.ff."),
