@@ -226,6 +226,7 @@ class _Expander:
 
     def block(self, item, kind, here, scope, path, prev, repeats) -> str:
         from ..blocks.base import lookup
+        from ..blocks.compat import overlaid
 
         cls = lookup(kind)
         raw = item[kind]
@@ -239,7 +240,7 @@ class _Expander:
             fields = {cls.shorthand: fields}
         location = self.bp.source.find(here + (kind,))
         try:
-            spec = cls.model_validate(fields)
+            spec = cls.model_validate(overlaid(self.bp.compat, kind, fields))  # the fields written win
         except ValidationError as e:
             raise spec_error(e, cls, self.bp, here + (kind,), path, raw_is_mapping=isinstance(raw, dict)) from None
         node = Node(path, spec, self.inputs(item, scope, here, path, prev, single=False), location, repeats,
@@ -319,7 +320,8 @@ def expand(bp: BlueprintBase) -> Design:
         raise e.at(bp.source.find(tuple(p for p in where if p is not None))) from None
     (kind, dims_raw), = bp.input.items()
     ex = _Expander(bp)
-    dims = ex.value(dims_raw, params, ("input", kind))
+    scope = {"compat": bp.compat or "none", **params}  # the overlay, for what no block default can say
+    dims = ex.value(dims_raw, scope, ("input", kind))
     if not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in dims):
         raise VitdslError(f"input sizes must be positive whole numbers, got {dims}",
                           location=bp.source.find(("input", kind)))
@@ -329,7 +331,7 @@ def expand(bp: BlueprintBase) -> Design:
         raise VitdslError(f"a {kind} input has {RANK[kind]} sizes, got {len(dims)}",
                           location=bp.source.find(("input", kind)))
     ex.all_names = set(item_names(bp.layers))
-    last = ex.items(bp.layers, ("layers",), params, "", INPUT, ())
+    last = ex.items(bp.layers, ("layers",), scope, "", INPUT, ())
     if not ex.nodes:
         raise VitdslError("the blueprint has no blocks: every repeat around them is 0",
                           location=bp.source.find(("layers",)))
