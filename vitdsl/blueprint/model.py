@@ -36,8 +36,8 @@ class Blueprint(BlueprintBase):
         None, description="Name of the layer whose output the network returns (default: the last layer), "
                           "or a list of names: the network then returns a tuple in that order.")
 
-    order: ClassVar[tuple[str, ...]] = ("name", "description", "paper", "compat", "input", "params", "variants", "layers",
-                                        "output", "reference")
+    order: ClassVar[tuple[str, ...]] = ("name", "description", "paper", "compat", "input", "params", "variants",
+                                        "layers", "output", "reference")
 
     @field_validator("input")
     @classmethod
