@@ -6,14 +6,13 @@ import vitdsl
 from vitdsl.blocks.compat import OVERLAYS
 from vitdsl.blueprint.load import load, zoo_names
 from vitdsl.errors import VitdslError
-from vitdsl.graph.build import build_graph, info
+from vitdsl.graph.build import info
 
 VARIANTS = [(name, v) for name in zoo_names(examples=True) for v in load(name).variants]
 # a paper whose own code agrees with vit-pytorch on a field: the blueprint writes the value, for both (T2T-ViT's
-# attention has qkv_bias=False; LeViT's projections are a convolution without bias, then BatchNorm; the shifted
-# patch tokenization of "ViT for Small-Size Datasets" normalises the patch vector before its projection)
-PAPERS_AGREE = {("t2t_vit", "global-attn", "qkv_bias"), ("levit", "conv-attn", "qkv_bias"),
-                ("levit_distill", "conv-attn", "qkv_bias"), ("small_data_vit", "patchify", "pre_norm")}
+# attention has qkv_bias=False; the shifted patch tokenization of "ViT for Small-Size Datasets" normalises the
+# patch vector before its projection)
+PAPERS_AGREE = {("t2t_vit", "global-attn", "qkv_bias"), ("small_data_vit", "patchify", "pre_norm")}
 
 
 def quirks(design) -> list[str]:
@@ -23,7 +22,7 @@ def quirks(design) -> list[str]:
         block = type(node.spec).block
         for rule in OVERLAYS["vit-pytorch"]:
             written = node.spec.model_dump()
-            if rule.block != block or rule.when is not None and not rule.when(written):
+            if rule.block != block or rule.when is not None and not rule.when(written, design.blueprint.reference):
                 continue
             for field, value in rule.defaults.items():
                 if getattr(node.spec, field) == value and (design.blueprint.name, block, field) not in PAPERS_AGREE:

@@ -21,33 +21,40 @@ class Rule:
     block: str
     defaults: Mapping[str, Any]
     why: str
-    when: Callable[[Mapping[str, Any]], bool] | None = None  # on the fields as written (after $params)
+    # on the fields as written (after $params) and the class the blueprint reproduces (its `reference`)
+    when: Callable[[Mapping[str, Any], str | None], bool] | None = None
 
 
-ATTENTION = ("global-attn", "local-attn", "cross-attn", "conv-attn", "separable-attn", "attn-pool")
+ATTENTION = ("global-attn", "local-attn", "cross-attn", "separable-attn", "attn-pool")  # conv-attn has none already
+TABLES = (None, "learned", "scalar", "factorized")  # pos-embed kinds with a learned table (None: the default)
+# the vit-pytorch classes whose attention is vit.py's (or a copy of it), with its project_out rule
+VIT_PY_ATTENTION = frozenset(f"vit_pytorch.{c}" for c in (
+    "vit.ViT", "vit_3d.ViT", "vivit.ViViT", "pit.PiT", "t2t.T2TViT", "cross_vit.CrossViT", "parallel_vit.ViT",
+    "vit_with_patch_merger.ViT", "distill.DistillWrapper"))
 
 VIT_PYTORCH: tuple[Rule, ...] = (
     Rule("patchify", {"pre_norm": "layer", "post_norm": "layer"},
          "vit-pytorch embeds patches as LayerNorm → Linear → LayerNorm; the ViT paper (and timm) project "
          "the raw patch alone. Only where the patch is projected (dim given).",
-         when=lambda f: f.get("dim") is not None),
+         when=lambda f, ref: f.get("dim") is not None),
     Rule("pos-embed", {"init_std": 1.0},
-         "vit-pytorch draws its position tables with torch.randn, N(0, 1); ViT, DeiT and timm use std 0.02."),
+         "vit-pytorch draws its position tables with torch.randn, N(0, 1); ViT, DeiT and timm use std 0.02. "
+         "Only where there is a table to draw.", when=lambda f, ref: f.get("kind") in TABLES),
     *(Rule(block, {"qkv_bias": False},
            "vit-pytorch's query/key/value projections have no bias; the ViT paper's (and most papers' "
            "code: timm, Swin, CaiT, XCiT, CrossViT, CvT, Twins, MaxViT) have one.") for block in ATTENTION),
-    Rule("global-attn", {"project_out": "auto"},
-         "vit-pytorch leaves out the output projection when heads == 1 and dim_head equals the width; "
-         "the papers always project."),
-    Rule("cross-attn", {"project_out": "auto"}, "the same rule in vit-pytorch's cross attention."),
+    *(Rule(block, {"project_out": "auto"},
+           "vit.py's attention (and the models built on it or copying it, VIT_PY_ATTENTION) leaves out the "
+           "output projection when heads == 1 and dim_head equals the width; the papers always project.",
+           when=lambda f, ref: ref in VIT_PY_ATTENTION) for block in ("global-attn", "cross-attn")),
     Rule("local-attn", {"bias_index": "vit-pytorch"},
          "vit-pytorch's CrossFormer reads its dynamic bias MLP at shifted offsets, so most query/key pairs get "
          "another offset's bias; the paper gives each pair its own (exact).",
-         when=lambda f: f.get("rel_pos_bias") == "dynamic"),
+         when=lambda f, ref: f.get("rel_pos_bias") == "dynamic"),
     Rule("local-attn", {"rel_pos_index": "col-major"},
          "vit-pytorch's RegionViT indexes its relative position table column-major (the transpose of the "
          "paper's row-major index), which its weights need.",
-         when=lambda f: f.get("region_tokens") is True),
+         when=lambda f, ref: f.get("region_tokens") is True),
 )
 
 OVERLAYS: dict[str, tuple[Rule, ...]] = {"vit-pytorch": VIT_PYTORCH}
@@ -71,15 +78,18 @@ def unknown(name: Any, **where: Any) -> VitdslError | None:
     return VitdslError(why, hint=suggest(str(name), NAMES, "overlays"), **where)
 
 
-def defaults(overlay: str | None, block: str, fields: Mapping[str, Any]) -> dict[str, Any]:
-    """The field defaults ``overlay`` gives a ``block`` written with ``fields`` (none for no overlay)."""
+def defaults(overlay: str | None, block: str, fields: Mapping[str, Any], reference: str | None = None
+             ) -> dict[str, Any]:
+    """The field defaults ``overlay`` gives a ``block`` written with ``fields`` in a blueprint that reproduces
+    ``reference`` (none for no overlay)."""
     out: dict[str, Any] = {}
     for rule in OVERLAYS.get(overlay or NONE, ()):
-        if rule.block == block and (rule.when is None or rule.when(fields)):
+        if rule.block == block and (rule.when is None or rule.when(fields, reference)):
             out.update(rule.defaults)
     return out
 
 
-def overlaid(overlay: str | None, block: str, fields: Mapping[str, Any]) -> dict[str, Any]:
+def overlaid(overlay: str | None, block: str, fields: Mapping[str, Any], reference: str | None = None
+             ) -> dict[str, Any]:
     """``fields`` with the overlay's defaults under them: a field written in the blueprint wins."""
-    return {**defaults(overlay, block, fields), **fields}
+    return {**defaults(overlay, block, fields, reference), **fields}

@@ -240,7 +240,7 @@ class _Expander:
             fields = {cls.shorthand: fields}
         location = self.bp.source.find(here + (kind,))
         try:
-            spec = cls.model_validate(overlaid(self.bp.compat, kind, fields))  # the fields written win
+            spec = cls.model_validate(overlaid(self.bp.compat, kind, fields, self.bp.reference))
         except ValidationError as e:
             raise spec_error(e, cls, self.bp, here + (kind,), path, raw_is_mapping=isinstance(raw, dict)) from None
         node = Node(path, spec, self.inputs(item, scope, here, path, prev, single=False), location, repeats,
@@ -314,13 +314,14 @@ def spec_error(e: ValidationError, cls, bp: BlueprintBase, where: tuple, path: s
 def expand(bp: BlueprintBase) -> Design:
     """The blueprint's layers expanded, with its parameters as they are (see ``Blueprint.resolve``)."""
     try:
-        params = resolve_params(bp.params)
+        # $compat: the overlay, for what no block default can say (a table row vit-pytorch never reads)
+        params = resolve_params(bp.params, {"compat": bp.compat or "none"})
     except VitdslError as e:
         where = ("params", getattr(e, "param", None)) + getattr(e, "subpath", ())
         raise e.at(bp.source.find(tuple(p for p in where if p is not None))) from None
     (kind, dims_raw), = bp.input.items()
     ex = _Expander(bp)
-    scope = {"compat": bp.compat or "none", **params}  # the overlay, for what no block default can say
+    scope = {"compat": bp.compat or "none", **params}
     dims = ex.value(dims_raw, scope, ("input", kind))
     if not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in dims):
         raise VitdslError(f"input sizes must be positive whole numbers, got {dims}",

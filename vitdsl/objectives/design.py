@@ -102,14 +102,15 @@ def _spec(bp: BlueprintBase, params: dict) -> ObjectiveSpec:
         raise convert(e, cls, wording, bp.source, where) from None
 
 
-def _part(bp: BlueprintBase, name: str, part: Part, scope: dict) -> Graph | None:
+def _part(bp: BlueprintBase, name: str, part: Part, scope: dict, compat: str | None) -> Graph | None:
     where = ("parts", name)
     when = _value(bp, part.when, scope, where + ("when",))
     if not isinstance(when, bool):
         raise VitdslError(f"'when' takes true or false, got {when!r}", location=bp.source.find(where + ("when",)))
     if not when:
         return None
-    data = {"name": f"{bp.name}.{name}", "input": part.input, "params": scope, "layers": part.layers}
+    # a part follows its encoder's compatibility overlay: a vit-pytorch encoder gets vit-pytorch's decoder
+    data = {"name": f"{bp.name}.{name}", "input": part.input, "params": scope, "layers": part.layers, "compat": compat}
     if part.output is not None:
         data["output"] = part.output
     sub = Blueprint.model_validate(data)
@@ -150,7 +151,7 @@ def resolve(bp: BlueprintBase, variant: str | None = None, overrides: dict | Non
     if missing:
         raise VitdslError(f"objective '{bp.kind}' needs part '{missing[0]}': {spec.parts[missing[0]]}",
                           location=bp.source.find(("parts",)) or bp.source.find(()))
-    parts = {name: _part(bp, name, part, scope) for name, part in bp.parts.items()}
+    parts = {name: _part(bp, name, part, scope, encoder.design.blueprint.compat) for name, part in bp.parts.items()}
     try:
         spec.check_parts(finder, roles, parts)
     except VitdslError as e:

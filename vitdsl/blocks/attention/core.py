@@ -15,9 +15,9 @@ class AttentionSpec(MixerSpec):
                                          "(64 when heads is unset too).")
     qkv_bias: bool = Field(True, description="Bias in the query/key/value projection: on, as in the ViT paper's "
                            "code and timm, and in Swin, MaxViT, NesT, Twins, CrossFormer, RegionViT (local-attn), "
-                           "CaiT, XCiT, CrossViT (cross-attn), CvT (conv-attn) and big_vision's attention pooling "
-                           "(attn-pool); CCT, T2T-ViT and LeViT have none and their blueprints say so. vit-pytorch "
-                           "has none anywhere (its compat overlay).")
+                           "CaiT, XCiT, CrossViT (cross-attn) and big_vision's attention pooling (attn-pool); CCT "
+                           "and T2T-ViT have none and their blueprints say so (conv-attn, for LeViT, has its own "
+                           "default). vit-pytorch has none anywhere (its compat overlay).")
     out_bias: bool = Field(True, description="Bias in the output projection.")
     project_out: Literal["always", "auto"] = Field(
         "always", description="auto: no output projection when heads == 1 and dim_head == width "
