@@ -50,9 +50,10 @@ def test_the_zoo_defaults_apply_the_overlay():
 
 
 def test_the_vit_sizes_are_timms():
-    """Clean, ViT-B/L/H are timm's vit_{base,large,huge}_patch{16,16,14}_224: a qkv bias, a plain patch
-    projection. With the overlay, the vit-pytorch class at those sizes (no qkv bias, LayerNorm → Linear →
-    LayerNorm): 3·dim per layer fewer and 2·(patch_dim + dim) more."""
+    """Clean, ViT-B/L/H are timm's vit_{base,large,huge}_patch{16,16,14}_224 (a qkv bias, a plain patch
+    projection; timm's huge comes without its 1000-class head, 1,281,000 fewer). With the overlay, the
+    vit-pytorch class at those sizes (no qkv bias, LayerNorm → Linear → LayerNorm): 3·dim per layer fewer
+    and 2·(patch_dim + dim) more."""
     def params(variant, compat=None):
         return info(vitdsl.validate("vit", variant, compat=compat))["params"]
 
