@@ -134,3 +134,19 @@ def test_an_unknown_overlay_is_located(tmp_path, where, text, message, line):
 def test_objectives_keep_their_encoders_overlay():
     design = vitdsl.load("objectives/mae").resolve()
     assert design.encoder.design.blueprint.compat == "vit-pytorch"
+
+
+def test_the_command_line_chooses_the_overlay(capsys):
+    import json
+
+    from vitdsl.cli import main
+
+    assert main(["summary", "vit", "-v", "base", "--compat", "vit-pytorch", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert (data["compat"], data["total_params"]) == ("vit-pytorch", 86_543_080)
+    assert main(["summary", "vit", "--compat", "none", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert (data["compat"], data["total_params"]) == (None, 54_630_376 + 6 * 3 * 1024 - 2 * (3072 + 1024))
+    assert main(["validate", "vit", "--compat", "timm"]) == 2
+    assert capsys.readouterr().err.strip() == ("error: unknown compat overlay 'timm'\n"
+                                               "  hint: overlays: none, vit-pytorch")
