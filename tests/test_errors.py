@@ -76,7 +76,7 @@ def test_bad_reference(write):
     e = fails(path)
     assert str(e.location) == f"{path}:5:31"
     assert e.message == "unknown parameter '$dimm'"
-    assert e.hint == "did you mean 'dim'? (parameters: depth, dim)"
+    assert e.hint == "did you mean 'dim'? (parameters: compat, depth, dim)"  # compat: the overlay's name
 
 
 def test_expression_may_not_call_arbitrary_code(write):

@@ -12,7 +12,7 @@ IDS = [c.id for c in CASES]
 
 
 def build(case):
-    return vitdsl.build(case.blueprint, case.variant, case.overrides)
+    return vitdsl.build(case.blueprint, case.variant, case.overrides, compat=case.compat)
 
 
 def flat(out):
@@ -30,7 +30,7 @@ def test_parameter_count_is_exact(cid):
     if case.params is not None:
         assert expected == case.params
     assert sum(p.numel() for p in model.parameters()) == expected
-    assert vitdsl.summary(case.blueprint, case.variant, case.overrides).total_params == expected
+    assert vitdsl.summary(case.blueprint, case.variant, case.overrides, compat=case.compat).total_params == expected
 
 
 @pytest.mark.parametrize("cid", IDS)

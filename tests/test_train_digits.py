@@ -27,7 +27,7 @@ def test_a_quick_run_lowers_the_loss_and_returns_its_metrics():
     assert losses[-1] < 0.8 * losses[0]
     assert metrics["test_accuracy"] > 0.5  # ten classes: chance is 0.1
     text = out.getvalue()
-    assert "digits_vit: 69,450 parameters" in text and "test accuracy" in text
+    assert "digits_vit: 69,834 parameters" in text and "test accuracy" in text  # qkv biases: 2 × 3 × 64 of it
 
 
 def test_a_quick_run_with_mae_pretraining():

@@ -33,7 +33,7 @@ def test_dynamic_bias_reproduces_vit_pytorch_attention(kind, partition):
     torch.manual_seed(0)
     ref = randomize(CrossFormerAttention(32, attn_type=kind, window_size=3)).eval()
     model = vitdsl.build(one_block((6, 6), 32, partition=partition, window=3, rel_pos_bias="dynamic",
-                                   bias_index="vit-pytorch")).eval()
+                                   bias_index="vit-pytorch", qkv_bias=False)).eval()
     rules = [(r"norm\.g$", "local_attn.norm.weight"), (r"norm\.b$", "local_attn.norm.bias"),
              (r"to_qkv\.", "local_attn.qkv."), (r"to_out\.", "local_attn.out."), (r"dpb\.", "local_attn.rel_pos_mlp.")]
     import_state_dict(model, ref.state_dict(), rules)
@@ -91,7 +91,7 @@ def test_rel_pos_bias_table_and_none():
         vitdsl.validate(one_block((8, 8), 64, window=4, rel_pos_bias=False))
     off = vitdsl.build(one_block((8, 8), 64, window=4, rel_pos_bias="none")).local_attn
     assert off.rel_pos_bias is None and off.rel_pos_mlp is None
-    assert sum(p.numel() for p in off.parameters()) == 4 * 64 * 64 + 64 + 2 * 64
+    assert sum(p.numel() for p in off.parameters()) == 4 * 64 * 64 + 3 * 64 + 64 + 2 * 64  # qkv, out, norm
 
 
 def test_bias_options_need_the_dynamic_bias():

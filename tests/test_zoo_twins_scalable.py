@@ -117,7 +117,7 @@ def test_tokens_on_a_grid_attend_as_their_map():
 
 
 def test_kv_reduction_is_twins_global_attention():
-    ours = GlobalAttn(heads=2, dim_head=8, kv_reduction=3).build(Shape.image(16, 6, 9)).eval()
+    ours = GlobalAttn(heads=2, dim_head=8, kv_reduction=3, qkv_bias=False).build(Shape.image(16, 6, 9)).eval()
     ref = twins_svt.GlobalAttention(16, heads=2, dim_head=8, k=3).eval()
     sd = {"norm.weight": ref.norm.g.flatten(), "norm.bias": ref.norm.b.flatten(),
           "q.weight": ref.to_q.weight[..., 0, 0], "kv.weight": ref.to_kv.weight,  # the kv conv stays a conv
@@ -130,7 +130,7 @@ def test_kv_reduction_is_twins_global_attention():
 
 def test_value_conv_sees_across_windows_as_scalablevit_iwsa():
     """README windows cover whole maps; here 2×2 windows of a 4×6 map, with keys wider than values."""
-    ours = LocalAttn(heads=2, window=2, dim_head=6, dim_value=4, rel_pos_bias="none", value_conv=3)
+    ours = LocalAttn(heads=2, window=2, dim_head=6, dim_value=4, rel_pos_bias="none", value_conv=3, qkv_bias=False)
     ours = ours.build(Shape.image(16, 4, 6)).eval()
     ref = scalable_vit.InteractiveWindowedSelfAttention(16, window_size=2, heads=2, dim_key=6, dim_value=4).eval()
     flat = lambda conv: conv.weight[..., 0, 0]  # noqa: E731

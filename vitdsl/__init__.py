@@ -26,17 +26,18 @@ __all__ = ["Blueprint", "VitdslError", "build", "load", "loads", "summary", "val
            "save", "load_checkpoint", "share", "capture", "probe"]
 
 def validate(blueprint: str | Path | Blueprint, variant: str | None = None,
-             overrides: Mapping[str, Any] | None = None, allow_paths: Iterable[str | Path] = ()
-             ) -> "Graph | ObjectiveDesign":
+             overrides: Mapping[str, Any] | None = None, allow_paths: Iterable[str | Path] = (),
+             compat: str | None = None) -> "Graph | ObjectiveDesign":
     """Check a blueprint completely (schema, wiring, every shape rule) without torch: the checked graph,
     or for an objective blueprint the checked ``ObjectiveDesign`` (encoder, roles and parts). Files it
-    names must lie in the zoo, the working directory, its own folder or ``allow_paths``."""
-    return load(blueprint, variant, overrides, allow_paths=allow_paths).check()
+    names must lie in the zoo, the working directory, its own folder or ``allow_paths``. ``compat``
+    ("none", "vit-pytorch") replaces the compatibility overlay the blueprint's variant chooses."""
+    return load(blueprint, variant, overrides, allow_paths=allow_paths, compat=compat).check()
 
 
 def build(blueprint: str | Path | Blueprint, variant: str | None = None,
           overrides: Mapping[str, Any] | None = None, device: Any = None, seed: int | None = None, *,
-          allow_paths: Iterable[str | Path] = (), check_memory: bool = True,
+          allow_paths: Iterable[str | Path] = (), check_memory: bool = True, compat: str | None = None,
           **objective_args: Any) -> "Network | Any":
     """Compile a blueprint (path, zoo name or Blueprint) into an ``nn.Module``. An objective blueprint gives
     a module whose forward returns the loss; ``objective_args`` are what that objective takes besides
@@ -46,23 +47,24 @@ def build(blueprint: str | Path | Blueprint, variant: str | None = None,
     state_dict in any process, on the same kind of device. The seed applies to this build only: torch's
     random state is the same afterwards as before, so the caller's own draws are unaffected. Weights that
     would not fit in the memory available are refused before any is allocated, unless
-    ``check_memory=False``."""
+    ``check_memory=False``. ``compat`` as for :func:`validate`."""
     from .graph.network import seeded
 
     rng = seeded(seed, device)  # a bad seed fails before the blueprint is checked
-    bp = load(blueprint, variant, overrides, allow_paths=allow_paths)
+    bp = load(blueprint, variant, overrides, allow_paths=allow_paths, compat=compat)
     with rng:
         return bp.build(device, check_memory, **objective_args)
 
 
 def summary(model_or_blueprint: Any, variant: str | None = None, overrides: Mapping[str, Any] | None = None,
-            batch: int = 1, allow_paths: Iterable[str | Path] = ()):
+            batch: int = 1, allow_paths: Iterable[str | Path] = (), compat: str | None = None):
     """A shape-traced summary (traced on the meta device: no weights allocated); a rich renderable. For an
     objective: the encoder layers it runs and each of its parts."""
     built = getattr(model_or_blueprint, "blueprint", None)  # a model built by vitdsl carries its blueprint
-    if built is not None and (variant is not None or overrides):
-        raise ValueError("variant and overrides apply to blueprints, not to a built model")
-    bp = built if built is not None else load(model_or_blueprint, variant, overrides, allow_paths=allow_paths)
+    if built is not None and (variant is not None or overrides or compat is not None):
+        raise ValueError("variant, overrides and compat apply to blueprints, not to a built model")
+    bp = built if built is not None else load(model_or_blueprint, variant, overrides, allow_paths=allow_paths,
+                                              compat=compat)
     return bp.trace(batch)
 
 

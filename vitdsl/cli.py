@@ -23,6 +23,8 @@ EPILOG = ("PATH_OR_NAME is a blueprint file, a zoo name (see 'vitdsl list') or a
 def _add_target(p: argparse.ArgumentParser) -> None:
     p.add_argument("blueprint", metavar="PATH_OR_NAME", help="blueprint file, zoo name (e.g. maxvit) or checkpoint")
     p.add_argument("--variant", "-v", metavar="V", help="a named variant of the blueprint (e.g. a model size)")
+    p.add_argument("--compat", metavar="OVERLAY", help="the compatibility overlay: none (the papers' block "
+                   "defaults) or vit-pytorch; by default the one the blueprint's variant chooses")
     p.add_argument("--set", "-s", dest="overrides", metavar="KEY=VALUE", action="append", default=[],
                    help="override a parameter; the value is read as YAML (repeatable), e.g. --set classes=10")
     p.add_argument("--replace", "-r", dest="replacements", metavar="NAME=ITEM", action="append", default=[],
@@ -166,15 +168,16 @@ def _blueprint(args):
     path = _checkpoint_file(args.blueprint)
     target = args.blueprint if path is None else _noting(read, path).blueprint
     return load(target, args.variant, _overrides(args.overrides), _replacements(args.replacements),
-                allow_paths=args.allow_paths)
+                allow_paths=args.allow_paths, compat=args.compat)
 
 
 def _build_checkpoint(args, path: Path):
     """The model of a checkpoint, weights loaded; nothing on the command line may change it."""
     from . import load_checkpoint
 
-    changes = [flag for flag, given in (("--variant", args.variant), ("--set", args.overrides),
-                                        ("--replace", args.replacements), ("--seed", args.seed is not None))
+    changes = [flag for flag, given in (("--variant", args.variant), ("--compat", args.compat),
+                                        ("--set", args.overrides), ("--replace", args.replacements),
+                                        ("--seed", args.seed is not None))
                if given]
     if changes:
         raise VitdslError(f"{', '.join(changes)} cannot change a checkpoint: its weights fit its own blueprint",

@@ -21,6 +21,9 @@ class Case:
     params: int | None  # the README's figure; None for extra cases (then: equal to the reference's)
     variant: str | None = None
     overrides: dict[str, Any] = field(default_factory=dict)
+    # the compatibility overlay, where it is not the variant's own: a paper-size variant is clean, so a case
+    # that builds vit-pytorch at the paper's sizes asks for vit-pytorch's overlay
+    compat: str | None = None
     # Calls a model on an input. The default is model(x); a case may pass extra arguments or pick outputs.
     call_reference: Callable[[torch.nn.Module, torch.Tensor], Any] | None = None
     call_ours: Callable[[torch.nn.Module, torch.Tensor], Any] | None = None

@@ -23,6 +23,7 @@ CASES = [
 
 CASES += [  # paper sizes, through vit-pytorch's constructor
     Case("crossformer", crossformer(dim=(96, 192, 384, 768), depth=(1, 1, 3, 1), global_window_size=7), None,
-         variant="small"),
-    Case("nest", nest(dim=128, heads=4, block_repeats=(2, 2, 20)), None, variant="base"),
+         variant="small", compat="vit-pytorch"),
+    Case("nest", nest(dim=128, heads=4, block_repeats=(2, 2, 20)), None, variant="base",
+         compat="vit-pytorch"),
 ]

@@ -42,6 +42,6 @@ CASES = [
     Case("cvt", cvt(**README_CVT), 17_970_216),
     # paper sizes, through vit-pytorch's constructor
     Case("levit", levit(dim=(128, 256, 384), depth=(2, 3, 4), heads=(4, 6, 8), dim_key=16, dim_value=32),
-         6_984_358, variant="128s"),
-    Case("cvt", cvt(s3_heads=6), 19_936_296, variant="13"),
+         6_984_358, variant="128s", compat="vit-pytorch"),
+    Case("cvt", cvt(s3_heads=6), 19_936_296, variant="13", compat="vit-pytorch"),
 ]

@@ -21,10 +21,12 @@ CASES = [
     Case("sepvit", sepvit(**LITE), 4_014_728),
     # the paper's other sizes, through vit-pytorch's constructor
     Case("mobilevit", mobilevit(dims=[64, 80, 96], channels=[16, 16, 24, 24, 48, 48, 64, 64, 80, 80, 320],
-                                expansion=2), 1_331_472, variant="xxs"),
+                                expansion=2), 1_331_472, variant="xxs", compat="vit-pytorch"),
     Case("mobilevit", mobilevit(dims=[144, 192, 240],
-                                channels=[16, 32, 64, 64, 96, 96, 128, 128, 160, 160, 640]), 5_636_720, variant="s"),
-    Case("sepvit", sepvit(dim=96, heads=(3, 6, 12, 24), depth=(1, 2, 6, 2)), None, variant="tiny"),
+                                channels=[16, 32, 64, 64, 96, 96, 128, 128, 160, 160, 640]), 5_636_720, variant="s",
+         compat="vit-pytorch"),
+    Case("sepvit", sepvit(dim=96, heads=(3, 6, 12, 24), depth=(1, 2, 6, 2)), None, variant="tiny",
+         compat="vit-pytorch"),
     # 448×448: four windows in the last stage too, so every stage runs the cross-window step
     Case("sepvit", sepvit(**LITE), None, overrides={"image_size": 448}, batch=1),
 ]

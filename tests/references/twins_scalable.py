@@ -38,6 +38,7 @@ CASES = [
     Case("scalable_vit", scalable(), 75_917_544, batch=1),
     # paper sizes, through vit-pytorch's constructor
     Case("twins_svt", twins(s1_global_k=8, s2_global_k=4, s3_global_k=2, s4_global_k=1, s1_depth=0, s2_depth=0,
-                            s3_depth=4, s4_depth=3), None, variant="small"),
-    Case("scalable_vit", scalable(depth=(1, 1, 10, 1), window_size=7), None, variant="small"),
+                            s3_depth=4, s4_depth=3), None, variant="small", compat="vit-pytorch"),
+    Case("scalable_vit", scalable(depth=(1, 1, 10, 1), window_size=7), None, variant="small",
+         compat="vit-pytorch"),
 ]

@@ -35,6 +35,9 @@ class ConvAttn(AttentionSpec):
 
     dim: PositiveInt | None = Field(None, description="Output channels; the input's when unset (a residual "
                                     "needs them equal).")
+    qkv_bias: bool = Field(False, description="Biases in the q/k/v projection convolutions: off, as LeViT's "
+                           "(convolution → BatchNorm). CvT's code has one in the pointwise step only, which this "
+                           "option (the depthwise and the pointwise convolution alike) cannot say.")
     dim_value: PositiveInt | None = Field(None, description="Width of one head's values; dim_head (the key "
                                           "width) when unset.")
     proj: Literal["pointwise", "pointwise-bn", "separable"] = Field(

@@ -202,6 +202,7 @@ class _Expander:
 
     def block(self, item, kind, here, scope, path, prev, repeats) -> str:
         from ..blocks.base import lookup
+        from ..blocks.compat import overlaid
 
         cls = lookup(kind)
         raw = item[kind]
@@ -215,7 +216,7 @@ class _Expander:
             fields = {cls.shorthand: fields}
         location = self.bp.source.find(here + (kind,))
         try:
-            spec = cls.model_validate(fields)
+            spec = cls.model_validate(overlaid(self.bp.compat, kind, fields, self.bp.reference))
         except ValidationError as e:
             raise spec_error(e, cls, self.bp, here + (kind,), path, raw_is_mapping=isinstance(raw, dict)) from None
         node = Node(path, spec, self.inputs(item, kind, scope, here, path, prev), location, repeats,
@@ -269,13 +270,15 @@ def spec_error(e: ValidationError, cls, bp: BlueprintBase, where: tuple, path: s
 def expand(bp: BlueprintBase) -> Design:
     """The blueprint's layers expanded, with its parameters as they are (see ``Blueprint.resolve``)."""
     try:
-        params = resolve_params(bp.params)
+        # $compat: the overlay, for what no block default can say (a table row vit-pytorch never reads)
+        params = resolve_params(bp.params, {"compat": bp.compat or "none"})
     except VitdslError as e:
         where = ("params", getattr(e, "param", None)) + getattr(e, "subpath", ())
         raise e.at(bp.source.find(tuple(p for p in where if p is not None))) from None
     (kind, dims_raw), = bp.input.items()
     ex = _Expander(bp)
-    dims = ex.value(dims_raw, params, ("input", kind))
+    scope = {"compat": bp.compat or "none", **params}
+    dims = ex.value(dims_raw, scope, ("input", kind))
     if not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in dims):
         raise VitdslError(f"input sizes must be positive whole numbers, got {dims}",
                           location=bp.source.find(("input", kind)))
@@ -285,7 +288,7 @@ def expand(bp: BlueprintBase) -> Design:
         raise VitdslError(f"a {kind} input has {RANK[kind]} sizes, got {len(dims)}",
                           location=bp.source.find(("input", kind)))
     ex.all_names = set(item_names(bp.layers, branches=True))
-    last = ex.items(bp.layers, ("layers",), params, "", INPUT, ())
+    last = ex.items(bp.layers, ("layers",), scope, "", INPUT, ())
     if not ex.nodes:
         raise VitdslError("the blueprint has no blocks: every repeat around them is 0",
                           location=bp.source.find(("layers",)))

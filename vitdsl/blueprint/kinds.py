@@ -140,6 +140,12 @@ class BlueprintBase(BaseModel):
     def resolve(self, variant: str | None = None, overrides: Mapping[str, Any] | None = None) -> Any:
         """Variant and overrides applied, every parameter resolved: the design its graphs are built from."""
 
+    def overlay(self, name: str | None) -> "BlueprintBase":
+        """This blueprint with the compatibility overlay ``name`` (see ``vitdsl.blocks.compat``); kinds
+        without layers of their own refuse it."""
+        raise VitdslError(f"a {type(self).__name__} takes no compat overlay: its encoder blueprint has its own",
+                          hint="set compat in the encoder's blueprint, or load the encoder with compat")
+
     def as_network(self, refuse: Callable[[str], VitdslError]) -> "BlueprintBase":
         """This blueprint where a network is needed (an encoder, a teacher); ``refuse(why)`` is raised by kinds
         that are no network."""

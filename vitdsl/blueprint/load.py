@@ -124,11 +124,12 @@ def parse_override(text: str) -> tuple[str, Any]:
 
 def load(path_or_name: str | Path | BlueprintBase, variant: str | None = None,
          overrides: Mapping[str, Any] | None = None, replace: Mapping[str, Any] | None = None,
-         allow_paths: Iterable[str | Path] = ()) -> BlueprintBase:
+         allow_paths: Iterable[str | Path] = (), compat: str | None = None) -> BlueprintBase:
     """A Blueprint from a file path, a zoo name or a Blueprint, with a variant and overrides applied, and
     named layer items replaced (``replace={name: item}``, see :func:`replace`). The files it names
     (``extends``, an objective's encoder) must lie in the zoo, the working directory, the named file's
-    folder or one of ``allow_paths``."""
+    folder or one of ``allow_paths``. ``compat`` ("none" or an overlay name) replaces the compatibility
+    overlay the blueprint and variant choose (see ``vitdsl.blocks.compat``)."""
     if isinstance(path_or_name, BlueprintBase):
         bp = path_or_name
     else:
@@ -138,4 +139,5 @@ def load(path_or_name: str | Path | BlueprintBase, variant: str | None = None,
         with confine.within(roots):
             data, source = _read_with_extends(path)
             bp = from_data(data, source, str(path))
-    return bp.configured(variant, overrides, replace)
+    bp = bp.configured(variant, overrides, replace)
+    return bp if compat is None else bp.overlay(compat)

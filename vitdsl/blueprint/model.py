@@ -10,6 +10,7 @@ from typing import Any, ClassVar, Mapping
 
 from pydantic import BaseModel, Field, field_validator
 
+from ..blocks import compat as overlays
 from ..blocks.shape import InputKind
 from .expand import Design, expand
 from .items import check_structure
@@ -26,12 +27,16 @@ class Blueprint(BlueprintBase):
                     "volume [C, T, H, W], tokens [N, D] or vector [D]; images [C, H, W] for lists of "
                     "images of any size up to H×W (packed by patchify). Values may be $params.")
     layers: list[Any] = Field(description="The layers, a chain: blocks, `repeat` and `stages` items.")
+    compat: str | None = Field(
+        None, description="A compatibility overlay the default variant applies (vit-pytorch: the block defaults "
+                          "that reproduce vit-pytorch; see vitdsl/blocks/compat.py). A named variant is clean "
+                          "(the papers' defaults) unless its entry sets compat itself.")
     output: str | list[str] | None = Field(
         None, description="Name of the layer whose output the network returns (default: the last layer), "
                           "or a list of names: the network then returns a tuple in that order.")
 
-    order: ClassVar[tuple[str, ...]] = ("name", "description", "paper", "input", "params", "variants", "layers",
-                                        "output", "reference")
+    order: ClassVar[tuple[str, ...]] = ("name", "description", "paper", "compat", "input", "params", "variants",
+                                        "layers", "output", "reference")
 
     @field_validator("input")
     @classmethod
@@ -53,7 +58,28 @@ class Blueprint(BlueprintBase):
         return v
 
     def check_loaded(self) -> None:
+        for where, name in [(("compat",), self.compat)] + [(("variants", v, "compat"), entry["compat"])
+                                                           for v, entry in self.variants.items() if "compat" in entry]:
+            if name is not None and (error := overlays.unknown(name, location=self.source.find(where))):
+                raise error
         check_structure(self)
+
+    def with_params(self, variant: str | None = None, overrides: Mapping[str, Any] | None = None) -> "Blueprint":
+        """As for every kind; a named variant also sets the overlay: its own ``compat``, else none."""
+        if variant is None or variant not in self.variants:
+            return super().with_params(variant, overrides)  # an unknown variant is refused there
+        entry = self.variants[variant]
+        chosen = entry.get("compat")
+        plain = self.copied({"variants": {**self.variants, variant: {k: v for k, v in entry.items() if k != "compat"}}})
+        out = BlueprintBase.with_params(plain, variant, overrides)
+        return out.copied({"variants": self.variants, "compat": None if chosen == overlays.NONE else chosen},
+                          out.source)
+
+    def overlay(self, name: str | None) -> "Blueprint":
+        """This blueprint with the compatibility overlay ``name`` (``"none"``: none), whatever its file says."""
+        if error := overlays.unknown(name):
+            raise error
+        return self.copied({"compat": None if name == overlays.NONE else name})
 
     def to_dict(self) -> dict[str, Any]:
         return {**super().to_dict(), "layers": [_plain(item) for item in self.layers]}

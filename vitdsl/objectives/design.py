@@ -102,14 +102,15 @@ def _spec(bp: BlueprintBase, params: dict) -> ObjectiveSpec:
         raise convert(e, cls, wording, bp.source, where) from None
 
 
-def _part(bp: BlueprintBase, name: str, part: Part, scope: dict) -> Graph | None:
+def _part(bp: BlueprintBase, name: str, part: Part, scope: dict, compat: str | None) -> Graph | None:
     where = ("parts", name)
     when = _value(bp, part.when, scope, where + ("when",))
     if not isinstance(when, bool):
         raise VitdslError(f"'when' takes true or false, got {when!r}", location=bp.source.find(where + ("when",)))
     if not when:
         return None
-    data = {"name": f"{bp.name}.{name}", "input": part.input, "params": scope, "layers": part.layers}
+    # a part follows its encoder's compatibility overlay: a vit-pytorch encoder gets vit-pytorch's decoder
+    data = {"name": f"{bp.name}.{name}", "input": part.input, "params": scope, "layers": part.layers, "compat": compat}
     if part.output is not None:
         data["output"] = part.output
     sub = Blueprint.model_validate(data)
@@ -151,7 +152,9 @@ def resolve(bp: BlueprintBase, variant: str | None = None, overrides: dict | Non
         raise VitdslError(f"objective '{bp.kind}' needs part '{missing[0]}': {spec.parts[missing[0]]}",
                           location=bp.source.find(("parts",)) or bp.source.find(()))
     # an optional part left out is switched off, as by its `when`
-    parts = {name: _part(bp, name, bp.parts[name], scope) if name in bp.parts else None for name in spec.parts}
+    overlay = encoder.design.blueprint.compat
+    parts = {name: _part(bp, name, bp.parts[name], scope, overlay) if name in bp.parts else None
+             for name in spec.parts}
     try:
         spec.check_parts(finder, roles, parts)
     except VitdslError as e:

@@ -93,7 +93,8 @@ def _emit(table: Table, items: list, indent: int, multiplier: int, prefix: str =
 def render(s, folded: bool = True):
     # the name is the blueprint's own text: shown as text, never read as markup or control codes
     title = Text.assemble((safe_text(s.name, keep_newlines=False), "bold"),
-                          f"  {s.input_kind} {fmt_shape(s.input)} → {s.output_kind} {fmt_shape(s.output)}")
+                          f"  {s.input_kind} {fmt_shape(s.input)} → {s.output_kind} {fmt_shape(s.output)}",
+                          f"  (compat: {s.compat})" if s.compat else "")
     table = Table(title=title, title_justify="left", header_style="bold", expand=False)
     for col, kw in (("Block path", {}), ("Block", {}), ("Pattern", {}), ("Input", {"justify": "right"}),
                     ("Output", {"justify": "right"}), ("Params", {"justify": "right"}),

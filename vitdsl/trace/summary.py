@@ -45,13 +45,15 @@ class Summary:
     trainable_params: int = 0
     buffers_bytes: int = 0
     params_bytes: int = 0
+    compat: str | None = None  # the compatibility overlay the blueprint was resolved with
 
     @property
     def total_flops(self) -> int:
         return sum(r.flops for r in self.rows)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "input": list(self.input), "output": list(self.output), "batch": self.batch,
+        return {"name": self.name, "compat": self.compat, "input": list(self.input), "output": list(self.output),
+                "batch": self.batch,
                 "total_params": self.total_params, "trainable_params": self.trainable_params,
                 "total_flops": self.total_flops, "weight_bytes": self.params_bytes + self.buffers_bytes,
                 "blocks": [{"path": r.path, "block": r.block, "pattern": r.pattern,
@@ -110,7 +112,7 @@ def trace(obj: Any, variant: str | None = None, overrides: Mapping[str, Any] | N
     model = compile_graph(graph, device="meta")
     design = graph.design
     summary = Summary(design.blueprint.name, design.params, graph.input.kind, graph.input.dims,
-                      graph.output.kind, graph.output.dims, batch)
+                      graph.output.kind, graph.output.dims, batch, compat=design.blueprint.compat)
     summary.total_params = sum(p.numel() for p in model.parameters())
     summary.trainable_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
     summary.params_bytes = sum(p.numel() * p.element_size() for p in model.parameters())

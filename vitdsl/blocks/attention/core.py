@@ -13,11 +13,15 @@ class AttentionSpec(MixerSpec):
     heads: PositiveInt | None = Field(None, description="Number of heads. When unset: width / dim_head.")
     dim_head: PositiveInt | None = Field(None, description="Width of one head. When unset: width / heads "
                                          "(64 when heads is unset too).")
-    qkv_bias: bool = Field(False, description="Bias in the query/key/value projection.")
+    qkv_bias: bool = Field(True, description="Bias in the query/key/value projection: on, as in the ViT paper's "
+                           "code and timm, and in Swin, MaxViT, NesT, Twins, CrossFormer, RegionViT (local-attn), "
+                           "CaiT, XCiT, CrossViT (cross-attn) and big_vision's attention pooling (attn-pool); CCT "
+                           "and T2T-ViT have none and their blueprints say so (conv-attn, for LeViT, has its own "
+                           "default). vit-pytorch has none anywhere (its compat overlay).")
     out_bias: bool = Field(True, description="Bias in the output projection.")
     project_out: Literal["always", "auto"] = Field(
         "always", description="auto: no output projection when heads == 1 and dim_head == width "
-                              "(vit-pytorch's rule); always: always project.")
+                              "(vit-pytorch's rule, in its compat overlay); always: always project (the papers).")
     attn_dropout: float = Field(0.0, ge=0, lt=1, description="Dropout on the attention weights.")
     dropout: float = Field(0.0, ge=0, lt=1, description="Dropout after the output projection.")
 
