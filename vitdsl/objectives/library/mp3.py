@@ -13,15 +13,10 @@ from ..roles import Finder, Roles
 from ..spec import ObjectiveSpec, PatchRoles, register
 from .patches import expect, masked_count, patch_roles, patch_tokens
 
-# what makes a global-attn unable to take its keys and values from other tokens than its queries
-NO_CONTEXT = {"samples": "token sampling (samples) keeps a subset of its own tokens",
-              "memories": "memories are keys and values of its own",
-              "task_tokens": "task_tokens masks keys by their place in its own sequence",
-              "mask_self": "mask_self masks each token's own key",
-              "kv_reduction": "kv_reduction computes keys and values from its own patch grid",
-              "value_conv": "value_conv convolves its own map of values"}
-CONTEXT_HINT = ("MP3 needs global-attn over tokens (over: tokens) without samples, memories, task_tokens, "
-                "mask_self, kv_reduction or value_conv")
+# what makes a global-attn unable to take its keys and values from other tokens than its queries; the blocks
+# that keep their own keys (memory-attn, sampling-attn, channel-attn, reduced-attn) are not global-attn
+NO_CONTEXT = {"mask_self": "mask_self masks each token's own key"}
+CONTEXT_HINT = "MP3 needs global-attn over tokens (over: tokens) without mask_self"
 
 
 def no_context(spec) -> str | None:
@@ -29,7 +24,7 @@ def no_context(spec) -> str | None:
     if spec.block != "global-attn":
         return f"only global-attn attends to the keys and values of other tokens, not {spec.block}"
     if spec.over != "tokens":
-        return f"over: {spec.over} mixes its own tokens' channels or groups"
+        return f"over: {spec.over} attends across its own tokens' groups"
     for name, why in NO_CONTEXT.items():
         if getattr(spec, name) != type(spec).model_fields[name].default:
             return why
