@@ -27,6 +27,12 @@ MOVED: dict[tuple[str, str, Any], tuple[str, str]] = {
     ("global-attn", "task_tokens", None): (
         "global-attn no longer isolates task tokens: learnable-memory attention is a block of its own",
         "write '- memory-attn: {{task_tokens: {value}, ...}}' with the other fields as they are"),
+    ("local-attn", "region_tokens", None): (
+        "local-attn no longer takes region tokens: RegionViT's regional-to-local attention is a block of its own",
+        "write '- region-attn: {{...}}' with the other fields as they are, and no region_tokens"),
+    ("local-attn", "rel_pos_index", None): (
+        "local-attn no longer takes rel_pos_index: the transposed bias index is RegionViT's, an option of region-attn",
+        "write '- region-attn: {{rel_pos_index: {value}, ...}}' on tokens led by region tokens, or leave it out"),
 }
 
 

@@ -1,7 +1,8 @@
 """The attention family, one file per scope or mechanism: the shared core (``core``: heads, projections,
 dropout, the numerics options of attention over tokens and windows), ``global-attn``, ``local-attn`` (on
 ``windows``), ``cross-attn``, and the forms of global attention one paper brings: ``memory-attn``,
-``sampling-attn`` (ATS), ``channel-attn`` (XCiT) and ``reduced-attn`` (Twins, ScalableViT). Specs
+``sampling-attn`` (ATS), ``channel-attn`` (XCiT), ``reduced-attn`` (Twins, ScalableViT) and
+``region-attn`` (RegionViT). Specs
 only: their modules are in ``vitdsl.blocks.modules.attention``, so that a blueprint validates without
 importing torch."""
 from .channels import ChannelAttn
@@ -11,8 +12,9 @@ from .global_attn import GlobalAttn
 from .local import LocalAttn
 from .memory import MemoryAttn
 from .reduced import ReducedAttn
+from .regional import RegionAttn
 from .sampling import SamplingAttn
 from .windows import Windows
 
 __all__ = ["AttentionSpec", "ChannelAttn", "CrossAttn", "GlobalAttn", "LocalAttn", "MemoryAttn", "Numerics",
-           "ReducedAttn", "SamplingAttn", "Windows"]
+           "ReducedAttn", "RegionAttn", "SamplingAttn", "Windows"]

@@ -45,15 +45,13 @@ class SelfAttention(Attention):
         # LSA: a learned log-temperature and no attention to oneself
         self.temperature = nn.Parameter(torch.tensor(math.log(self.scale))) if temperature == "learned" else None
         self.mask_self = mask_self
-        self.q_norm = HeadRMSNorm(heads, dim_head) if qk_norm else None
-        self.k_norm = HeadRMSNorm(heads, dim_head) if qk_norm else None
+        self.q_norm = HeadRMSNorm(heads, dim_head) if qk_norm else nn.Identity()
+        self.k_norm = HeadRMSNorm(heads, dim_head) if qk_norm else nn.Identity()
 
     def fused(self) -> bool:
         return self.head_mix == "none" and self.temperature is None and not self.mask_self
 
     def prepare(self, q: torch.Tensor, k: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        if self.q_norm is None:
-            return q, k
         return self.q_norm(q), self.k_norm(k)
 
     def logits(self, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
