@@ -79,6 +79,21 @@ def test_an_option_that_left_its_block_names_the_new_spelling(write, old, messag
     assert (e.message, e.hint) == (message, hint)
 
 
+@pytest.mark.parametrize("old,message,hint", [
+    ("region_tokens: true, rel_pos_index: col-major", "local-attn no longer takes region tokens: RegionViT's "
+     "regional-to-local attention is a block of its own",
+     "write '- region-attn: {...}' with the other fields as they are, and no region_tokens"),
+    ("rel_pos_index: col-major", "local-attn no longer takes rel_pos_index: the transposed bias index is RegionViT's, "
+     "an option of region-attn",
+     "write '- region-attn: {rel_pos_index: col-major, ...}' on tokens led by region tokens, or leave it out"),
+])
+def test_region_options_that_left_local_attn_name_region_attn(write, old, message, hint):
+    path = write(BASE.replace("global-attn: {heads: 4}", "local-attn: {heads: 4, " + old + "}"))
+    e = fails(path)
+    assert str(e.location) == f"{path}:8:32" and e.path == "blocks.0.local_attn"
+    assert (e.message, e.hint) == (message, hint)
+
+
 def test_over_groups_is_still_global_attention(write):
     e = fails(write(BASE.replace("heads: 4", "heads: 4, over: groups")))
     assert e.message == "over: groups attends across groups, but these tokens hold none (input here: tokens 16×64)"

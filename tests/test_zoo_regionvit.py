@@ -380,18 +380,6 @@ def test_region_attention_takes_tokens_and_local_attention_a_map(write):
     assert e.hint == "join a region map in front of a patch grid with 'merge: sequence'"
 
 
-def test_the_old_spelling_names_region_attn(write):
-    e = fails(write(blueprint("  - local-attn: {region_tokens: true, heads: 2, rel_pos_index: col-major}\n")))
-    assert (e.message, e.hint) == (
-        "local-attn no longer takes region tokens: RegionViT's regional-to-local attention is a block of its own",
-        "write '- region-attn: {...}' with the other fields as they are, and no region_tokens")
-    e = fails(write(blueprint("  - local-attn: {heads: 2, rel_pos_index: col-major}\n")))
-    assert (e.message, e.hint) == (
-        "local-attn no longer takes rel_pos_index: the transposed bias index is RegionViT's, an option of region-attn",
-        "write '- region-attn: {rel_pos_index: col-major, ...}' on tokens led by region tokens, or leave it out")
-    assert str(e.location).endswith(":4:28")
-
-
 def test_merge_sequence_needs_one_width():
     with pytest.raises(ShapeError) as e:
         Merge(mode="sequence").infer(Shape.image(8, 2, 2), Shape.tokens(64, 16, grid=(8, 8)))

@@ -11,10 +11,13 @@ from .core import Numerics
 
 @register
 class MemoryAttn(Numerics):
-    """Global attention over tokens with learned memory tokens appended to the keys and values, and
-    new task tokens isolated from the rest (learnable-memory ViT: an adapter that leaves a frozen
-    backbone's outputs unchanged). With no memories and no task tokens it is ``global-attn``, with
-    the same weights, so one blueprint can give both the backbone and its adapter form."""
+    """Global attention with learned memory tokens among the keys and values, and isolated task tokens
+    (learnable-memory ViT, Sandler et al., 2022).
+
+    The memories are appended to the keys and values of every token; the first ``task_tokens`` tokens
+    attend to everything, the others only to each other: an adapter that leaves a frozen backbone's
+    outputs unchanged. With no memories and no task tokens it is ``global-attn``, with the same
+    weights, so one blueprint can give both the backbone and its adapter form."""
 
     block = "memory-attn"
     takes = ("tokens",)

@@ -12,11 +12,13 @@ from .core import Numerics
 
 @register
 class RegionAttn(Numerics):
-    """Regional-to-local attention (RegionViT, Chen et al., 2022) on tokens: one region token per window
-    leads the patch tokens, on a grid of its own, as ``merge: sequence`` joins a region map in front of a
-    patch grid. The region tokens first attend among themselves (no position bias), then each window
-    attends together with its region token (which gets no position bias either); both steps use this
-    block's weights. The windows are the patch grid divided by the region grid.
+    """Region tokens attend among themselves, then each window of the patch grid together with its
+    region token (RegionViT's regional-to-local attention, Chen et al., 2022).
+
+    Takes tokens led by one region token per window, on a grid of its own, as ``merge: sequence``
+    joins a region map in front of a patch grid. The region tokens' step has no position bias; in the
+    windows' step the region token gets none either. Both steps use this block's weights. The windows
+    are the patch grid divided by the region grid.
     """
 
     block = "region-attn"

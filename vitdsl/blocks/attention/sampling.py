@@ -10,11 +10,13 @@ from .core import AttentionSpec
 
 @register
 class SamplingAttn(AttentionSpec):
-    """Adaptive token sampling (Fayyaz et al., 2022; vit-pytorch's ``ats_vit``): global attention over
-    tokens; then, when more than ``samples`` tokens follow the class token, each is scored by the
-    class token's attention to it times the norm of its value, summed over heads; ``samples`` tokens
-    are drawn from these scores with Gumbel-max (random in eval mode too), and only the class token
-    and the distinct drawn tokens go on.
+    """Global attention that then keeps the class token and a sample of the other tokens (adaptive token
+    sampling, Fayyaz et al., 2022; vit-pytorch's ``ats_vit``).
+
+    When more than ``samples`` tokens follow the class token, each is scored by the class token's
+    attention to it times the norm of its value, summed over heads; ``samples`` tokens are drawn from
+    these scores with Gumbel-max (random in eval mode too), and only the class token and the distinct
+    drawn tokens go on.
 
     Images that keep fewer tokens than the batch's most are padded on the right; the padding is
     masked out of every later attention (``global-attn``, ``memory-attn``, ``sampling-attn``), and
