@@ -17,6 +17,8 @@ CASES = [
     ("reduced-attn", {"heads": 2, "dim_head": 6, "dim_value": 4, "kv_reduction": 2}, IMAGE),
     ("reduced-attn", {"heads": 2, "value_conv": 3}, IMAGE),
     ("channel-attn", {"heads": 2, "dim_head": 8}, Shape.tokens(5, 16, prefix=1)),
+    ("lsa-attn", {"heads": 2, "dim_head": 8}, Shape.tokens(5, 16, prefix=1)),
+    ("sampling-attn", {"heads": 2, "dim_head": 8, "samples": 8}, Shape.tokens(5, 16, prefix=1)),
     ("local-attn", {"heads": 2, "window": 2}, IMAGE),
     ("local-attn", {"heads": 2, "window": 2, "partition": "grid", "rel_pos_bias": "dynamic"}, IMAGE),
     ("local-attn", {"heads": 2, "window": 2, "value_conv": 3, "rel_pos_bias": "none"}, IMAGE),

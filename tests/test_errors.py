@@ -71,6 +71,12 @@ def test_unknown_field(write):
      "write '- memory-attn: {memories: 2, ...}' with the other fields as they are"),
     ("task_tokens: 1", "global-attn no longer isolates task tokens: learnable-memory attention is a block of its "
      "own", "write '- memory-attn: {task_tokens: 1, ...}' with the other fields as they are"),
+    ("temperature: learned", "global-attn no longer learns its temperature: locality self-attention (LSA) is a block "
+     "of its own", "write '- lsa-attn: {...}' with the other fields as they are (it learns the temperature and "
+     "masks each token's own key unless told not to)"),
+    ("mask_self: true", "global-attn no longer masks each token's own key: locality self-attention (LSA) is a block "
+     "of its own", "write '- lsa-attn: {...}' with the other fields as they are (it learns the temperature and "
+     "masks each token's own key unless told not to)"),
 ])
 def test_an_option_that_left_its_block_names_the_new_spelling(write, old, message, hint):
     path = write(BASE.replace("heads: 4", "heads: 4, " + old))

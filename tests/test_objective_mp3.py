@@ -114,7 +114,8 @@ parts:
 @pytest.mark.parametrize("attn,why", [
     ("memory-attn: {heads: 2, dim_head: 8, memories: 2}",
      "only global-attn attends to the keys and values of other tokens, not memory-attn"),
-    ("global-attn: {heads: 2, dim_head: 8, mask_self: true}", "mask_self masks each token's own key"),
+    ("lsa-attn: {heads: 2, dim_head: 8}",
+     "only global-attn attends to the keys and values of other tokens, not lsa-attn"),
     ("reduced-attn: {heads: 2, dim_head: 8, kv_reduction: 2}",
      "only global-attn attends to the keys and values of other tokens, not reduced-attn"),
     ("channel-attn: {heads: 2}", "only global-attn attends to the keys and values of other tokens, not channel-attn"),
@@ -127,7 +128,7 @@ def test_an_attention_that_cannot_take_the_visible_tokens_is_refused(write, attn
     assert e.value.path == "second"
     assert e.value.message == (f"mp3: every attention in the body takes its keys and values from the visible patch "
                                f"tokens, which 'second' ({attn.split(':')[0]}) cannot: {why}")
-    assert e.value.hint == "MP3 needs global-attn over tokens (over: tokens) without mask_self"
+    assert e.value.hint == "MP3 needs global-attn over tokens (over: tokens)"
     assert str(e.value.location).endswith("bp.yaml:16:8")
 
 

@@ -27,6 +27,14 @@ MOVED: dict[tuple[str, str, Any], tuple[str, str]] = {
     ("global-attn", "task_tokens", None): (
         "global-attn no longer isolates task tokens: learnable-memory attention is a block of its own",
         "write '- memory-attn: {{task_tokens: {value}, ...}}' with the other fields as they are"),
+    ("global-attn", "temperature", None): (
+        "global-attn no longer learns its temperature: locality self-attention (LSA) is a block of its own",
+        "write '- lsa-attn: {{...}}' with the other fields as they are (it learns the temperature and masks "
+        "each token's own key unless told not to)"),
+    ("global-attn", "mask_self", None): (
+        "global-attn no longer masks each token's own key: locality self-attention (LSA) is a block of its own",
+        "write '- lsa-attn: {{...}}' with the other fields as they are (it learns the temperature and masks "
+        "each token's own key unless told not to)"),
     ("local-attn", "region_tokens", None): (
         "local-attn no longer takes region tokens: RegionViT's regional-to-local attention is a block of its own",
         "write '- region-attn: {{...}}' with the other fields as they are, and no region_tokens"),

@@ -13,10 +13,9 @@ from ..roles import Finder, Roles
 from ..spec import ObjectiveSpec, PatchRoles, register
 from .patches import expect, masked_count, patch_roles, patch_tokens
 
-# what makes a global-attn unable to take its keys and values from other tokens than its queries; the blocks
-# that keep their own keys (memory-attn, sampling-attn, channel-attn, reduced-attn) are not global-attn
-NO_CONTEXT = {"mask_self": "mask_self masks each token's own key"}
-CONTEXT_HINT = "MP3 needs global-attn over tokens (over: tokens) without mask_self"
+# The attention blocks that keep keys of their own (memory-attn, lsa-attn's self-mask, sampling-attn,
+# channel-attn, reduced-attn) are not global-attn, and global-attn over groups attends across its own groups.
+CONTEXT_HINT = "MP3 needs global-attn over tokens (over: tokens)"
 
 
 def no_context(spec) -> str | None:
@@ -25,9 +24,6 @@ def no_context(spec) -> str | None:
         return f"only global-attn attends to the keys and values of other tokens, not {spec.block}"
     if spec.over != "tokens":
         return f"over: {spec.over} attends across its own tokens' groups"
-    for name, why in NO_CONTEXT.items():
-        if getattr(spec, name) != type(spec).model_fields[name].default:
-            return why
     return None
 
 

@@ -4,6 +4,7 @@ mechanism."""
 from .channels import CrossCovarianceAttention
 from .core import Attention, Explicit, explicit_attention
 from .cross import CrossAttention
+from .lsa import LocalitySelfAttention
 from .maps import MapAttention
 from .memory import MemoryAttention
 from .numerics import HeadRMSNorm, SelfAttention
@@ -12,5 +13,6 @@ from .tokens import GroupAttention, TokenAttention
 from .windows import LocalAttention, RegionalAttention, dynamic_bias_mlp, offsets, relative_index
 
 __all__ = ["Attention", "CrossAttention", "CrossCovarianceAttention", "Explicit", "GroupAttention", "HeadRMSNorm",
-           "LocalAttention", "MapAttention", "MemoryAttention", "RegionalAttention", "SamplingAttention",
-           "SelfAttention", "TokenAttention", "dynamic_bias_mlp", "explicit_attention", "offsets", "relative_index"]
+           "LocalAttention", "LocalitySelfAttention", "MapAttention", "MemoryAttention", "RegionalAttention",
+           "SamplingAttention", "SelfAttention", "TokenAttention", "dynamic_bias_mlp", "explicit_attention", "offsets",
+           "relative_index"]
