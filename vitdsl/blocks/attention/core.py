@@ -106,7 +106,8 @@ class AttentionSpec(MixerSpec):
 
 
 class Numerics(AttentionSpec):
-    """The logit options of attention over tokens and windows (global-attn, local-attn, cross-attn, attn-pool)."""
+    """The logit options of attention over tokens and windows (global-attn, local-attn, cross-attn, attn-pool, and
+    the paper-specific blocks built on them)."""
 
     head_mix: Literal["none", "talking", "reattention"] = Field(
         "none", description="Learned mixing across heads: talking = an (h, h) mix of the logits before the "
