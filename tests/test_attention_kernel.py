@@ -12,10 +12,13 @@ from vitdsl.blocks.shape import Shape
 IMAGE = Shape.image(16, 4, 6)
 CASES = [
     ("global-attn", {"heads": 2, "dim_head": 8}, Shape.tokens(5, 16, prefix=1)),
-    ("global-attn", {"heads": 2, "dim_head": 8, "memories": 2, "task_tokens": 1}, Shape.tokens(5, 16, prefix=1)),
+    ("memory-attn", {"heads": 2, "dim_head": 8, "memories": 2, "task_tokens": 1}, Shape.tokens(5, 16, prefix=1)),
     ("global-attn", {"heads": 2, "dim_head": 8, "qk_norm": True, "scale": 1.0}, Shape.tokens(5, 16, prefix=1)),
-    ("global-attn", {"heads": 2, "dim_head": 6, "dim_value": 4, "kv_reduction": 2}, IMAGE),
-    ("global-attn", {"heads": 2, "value_conv": 3}, IMAGE),
+    ("reduced-attn", {"heads": 2, "dim_head": 6, "dim_value": 4, "kv_reduction": 2}, IMAGE),
+    ("reduced-attn", {"heads": 2, "value_conv": 3}, IMAGE),
+    ("channel-attn", {"heads": 2, "dim_head": 8}, Shape.tokens(5, 16, prefix=1)),
+    ("lsa-attn", {"heads": 2, "dim_head": 8}, Shape.tokens(5, 16, prefix=1)),
+    ("sampling-attn", {"heads": 2, "dim_head": 8, "samples": 8}, Shape.tokens(5, 16, prefix=1)),
     ("local-attn", {"heads": 2, "window": 2}, IMAGE),
     ("local-attn", {"heads": 2, "window": 2, "partition": "grid", "rel_pos_bias": "dynamic"}, IMAGE),
     ("local-attn", {"heads": 2, "window": 2, "value_conv": 3, "rel_pos_bias": "none"}, IMAGE),

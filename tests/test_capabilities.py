@@ -37,7 +37,9 @@ def test_the_vocabulary():
                         "pool": ["readout"], "attn-pool": ["attention", "readout"], "head": ["classifier", "readout"],
                         "global-attn": ["attention", "context"], "local-attn": ["attention"],
                         "cross-attn": ["attention"], "conv-attn": ["attention"], "separable-attn": ["attention"],
-                        "token-merge": ["attention"]}
+                        "token-merge": ["attention"], "channel-attn": ["attention"], "lsa-attn": ["attention"],
+                        "memory-attn": ["attention"], "reduced-attn": ["attention"], "region-attn": ["attention"],
+                        "sampling-attn": ["attention"]}
 
 
 def test_every_attention_block_declares_it():

@@ -150,3 +150,14 @@ def test_the_command_line_chooses_the_overlay(capsys):
     assert main(["validate", "vit", "--compat", "timm"]) == 2
     assert capsys.readouterr().err.strip() == ("error: unknown compat overlay 'timm'\n"
                                                "  hint: overlays: none, vit-pytorch")
+
+
+def test_every_block_with_a_qkv_bias_drops_it_under_vit_pytorch():
+    """vit-pytorch has no query/key/value bias anywhere: an attention block added later must join the rule."""
+    from vitdsl.blocks.base import REGISTRY
+    from vitdsl.blocks.compat import defaults
+
+    biased = sorted(name for name, cls in REGISTRY.items()
+                    if "qkv_bias" in cls.model_fields and cls.model_fields["qkv_bias"].default)
+    assert len(biased) == 11
+    assert [name for name in biased if defaults("vit-pytorch", name, {}).get("qkv_bias") is not False] == []

@@ -56,6 +56,55 @@ def test_unknown_field(write):
     assert e.hint.startswith("did you mean 'heads'?")
 
 
+@pytest.mark.parametrize("old,message,hint", [
+    ("samples: 4", "global-attn no longer samples tokens: adaptive token sampling (ATS) is a block of its own",
+     "write '- sampling-attn: {samples: 4, ...}' with the other fields as they are"),
+    ("over: channels", "global-attn no longer attends over channels: XCiT's cross-covariance attention is a block "
+     "of its own", "write '- channel-attn: {...}' with the other fields as they are, and no over"),
+    ("kv_reduction: 2", "global-attn no longer sub-samples keys and values: attention over a feature map is a "
+     "block of its own", "write '- reduced-attn: {kv_reduction: 2, ...}' with the other fields as they are"),
+    ("value_conv: 3", "global-attn no longer convolves the values: attention over a feature map is a block of its "
+     "own", "write '- reduced-attn: {value_conv: 3, ...}' with the other fields as they are"),
+    ("dim_value: 32", "global-attn no longer sets the values' width: attention over a feature map is a block of "
+     "its own", "write '- reduced-attn: {dim_value: 32, ...}' with the other fields as they are"),
+    ("memories: $depth", "global-attn no longer holds memories: learnable-memory attention is a block of its own",
+     "write '- memory-attn: {memories: 2, ...}' with the other fields as they are"),
+    ("task_tokens: 1", "global-attn no longer isolates task tokens: learnable-memory attention is a block of its "
+     "own", "write '- memory-attn: {task_tokens: 1, ...}' with the other fields as they are"),
+    ("temperature: learned", "global-attn no longer learns its temperature: locality self-attention (LSA) is a block "
+     "of its own", "write '- lsa-attn: {...}' with the other fields as they are (it learns the temperature and "
+     "masks each token's own key unless told not to)"),
+    ("mask_self: true", "global-attn no longer masks each token's own key: locality self-attention (LSA) is a block "
+     "of its own", "write '- lsa-attn: {...}' with the other fields as they are (it learns the temperature and "
+     "masks each token's own key unless told not to)"),
+])
+def test_an_option_that_left_its_block_names_the_new_spelling(write, old, message, hint):
+    path = write(BASE.replace("heads: 4", "heads: 4, " + old))
+    e = fails(path)
+    assert str(e.location) == f"{path}:8:33" and e.path == "blocks.0.global_attn"
+    assert (e.message, e.hint) == (message, hint)
+
+
+@pytest.mark.parametrize("old,message,hint", [
+    ("region_tokens: true, rel_pos_index: col-major", "local-attn no longer takes region tokens: RegionViT's "
+     "regional-to-local attention is a block of its own",
+     "write '- region-attn: {...}' with the other fields as they are, and no region_tokens"),
+    ("rel_pos_index: col-major", "local-attn no longer takes rel_pos_index: the transposed bias index is RegionViT's, "
+     "an option of region-attn",
+     "write '- region-attn: {rel_pos_index: col-major, ...}' on tokens led by region tokens, or leave it out"),
+])
+def test_region_options_that_left_local_attn_name_region_attn(write, old, message, hint):
+    path = write(BASE.replace("global-attn: {heads: 4}", "local-attn: {heads: 4, " + old + "}"))
+    e = fails(path)
+    assert str(e.location) == f"{path}:8:32" and e.path == "blocks.0.local_attn"
+    assert (e.message, e.hint) == (message, hint)
+
+
+def test_over_groups_is_still_global_attention(write):
+    e = fails(write(BASE.replace("heads: 4", "heads: 4, over: groups")))
+    assert e.message == "over: groups attends across groups, but these tokens hold none (input here: tokens 16×64)"
+
+
 def test_wrong_type(write):
     path = write(BASE.replace("heads: 4", "heads: four"))
     e = fails(path)

@@ -112,11 +112,10 @@ parts:
 
 
 @pytest.mark.parametrize("attn,why", [
-    ("global-attn: {heads: 2, dim_head: 8, memories: 2}", "memories are keys and values of its own"),
-    ("global-attn: {heads: 2, dim_head: 8, mask_self: true}", "mask_self masks each token's own key"),
-    ("global-attn: {heads: 2, dim_head: 8, kv_reduction: 2}",
-     "kv_reduction computes keys and values from its own patch grid"),
-    ("global-attn: {heads: 2, over: channels}", "over: channels mixes its own tokens' channels or groups"),
+    ("memory-attn: {heads: 2, dim_head: 8, memories: 2}", "memory-attn attends only to its own tokens"),
+    ("lsa-attn: {heads: 2, dim_head: 8}", "lsa-attn attends only to its own tokens"),
+    ("reduced-attn: {heads: 2, dim_head: 8, kv_reduction: 2}", "reduced-attn attends only to its own tokens"),
+    ("channel-attn: {heads: 2}", "channel-attn attends only to its own tokens"),
     ("token-merge: {tokens: 4}", "token-merge attends only to its own tokens"),
 ])
 def test_an_attention_that_cannot_take_the_visible_tokens_is_refused(write, attn, why):
@@ -126,8 +125,7 @@ def test_an_attention_that_cannot_take_the_visible_tokens_is_refused(write, attn
     assert e.value.path == "second"
     assert e.value.message == (f"mp3: every attention in the body takes its keys and values from the visible patch "
                                f"tokens, which 'second' ({attn.split(':')[0]}) cannot: {why}")
-    assert e.value.hint == ("MP3 needs global-attn over tokens (over: tokens) without samples, memories, "
-                            "task_tokens, mask_self, kv_reduction or value_conv")
+    assert e.value.hint == "MP3 needs attention that takes a context, such as global-attn over tokens (over: tokens)"
     assert str(e.value.location).endswith("bp.yaml:16:8")
 
 

@@ -103,7 +103,7 @@ def test_two_inputs_to_a_one_input_block_are_refused_before_its_shape_rule():
 
 def test_token_ids_feed_no_block():
     text = BASE.replace("  - global-attn: {heads: 2, dim_head: 8}\n",
-                        "  - tokens: {cls: 1}\n  - global-attn: {heads: 2, dim_head: 8, samples: 4}\n"
+                        "  - tokens: {cls: 1}\n  - sampling-attn: {heads: 2, dim_head: 8, samples: 4}\n"
                         "  - token-ids:\n").replace("  - mlp: {mult: 2}\n  - pool: mean\n", "")
     assert refusal(text) == ("bp.yaml:7:15: token_ids: 'head' reads the output of 'token-ids', which gives integers "
                              "for the network's output, not features\n"
@@ -124,11 +124,11 @@ def test_pool_gives_padding_rows_no_weight(mode):
         assert torch.allclose(got[1], pool(x[1:])[0], atol=1e-6)
 
 
-@pytest.mark.parametrize("fields", [{}, {"memories": 2}])
-def test_global_attn_after_token_sampling_attends_to_no_padding(fields):
-    from vitdsl.blocks.attention import GlobalAttn
+@pytest.mark.parametrize("block,fields", [("global-attn", {}), ("memory-attn", {"memories": 2})])
+def test_global_attn_after_token_sampling_attends_to_no_padding(block, fields):
+    from vitdsl.blocks import lookup
 
-    attn = GlobalAttn(heads=2, dim_head=4, **fields).build(Shape.tokens(5, 8, prefix=1)).eval()
+    attn = lookup(block)(heads=2, dim_head=4, **fields).build(Shape.tokens(5, 8, prefix=1)).eval()
     x = torch.randn(1, 5, 8)
     padded = PaddedTokens.wrap(x, torch.tensor([[True, True, True, False, False]]), torch.arange(5)[None])
     with torch.no_grad():
@@ -139,17 +139,17 @@ def test_global_attn_after_token_sampling_attends_to_no_padding(fields):
 
 def test_blocks_that_would_take_padding_for_tokens_are_refused_after_token_sampling():
     text = BASE.replace("  - global-attn: {heads: 2, dim_head: 8}\n",
-                        "  - tokens: {cls: 1}\n  - global-attn: {heads: 2, dim_head: 8, samples: 4}\n"
+                        "  - tokens: {cls: 1}\n  - sampling-attn: {heads: 2, dim_head: 8, samples: 4}\n"
                         "  - tokens: {cls: 1}\n")
     assert refusal(text) == ("bp.yaml:7:13: tokens_1: 'tokens' would take the padding rows that token sampling in "
-                             "'global_attn' leaves for tokens\n"
-                             "  hint: after token sampling use mlp, norm, head, global-attn over tokens, pos-embed "
-                             "(learned, scalar, sincos1d), pool, token-merge or token-ids")
+                             "'sampling_attn' leaves for tokens\n"
+                             "  hint: after token sampling use mlp, norm, head, global-attn over tokens, memory-attn, "
+                             "sampling-attn, pos-embed (learned, scalar, sincos1d), pool, token-merge or token-ids")
 
 
 def test_token_sampling_then_merge_and_attention_builds():
     text = BASE.replace("  - global-attn: {heads: 2, dim_head: 8}\n",
-                        "  - tokens: {cls: 1}\n  - global-attn: {heads: 2, dim_head: 8, samples: 4}\n"
+                        "  - tokens: {cls: 1}\n  - sampling-attn: {heads: 2, dim_head: 8, samples: 4}\n"
                         "  - global-attn: {heads: 2, dim_head: 8}\n  - token-merge: 2\n")
     model = vitdsl.build(vitdsl.loads(text)).eval()
     with torch.no_grad():
@@ -188,7 +188,7 @@ def test_an_input_no_tensor_can_hold_is_refused():
 
 
 @pytest.mark.parametrize("block,fields", [
-    ("mlp", {}), ("dwconv", {}), ("global-attn", {"heads": 2, "dim_head": 4}),
+    ("mlp", {}), ("dwconv", {}), ("reduced-attn", {"heads": 2, "dim_head": 4}),
     ("local-attn", {"heads": 2, "dim_head": 4, "window": 2}), ("conv-attn", {"heads": 2, "dim_head": 4}),
     ("separable-attn", {"heads": 2, "dim_head": 4, "window": 2})])
 def test_layer_scale_on_a_map_scales_one_channel_per_entry(block, fields):

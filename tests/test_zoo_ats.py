@@ -1,4 +1,4 @@
-"""ATS ViT: adaptive token sampling (global-attn with samples), its padding convention (PaddedTokens) and the
+"""ATS ViT: adaptive token sampling (sampling-attn), its padding convention (PaddedTokens) and the
 token ids it returns, on small models."""
 import pytest
 import torch
@@ -68,7 +68,7 @@ def test_sampling_is_random_in_eval_and_repeats_with_the_seed():
 
 
 def build(samples, **fields):
-    spec = lookup("global-attn")(samples=samples, heads=2, dim_head=16, **fields)
+    spec = lookup("sampling-attn")(samples=samples, heads=2, dim_head=16, **fields)
     shape = Shape.tokens(17, 32, grid=(4, 4), prefix=1)
     return spec, shape, spec.build(shape).eval()
 
@@ -151,7 +151,7 @@ def test_depth_follows_max_tokens():
 
 
 @pytest.mark.parametrize("overrides,message", [
-    ({"max_tokens": [32, 0, 8]}, "blocks.1.attn: field 'samples' of 'global-attn': Input should be greater than 0"),
+    ({"max_tokens": [32, 0, 8]}, "blocks.1.attn: field 'samples' of 'sampling-attn': Input should be greater than 0"),
     ({"max_tokens": [32, 16], "depth": 3}, "cannot index in '${max_tokens[index]}': list index out of range"),
 ])
 def test_bad_options(overrides, message):
@@ -166,7 +166,7 @@ name: no_cls
 input: {image: [3, 32, 32]}
 layers:
   - patchify: {patch: 4, dim: 32}
-  - global-attn: {samples: 8, heads: 2}
+  - sampling-attn: {samples: 8, heads: 2}
   - pool: mean
 """
     with pytest.raises(vitdsl.errors.ShapeError) as e:
@@ -174,10 +174,11 @@ layers:
     assert e.value.message == ("token sampling scores tokens by the class token's attention, but no class token "
                                "leads the sequence (input here: tokens 64×32)")
     assert e.value.hint == "add '- tokens: {cls: 1}' before it"
-    assert e.value.path == "global_attn"
+    assert e.value.path == "sampling_attn"
 
 
-def test_sampling_refuses_attention_options_it_would_ignore():
-    with pytest.raises(ValueError, match="token sampling \\(samples\\) scores plain softmax attention; it takes no "
-                                         "head_mix, memories, qk_norm \\["):
-        lookup("global-attn")(samples=4, head_mix="talking", memories=2, qk_norm=True)
+def test_sampling_takes_none_of_the_logit_options_it_would_ignore():
+    with pytest.raises(ValueError) as e:
+        lookup("sampling-attn")(samples=4, head_mix="talking", qk_norm=True)
+    assert [(err["loc"], err["type"]) for err in e.value.errors()] == [(("head_mix",), "extra_forbidden"),
+                                                                       (("qk_norm",), "extra_forbidden")]

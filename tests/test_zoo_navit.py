@@ -137,10 +137,17 @@ def test_packed_tokens_only_reach_blocks_that_keep_images_apart(block, fix):
 
 
 def test_packed_attention_refuses_options_it_cannot_keep_per_image():
-    e = error(BASE.replace("SIZE", "64") + "  - global-attn: {heads: 2, memories: 2}\n")
-    assert e.message == ("on packed tokens global-attn attends within each image and takes no memories, task_tokens, "
-                         "samples, dim_value, kv_reduction, value_conv or over: channels|groups "
+    e = error(BASE.replace("SIZE", "64") + "  - global-attn: {heads: 2, over: groups}\n")
+    assert e.message == ("on packed tokens global-attn attends within each image, not over: groups "
                          "(input here: packed 4×64)")
+    assert e.hint == "attend over unpacked tokens"
+
+
+@pytest.mark.parametrize("block", ["memory-attn: {heads: 2}", "sampling-attn: {heads: 2, samples: 2}",
+                                   "channel-attn: {heads: 2}", "reduced-attn: {heads: 2}"])
+def test_global_attention_of_one_paper_takes_no_packed_tokens(block):
+    e = error(BASE.replace("SIZE", "64") + f"  - {block}\n")
+    assert "but 'patchify' (patchify) gives packed 4×64" in e.message
 
 
 def test_packed_tokens_take_only_factorized_positions():

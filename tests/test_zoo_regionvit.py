@@ -1,5 +1,5 @@
 """RegionViT and what it brought: weight sharing between blocks (`share:`), region tokens (`merge: sequence`,
-`local-attn` with `region_tokens`, `select`), the PEG that lets special tokens pass, and their errors."""
+`region-attn`, `select`), the PEG that lets special tokens pass, and their errors."""
 import copy
 import pickle
 import subprocess
@@ -12,7 +12,7 @@ from vit_pytorch.regionvit import RegionViT
 
 import vitdsl
 from vitdsl import VitdslError, validate
-from vitdsl.blocks.attention import LocalAttn
+from vitdsl.blocks.attention import RegionAttn
 from vitdsl.blocks.dwconv import DWConv
 from vitdsl.blocks.heads import Merge
 from vitdsl.blocks.mlp import MLP
@@ -326,7 +326,7 @@ def test_peg_lets_special_tokens_pass():
 
 
 def test_regional_attention_is_windows_with_their_region_token():
-    spec = LocalAttn(region_tokens=True, heads=2, dim_head=8, rel_pos_index="col-major")
+    spec = RegionAttn(heads=2, dim_head=8, rel_pos_index="col-major")
     assert spec.window_size(REGIONS) == (4, 4)
     assert spec.pattern(REGIONS) == "regional 4×4 + 4 region tokens"
     assert spec.part_params("rel_pos_bias", REGIONS) == 7 * 7 * 2
@@ -353,29 +353,32 @@ def test_regional_attention_is_windows_with_their_region_token():
     (replace(Shape.tokens(9 + 64, 16, grid=(8, 8), prefix=9), prefix_grid=(3, 3)),
      "the 3×3 region tokens do not split the 8×8 patch grid into windows (the height 8 is no multiple of 3)"),
     (Shape.tokens(65, 16, grid=(8, 8), prefix=1),
-     ("local-attn with region_tokens needs region tokens on a 2-D grid leading the sequence, but the 1 special "
+     ("region-attn needs region tokens on a 2-D grid leading the sequence, but the 1 special "
       "token(s) here carry no grid")),
 ])
 def test_region_grid_errors(shape, message):
     with pytest.raises(ShapeError) as e:
-        LocalAttn(region_tokens=True, heads=2).infer(shape)
+        RegionAttn(heads=2).infer(shape)
     assert e.value.message == message
 
 
 def test_window_must_match_the_region_grid():
     with pytest.raises(ShapeError) as e:
-        LocalAttn(region_tokens=True, heads=2, window=2).infer(REGIONS)
+        RegionAttn(heads=2, window=2).infer(REGIONS)
     assert e.value.message == ("the 2×2 region tokens split the 8×8 patch grid into 4×4 windows, not the 2×2 "
                                "windows that window: 2 says")
     assert e.value.hint == "set window: 4 (or leave it out), or give the region tokens a 4×4 grid; " \
                            "windows that fit 8×8: 1, 2, 4, 8"
 
 
-def test_region_tokens_need_tokens_and_tokens_need_region_tokens(write):
-    e = fails(write(blueprint("  - local-attn: {region_tokens: true, heads: 2}\n", input="image: [16, 8, 8]")))
-    assert "local-attn with region_tokens takes tokens, but a feature map reaches it" in str(e)
+def test_region_attention_takes_tokens_and_local_attention_a_map(write):
+    e = fails(write(blueprint("  - region-attn: {heads: 2}\n", input="image: [16, 8, 8]")))
+    assert e.message == "'region-attn' takes tokens, but the input gives image 16×8×8"
     e = fails(write(blueprint("  - local-attn: {heads: 2}\n", input="tokens: [64, 16]")))
-    assert "local-attn takes tokens only with region_tokens: true" in str(e)
+    assert e.message == "'local-attn' takes image, but the input gives tokens 64×16"
+    e = fails(write(blueprint("  - region-attn: {heads: 2}\n", input="tokens: [64, 16]")))
+    assert e.message == "region-attn needs tokens on a 2-D patch grid, but these carry none (input here: tokens 64×16)"
+    assert e.hint == "join a region map in front of a patch grid with 'merge: sequence'"
 
 
 def test_merge_sequence_needs_one_width():

@@ -59,7 +59,7 @@ def test_shift_must_be_smaller_than_the_image(write):
 
 # -- attention: temperature and mask_self (LSA) -----------------------------------------------------
 def lsa(**fields):
-    spec = lookup("global-attn")(heads=2, dim_head=8, **fields)
+    spec = lookup("lsa-attn")(heads=2, dim_head=8, **{"temperature": "fixed", "mask_self": False, **fields})
     return spec, spec.build(Shape.tokens(5, 16)).eval()
 
 
@@ -99,9 +99,11 @@ def test_mask_self_on_a_lone_token_is_finite():
     assert torch.isfinite(module(torch.randn(1, 1, 16))).all()
 
 
-def test_defaults_keep_the_fused_path():
+def test_lsa_without_its_two_options_is_global_attention_on_the_fused_path():
     _, module = lsa()
-    assert module.temperature is None and not module.mask_self
+    assert module.temperature is None and not module.mask_self and module.fused()
+    spec = lookup("lsa-attn")(heads=2, dim_head=8)  # the paper's: both on
+    assert (spec.temperature, spec.mask_self) == ("learned", True)
 
 
 # -- pos-embed: unused_rows ---------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Twins-SVT and ScalableViT: global-attn on feature maps (kv sub-sampling, key width ≠ value width,
+"""Twins-SVT and ScalableViT: reduced-attn on feature maps (kv sub-sampling, key width ≠ value width,
 value conv), local-attn with a value conv and whole-map windows, patchify to a map, the errors,
 and the sub-block orders of both references."""
 import pytest
@@ -7,7 +7,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from vit_pytorch import scalable_vit, twins_svt
 
 import vitdsl
-from vitdsl.blocks.attention import GlobalAttn, LocalAttn
+from vitdsl.blocks.attention import GlobalAttn, LocalAttn, MemoryAttn, ReducedAttn
 from vitdsl.blocks.embed import Patchify
 from vitdsl.blocks.modules.attention import explicit_attention
 from vitdsl.blocks.shape import Shape
@@ -61,45 +61,40 @@ def test_a_window_too_large_for_a_stage_names_the_sizes_that_fit():
     ("{heads: 2, value_conv: 4}", "value_conv must be odd so that padding keeps the map, got 4"),
     ("{heads: 2, value_conv: 3, kv_reduction: 2}", "value_conv adds a convolution of the values at every "
      "position, but kv_reduction 2 sub-samples them: use one of the two"),
-    ("{heads: 2, kv_reduction: 2, mask_self: true}", "kv_reduction and value_conv run on the map of positions, "
-     "which has no memories, task tokens or self-mask"),
-    ("{heads: 2, over: channels, kv_reduction: 2}", "cross-covariance attention (over: channels) takes no "
-     "kv_reduction, value_conv or dim_value"),
 ])
 def test_option_combinations_that_do_not_fit(fields, message):
     with pytest.raises(VitdslError) as e:
-        vitdsl.validate(one_block(f"  - global-attn: {fields}"))
+        vitdsl.validate(one_block(f"  - reduced-attn: {fields}"))
     assert message in e.value.message
 
 
-@pytest.mark.parametrize("fields,message", [
-    ("{heads: 2, memories: 2}", "memories are extra tokens, but a feature map reaches global-attn"),
-    ("{heads: 2, over: channels}", "cross-covariance attention (over: channels) takes tokens, but a feature map "
-     "reaches it"),
-])
-def test_token_only_options_on_a_map(fields, message):
+@pytest.mark.parametrize("block", ["global-attn", "channel-attn", "memory-attn", "sampling-attn"])
+def test_token_attention_on_a_map(block):
     with pytest.raises(ShapeError) as e:
-        vitdsl.validate(one_block(f"  - global-attn: {fields}"))
-    assert e.value.message.startswith(message)
+        vitdsl.validate(one_block(f"  - {block}: {{heads: 2, samples: 2}}" if block == "sampling-attn"
+                                  else f"  - {block}: {{heads: 2}}"))
+    takes = "tokens or packed" if block == "global-attn" else "tokens"
+    assert e.value.message == f"'{block}' takes {takes}, but the input gives image 16×8×8"
+    assert e.value.hint == "cut the map into tokens first, e.g. '- patchify: {patch: 1, dim: ...}'"
 
 
-def test_kv_reduction_on_tokens_needs_their_grid_and_no_special_tokens():
+def test_reduced_attention_on_tokens_needs_their_grid_and_no_special_tokens():
     with pytest.raises(ShapeError) as e:
-        GlobalAttn(heads=2, kv_reduction=2).infer(Shape.tokens(16, 16))
-    assert e.value.message == "kv_reduction needs the tokens' 2-D patch grid, but these carry none"
+        ReducedAttn(heads=2, kv_reduction=2).infer(Shape.tokens(16, 16))
+    assert e.value.message == "reduced-attn needs the tokens' 2-D patch grid, but these carry none"
     with pytest.raises(ShapeError) as e:
-        GlobalAttn(heads=2, value_conv=3).infer(Shape.tokens(17, 16, grid=(4, 4), prefix=1))
-    assert e.value.message == "value_conv works on the patch grid, but 1 special token(s) are in the sequence"
+        ReducedAttn(heads=2, value_conv=3).infer(Shape.tokens(17, 16, grid=(4, 4), prefix=1))
+    assert e.value.message == "reduced-attn works on the patch grid, but 1 special token(s) are in the sequence"
     assert e.value.hint == "add the tokens block after this block"
     assert GlobalAttn(heads=2).infer(Shape.tokens(17, 16, grid=(4, 4), prefix=1)).dims == (17, 16)  # unchanged
 
 
 # -- options -------------------------------------------------------------------------------------
 @pytest.mark.parametrize("spec,x", [
-    (GlobalAttn(heads=2, dim_head=6, dim_value=4, kv_reduction=2, qkv_bias=True), Shape.image(16, 8, 12)),
-    (GlobalAttn(heads=2, dim_value=4, value_conv=3), Shape.image(16, 6, 6)),
-    (GlobalAttn(heads=2, dim_value=4, kv_reduction=2), Shape.tokens(24, 16, grid=(4, 6))),
-    (GlobalAttn(heads=2, dim_value=12, memories=2), Shape.tokens(5, 16, prefix=1)),
+    (ReducedAttn(heads=2, dim_head=6, dim_value=4, kv_reduction=2, qkv_bias=True), Shape.image(16, 8, 12)),
+    (ReducedAttn(heads=2, dim_value=4, value_conv=3), Shape.image(16, 6, 6)),
+    (ReducedAttn(heads=2, dim_value=4, kv_reduction=2), Shape.tokens(24, 16, grid=(4, 6))),
+    (MemoryAttn(heads=2, memories=2, task_tokens=1), Shape.tokens(5, 16, prefix=1)),
     (LocalAttn(heads=2, window=2, partition="grid", value_conv=3, dim_value=4), Shape.image(16, 4, 6)),
     (LocalAttn(heads=2, window=None, value_conv=5), Shape.image(16, 5, 3)),
 ])
@@ -108,7 +103,7 @@ def test_rules_agree_with_modules(spec, x):
 
 
 def test_tokens_on_a_grid_attend_as_their_map():
-    spec = GlobalAttn(heads=2, dim_head=6, dim_value=4, kv_reduction=2, value_conv=None)
+    spec = ReducedAttn(heads=2, dim_head=6, dim_value=4, kv_reduction=2, value_conv=None)
     on_map, on_tokens = spec.build(Shape.image(16, 4, 6)).eval(), spec.build(Shape.tokens(24, 16, grid=(4, 6))).eval()
     on_tokens.load_state_dict(on_map.state_dict())
     x = torch.randn(2, 16, 4, 6)
@@ -117,7 +112,7 @@ def test_tokens_on_a_grid_attend_as_their_map():
 
 
 def test_kv_reduction_is_twins_global_attention():
-    ours = GlobalAttn(heads=2, dim_head=8, kv_reduction=3, qkv_bias=False).build(Shape.image(16, 6, 9)).eval()
+    ours = ReducedAttn(heads=2, dim_head=8, kv_reduction=3, qkv_bias=False).build(Shape.image(16, 6, 9)).eval()
     ref = twins_svt.GlobalAttention(16, heads=2, dim_head=8, k=3).eval()
     sd = {"norm.weight": ref.norm.g.flatten(), "norm.bias": ref.norm.b.flatten(),
           "q.weight": ref.to_q.weight[..., 0, 0], "kv.weight": ref.to_kv.weight,  # the kv conv stays a conv
@@ -227,11 +222,3 @@ def test_twins_runs_the_peg_after_the_first_block_of_each_stage():
                                                 "depths": [1, 0, 1, 1], "heads": 2, "dim_head": 4, "classes": 10})
     assert run_order(ours, {"local_attn": "local", "global_attn": "global", "peg": "peg"},
                      torch.randn(1, 3, 16, 16)) == order
-
-
-def test_sampling_attention_refuses_the_map_options():
-    from vitdsl.blocks.attention import GlobalAttn
-
-    with pytest.raises(ValueError, match="token sampling and attention across groups take no kv_reduction, "
-                                         "value_conv or dim_value"):
-        GlobalAttn(samples=3, dim_value=8)

@@ -25,7 +25,8 @@ class Rule:
     when: Callable[[Mapping[str, Any], str | None], bool] | None = None
 
 
-ATTENTION = ("global-attn", "local-attn", "cross-attn", "separable-attn", "attn-pool")  # conv-attn has none already
+ATTENTION = ("global-attn", "local-attn", "cross-attn", "separable-attn", "attn-pool", "channel-attn", "lsa-attn",
+             "memory-attn", "reduced-attn", "region-attn", "sampling-attn")  # conv-attn has none already
 TABLES = (None, "learned", "scalar", "factorized")  # pos-embed kinds with a learned table (None: the default)
 # the vit-pytorch classes whose attention is vit.py's (or a copy of it), with its project_out rule
 VIT_PY_ATTENTION = frozenset(f"vit_pytorch.{c}" for c in (
@@ -51,10 +52,9 @@ VIT_PYTORCH: tuple[Rule, ...] = (
          "vit-pytorch's CrossFormer reads its dynamic bias MLP at shifted offsets, so most query/key pairs get "
          "another offset's bias; the paper gives each pair its own (exact).",
          when=lambda f, ref: f.get("rel_pos_bias") == "dynamic"),
-    Rule("local-attn", {"rel_pos_index": "col-major"},
+    Rule("region-attn", {"rel_pos_index": "col-major"},
          "vit-pytorch's RegionViT indexes its relative position table column-major (the transpose of the "
-         "paper's row-major index), which its weights need.",
-         when=lambda f, ref: f.get("region_tokens") is True),
+         "paper's row-major index), which its weights need."),
 )
 
 OVERLAYS: dict[str, tuple[Rule, ...]] = {"vit-pytorch": VIT_PYTORCH}

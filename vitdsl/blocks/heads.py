@@ -135,7 +135,7 @@ class Merge(BlockSpec):
     into one sequence (``sequence``): every input but the last becomes leading special tokens of the
     last, which keeps its patch grid; feature maps count as their positions, row-major. When the first
     of two inputs carries a 2-D grid of its own, the special tokens remember it (RegionViT's region
-    tokens: one per window of the last input's grid, read by ``local-attn`` with ``region_tokens``)."""
+    tokens: one per window of the last input's grid, read by ``region-attn``)."""
 
     block = "merge"
     takes = ("tokens", "image", "vector", "volume")

@@ -1,5 +1,5 @@
-"""``token-ids``: which input tokens survived adaptive token sampling (``global-attn`` with
-``samples``), whose padding convention is in ``modules/token_sampling.py``."""
+"""``token-ids``: which input tokens survived adaptive token sampling (``sampling-attn``), whose
+padding convention is in ``modules/padded.py``."""
 from __future__ import annotations
 
 from .base import BlockSpec, need, register
@@ -11,7 +11,7 @@ NEEDS_CLS = "add '- tokens: {cls: 1}' before it"
 @register
 class TokenIds(BlockSpec):
     """Which tokens are left after token sampling: for each token after the leading special tokens,
-    the index it had among the non-special tokens before the first sampling ``global-attn`` (with a single
+    the index it had among the non-special tokens before the first ``sampling-attn`` (with a single
     class token: its patch index), or −1 on padding. Gives integers (B, ≤N − prefix): an output of
     the network (``output: [head, token_ids]``), not features for later blocks."""
 

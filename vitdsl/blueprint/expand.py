@@ -9,6 +9,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from ..blocks.moved import moved
 from ..errors import Location, VitdslError, suggest
 from . import limits
 from .expr import resolve_params, substitute
@@ -261,6 +262,11 @@ class _Expander:
 
 def spec_error(e: ValidationError, cls, bp: BlueprintBase, where: tuple, path: str,
                raw_is_mapping: bool = True) -> VitdslError:
+    given = {err["loc"][0]: err.get("input") for err in e.errors() if len(err["loc"]) == 1}
+    old = moved(cls.block, given) if raw_is_mapping else None
+    if old is not None:  # an option that left this block: name its new spelling
+        field, message, hint = old
+        return VitdslError(message, location=bp.source.find_key(where + (field,)), path=path, hint=hint)
     wording = Wording(unknown=f"unknown field '{{key}}' for block '{cls.block}'", keys="fields",
                       missing=f"block '{cls.block}' needs field '{{field}}'", whole=f"{cls.block}: {{msg}}",
                       invalid=f"field '{{field}}' of '{cls.block}': {{msg}} (got {{input!r}})")

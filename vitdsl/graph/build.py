@@ -128,8 +128,9 @@ def _check_padding(g: nx.DiGraph, order: list[str]) -> None:
         if source is not None and rule is None:
             raise ShapeError(f"'{node.spec.block}' would take the padding rows that token sampling in '{source}' "
                              "leaves for tokens", location=node.location, path=path,
-                             hint="after token sampling use mlp, norm, head, global-attn over tokens, pos-embed "
-                                  "(learned, scalar, sincos1d), pool, token-merge or token-ids")
+                             hint="after token sampling use mlp, norm, head, global-attn over tokens, memory-attn, "
+                                  "sampling-attn, pos-embed (learned, scalar, sincos1d), pool, token-merge or "
+                                  "token-ids")
         if source is not None and rule == "keep":
             padded[path] = source
         elif node.spec.data_dependent():

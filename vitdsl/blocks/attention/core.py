@@ -110,16 +110,13 @@ class AttentionSpec(MixerSpec):
 
 
 class Numerics(AttentionSpec):
-    """The logit options of attention over tokens and windows (global-attn, local-attn, cross-attn, attn-pool)."""
+    """The logit options of attention over tokens and windows (global-attn, local-attn, cross-attn, attn-pool, and
+    the paper-specific blocks built on them)."""
 
     head_mix: Literal["none", "talking", "reattention"] = Field(
         "none", description="Learned mixing across heads: talking = an (h, h) mix of the logits before the "
                             "softmax and of the weights after it (CaiT's talking heads); reattention = an (h, h) "
                             "mix of the weights after the softmax, then a LayerNorm over heads (DeepViT).")
-    temperature: Literal["fixed", "learned"] = Field(
-        "fixed", description="fixed: logits scaled by dim_head^-0.5; learned: by exp(t), t one learned scalar "
-                             "initialised to log(dim_head^-0.5) (LSA, vit-pytorch's small-dataset ViT).")
-    mask_self: bool = Field(False, description="Mask each token's attention to itself (the diagonal; LSA).")
     qk_norm: bool = Field(False, description="Per-head RMS norm of queries and keys (ViT-22B, NaViT): "
                           "normalize(x)·√dim_head·γ, with a learned γ per head and channel.")
     scale: float | None = Field(None, gt=0, description="Scale of the attention logits. When unset: "
@@ -127,7 +124,6 @@ class Numerics(AttentionSpec):
 
     def numerics_params(self, heads: int, inner: int) -> int:
         n = {"none": 0, "talking": 2 * heads * heads, "reattention": heads * heads + 2 * heads}[self.head_mix]
-        n += 1 if self.temperature == "learned" else 0
         return n + (2 * inner if self.qk_norm else 0)
 
     def mix_flops(self, heads: int, queries: int, keys: int) -> int:
@@ -136,8 +132,7 @@ class Numerics(AttentionSpec):
         return 2 * heads * heads * queries * keys * (2 if self.head_mix == "talking" else 1)
 
     def numerics_kwargs(self) -> dict:
-        return dict(head_mix=self.head_mix, temperature=self.temperature, mask_self=self.mask_self,
-                    qk_norm=self.qk_norm, scale=self.scale)
+        return dict(head_mix=self.head_mix, qk_norm=self.qk_norm, scale=self.scale)
 
     def pattern_extras(self) -> str:
         parts = [{"talking": "talking heads", "reattention": "re-attention"}.get(self.head_mix, ""),

@@ -4,7 +4,7 @@ import torch
 from torch import nn
 
 from .common import make_norm
-from .token_sampling import PaddedTokens, unpad
+from .padded import PaddedTokens, unpad
 
 
 class TokenMerge(nn.Module):

@@ -1,4 +1,4 @@
-"""Twins-SVT and ScalableViT: attention on feature maps (``global-attn`` with sub-sampled keys and
+"""Twins-SVT and ScalableViT: attention on feature maps (``reduced-attn`` with sub-sampled keys and
 values, ``local-attn`` windows with a value convolution), channel LayerNorms and 1×1 convolutions.
 
 Both keep their channel LayerNorm as ``g``/``b`` (1, C, 1, 1) and their 1×1 convolutions as

@@ -13,15 +13,9 @@ from ..roles import Finder, Roles
 from ..spec import ObjectiveSpec, PatchRoles, register
 from .patches import expect, masked_count, patch_roles, patch_tokens
 
-# settings that keep an attention's keys and values its own, although its block can take a context
-NO_CONTEXT = {"samples": "token sampling (samples) keeps a subset of its own tokens",
-              "memories": "memories are keys and values of its own",
-              "task_tokens": "task_tokens masks keys by their place in its own sequence",
-              "mask_self": "mask_self masks each token's own key",
-              "kv_reduction": "kv_reduction computes keys and values from its own patch grid",
-              "value_conv": "value_conv convolves its own map of values"}
-CONTEXT_HINT = ("MP3 needs global-attn over tokens (over: tokens) without samples, memories, task_tokens, "
-                "mask_self, kv_reduction or value_conv")
+# The attention blocks that keep keys of their own (memory-attn, lsa-attn's self-mask, sampling-attn,
+# channel-attn, reduced-attn) do not take a context, and global-attn over groups attends across its own groups.
+CONTEXT_HINT = "MP3 needs attention that takes a context, such as global-attn over tokens (over: tokens)"
 
 
 def no_context(spec) -> str | None:
@@ -29,12 +23,7 @@ def no_context(spec) -> str | None:
     if "context" not in spec.capabilities:
         return f"{spec.block} attends only to its own tokens"
     if getattr(spec, "over", "tokens") != "tokens":
-        return f"over: {spec.over} mixes its own tokens' channels or groups"
-    for name, why in NO_CONTEXT.items():
-        if name not in type(spec).model_fields:  # another block that takes a context, without this setting
-            continue
-        if getattr(spec, name) != type(spec).model_fields[name].default:
-            return why
+        return f"over: {spec.over} attends across its own tokens' groups"
     return None
 
 

@@ -1,12 +1,18 @@
 """Attention modules: the shared core (``core``: kernel, heads, scale, explicit switch), the numerics
-options and Linear projections every token attention uses (``numerics``), and one file per scope."""
+options and Linear projections every token attention uses (``numerics``), and one file per scope or
+mechanism."""
+from .channels import CrossCovarianceAttention
 from .core import Attention, Explicit, explicit_attention
 from .cross import CrossAttention
+from .lsa import LocalitySelfAttention
 from .maps import MapAttention
+from .memory import MemoryAttention
 from .numerics import HeadRMSNorm, SelfAttention
-from .tokens import CrossCovarianceAttention, GroupAttention, TokenAttention, padding_keys
+from .sampling import SamplingAttention
+from .tokens import GroupAttention, TokenAttention
 from .windows import LocalAttention, RegionalAttention, dynamic_bias_mlp, offsets, relative_index
 
 __all__ = ["Attention", "CrossAttention", "CrossCovarianceAttention", "Explicit", "GroupAttention", "HeadRMSNorm",
-           "LocalAttention", "MapAttention", "RegionalAttention", "SelfAttention", "TokenAttention",
-           "dynamic_bias_mlp", "explicit_attention", "offsets", "padding_keys", "relative_index"]
+           "LocalAttention", "LocalitySelfAttention", "MapAttention", "MemoryAttention", "RegionalAttention",
+           "SamplingAttention", "SelfAttention", "TokenAttention", "dynamic_bias_mlp", "explicit_attention", "offsets",
+           "relative_index"]

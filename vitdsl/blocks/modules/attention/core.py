@@ -79,8 +79,8 @@ class Attention(Mixer):
         self.widths = (inner, inner, inner_v)  # of q, k and v
         if qkv:
             self.qkv = nn.Linear(dim, 2 * inner + inner_v, bias=qkv_bias)
-        self.out = nn.Linear(inner_v, dim, bias=out_bias) if project_out else None
-        self.out_drop = nn.Dropout(dropout) if dropout > 0 else None
+        self.out = nn.Linear(inner_v, dim, bias=out_bias) if project_out else nn.Identity()
+        self.out_drop = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
 
     # -- hooks -----------------------------------------------------------------------------------
     def bias(self) -> torch.Tensor | None:
@@ -150,11 +150,7 @@ class Attention(Mixer):
 
     def output(self, out: torch.Tensor) -> torch.Tensor:
         """The output projection and its dropout, on channels-last outputs."""
-        if self.out is not None:
-            out = self.out(out)
-        if self.out_drop is not None:
-            out = self.out_drop(out)
-        return out
+        return self.out_drop(self.out(out))
 
     def merge(self, out: torch.Tensor) -> torch.Tensor:
         """(B, heads, N, d) → (B, N, heads·d), projected. Torch ops, not einops: it runs once per block

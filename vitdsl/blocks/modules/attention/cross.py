@@ -20,22 +20,20 @@ class CrossAttention(SelfAttention):
         self.q = nn.Linear(dim, inner, bias=kwargs["qkv_bias"])
         self.kv = nn.Linear(dim, 2 * inner, bias=kwargs["qkv_bias"])
         projected = query_dim != dim
-        self.project_in = nn.Linear(query_dim, dim) if projected else None
-        self.project_out = nn.Linear(dim, query_dim) if projected else None
+        self.project_in = nn.Linear(query_dim, dim) if projected else nn.Identity()
+        self.project_out = nn.Linear(dim, query_dim) if projected else nn.Identity()
 
     def forward(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
         q_in = x[:, :self.queries] if self.queries is not None else x
         context = (x if context is None else context)[:, self.context_skip:]
-        h = self.project_in(q_in) if self.project_in is not None else q_in
+        h = self.project_in(q_in)
         if self.norm is not None:
             h = self.norm(h)
             if self.context_norm:
                 context = self.norm(context)
         kv_in = torch.cat((h, context), dim=1) if self.include_self else context
         k, v = self.kv(kv_in).chunk(2, dim=-1)
-        y = self.branch(self.merge(self.attend(self.split(self.q(h)), self.split(k), self.split(v))))
-        if self.project_out is not None:
-            y = self.project_out(y)
+        y = self.project_out(self.branch(self.merge(self.attend(self.split(self.q(h)), self.split(k), self.split(v)))))
         y = self.join(y, q_in)
         if self.queries is None:
             return y

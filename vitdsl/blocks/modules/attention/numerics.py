@@ -1,9 +1,6 @@
-"""Numerics options of token attention (talking heads, re-attention, LSA's learned temperature and
-self-mask, qk-norm) and ``SelfAttention``: the core with Linear projections inside a residual mixer,
-which every token and window attention builds on."""
+"""Numerics options of token attention (talking heads, re-attention, qk-norm) and ``SelfAttention``: the
+core with Linear projections inside a residual mixer, which every token and window attention builds on."""
 from __future__ import annotations
-
-import math
 
 import torch
 import torch.nn.functional as F
@@ -30,8 +27,7 @@ class SelfAttention(Attention):
 
     def __init__(self, dim: int, heads: int, dim_head: int, qkv_bias: bool, out_bias: bool, project_out: bool,
                  attn_dropout: float, dropout: float, scale: float | None = None, dim_value: int | None = None,
-                 head_mix: str = "none", temperature: str = "fixed", mask_self: bool = False, qk_norm: bool = False,
-                 qkv: bool = True, **mixer):
+                 head_mix: str = "none", qk_norm: bool = False, qkv: bool = True, **mixer):
         super().__init__(heads, dim_head, dim_value, scale, attn_dropout)
         self.init_mixer(dim, **mixer)
         self.init_projections(dim, qkv_bias, out_bias, project_out, dropout, qkv)
@@ -42,29 +38,16 @@ class SelfAttention(Attention):
         elif head_mix == "reattention":
             self.reattn = nn.Parameter(torch.randn(heads, heads))
             self.reattn_norm = nn.LayerNorm(heads)
-        # LSA: a learned log-temperature and no attention to oneself
-        self.temperature = nn.Parameter(torch.tensor(math.log(self.scale))) if temperature == "learned" else None
-        self.mask_self = mask_self
-        self.q_norm = HeadRMSNorm(heads, dim_head) if qk_norm else None
-        self.k_norm = HeadRMSNorm(heads, dim_head) if qk_norm else None
+        self.q_norm = HeadRMSNorm(heads, dim_head) if qk_norm else nn.Identity()
+        self.k_norm = HeadRMSNorm(heads, dim_head) if qk_norm else nn.Identity()
 
     def fused(self) -> bool:
-        return self.head_mix == "none" and self.temperature is None and not self.mask_self
+        return self.head_mix == "none"
 
     def prepare(self, q: torch.Tensor, k: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        if self.q_norm is None:
-            return q, k
         return self.q_norm(q), self.k_norm(k)
 
-    def logits(self, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
-        if self.temperature is None:
-            return super().logits(q, k)
-        return (q @ k.transpose(-2, -1)) * self.temperature.exp()
-
     def pre_softmax(self, sim: torch.Tensor) -> torch.Tensor:
-        if self.mask_self:  # -max, not -inf, as vit-pytorch: a lone token still gets weight 1
-            eye = torch.eye(sim.shape[-2], sim.shape[-1], dtype=torch.bool, device=sim.device)
-            sim = sim.masked_fill(eye, -torch.finfo(sim.dtype).max)
         if self.head_mix == "talking":
             sim = torch.einsum("bhij,hg->bgij", sim, self.mix_pre)
         return sim

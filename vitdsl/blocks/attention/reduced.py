@@ -1,0 +1,91 @@
+"""``reduced-attn``: global attention over the positions of a feature map, with keys and values from a
+strided convolution (Twins, ScalableViT, PVT) or a convolution of the values."""
+from __future__ import annotations
+
+from pydantic import Field, PositiveInt, model_validator
+
+from ..base import need, need_fit, register
+from ..shape import Shape
+from .core import DIM_VALUE, VALUE_CONV, AttentionSpec, check_value_conv, value_conv_cost
+
+
+@register
+class ReducedAttn(AttentionSpec):
+    """Global attention over a feature map (C, H, W): every position attends to every position and the
+    output is a map again. Queries and keys/values have their own projections (``q``, ``kv``), and
+    ``kv_reduction: r`` computes the keys and values with an r×r convolution of stride r, so the
+    attention runs over (H/r)·(W/r) keys (Twins' global sub-sampled attention, ScalableViT's scalable
+    self-attention, PVT's spatial reduction without its norm). Tokens that carry a 2-D patch grid and
+    no special tokens are taken too, through their map.
+    """
+
+    block = "reduced-attn"
+    capabilities = frozenset({"attention"})
+    takes = ("image", "tokens")
+    family = "attention"
+
+    kv_reduction: PositiveInt = Field(
+        1, description="Sub-sample the keys and values: an r×r convolution with stride r (no padding) computes "
+                       "them from the map, so attention runs over (H/r)·(W/r) keys; r must divide the map.")
+    dim_value: PositiveInt | None = Field(None, description=DIM_VALUE)
+    value_conv: PositiveInt | None = Field(None, description=VALUE_CONV)
+
+    @model_validator(mode="after")
+    def _one_of_the_two(self):
+        check_value_conv(self.value_conv)
+        if self.value_conv is not None and self.kv_reduction > 1:
+            raise ValueError("value_conv adds a convolution of the values at every position, but kv_reduction "
+                             f"{self.kv_reduction} sub-samples them: use one of the two")
+        return self
+
+    def map_size(self, x: Shape) -> tuple[int, int]:
+        """(height, width) of the map the block attends over, checking that it takes the options."""
+        if x.kind == "image":
+            h, w = x.dims[1:]
+        else:
+            need(x.grid is not None and len(x.grid) == 2, "reduced-attn needs the tokens' 2-D patch grid, but these "
+                 "carry none", "place the block where the tokens still carry their grid (after patchify)")
+            need(x.prefix == 0 and x.suffix == 0, f"reduced-attn works on the patch grid, but {x.prefix + x.suffix} "
+                 "special token(s) are in the sequence", "add the tokens block after this block")
+            (h, w), n = x.grid, x.dims[0]
+            need(n == h * w, f"{n} tokens do not fill the {h}×{w} patch grid")
+        r = self.kv_reduction
+        need_fit(h, w, r, f"kv_reduction {r} does not divide", "kv reductions")
+        return h, w
+
+    def infer(self, x: Shape) -> Shape:
+        self.geometry(x.features)
+        self.map_size(x)
+        return x
+
+    def count_params(self, x: Shape) -> int:
+        heads, dk = self.geometry(x.features)
+        c, r, inner_v = x.features, self.kv_reduction, heads * self.value_width(x.features)
+        kv = c * (r * r - 1) * (heads * dk + inner_v)  # the r×r kv convolution's weights beyond a 1×1's
+        return self.attention_params(c, kv + value_conv_cost(self.value_conv, inner_v, 0)[0])
+
+    def flops(self, x: Shape) -> int:
+        h, w = self.map_size(x)
+        r, c = self.kv_reduction, x.features
+        inner_v = self.geometry(c)[0] * self.value_width(c)
+        return self.attention_flops(h * w, (h // r) * (w // r), c) + value_conv_cost(self.value_conv, inner_v, h * w)[1]
+
+    def pattern(self, x: Shape) -> str:
+        text = "global"
+        if self.kv_reduction > 1:
+            h, w = self.map_size(x)
+            r = self.kv_reduction
+            text += f", kv sub-sampled {r}×{r} ({h // r}×{w // r} keys)"
+        if self.value_conv is not None:
+            text += f" + value conv {self.value_conv}×{self.value_conv}"
+        return text
+
+    def part_params(self, part: str, x: Shape) -> int | None:
+        return self.attention_parts(x.features).get(part)
+
+    def build(self, x: Shape):
+        from ..modules.attention import MapAttention
+
+        return MapAttention(window=None, partition="block", rel_pos_bias="none", kv_reduction=self.kv_reduction,
+                            value_conv=self.value_conv, grid=x.grid if x.kind == "tokens" else None,
+                            **self.attention_kwargs(x.features))
