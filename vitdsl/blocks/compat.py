@@ -48,6 +48,15 @@ VIT_PYTORCH: tuple[Rule, ...] = (
            "vit.py's attention (and the models built on it or copying it, VIT_PY_ATTENTION) leaves out the "
            "output projection when heads == 1 and dim_head equals the width; the papers always project.",
            when=lambda f, ref: ref in VIT_PY_ATTENTION) for block in ("global-attn", "cross-attn")),
+    *(Rule(block, {"talking_bias": False},
+           "vit-pytorch's talking heads (CaiT) mix with two bare (h, h) matrices; CaiT's code (and timm) with "
+           "nn.Linear layers over the heads, which have biases.", when=lambda f, ref: f.get("head_mix") == "talking")
+      for block in ATTENTION),
+    Rule("channel-attn", {"temperature": "exp"},
+         "vit-pytorch's XCiT scales the cross-covariance logits by exp(t); XCiT's code (and timm) by t."),
+    Rule("dwconv", {"mid_order": "norm-act"},
+         "vit-pytorch's local patch interaction (XCiT) runs BatchNorm before GELU; XCiT's code (and timm) after.",
+         when=lambda f, ref: f.get("convs", 2) == 2),
     Rule("local-attn", {"bias_index": "vit-pytorch"},
          "vit-pytorch's CrossFormer reads its dynamic bias MLP at shifted offsets, so most query/key pairs get "
          "another offset's bias; the paper gives each pair its own (exact).",

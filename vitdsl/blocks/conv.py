@@ -49,6 +49,8 @@ class ConvStem(BlockSpec):
     act: Activation | Literal["none"] = Field("none", description="Activation after each convolution.")
     last_act: bool = Field(True, description="Whether the last convolution is followed by the norm and "
                                              "activation too.")
+    last_norm: bool = Field(False, description="With last_act false: the last convolution keeps its norm, only "
+                            "the activation is left out (XCiT's patch embedding: conv-BN-GELU, ..., conv-BN).")
     pool: PositiveInt | None = Field(None, description="Kernel of a max-pool after each convolution (after its "
                                      "norm and activation, as CCT's tokenizer); no pooling when unset.")
     pool_stride: PositiveInt | None = Field(None, description="Stride of the max-pool; its kernel when unset.")
@@ -146,7 +148,7 @@ class ConvStem(BlockSpec):
         n = 0
         for i, (cin, cout, k, *_rest) in enumerate(self.walk(x)):
             n += conv_params(cin, cout, k, bias=False) * depth + (cout if self.bias else 0)
-            if self.norm != "none" and (self.last_act or i < len(self.channels) - 1):
+            if self.norm != "none" and (self.last_act or self.last_norm or i < len(self.channels) - 1):
                 n += 2 * cout
         return n
 
@@ -169,7 +171,8 @@ class ConvStem(BlockSpec):
             frame = (self.frame_kernel, self.frame_stride,
                      self.frame_kernel // 2 if self.frame_padding is None else self.frame_padding)
         return ConvStack(x.features, self.layers(), self.bias, self.norm, self.act, self.last_act,
-                         pool=self.pooling(), init=self.init, frame=frame, fold_frames=x.kind == "volume" and not frame)
+                         last_norm=self.last_norm, pool=self.pooling(), init=self.init, frame=frame,
+                         fold_frames=x.kind == "volume" and not frame)
 
 
 @register

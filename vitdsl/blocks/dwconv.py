@@ -14,7 +14,8 @@ from .shape import Shape
 class DWConv(MixerSpec):
     """Depthwise k×k convolutions over the patch grid (or feature map), as a residual mixer.
 
-    ``convs: 2`` is XCiT's local patch interaction (norm → dwconv → BatchNorm → GELU → dwconv);
+    ``convs: 2`` is XCiT's local patch interaction (norm → dwconv → GELU → BatchNorm → dwconv, or
+    BatchNorm before GELU with ``mid_order: norm-act``, as vit-pytorch has it);
     ``convs: 1`` with ``norm: none`` is a position-encoding generator (x + dwconv(x)). Tokens must
     carry their grid and no special tokens.
     """
@@ -28,6 +29,9 @@ class DWConv(MixerSpec):
                                  "activation between them.")
     mid_norm: Literal["batch", "none"] = Field("batch", description="Norm between the two convolutions.")
     act: Activation | Literal["none"] = Field("gelu", description="Activation between the two convolutions.")
+    mid_order: Literal["act-norm", "norm-act"] = Field(
+        "act-norm", description="Between the two convolutions: activation then norm (XCiT's code, timm) or norm "
+                                "then activation (vit-pytorch, its compat overlay).")
     bias: bool = Field(True, description="Bias in each convolution.")
     special: Literal["refuse", "pass"] = Field(
         "refuse", description="Leading special tokens: refuse them (an error), or pass them through unchanged "
@@ -71,5 +75,5 @@ class DWConv(MixerSpec):
         from .modules.dwconv import DWConv
 
         grid = x.grid if x.kind == "tokens" else None
-        return DWConv(x.features, self.kernel, self.convs, self.mid_norm, self.act, self.bias, grid,
+        return DWConv(x.features, self.kernel, self.convs, self.mid_norm, self.act, self.bias, grid, self.mid_order,
                       skip=x.prefix if x.kind == "tokens" else 0, **self.mixer_kwargs())

@@ -1,4 +1,4 @@
-"""Blocks that turn pixels into tokens and give tokens their positions: patchify, pos-embed, tokens."""
+"""Blocks that turn pixels into tokens and give tokens their positions: patchify, pos-embed."""
 from __future__ import annotations
 
 from typing import Literal
@@ -222,6 +222,9 @@ class PosEmbed(BlockSpec):
     """Add position information to tokens (or a feature map): a learned table, fixed sine-cosine
     features, or a learned scalar per position.
 
+    ``learned`` on a feature map is a (C, H, W) table added to the map (PiT adds its positions to the
+    map of patches, before the class token joins).
+
     ``learned`` covers every token that reaches it (put it after ``tokens`` to give the cls token a
     position too, as ViT does); on tokens that hold groups (frames) the groups share the table, or
     each has its own with ``per_group`` (ViViT). ``sincos2d`` needs the patch grid and no leading
@@ -240,7 +243,7 @@ class PosEmbed(BlockSpec):
     shorthand = "kind"
     family = "embedding"
 
-    kind: Literal["learned", "sincos2d", "sincos1d", "factorized", "none", "scalar", "sincos3d"] = Field(
+    kind: Literal["learned", "sincos2d", "sincos1d", "factorized", "none", "scalar", "sincos3d", "fourier"] = Field(
         "learned", description="learned: a trained (N, D) table covering every token; "
                                "sincos2d: fixed sine-cosine features of the patch row and column; "
                                "sincos3d: the same of the column, row and frame of a volume's tubelets, "
@@ -249,8 +252,12 @@ class PosEmbed(BlockSpec):
                                "factorized: learned row (rows, D) and column (columns, D) tables, each patch "
                                "getting row[r] + column[c] — on packed tokens per image (NaViT); "
                                "none: no positions; scalar: a learned number per token, or per position of a "
-                               "feature map's window, added to every feature (NesT).")
-    temperature: float = Field(10000.0, gt=0, description="sincos2d, sincos1d: base of the frequencies.")
+                               "feature map's window, added to every feature (NesT); fourier: XCiT's Fourier "
+                               "features of the row and column (each scaled to (0, 2π]), fourier_dim per axis, "
+                               "projected to the width by a learned Linear map.")
+    temperature: float = Field(10000.0, gt=0, description="sincos2d, sincos1d, fourier: base of the frequencies.")
+    fourier_dim: PositiveInt = Field(32, description="fourier: features per axis (even): sin and cos of "
+                                     "fourier_dim / 2 frequencies, interleaved.")
     init_std: float = Field(0.02, gt=0, description="learned, scalar: standard deviation of the normal initialisation.")
     dropout: float = Field(0.0, ge=0, lt=1, description="Dropout on the tokens after the addition.")
     unused_rows: NonNegativeInt = Field(0, description="learned: extra table rows after the used ones, never "
@@ -287,8 +294,10 @@ class PosEmbed(BlockSpec):
 
     def infer(self, x: Shape) -> Shape:
         if x.kind == "image":
-            need(self.kind in ("scalar", "none"), f"a {self.kind} position table is for tokens, but a feature map "
-                 "reaches it", "use kind: scalar on a feature map, or patchify it into tokens first")
+            need(self.kind in ("scalar", "none", "learned"), f"a {self.kind} position table is for tokens, but a "
+                 "feature map reaches it", "use kind: learned or scalar on a feature map, or patchify it first")
+            need(not (self.kind == "learned" and (self.unused_rows or self.per_group)), "unused_rows and per_group "
+                 "are for tables of tokens, but a feature map reaches pos-embed", "remove them")
             self.window(x)
             return x
         need(self.windows == 1, f"windows {self.windows} is for feature maps, but tokens reach pos-embed",
@@ -303,15 +312,18 @@ class PosEmbed(BlockSpec):
                  "lead the sequence", "add the tokens block after pos-embed")
             need(x.suffix == 0, f"factorized positions cover patch tokens only, but {x.suffix} special token(s) "
                  "trail the sequence", "add the tokens block after pos-embed")
-        if self.kind == "sincos2d":
+        if self.kind in ("sincos2d", "fourier"):
             need(x.grid is not None and len(x.grid) == 2,
-                 "sincos2d positions need tokens that come from a 2-D patch grid",
+                 f"{self.kind} positions need tokens that come from a 2-D patch grid",
                  "place pos-embed right after patchify")
-            need(x.prefix == 0, f"sincos2d positions cover patch tokens only, but {x.prefix} special "
+            need(x.prefix == 0, f"{self.kind} positions cover patch tokens only, but {x.prefix} special "
                  "token(s) lead the sequence", "add the tokens block after pos-embed")
-            need(x.suffix == 0, f"sincos2d positions cover patch tokens only, but {x.suffix} special "
+            need(x.suffix == 0, f"{self.kind} positions cover patch tokens only, but {x.suffix} special "
                  "token(s) trail the sequence", "add the tokens block after pos-embed")
+        if self.kind == "sincos2d":
             need(x.features % 4 == 0, f"sincos2d needs a token width divisible by 4, got {x.features}")
+        if self.kind == "fourier":
+            need(self.fourier_dim % 2 == 0, f"fourier_dim must be even (sin and cos pairs), got {self.fourier_dim}")
         if self.kind == "sincos3d":
             need(x.grid is not None and len(x.grid) == 3, "sincos3d positions need tokens that come from a "
                  "volume's tubelets (a frames × rows × columns grid)",
@@ -326,6 +338,8 @@ class PosEmbed(BlockSpec):
         return x
 
     def count_params(self, x: Shape) -> int:
+        if self.kind == "fourier":
+            return linear_params(2 * self.fourier_dim, x.features)
         if self.kind == "factorized":
             return (x.grid[0] + x.grid[1]) * x.features
         if self.kind == "scalar":
@@ -333,6 +347,9 @@ class PosEmbed(BlockSpec):
         frozen = self.kind == "sincos1d" and self.store == "parameter"
         table = self.kind == "learned" or frozen
         return (x.numel + self.unused_rows * x.features) * (x.groups if self.per_group else 1) if table else 0
+
+    def flops(self, x: Shape) -> int:
+        return 2 * x.dims[0] * 2 * self.fourier_dim * x.features if self.kind == "fourier" else 0
 
     def pattern(self, x: Shape) -> str:
         if self.kind == "scalar" and x.kind == "image" and self.windows > 1:
@@ -348,12 +365,19 @@ class PosEmbed(BlockSpec):
             window = self.window(x) if x.kind == "image" else None
             return ScalarPositions(x.dims[0] if window is None else window[0] * window[1], window, self.windows,
                                    init_std=self.init_std, dropout=self.dropout, init=self.init)
+        if self.kind == "fourier":
+            from .modules.embed import FourierPositions
+
+            return FourierPositions(tuple(x.grid), x.features, self.fourier_dim, self.temperature, self.dropout)
         if self.kind == "factorized":
             from .modules.packed import FactorizedPositions
 
             return FactorizedPositions(tuple(x.grid), x.features, self.init_std, self.dropout)
         from .modules.embed import LearnedPositions, NoPositions, SinCos1dPositions, SinCos2dPositions, sincos_3d
 
+        if self.kind == "learned" and x.kind == "image":
+            return LearnedPositions(*x.dims[1:], init_std=self.init_std, dropout=self.dropout, init=self.init,
+                                    groups=x.features, on_map=True)
         if self.kind == "learned":
             return LearnedPositions(*x.dims, init_std=self.init_std, dropout=self.dropout, init=self.init,
                                     unused_rows=self.unused_rows, groups=x.groups if self.per_group else 1)
@@ -364,37 +388,3 @@ class PosEmbed(BlockSpec):
         if self.kind == "none":
             return NoPositions(self.dropout)
         return SinCos2dPositions(x.grid, x.features, self.temperature, dropout=self.dropout)
-
-
-@register
-class Tokens(BlockSpec):
-    """Prepend learned special tokens (class tokens) to the sequence, or append them (``position: last``,
-    e.g. DeiT's distillation token, appended after the positions so that it gets none)."""
-
-    block = "tokens"
-    capabilities = frozenset({"special-tokens"})
-    shorthand = "cls"
-    family = "embedding"
-
-    cls: PositiveInt = Field(1, description="How many learned class tokens to prepend.")
-    init_std: float = Field(1.0, gt=0, description="Standard deviation of the normal initialisation.")
-    position: Literal["first", "last"] = Field(
-        "first", description="first: prepend (leading special tokens); last: append (trailing special tokens, "
-                             "which blocks that need the patch grid refuse and 'pool: last' reads).")
-
-    def infer(self, x: Shape) -> Shape:
-        n, d = x.dims
-        if self.position == "last":
-            return Shape.tokens(n + self.cls, d, grid=x.grid, prefix=x.prefix, suffix=x.suffix + self.cls)
-        return Shape.tokens(n + self.cls, d, grid=x.grid, prefix=x.prefix + self.cls, suffix=x.suffix)
-
-    def count_params(self, x: Shape) -> int:
-        return self.cls * x.features
-
-    def pattern(self, x: Shape) -> str:
-        return f"+{self.cls} cls" + (" (last)" if self.position == "last" else "")
-
-    def build(self, x: Shape):
-        from .modules.embed import ClassTokens
-
-        return ClassTokens(self.cls, x.features, self.init_std, append=self.position == "last")

@@ -24,6 +24,14 @@ class Norm(BlockSpec):
         "layer", description="layer: LayerNorm; layer-nobias: LayerNorm without bias; rms: RMSNorm; batch: "
                              "BatchNorm over the features; l2: divide by the Euclidean length (at least 1e-6), "
                              "no weights (DINO's projector).")
+    tokens: Literal["all", "prefix"] = Field("all", description="prefix: only the special tokens leading the "
+                                             "sequence are normalised, the others pass unchanged (XCiT-nano's "
+                                             "class attention: tokens_norm off).")
+
+    def infer(self, x: Shape) -> Shape:
+        need(self.tokens == "all" or (x.kind == "tokens" and x.prefix >= 1), "norm with tokens: prefix needs "
+             "special tokens leading the sequence", "add a tokens block before it, or set tokens: all")
+        return x
 
     def count_params(self, x: Shape) -> int:
         if self.type == "l2":
@@ -38,6 +46,10 @@ class Norm(BlockSpec):
 
         if x.kind == "image":
             return FeatureNorm(self.type, x.features, channels_first=True)
+        if self.tokens == "prefix":
+            from .modules.heads import PrefixNorm
+
+            return PrefixNorm(make_norm(self.type, x.features), x.prefix)
         return make_norm(self.type, x.features)
 
 
@@ -131,7 +143,7 @@ class Head(BlockSpec):
 
 @register
 class Merge(BlockSpec):
-    """Join several branches (named with ``from:``): add them, concatenate their features, or join them
+    """Join several branches (named with ``from:``): add or average them, concatenate their features, or join them
     into one sequence (``sequence``): every input but the last becomes leading special tokens of the
     last, which keeps its patch grid; feature maps count as their positions, row-major. When the first
     of two inputs carries a 2-D grid of its own, the special tokens remember it (RegionViT's region
@@ -143,9 +155,10 @@ class Merge(BlockSpec):
     shorthand = "mode"
     family = "misc"
 
-    mode: Literal["add", "concat", "sequence"] = Field(
-        "add", description="add: element-wise sum; concat: join features; sequence: join along the sequence, "
-                           "the inputs before the last becoming its leading special tokens.")
+    mode: Literal["add", "mean", "concat", "sequence"] = Field(
+        "add", description="add: element-wise sum; mean: element-wise average (DeiT's and PiT's class and "
+                           "distillation heads at inference, as timm has them); concat: join features; sequence: "
+                           "join along the sequence, the inputs before the last becoming its leading special tokens.")
 
     def infer(self, *xs: Shape) -> Shape:
         if self.mode == "sequence":
@@ -153,13 +166,13 @@ class Merge(BlockSpec):
         first = xs[0]
         for i, x in enumerate(xs[1:], 1):
             need(x.kind == first.kind, f"merge input {i} is {x.kind} but input 0 is {first.kind}")
-            if self.mode == "add":
-                need(x.dims == first.dims, f"merge: add needs equal shapes, got {first} and {x}",
+            if self.mode in ("add", "mean"):
+                need(x.dims == first.dims, f"merge: {self.mode} needs equal shapes, got {first} and {x}",
                      "project one branch to the other's width, or use mode: concat")
             else:
                 rest = lambda s: s.dims[1:] if s.kind in ("image", "volume") else s.dims[:-1]  # noqa: E731
                 need(rest(x) == rest(first), f"merge: concat needs equal sizes except features, got {first} and {x}")
-        if self.mode == "add":
+        if self.mode in ("add", "mean"):
             return first
         return first.with_features(sum(x.features for x in xs))
 

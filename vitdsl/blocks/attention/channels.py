@@ -1,6 +1,10 @@
 """``channel-attn``: XCiT's cross-covariance attention, channels attending to channels."""
 from __future__ import annotations
 
+from typing import Literal
+
+from pydantic import Field
+
 from ..base import register
 from ..shape import Shape
 from .core import AttentionSpec
@@ -10,13 +14,17 @@ from .core import AttentionSpec
 class ChannelAttn(AttentionSpec):
     """Cross-covariance attention (XCiT, El-Nouby et al., 2021): within each head, channels attend to
     channels. Queries and keys are l2-normalised along the tokens, and the (dim_head × dim_head)
-    logits are scaled by exp(t), t a learned per-head temperature (initialised to 1), in place of
-    dim_head^-0.5; the cost grows linearly with the number of tokens. Takes and gives tokens."""
+    logits are scaled by a learned per-head temperature t (initialised to 1; by exp(t) in vit-pytorch),
+    in place of dim_head^-0.5; the cost grows linearly with the number of tokens. Takes and gives tokens."""
 
     block = "channel-attn"
     capabilities = frozenset({"attention"})
     takes = ("tokens",)
     family = "attention"
+
+    temperature: Literal["linear", "exp"] = Field(
+        "linear", description="How the learned temperature t scales the logits: linear = t, as XCiT's code "
+                              "(and timm); exp = exp(t), as vit-pytorch (its compat overlay).")
 
     def infer(self, x: Shape) -> Shape:
         self.geometry(x.features)
@@ -40,4 +48,4 @@ class ChannelAttn(AttentionSpec):
     def build(self, x: Shape):
         from ..modules.attention import CrossCovarianceAttention
 
-        return CrossCovarianceAttention(**self.attention_kwargs(x.features))
+        return CrossCovarianceAttention(exp=self.temperature == "exp", **self.attention_kwargs(x.features))

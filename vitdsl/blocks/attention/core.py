@@ -117,13 +117,17 @@ class Numerics(AttentionSpec):
         "none", description="Learned mixing across heads: talking = an (h, h) mix of the logits before the "
                             "softmax and of the weights after it (CaiT's talking heads); reattention = an (h, h) "
                             "mix of the weights after the softmax, then a LayerNorm over heads (DeepViT).")
+    talking_bias: bool = Field(True, description="talking: each head mix is an nn.Linear over heads with a bias, "
+                               "as CaiT's code (and timm) has it; false: two bare (h, h) matrices (vit-pytorch, "
+                               "its compat overlay).")
     qk_norm: bool = Field(False, description="Per-head RMS norm of queries and keys (ViT-22B, NaViT): "
                           "normalize(x)·√dim_head·γ, with a learned γ per head and channel.")
     scale: float | None = Field(None, gt=0, description="Scale of the attention logits. When unset: "
                                 "dim_head^-0.5 (NaViT uses 1 with qk_norm).")
 
     def numerics_params(self, heads: int, inner: int) -> int:
-        n = {"none": 0, "talking": 2 * heads * heads, "reattention": heads * heads + 2 * heads}[self.head_mix]
+        talking = 2 * heads * heads + (2 * heads if self.talking_bias else 0)
+        n = {"none": 0, "talking": talking, "reattention": heads * heads + 2 * heads}[self.head_mix]
         return n + (2 * inner if self.qk_norm else 0)
 
     def mix_flops(self, heads: int, queries: int, keys: int) -> int:
@@ -132,7 +136,8 @@ class Numerics(AttentionSpec):
         return 2 * heads * heads * queries * keys * (2 if self.head_mix == "talking" else 1)
 
     def numerics_kwargs(self) -> dict:
-        return dict(head_mix=self.head_mix, qk_norm=self.qk_norm, scale=self.scale)
+        return dict(head_mix=self.head_mix, qk_norm=self.qk_norm, scale=self.scale,
+                    talking_bias=self.head_mix == "talking" and self.talking_bias)
 
     def pattern_extras(self) -> str:
         parts = [{"talking": "talking heads", "reattention": "re-attention"}.get(self.head_mix, ""),

@@ -34,11 +34,18 @@ class CrossAttn(Numerics):
                                                "are keys and values: its patch tokens, or all of them.")
     include_self: bool = Field(True, description="The queries' own tokens are keys and values too.")
     context_norm: bool = Field(False, description="Normalise the context with the block's norm as well.")
+    context_residual: bool = Field(False, description="With context_norm, on one input: the context tokens are "
+                                   "updated too, by their normalised selves through the layer scale and drop path "
+                                   "(x + γ·norm(x)), as XCiT's class attention runs in its code (and timm).")
 
     @model_validator(mode="after")
     def _plain(self):
         if self.norm == "post":
             raise ValueError("cross-attn takes no post norm")
+        if self.context_residual and not (self.context_norm and self.norm == "pre" and self.queries == "prefix"
+                                          and self.context == "patches"):
+            raise ValueError("context_residual adds the normalised patch tokens to themselves: it needs "
+                             "context_norm, norm: pre, queries: prefix and context: patches")
         return self
 
     def parts(self, x: Shape, ctx: Shape | None) -> tuple[int, int, int]:
@@ -54,6 +61,8 @@ class CrossAttn(Numerics):
                  "add '- tokens: {cls: 1}' before it, or set queries: all")
         q, c, width = self.parts(x, ctx)
         need(c >= 1, "cross-attn has no context tokens to attend to", "set context: all")
+        need(ctx is None or not self.context_residual, "context_residual updates the block's own patch tokens, "
+             "but the context here is a second input", "drop context_residual, or give one input")
         self.geometry(width)
         return x
 
@@ -88,4 +97,5 @@ class CrossAttn(Numerics):
         return CrossAttention(queries=q if self.queries == "prefix" else None,
                               context_skip=(ctx or x).prefix if self.context == "patches" else 0,
                               include_self=self.include_self, context_norm=self.context_norm,
+                              context_residual=self.context_residual,
                               query_dim=x.features, **kwargs)

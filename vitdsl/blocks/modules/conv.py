@@ -53,12 +53,13 @@ class ConvStack(nn.Sequential):
 
     def __init__(self, cin: int, layers, bias: bool, norm: str, act: str, last_act: bool,
                  pool: tuple[int, int, int] | None = None, init: str = "default",
-                 frame: tuple[int, int, int] | None = None, fold_frames: bool = False):
+                 frame: tuple[int, int, int] | None = None, fold_frames: bool = False, last_norm: bool = False):
         mods = []
         for i, (cout, k, s, p) in enumerate(layers):
             last = i == len(layers) - 1
             keep = last_act or not last
-            mods.append(ConvNormAct(cin, cout, k, s, p, bias, norm if keep else "none", act if keep else "none",
+            mods.append(ConvNormAct(cin, cout, k, s, p, bias, norm if keep or last_norm else "none",
+                                    act if keep else "none",
                                     pool=pool, frame=frame))
             if init == "kaiming":
                 nn.init.kaiming_normal_(mods[-1].conv.weight)

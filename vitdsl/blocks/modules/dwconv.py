@@ -10,7 +10,7 @@ class DWConv(Mixer):
     """Depthwise convolutions over a token grid (B, N, C) or a map (B, C, H, W); see the ``dwconv`` spec."""
 
     def __init__(self, dim: int, kernel: int, convs: int, mid_norm: str, act: str, bias: bool,
-                 grid: tuple[int, int] | None, skip: int = 0, **mixer):
+                 grid: tuple[int, int] | None, mid_order: str = "act-norm", skip: int = 0, **mixer):
         super().__init__()
         self.init_mixer(dim, **mixer)
         self.grid = grid
@@ -21,6 +21,7 @@ class DWConv(Mixer):
         self.mid_norm = nn.BatchNorm2d(dim) if two and mid_norm == "batch" else nn.Identity()
         self.act = make_act(act) if two and act != "none" else nn.Identity()
         self.conv2 = conv() if two else nn.Identity()
+        self.act_first = mid_order == "act-norm"
 
     def mix(self, x: torch.Tensor) -> torch.Tensor:
         if self.grid is not None:  # tokens (B, N, C) -> map
@@ -28,7 +29,9 @@ class DWConv(Mixer):
             x = x.transpose(1, 2).reshape(b, c, *self.grid)
         else:  # Mixer works channels-last; convolutions want channels-first
             x = x.permute(0, 3, 1, 2)
-        x = self.conv2(self.act(self.mid_norm(self.conv1(x))))
+        x = self.conv1(x)
+        x = self.mid_norm(self.act(x)) if self.act_first else self.act(self.mid_norm(x))
+        x = self.conv2(x)
         if self.grid is not None:
             return x.flatten(2).transpose(1, 2)
         return x.permute(0, 2, 3, 1)

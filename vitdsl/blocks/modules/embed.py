@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -74,9 +76,11 @@ class Patchify(nn.Module):
 
 class LearnedPositions(nn.Module):
     def __init__(self, n: int, dim: int, init_std: float, dropout: float, init: str = "normal", unused_rows: int = 0,
-                 groups: int = 1):
+                 groups: int = 1, on_map: bool = False):
         super().__init__()
         shape = (groups, n, dim) if groups > 1 else (n + unused_rows, dim)  # one table per group of (B·G, N, D)
+        if on_map:  # n, dim: the map's height and width; groups: its channels; added to (B, C, H, W)
+            shape = (groups, n, dim)
         self.pos = nn.Parameter(torch.randn(shape) * init_std)
         if init == "trunc_normal":
             nn.init.trunc_normal_(self.pos, std=init_std)
@@ -155,6 +159,37 @@ def sincos_1d(n: int, dim: int, temperature: float) -> torch.Tensor:
     i = torch.arange(dim, dtype=torch.float64)[None, :]
     angle = (p / temperature ** (2 * torch.div(i, 2, rounding_mode="floor") / dim)).float()
     return torch.where(torch.arange(dim) % 2 == 0, angle.sin(), angle.cos())
+
+
+def fourier_features(h: int, w: int, per_axis: int, temperature: float) -> torch.Tensor:
+    """(h·w, 2·per_axis): for the row, then the column, of each position, its index counted from 1 and scaled
+    to (0, 2π] (XCiT divides by side + 1e-6), over T^(2·(i // 2) / per_axis); sin on even features, cos on odd."""
+    i = torch.arange(per_axis, dtype=torch.float32)
+    freq = temperature ** (2 * torch.div(i, 2, rounding_mode="floor") / per_axis)
+    odd = i % 2 == 1
+
+    def axis(n: int) -> torch.Tensor:
+        angle = torch.arange(1, n + 1, dtype=torch.float32) / (n + 1e-6) * (2 * math.pi)
+        angle = angle[:, None] / freq
+        return torch.where(odd, angle.cos(), angle.sin())
+
+    rows, cols = axis(h), axis(w)
+    return torch.cat((rows[:, None].expand(h, w, per_axis), cols[None].expand(h, w, per_axis)), -1).reshape(h * w, -1)
+
+
+class FourierPositions(nn.Module):
+    """XCiT's positional encoding: fixed Fourier features of each patch's row and column, projected by a
+    learned Linear map and added to the tokens."""
+
+    def __init__(self, grid: tuple[int, int], dim: int, per_axis: int, temperature: float, dropout: float):
+        super().__init__()
+        self.register_buffer("features", fourier_features(*grid, per_axis, temperature), persistent=False)
+        self.proj = nn.Linear(2 * per_axis, dim)
+        self.drop = nn.Dropout(dropout) if dropout > 0 else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.proj(self.features.to(x.dtype))
+        return self.drop(x) if self.drop is not None else x
 
 
 class SinCos1dPositions(nn.Module):

@@ -64,9 +64,20 @@ class Merge(nn.Module):
     def forward(self, *xs: torch.Tensor) -> torch.Tensor:
         if self.mode == "sequence":
             return torch.cat([x.flatten(2).transpose(1, 2) if f else x for x, f in zip(xs, self.flatten)], dim=1)
-        if self.mode == "add":
+        if self.mode in ("add", "mean"):
             out = xs[0]
             for x in xs[1:]:
                 out = out + x
-            return out
+            return out if self.mode == "add" else out / len(xs)
         return torch.cat(xs, dim=self.dim)
+
+
+class PrefixNorm(nn.Module):
+    """A norm of the ``count`` leading special tokens only; the rest pass unchanged."""
+
+    def __init__(self, norm: nn.Module, count: int):
+        super().__init__()
+        self.norm, self.count = norm, count
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat((self.norm(x[:, :self.count]), x[:, self.count:]), dim=1)

@@ -10,11 +10,12 @@ from .numerics import SelfAttention
 
 class CrossCovarianceAttention(SelfAttention):
     """Per head, a (dh × dh) softmax over channels of l2-normalised queries and keys (normalised along
-    the tokens), scaled by exp of a learned per-head temperature."""
+    the tokens), scaled by a learned per-head temperature (or its exp, ``exp``)."""
 
-    def __init__(self, **kwargs):
+    def __init__(self, exp: bool = False, **kwargs):
         super().__init__(**kwargs)
         self.temperature = nn.Parameter(torch.ones(self.heads, 1, 1))
+        self.exp = exp
 
     def fused(self) -> bool:
         return False  # channels attend to channels: no kernel for that
@@ -25,4 +26,4 @@ class CrossCovarianceAttention(SelfAttention):
         return self.merge(self.attend(q, k, v).transpose(-2, -1))
 
     def logits(self, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
-        return (q @ k.transpose(-2, -1)) * self.temperature.exp()
+        return (q @ k.transpose(-2, -1)) * (self.temperature.exp() if self.exp else self.temperature)

@@ -12,11 +12,11 @@ class CrossAttention(SelfAttention):
     Separate ``q`` and ``kv`` projections: queries and keys/values read different tokens."""
 
     def __init__(self, queries: int | None, context_skip: int, include_self: bool, context_norm: bool,
-                 query_dim: int, **kwargs):
+                 query_dim: int, context_residual: bool = False, **kwargs):
         super().__init__(qkv=False, **kwargs)
         dim, inner = kwargs["dim"], self.heads * self.dim_head
         self.queries, self.context_skip = queries, context_skip
-        self.include_self, self.context_norm = include_self, context_norm
+        self.include_self, self.context_norm, self.context_residual = include_self, context_norm, context_residual
         self.q = nn.Linear(dim, inner, bias=kwargs["qkv_bias"])
         self.kv = nn.Linear(dim, 2 * inner, bias=kwargs["qkv_bias"])
         projected = query_dim != dim
@@ -37,4 +37,7 @@ class CrossAttention(SelfAttention):
         y = self.join(y, q_in)
         if self.queries is None:
             return y
-        return torch.cat((y, x[:, self.queries:]), dim=1)
+        rest = x[:, self.queries:]
+        if self.context_residual:  # one input: the context is these very tokens, normalised
+            rest = rest + self.branch(context)
+        return torch.cat((y, rest), dim=1)

@@ -27,12 +27,15 @@ class SelfAttention(Attention):
 
     def __init__(self, dim: int, heads: int, dim_head: int, qkv_bias: bool, out_bias: bool, project_out: bool,
                  attn_dropout: float, dropout: float, scale: float | None = None, dim_value: int | None = None,
-                 head_mix: str = "none", qk_norm: bool = False, qkv: bool = True, **mixer):
+                 head_mix: str = "none", qk_norm: bool = False, qkv: bool = True, talking_bias: bool = False,
+                 **mixer):
         super().__init__(heads, dim_head, dim_value, scale, attn_dropout)
         self.init_mixer(dim, **mixer)
         self.init_projections(dim, qkv_bias, out_bias, project_out, dropout, qkv)
         self.head_mix = head_mix
-        if head_mix == "talking":
+        if head_mix == "talking" and talking_bias:  # CaiT's code: Linear layers over the heads, (out, in) weights
+            self.talk_pre, self.talk_post = nn.Linear(heads, heads), nn.Linear(heads, heads)
+        elif head_mix == "talking":
             self.mix_pre = nn.Parameter(torch.randn(heads, heads))
             self.mix_post = nn.Parameter(torch.randn(heads, heads))
         elif head_mix == "reattention":
@@ -48,11 +51,15 @@ class SelfAttention(Attention):
         return self.q_norm(q), self.k_norm(k)
 
     def pre_softmax(self, sim: torch.Tensor) -> torch.Tensor:
+        if self.head_mix == "talking" and hasattr(self, "talk_pre"):
+            return self.talk_pre(sim.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
         if self.head_mix == "talking":
             sim = torch.einsum("bhij,hg->bgij", sim, self.mix_pre)
         return sim
 
     def post_softmax(self, attn: torch.Tensor) -> torch.Tensor:
+        if self.head_mix == "talking" and hasattr(self, "talk_post"):
+            return self.talk_post(attn.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
         if self.head_mix == "talking":
             return torch.einsum("bhij,hg->bgij", attn, self.mix_post)
         if self.head_mix == "reattention":

@@ -1,0 +1,36 @@
+"""PiT (Heo et al., 2021) as timm has it: ``pit_{ti,xs,s,b}_224`` and their distilled versions.
+
+timm numbers its stages ``transformers.S`` with the pooling that opens stage S (S ≥ 1) inside it; our
+pooling closes stage S - 1. The distilled models' second token has its own head (``head_dist``)."""
+from __future__ import annotations
+
+from ..transfer import Rule
+
+_SIZES = ("ti", "xs", "s", "b")
+_STAGES = 3
+
+MODELS: dict[str, tuple[str, str, dict]] = {
+    **{f"pit_{size}_224": ("pit", size, {}) for size in _SIZES},
+    **{f"pit_{size}_distilled_224": ("pit", size, {"distilled": True}) for size in _SIZES},
+}
+
+_BLOCK = r"transformers\.(\d+)\.blocks\.(\d+)\."
+_OURS = r"stages.\1.blocks.\2."
+
+RULES: list[Rule] = [
+    (r"pos_embed$", "positions.pos"),
+    (r"cls_token$", "tokens.cls"),
+    (r"patch_embed\.conv\.", "conv_stem.0.conv."),
+    (_BLOCK + r"norm1\.", _OURS + "attn.norm."),
+    (_BLOCK + r"attn\.qkv\.", _OURS + "attn.qkv."),
+    (_BLOCK + r"attn\.proj\.", _OURS + "attn.out."),
+    (_BLOCK + r"norm2\.", _OURS + "ff.norm."),
+    (_BLOCK + r"mlp\.fc1\.", _OURS + "ff.fc1."),
+    (_BLOCK + r"mlp\.fc2\.", _OURS + "ff.fc2."),
+    *((rf"transformers\.{s}\.pool\.conv\.", f"stages.{s - 1}.pool.0.downsample.depthwise.") for s in range(1, _STAGES)),
+    *((rf"transformers\.{s}\.pool\.fc\.", f"stages.{s - 1}.pool.0.downsample.prefix.") for s in range(1, _STAGES)),
+    (r"norm\.", "head.norm."),  # the class head's norm, shared with the distillation head
+    (r"head\.", "head.fc."),
+    (r"head_dist\.", "dist_head.fc."),
+]
+ORDINALS: dict[str, str] = {}
