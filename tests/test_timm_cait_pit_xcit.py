@@ -28,36 +28,72 @@ def set_timm_layernorm_eps(model: torch.nn.Module) -> torch.nn.Module:
 
 def redrawn(name: str) -> torch.nn.Module:
     """timm's model in eval mode, every parameter and persistent float buffer drawn at random (BatchNorm's
-    running variances positive), so no zero-initialised head or layer scale hides a wrong wiring."""
+    running variances positive), so no zero-initialised head or layer scale hides a wrong wiring. The
+    standard deviation 0.5 makes the attention logits large enough that a mixed-up head mix shows
+    (test_a_wrong_wiring_shows); with 0.2 a transposed pre-softmax talking-heads mix moves CaiT's logits
+    by 3e-5 only."""
     torch.manual_seed(0)
     model = timm.create_model(name).eval()
     with torch.no_grad():
         for key, t in model.state_dict().items():
             if t.is_floating_point():
-                t.copy_(torch.rand_like(t) + 0.5 if key.endswith("running_var") else torch.randn_like(t) * 0.2)
+                t.copy_(torch.rand_like(t) + 0.5 if key.endswith("running_var") else torch.randn_like(t) * 0.5)
     return model
 
 
-def ours(family: str, name: str, **kwargs):
+def ours(family: str, name: str):
     blueprint, variant, overrides = FAMILIES[family].MODELS[name]
-    return blueprint, variant, dict(overrides, **kwargs.pop("overrides", {})) or None
+    return blueprint, variant, overrides or None
+
+
+def imported(family: str, name: str) -> tuple[torch.nn.Module, torch.nn.Module, torch.Tensor]:
+    """(timm's model redrawn, ours with its weights, an input at timm's default size)."""
+    ref = redrawn(name)
+    blueprint, variant, overrides = ours(family, name)
+    model = set_timm_layernorm_eps(vitdsl.build(blueprint, variant, overrides=overrides)).eval()
+    mod = FAMILIES[family]
+    mapping = import_state_dict(model, ref.state_dict(), mod.RULES, mod.ORDINALS, source="timm")
+    assert set(mapping) >= set(ref.state_dict())  # every timm tensor found its place
+    return ref, model, torch.randn(1, *ref.pretrained_cfg["input_size"], generator=torch.Generator().manual_seed(1))
 
 
 @pytest.mark.parametrize("family,name", [("cait", "cait_xxs24_224"), ("pit", "pit_ti_224"),
                                          ("pit", "pit_ti_distilled_224"), ("xcit", "xcit_nano_12_p16_224")])
 def test_the_smallest_models_are_timms_exactly(family, name):
-    ref = redrawn(name)
-    blueprint, variant, overrides = ours(family, name)
-    model = set_timm_layernorm_eps(vitdsl.build(blueprint, variant, overrides=overrides)).eval()
+    ref, model, x = imported(family, name)
     assert sum(p.numel() for p in model.parameters()) == sum(p.numel() for p in ref.parameters())
-    mod = FAMILIES[family]
-    mapping = import_state_dict(model, ref.state_dict(), mod.RULES, mod.ORDINALS, source="timm")
-    assert set(mapping) >= {k for k, v in ref.state_dict().items()}  # every timm tensor found its place
-    x = torch.randn(2, *ref.pretrained_cfg["input_size"], generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         want, got = ref(x), model(x)
-    assert want.abs().max() > 1  # the random weights reach the logits
+    assert want.abs().max() > 5  # the random weights reach the logits
     assert (got - want).abs().max() < 1e-5
+
+
+def _transpose_talking_heads(model):
+    for i in range(24):
+        mix = model.block(f"blocks.{i}.attn").talk_pre.weight
+        mix.copy_(mix.t().clone())
+
+
+def _swap_lpi_order(model):
+    for i in range(12):
+        model.block(f"blocks.{i}.lpi").act_first = False
+
+
+def _exp_temperature(model):
+    for i in range(12):
+        model.block(f"blocks.{i}.attn").exp = True
+
+
+@pytest.mark.parametrize("family,name,wrong", [("cait", "cait_xxs24_224", _transpose_talking_heads),
+                                               ("xcit", "xcit_nano_12_p16_224", _swap_lpi_order),
+                                               ("xcit", "xcit_nano_12_p16_224", _exp_temperature)])
+def test_a_wrong_wiring_shows(family, name, wrong):
+    """The check above sees the vit-pytorch variants of the details (bare (h, h) mixes, applied the other
+    way round; BatchNorm before GELU; exp of the temperature)."""
+    ref, model, x = imported(family, name)
+    with torch.no_grad():
+        wrong(model)
+        assert (model(x) - ref(x)).abs().max() > 1e-3
 
 
 @pytest.mark.parametrize("family,name", EVERY)
