@@ -80,7 +80,7 @@ class Verification:
         table = Table(title="Tensors: " + ", ".join(f"{v} {k}" for k, v in counts.items()), title_justify="left",
                       header_style="bold")
         for col in ("Reference tensor", "Shape", "Ours", "Shape", "Status", "Note"):
-            table.add_column(col)
+            table.add_column(col, overflow="fold")
         style = {"exact": "green", "reshaped": "cyan", "derived": "dim", "missing": "red", "unused": "red"}
         for r in self.rows:
             kind = status(r)
