@@ -197,8 +197,8 @@ def plan(model: nn.Module, state_dict: Mapping[str, torch.Tensor], key_map: KeyM
                 keep.add(r.ours)
                 steps.append(Step("re-initialised", r.ours, None, r.our_shape, None, "not in the file"))
         else:
-            steps.append(Step("dropped", r.ours if r.status != "unplaced" else None, r.reference, None,
-                              r.reference_shape, r.note or (f"the model has no '{r.ours}'" if r.ours else "")))
+            note = f"the model has no '{r.ours}'" if r.status == "unplaced" and r.ours else r.note
+            steps.append(Step("dropped", None, r.reference, None, r.reference_shape, note))
     for k, v in found.state.items():
         if k not in keep:
             state.setdefault(k, v)
@@ -207,6 +207,9 @@ def plan(model: nn.Module, state_dict: Mapping[str, torch.Tensor], key_map: KeyM
             state[k] = state[first]
         elif first in keep:
             keep.add(k)
+    if state_dict and not any(s.action in ("exact", "resampled") for s in steps):
+        raise VitdslError(f"none of the {len(state_dict)} tensors of the file fits this model",
+                          hint="the file is of another model, or its key names are not the key map's")
     return Plan(steps, state, keep)
 
 

@@ -131,7 +131,7 @@ def match_state_dict(model: nn.Module, reference: dict[str, torch.Tensor], rules
             continue
         if target is None:
             problems.append(f"{source} tensor '{key}' {tuple(tensor.shape)} matches no rule")
-            row(key, None, "unmatched")
+            row(key, None, "unmatched", "matches no rule")
             continue
         if target.startswith(DROP):
             if target.endswith(ZERO) and tensor.count_nonzero():
@@ -155,7 +155,7 @@ def match_state_dict(model: nn.Module, reference: dict[str, torch.Tensor], rules
         target = alias.get(target, target)
         if target not in ours:
             problems.append(f"{source} tensor '{key}' maps to '{target}', which the blueprint does not have")
-            row(key, target, "unplaced")
+            row(key, target, "unplaced", "the blueprint has no such tensor")
             continue
         if part:
             slots = parts.setdefault(target, {})
@@ -174,7 +174,7 @@ def match_state_dict(model: nn.Module, reference: dict[str, torch.Tensor], rules
             continue
         if not _fits(ours[target].shape, tensor.shape):
             problems.append(f"'{key}' {tuple(tensor.shape)} does not fit '{target}' {tuple(ours[target].shape)}")
-            row(key, target, "misfit")
+            row(key, target, "misfit", "does not fit")
             continue
         mapping[key] = target
         row(key, target, "exact" if tuple(tensor.shape) == tuple(ours[target].shape) else "reshaped")
