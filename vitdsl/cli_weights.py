@@ -105,9 +105,9 @@ def load_weights(model, source: str, keys: str, console) -> None:
     weights = read(source)
     mapping, how = key_map(model, weights, keys)
     for note in weights.notes:
-        console.print(f"note: {note}")
+        console.print(f"note: {note}", soft_wrap=True)
     made = plan(model, weights.state, mapping)
-    console.print(f"weights: {weights.source} — {how}")
+    console.print(f"weights: {weights.source} — {how}", soft_wrap=True)
     console.print(made.render())
     apply(model, made)
     console.print(f"loaded: {made.summary()}")
