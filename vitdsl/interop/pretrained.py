@@ -70,7 +70,8 @@ def unwrap(data: Any, source: str) -> Weights:
         found = [k for k in CONTAINERS if isinstance(data.get(k), dict)]
         if len(found) != 1:
             others = ", ".join(map(str, list(data)[:8]))
-            what = f"several state_dicts ({', '.join(found)})" if found else f"no state_dict among its entries ({others})"
+            what = (f"several state_dicts ({', '.join(found)})" if found
+                    else f"no state_dict among its entries ({others})")
             raise VitdslError(f"weights file '{source}' holds {what}",
                               hint="save the state_dict alone: torch.save(model.state_dict(), FILE)")
         rest = [str(k) for k in data if k != found[0]]
