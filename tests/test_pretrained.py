@@ -274,3 +274,17 @@ def test_bicubic_is_what_the_planner_uses_for_relative_tables():
     expected = F.interpolate(table.t().reshape(1, 2, 5, 5), size=(7, 7), mode="bicubic", align_corners=False)
     assert how == "relative positions interpolated bicubically, 5×5 → 7×7"
     assert torch.equal(out, expected.reshape(2, 49).t())
+
+
+def test_a_strict_transplant_refuses_a_modified_blueprint():
+    with pytest.raises(vitdsl.VitdslError, match=r"pos_embed.pos \(17, 32\) → \(37, 32\)"):
+        vitdsl.transplant(model(), "vit", overrides={**OURS, "depth": 1, "image_size": 48})
+
+
+def test_transplant_with_a_plan(capsys):
+    src = model()
+    target, left = vitdsl.transplant(src, "vit", overrides={**OURS, "depth": 1, "image_size": 48}, plan=True)
+    out = capsys.readouterr().out
+    assert "Weights plan: 22 exact, 1 resampled, 11 dropped" in out
+    assert left == [k for k in src.state_dict() if k.startswith("blocks.1.")]
+    assert torch.equal(target.state_dict()["blocks.0.ff.fc1.weight"], src.state_dict()["blocks.0.ff.fc1.weight"])

@@ -241,15 +241,22 @@ def load_pretrained(model: nn.Module, file: str | Path, key_map: KeyMap = None, 
                           + (f" and {len(odd) - 6} more" if len(odd) > 6 else ""),
                           hint="for a modified blueprint (other image size, classes, depth) load with plan=True "
                                "(vitdsl build --weights does), which resamples, re-initialises and drops explicitly")
-    if plan and show:
-        from rich.console import Console
-
-        console = show if isinstance(show, Console) else Console(highlight=False)
-        for note in weights.notes:
-            console.print(f"note: {note}")
-        console.print(made.render())
+    if plan:
+        show_plan(made, show, weights.notes)
     apply(model, made)
     return made
+
+
+def show_plan(made: Plan, show: Any, notes: list[str] = ()) -> None:
+    """Print the plan (and how the file was unwrapped): ``show`` is True, a rich Console, or False."""
+    if not show:
+        return
+    from rich.console import Console
+
+    console = show if isinstance(show, Console) else Console(highlight=False)
+    for note in notes:
+        console.print(f"note: {note}", soft_wrap=True)
+    console.print(made.render())
 
 
 def _owner(model: nn.Module, key: str):
