@@ -170,8 +170,8 @@ def test_build_with_weights_on_the_command_line(pth, capsys):
     code = main(["build", "vit", *[a for s in args for a in ("--set", s)], "--weights", str(pth)])
     out = capsys.readouterr().out
     assert code == 0
-    assert f"weights: {pth} — keys: vit-pytorch (vit_pytorch.vit.ViT), chosen: it places 34 tensors, the " \
-           "blueprint's own names 0" in out
+    assert f"weights: {pth} — keys: vit-pytorch (vit_pytorch.vit.ViT), chosen: it places 34 tensors (vitdsl (the " \
+           "blueprint's own) 0)" in out
     assert "Weights plan: 31 exact, 1 resampled, 2 re-initialised" in out
     assert "│ resampled      │ pos_embed.pos" in out
     assert "loaded: 31 exact, 1 resampled, 2 re-initialised" in out
@@ -185,7 +185,8 @@ def test_a_state_dict_of_our_own_keys(tmp_path, capsys):
                  "--weights", str(tmp_path / "own.pth")])
     out = capsys.readouterr().out
     assert code == 0
-    assert "keys: vitdsl (the blueprint's own), chosen: they name 34 tensors" in out
+    assert "keys: vitdsl (the blueprint's own), chosen: it places 34 tensors (vit-pytorch (vit_pytorch.vit.ViT) " \
+           "0)" in out
     assert "Weights plan: 34 exact, 11 re-initialised" in out
 
 
@@ -288,3 +289,15 @@ def test_transplant_with_a_plan(capsys):
     assert "Weights plan: 22 exact, 1 resampled, 11 dropped" in out
     assert left == [k for k in src.state_dict() if k.startswith("blocks.1.")]
     assert torch.equal(target.state_dict()["blocks.0.ff.fc1.weight"], src.state_dict()["blocks.0.ff.fc1.weight"])
+
+
+def test_keys_of_a_timm_model_through_the_importer_contract(pth, monkeypatch, capsys):
+    """A stand-in for vitdsl.interop.timm whose rules(name) are the vit-pytorch map."""
+    import types
+
+    monkeypatch.setitem(sys.modules, "vitdsl.interop.timm", types.SimpleNamespace(rules=lambda name: KEYS))
+    code = main(["build", "vit", *[a for k, v in OURS.items() for a in ("--set", f"{k}={v}")], "--weights", str(pth),
+                 "--keys", "timm:tiny_vit"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "keys: timm (tiny_vit)" in out and "Weights plan: 34 exact" in out

@@ -43,8 +43,8 @@ def add_weights_options(p: argparse.ArgumentParser) -> None:
                    "--set classes=10) through a printed per-tensor plan")
     p.add_argument("--keys", metavar="KIND", default="auto",
                    help="whose key names the file has: vitdsl (a state_dict of this blueprint), vit-pytorch (the "
-                        "blueprint's reference class), timm:NAME; auto (default) picks vitdsl or vit-pytorch, "
-                        "whichever places more of the file's tensors")
+                        "blueprint's reference class), timm:NAME; auto (default) picks, of these, the one that places "
+                        "most of the file's tensors")
 
 
 def cmd_verify(args, overrides: dict, reference_args: dict, console) -> int:
@@ -83,19 +83,20 @@ def key_map(model, weights, keys: str):
     if keys != "auto":
         raise VitdslError(f"--keys '{keys}' is not a kind of key names", hint="use auto, vitdsl, vit-pytorch or "
                                                                              "timm:NAME")
+    from .interop.timm_contract import timm_rules_for
+
     ours = model.state_dict()
-    own = sum(k in ours for k in weights.state)
-    theirs = 0
-    if reference in maps:
-        rows = match_state_dict(model, weights.state, *maps[reference]).rows
-        theirs = sum(r.status in ("exact", "reshaped", "misfit") for r in rows)
-    if own == theirs == 0:
+    candidates = [(sum(k in ours for k in weights.state), None, "vitdsl (the blueprint's own)")]
+    for rules, name in ((maps.get(reference), f"vit-pytorch ({reference})"), (timm_rules_for(model), "timm")):
+        if rules is not None:
+            rows = match_state_dict(model, weights.state, *rules).rows
+            candidates.append((sum(r.status in ("exact", "reshaped", "misfit") for r in rows), rules, name))
+    best = max(candidates, key=lambda c: c[0])
+    if best[0] == 0:
         raise VitdslError(f"none of the {len(weights.state)} tensors of '{weights.source}' has a key of this "
                           "blueprint's", hint="name the file's key names: --keys timm:NAME, vit-pytorch or vitdsl")
-    if theirs > own:
-        return maps[reference], f"keys: vit-pytorch ({reference}), chosen: it places {theirs} tensors, the " \
-                                f"blueprint's own names {own}"
-    return None, f"keys: vitdsl (the blueprint's own), chosen: they name {own} tensors"
+    others = ", ".join(f"{name} {n}" for n, _, name in candidates if name != best[2])
+    return best[1], f"keys: {best[2]}, chosen: it places {best[0]} tensors" + (f" ({others})" if others else "")
 
 
 def load_weights(model, source: str, keys: str, console) -> None:

@@ -34,6 +34,18 @@ def timm_rules(name: str) -> tuple[list, dict[str, str]] | None:
     return None if rules is None else rules(name)
 
 
+def timm_rules_for(model: Any) -> tuple[list, dict[str, str]] | None:
+    """timm's key rules for a built model's blueprint family (``rules_for(model)``), or None when there
+    is no importer, it has no such function, or the family has no timm map: ``--keys auto`` then does
+    not consider timm."""
+    try:
+        vt = timm_interop()
+    except VitdslError:
+        return None
+    rules_for = getattr(vt, "rules_for", None)
+    return None if rules_for is None else rules_for(model)
+
+
 def timm_reference(name: str) -> Any:
     """A fresh timm model ``name`` (random weights, nothing downloaded)."""
     vt = timm_interop()
