@@ -44,8 +44,8 @@ def test_the_zoo_defaults_apply_the_overlay():
     """Every zoo file reproduces a vit-pytorch class by default, so every one selects the overlay."""
     assert [n for n in zoo_names() if load(n).compat != "vit-pytorch"] == []
     assert quirks(load("vit").resolve()) == ["patchify: pre_norm='layer'", "patchify: post_norm='layer'",
-                                             "pos_embed: init_std=1.0", "blocks.0.attn: qkv_bias=False",
-                                             "blocks.0.attn: project_out='auto'"] + [
+                                             "tokens: init_std=1.0", "pos_embed: init_std=1.0",
+                                             "blocks.0.attn: qkv_bias=False", "blocks.0.attn: project_out='auto'"] + [
         f"blocks.{i}.attn: {f}" for i in range(1, 6) for f in ("qkv_bias=False", "project_out='auto'")]
 
 

@@ -14,6 +14,7 @@ import time
 import warnings
 from pathlib import Path
 
+from . import cli_weights
 from .errors import VitdslError, safe_text
 
 EPILOG = ("PATH_OR_NAME is a blueprint file, a zoo name (see 'vitdsl list') or a checkpoint written by "
@@ -54,6 +55,7 @@ def parser() -> argparse.ArgumentParser:
                                                          "identical ones")
     p.add_argument("--skip-memory-check", action="store_true",
                    help="build even when the weights, estimated from the shape rules, exceed the memory available")
+    cli_weights.add_weights_options(p)
 
     p = sub.add_parser("summary", help="print the shape-traced summary without allocating weights",
                        description="Trace a blueprint on the meta device (no weights are allocated, so any "
@@ -68,6 +70,8 @@ def parser() -> argparse.ArgumentParser:
                        description="Check schema, wiring and every shape rule of a blueprint without importing "
                                    "torch, and list the square input sizes that work.", epilog=EPILOG)
     _add_target(p)
+
+    cli_weights.add_verify(sub)
 
     p = sub.add_parser("list", help="list the zoo", description="List the blueprints of the zoo, and the "
                                                                 "hybrids in examples/, with a one-line description "
@@ -177,7 +181,7 @@ def _build_checkpoint(args, path: Path):
 
     changes = [flag for flag, given in (("--variant", args.variant), ("--compat", args.compat),
                                         ("--set", args.overrides), ("--replace", args.replacements),
-                                        ("--seed", args.seed is not None))
+                                        ("--seed", args.seed is not None), ("--weights", args.weights))
                if given]
     if changes:
         raise VitdslError(f"{', '.join(changes)} cannot change a checkpoint: its weights fit its own blueprint",
@@ -201,6 +205,8 @@ def cmd_summary(args, build: bool = False) -> int:
 
         if path is None:
             model = build_model(bp, seed=args.seed, check_memory=not args.skip_memory_check)
+        if args.weights:
+            cli_weights.load_weights(model, args.weights, args.keys, _console())
         if args.save:
             from . import save
 
@@ -290,7 +296,9 @@ def render_error(e: VitdslError) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     commands = {"build": lambda a: cmd_summary(a, build=True), "summary": cmd_summary,
-                "validate": cmd_validate, "list": cmd_list, "schema": cmd_schema}
+                "validate": cmd_validate, "list": cmd_list, "schema": cmd_schema,
+                "verify": lambda a: cli_weights.cmd_verify(a, _overrides(a.overrides), _overrides(a.reference_args),
+                                                           _console())}
     try:
         return commands[args.command](args)
     except VitdslError as e:

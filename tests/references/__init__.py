@@ -43,6 +43,16 @@ class Case:
             return call(model, x) if call else model(x)
 
 
+def readme(blueprint: str, params: int | None, variant: str | None = None, overrides: dict | None = None,
+           **kw) -> Case:
+    """The case of an entry of vitdsl.interop.readme (the table 'vitdsl verify' uses too)."""
+    from vitdsl.interop.readme import ENTRIES
+
+    entry = next(e for e in ENTRIES if (e.blueprint, e.variant, e.overrides) == (blueprint, variant, overrides or {}))
+    return Case(blueprint, entry.make, params, variant=variant, overrides=dict(entry.overrides), compat=entry.compat,
+                **kw)
+
+
 def _collect() -> list[Case]:
     cases = []
     for info in pkgutil.iter_modules(__path__):

@@ -41,6 +41,9 @@ VIT_PYTORCH: tuple[Rule, ...] = (
     Rule("pos-embed", {"init_std": 1.0},
          "vit-pytorch draws its position tables with torch.randn, N(0, 1); ViT, DeiT and timm use std 0.02. "
          "Only where there is a table to draw.", when=lambda f, ref: f.get("kind") in TABLES),
+    *(Rule(block, {"init_std": 1.0},
+           "vit-pytorch draws its class tokens and learned queries with torch.randn, N(0, 1); DeiT and timm "
+           "draw them with std 0.02.") for block in ("tokens", "attn-pool", "token-merge")),
     *(Rule(block, {"qkv_bias": False},
            "vit-pytorch's query/key/value projections have no bias; the ViT paper's (and most papers' "
            "code: timm, Swin, CaiT, XCiT, CrossViT, CvT, Twins, MaxViT) have one.") for block in ATTENTION),

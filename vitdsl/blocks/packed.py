@@ -32,7 +32,7 @@ class AttnPool(Numerics):
     takes = ("packed", "tokens")
     family = "head"
 
-    init_std: float = Field(1.0, gt=0, description="Standard deviation of the query's normal initialisation.")
+    init_std: float = Field(0.02, gt=0, description="Standard deviation of the query's normal initialisation.")
 
     def infer(self, x: Shape) -> Shape:
         self.geometry(x.features)

@@ -30,7 +30,7 @@ class TokenMerge(BlockSpec):
     tokens: PositiveInt = Field(description="K, the number of output tokens (learned queries).")
     norm: Literal["layer", "layer-nobias", "none"] = Field("layer", description="Norm of the input tokens; "
                                                             "the normalised tokens are both keys and values.")
-    init_std: float = Field(1.0, gt=0, description="Standard deviation of the queries' normal initialisation.")
+    init_std: float = Field(0.02, gt=0, description="Standard deviation of the queries' normal initialisation.")
 
     def infer(self, x: Shape) -> Shape:
         return Shape.tokens(self.tokens, x.features)

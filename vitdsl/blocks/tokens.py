@@ -20,7 +20,7 @@ class Tokens(BlockSpec):
     family = "embedding"
 
     cls: PositiveInt = Field(1, description="How many learned class tokens to prepend.")
-    init_std: float = Field(1.0, gt=0, description="Standard deviation of the normal initialisation.")
+    init_std: float = Field(0.02, gt=0, description="Standard deviation of the normal initialisation (DeiT's).")
     position: Literal["first", "last"] = Field(
         "first", description="first: prepend (leading special tokens); last: append (trailing special tokens, "
                              "which blocks that need the patch grid refuse and 'pool: last' reads).")

@@ -21,6 +21,7 @@ shares another's weights) are filled together, by a reference tensor that maps t
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
 from typing import Iterable
 
 import torch
@@ -79,9 +80,35 @@ def rewrite(key: str, rules: list[Rule], ordinals: dict[str, list[str]]) -> str 
 PART = re.compile(r"^(.*)\[(\d+)\](\..*)$")
 
 
-def import_state_dict(model: nn.Module, reference: dict[str, torch.Tensor], rules: list[Rule],
-                      ordinals: dict[str, str] | None = None, *, source: str = "reference") -> dict[str, str]:
-    """Copy ``reference`` into ``model``; returns the key map (reference key → our key)."""
+@dataclass
+class Row:
+    """What became of one tensor: ``status`` is exact, reshaped (same values, singleton dimensions
+    differ), derived (dropped by a rule: the blueprint computes it), misfit (its target has another
+    shape), unplaced (its target is not in the blueprint), unmatched (no rule) or missing (ours, unfilled)."""
+
+    reference: str | None
+    ours: str | None
+    status: str
+    reference_shape: tuple[int, ...] | None
+    our_shape: tuple[int, ...] | None
+    note: str = ""
+
+
+@dataclass
+class Match:
+    """The outcome of matching a reference state_dict against a model, before anything is loaded."""
+
+    rows: list[Row]
+    mapping: dict[str, str]  # reference key -> our key, for every tensor that is placed
+    state: dict[str, torch.Tensor]  # our key -> the tensor to load, shaped as ours
+    problems: list[str]
+    aliases: dict[str, str] = field(default_factory=dict)  # our tied keys -> the key holding the tensor
+
+
+def match_state_dict(model: nn.Module, reference: dict[str, torch.Tensor], rules: list[Rule],
+                     ordinals: dict[str, str] | None = None, *, source: str = "reference") -> Match:
+    """Where each ``reference`` tensor goes in ``model`` and what is left over; raises only for a rule
+    table that is itself wrong, never for a mismatch (those are ``problems`` and rows)."""
     ours = model.state_dict()
     alias = _aliases(model)
     table = _ordinals(list(ours), ordinals or {})
@@ -89,17 +116,38 @@ def import_state_dict(model: nn.Module, reference: dict[str, torch.Tensor], rule
     parts: dict[str, dict[int, str]] = {}  # our key -> {part index: reference key}
     sliced: dict[str, torch.Tensor] = {}  # our key -> its slice of a split reference tensor
     problems: list[str] = []
+    rows: list[Row] = []
+
+    def row(key, target, status, note=""):
+        shape = tuple(ours[target].shape) if target in ours else None
+        rows.append(Row(key, target, status, tuple(reference[key].shape), shape, note))
+
     for key, tensor in reference.items():
-        target = rewrite(key, rules, table)
+        try:
+            target = rewrite(key, rules, table)
+        except VitdslError as e:  # an ordinal past the blueprint's count: a layer the blueprint lacks
+            problems.append(str(e))
+            row(key, None, "unplaced", str(e))
+            continue
         if target is None:
             problems.append(f"{source} tensor '{key}' {tuple(tensor.shape)} matches no rule")
+            row(key, None, "unmatched", "matches no rule")
             continue
         if target.startswith(DROP):
             if target.endswith(ZERO) and tensor.count_nonzero():
                 problems.append(f"{source} tensor '{key}' is dropped as a constant zero, but it is not zero")
+                row(key, None, "unmatched", "dropped as a constant zero, but it is not zero")
+            else:
+                row(key, None, "derived", "a constant zero" if target.endswith(ZERO) else "computed by the blueprint")
             continue
         if "*" in target:
-            problems += _split(key, tensor, target, ours, mapping, sliced)
+            found = _split(key, tensor, target, ours, mapping, sliced)
+            problems += found
+            for k, t in mapping.items():
+                if k.startswith(key + "["):
+                    rows.append(Row(k, t, "exact", tuple(sliced[t].shape), tuple(ours[t].shape), f"slice of '{key}'"))
+            if found:
+                row(key, None, "misfit", found[0])
             continue
         part = PART.match(target)
         if part:
@@ -107,6 +155,7 @@ def import_state_dict(model: nn.Module, reference: dict[str, torch.Tensor], rule
         target = alias.get(target, target)
         if target not in ours:
             problems.append(f"{source} tensor '{key}' maps to '{target}', which the blueprint does not have")
+            row(key, target, "unplaced", "the blueprint has no such tensor")
             continue
         if part:
             slots = parts.setdefault(target, {})
@@ -119,46 +168,71 @@ def import_state_dict(model: nn.Module, reference: dict[str, torch.Tensor], rule
             other = next(k for k, t in mapping.items() if t == target)
             if not _same(reference[other], tensor):  # one tensor under two keys: the reference ties them too
                 problems.append(f"two {source} tensors map to '{target}'")
+                row(key, target, "unplaced", f"'{other}' fills it already")
+            else:
+                row(key, target, "exact", f"the same tensor as '{other}'")
             continue
         if not _fits(ours[target].shape, tensor.shape):
             problems.append(f"'{key}' {tuple(tensor.shape)} does not fit '{target}' {tuple(ours[target].shape)}")
+            row(key, target, "misfit", "does not fit")
             continue
         mapping[key] = target
+        row(key, target, "exact" if tuple(tensor.shape) == tuple(ours[target].shape) else "reshaped")
     joined: dict[str, torch.Tensor] = {}
     for target, slots in parts.items():
         keys = [slots[i] for i in sorted(slots)]
-        if sorted(slots) != list(range(len(slots))):
-            problems.append(f"'{target}' gets parts {sorted(slots)}, not 0..{len(slots) - 1}")
-            continue
-        pieces = [reference[k].detach() for k in keys]
-        if all(p.dim() == 0 for p in pieces):
-            if any(not torch.equal(p, pieces[0]) for p in pieces):
-                problems.append(f"scalar parts {keys} of '{target}' differ")
-                continue
-            joined[target] = pieces[0]
-            continue
-        if len({p.shape[1:] for p in pieces}) != 1:
-            problems.append(f"parts {keys} of '{target}' differ in shape beyond the first dimension")
-            continue
-        whole = torch.cat(pieces)
-        if not _fits(ours[target].shape, whole.shape):
-            problems.append(f"{' + '.join(keys)} {tuple(whole.shape)} does not fit '{target}' "
-                            f"{tuple(ours[target].shape)}")
-            continue
-        joined[target] = whole
+        done = _join(target, slots, keys, reference, ours, problems)
+        for i, k in enumerate(keys):
+            status = "misfit" if done is None else "exact" if done.shape == ours[target].shape else "reshaped"
+            row(k, target, status, f"part {i} of {len(keys)}")
+        if done is not None:
+            joined[target] = done
     filled = set(mapping.values()) | set(sliced)
     missing = [k for k in ours if alias.get(k, k) not in filled]
     problems += [f"blueprint tensor '{k}' {tuple(ours[k].shape)} gets no {source} weights" for k in missing]
+    rows += [Row(None, k, "missing", None, tuple(ours[k].shape)) for k in missing if k not in alias]
+    state = {t: v.detach() for k, v in reference.items() if k in mapping and (t := mapping[k]) not in parts}
+    state.update(joined)
+    state.update(sliced)
+    state.update({k: state[first] for k, first in alias.items() if first in state})
+    state = {k: v.reshape(ours[k].shape) for k, v in state.items()}
+    return Match(rows, mapping, state, problems, alias)
+
+
+def import_state_dict(model: nn.Module, reference: dict[str, torch.Tensor], rules: list[Rule],
+                      ordinals: dict[str, str] | None = None, *, source: str = "reference") -> dict[str, str]:
+    """Copy ``reference`` into ``model``; returns the key map (reference key → our key)."""
+    found = match_state_dict(model, reference, rules, ordinals, source=source)
+    problems = found.problems
     if problems:
         shown = "\n  ".join(problems[:12]) + (f"\n  ... and {len(problems) - 12} more" if len(problems) > 12 else "")
         raise VitdslError(f"cannot import weights ({len(problems)} problem(s)):\n  {shown}",
                           hint="the blueprint and the reference must describe the same architecture")
-    new_state = {t: v.detach() for k, v in reference.items() if k in mapping and (t := mapping[k]) not in parts}
-    new_state.update(joined)
-    new_state.update(sliced)
-    new_state.update({k: new_state[first] for k, first in alias.items() if first in new_state})
-    model.load_state_dict({k: v.reshape(ours[k].shape) for k, v in new_state.items()}, strict=True)
-    return mapping
+    model.load_state_dict(found.state, strict=True)
+    return found.mapping
+
+
+def _join(target: str, slots: dict[int, str], keys: list[str], reference: dict, ours: dict,
+          problems: list[str]) -> torch.Tensor | None:
+    """The parts of ``target`` concatenated (or the one value of scalar parts), or None with a problem."""
+    if sorted(slots) != list(range(len(slots))):
+        problems.append(f"'{target}' gets parts {sorted(slots)}, not 0..{len(slots) - 1}")
+        return None
+    pieces = [reference[k].detach() for k in keys]
+    if all(p.dim() == 0 for p in pieces):
+        if any(not torch.equal(p, pieces[0]) for p in pieces):
+            problems.append(f"scalar parts {keys} of '{target}' differ")
+            return None
+        return pieces[0]
+    if len({p.shape[1:] for p in pieces}) != 1:
+        problems.append(f"parts {keys} of '{target}' differ in shape beyond the first dimension")
+        return None
+    whole = torch.cat(pieces)
+    if not _fits(ours[target].shape, whole.shape):
+        problems.append(f"{' + '.join(keys)} {tuple(whole.shape)} does not fit '{target}' "
+                        f"{tuple(ours[target].shape)}")
+        return None
+    return whole
 
 
 def _same(a: torch.Tensor, b: torch.Tensor) -> bool:

@@ -21,9 +21,13 @@ class Transplanted(NamedTuple):
 
 
 def transplant(model: nn.Module, target: Any, variant: str | None = None,
-               overrides: Mapping[str, Any] | None = None) -> Transplanted:
+               overrides: Mapping[str, Any] | None = None, *, plan: bool = False, show: Any = True) -> Transplanted:
     """Copy ``model``'s tensors into ``target`` (a blueprint, path or zoo name, built here; or a module,
-    filled in place) wherever a state_dict key and shape match; every target tensor must be filled."""
+    filled in place) wherever a state_dict key and shape match; every target tensor must be filled.
+
+    With ``plan`` the target may differ (other image size, classes, depth): the transplant planner of
+    ``pretrained`` resamples position tables, re-initialises what the source cannot fill and drops what
+    has no place, after printing its per-tensor plan (``show``: True, a rich Console, or False)."""
     from ..blueprint.kinds import BlueprintBase
     from ..blueprint.load import load
 
@@ -32,6 +36,13 @@ def transplant(model: nn.Module, target: Any, variant: str | None = None,
     elif variant is not None or overrides:
         raise VitdslError("variant and overrides apply to a blueprint target, not to a built module",
                           hint="build the target with them first, or pass the blueprint")
+    if plan:
+        from .pretrained import apply, make_plan, show_plan
+
+        made = make_plan(target, model.state_dict())
+        show_plan(made, show)
+        apply(target, made)
+        return Transplanted(target, [s.reference for s in made.steps if s.action == "dropped"])
     source, dest = model.state_dict(), target.state_dict()
     missing, misfit = [], []
     for key, t in dest.items():
