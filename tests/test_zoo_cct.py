@@ -100,7 +100,7 @@ def test_a_typo_in_the_positions_lists_the_kinds():
         vitdsl.validate("cct", overrides={"pos": "sine"})
     assert e.value.path == "pos_embed"
     assert e.value.message == ("field 'kind' of 'pos-embed': Input should be 'learned', 'sincos2d', 'sincos1d', "
-                               "'factorized', 'none', 'scalar' or 'sincos3d' (got 'sine')")
+                               "'factorized', 'none', 'scalar', 'sincos3d' or 'fourier' (got 'sine')")
 
 
 def test_seq_pool_is_a_softmax_weighted_sum():
