@@ -7,6 +7,7 @@ from vit_pytorch.crossformer import Attention as CrossFormerAttention
 import vitdsl
 from vitdsl.blueprint.expr import evaluate
 from vitdsl.errors import ShapeError, VitdslError
+from vitdsl.graph import info
 from vitdsl.interop.transfer import import_state_dict
 
 SMALL = {"crossformer": {"image_size": 64, "dims": [32, 32, 64, 64], "depths": [1, 1, 1, 1],
@@ -141,11 +142,15 @@ def test_scalar_windows_must_tile_the_map():
 
 def test_tables_for_tokens_refuse_a_map():
     bp = vitdsl.Blueprint.model_validate({"name": "t", "input": {"image": [3, 4, 4]},
-                                          "layers": [{"pos-embed": "learned"}]})
+                                          "layers": [{"pos-embed": "sincos2d"}]})
     with pytest.raises(ShapeError) as e:
         vitdsl.validate(bp)
-    assert e.value.message.startswith("a learned position table is for tokens, but a feature map reaches it")
-    assert e.value.hint.startswith("use kind: scalar on a feature map, or patchify it into tokens first")
+    assert e.value.message.startswith("a sincos2d position table is for tokens, but a feature map reaches it")
+    assert e.value.hint.startswith("use kind: learned or scalar on a feature map, or patchify it first")
+    # a learned table on a map is one (C, H, W) table added to it (PiT's)
+    bp = vitdsl.Blueprint.model_validate({"name": "t", "input": {"image": [3, 4, 4]},
+                                          "layers": [{"pos-embed": "learned"}]})
+    assert info(vitdsl.validate(bp))["params"] == 3 * 4 * 4
     with pytest.raises(VitdslError, match="windows is for kind: scalar on a feature map, not learned"):
         vitdsl.Blueprint.model_validate({"name": "t", "input": {"tokens": [4, 4]},
                                          "layers": [{"pos-embed": {"kind": "learned", "windows": 2}}]}).resolve()
