@@ -6,13 +6,14 @@ timm's class-attention blocks project queries, keys and values with three Linear
 from __future__ import annotations
 
 from ..transfer import Rule
+from .target import Target
 
 # (variant, image sizes timm registers it at)
 _SIZES = {"xxs24": (224, 384), "xxs36": (224, 384), "xs24": (384,), "s24": (224, 384), "s36": (384,),
           "m36": (384,), "m48": (448,)}
 
-MODELS: dict[str, tuple[str, str, dict]] = {
-    f"cait_{variant}_{size}": ("cait", variant, {} if size == 224 else {"image_size": size})
+MODELS: dict[str, Target] = {
+    f"cait_{variant}_{size}": Target("cait", variant, {} if size == 224 else {"image_size": size})
     for variant, sizes in _SIZES.items() for size in sizes
 }
 

@@ -5,13 +5,14 @@ pooling closes stage S - 1. The distilled models' second token has its own head 
 from __future__ import annotations
 
 from ..transfer import Rule
+from .target import Target
 
 _SIZES = ("ti", "xs", "s", "b")
 _STAGES = 3
 
-MODELS: dict[str, tuple[str, str, dict]] = {
-    **{f"pit_{size}_224": ("pit", size, {}) for size in _SIZES},
-    **{f"pit_{size}_distilled_224": ("pit", size, {"distilled": True}) for size in _SIZES},
+MODELS: dict[str, Target] = {
+    **{f"pit_{size}_224": Target("pit", size, {}) for size in _SIZES},
+    **{f"pit_{size}_distilled_224": Target("pit", size, {"distilled": True}) for size in _SIZES},
 }
 
 _BLOCK = r"transformers\.(\d+)\.blocks\.(\d+)\."

@@ -7,6 +7,7 @@ only (ours: a norm block over the prefix, which keeps its LayerNorm one level de
 from __future__ import annotations
 
 from ..transfer import Rule
+from .target import Target
 
 _DEPTHS = {"nano": (12,), "tiny": (12, 24), "small": (12, 24), "medium": (24,), "large": (24,)}
 
@@ -15,8 +16,8 @@ def _overrides(patch: int, image: int) -> dict:
     return {**({} if patch == 16 else {"patch": patch}), **({} if image == 224 else {"image_size": image})}
 
 
-MODELS: dict[str, tuple[str, str, dict]] = {
-    f"xcit_{size}_{depth}_p{patch}_{image}": ("xcit", f"{size}{depth}", _overrides(patch, image))
+MODELS: dict[str, Target] = {
+    f"xcit_{size}_{depth}_p{patch}_{image}": Target("xcit", f"{size}{depth}", _overrides(patch, image))
     for size, depths in _DEPTHS.items() for depth in depths for patch in (16, 8) for image in (224, 384)
 }
 
