@@ -41,9 +41,9 @@ class Pool(nn.Module):
 
 
 class Head(nn.Module):
-    def __init__(self, dim: int, classes: int, norm: str, bias: bool, act: str = "none"):
+    def __init__(self, dim: int, classes: int, norm: str, bias: bool, act: str = "none", eps: float | None = None):
         super().__init__()
-        self.norm = make_norm(norm, dim)
+        self.norm = make_norm(norm, dim, eps)
         self.fc = nn.Linear(dim, classes, bias=bias)
         self.act = make_act(act)
 
