@@ -145,8 +145,9 @@ class Merge(BlockSpec):
     shorthand = "mode"
     family = "misc"
 
-    mode: Literal["add", "concat", "sequence"] = Field(
-        "add", description="add: element-wise sum; concat: join features; sequence: join along the sequence, "
+    mode: Literal["add", "mean", "concat", "sequence"] = Field(
+        "add", description="add: element-wise sum; mean: element-wise average (DeiT's class and distillation "
+                           "heads at inference); concat: join features; sequence: join along the sequence, "
                            "the inputs before the last becoming its leading special tokens.")
 
     def infer(self, *xs: Shape) -> Shape:
@@ -155,13 +156,13 @@ class Merge(BlockSpec):
         first = xs[0]
         for i, x in enumerate(xs[1:], 1):
             need(x.kind == first.kind, f"merge input {i} is {x.kind} but input 0 is {first.kind}")
-            if self.mode == "add":
-                need(x.dims == first.dims, f"merge: add needs equal shapes, got {first} and {x}",
+            if self.mode in ("add", "mean"):
+                need(x.dims == first.dims, f"merge: {self.mode} needs equal shapes, got {first} and {x}",
                      "project one branch to the other's width, or use mode: concat")
             else:
                 rest = lambda s: s.dims[1:] if s.kind in ("image", "volume") else s.dims[:-1]  # noqa: E731
                 need(rest(x) == rest(first), f"merge: concat needs equal sizes except features, got {first} and {x}")
-        if self.mode == "add":
+        if self.mode in ("add", "mean"):
             return first
         return first.with_features(sum(x.features for x in xs))
 

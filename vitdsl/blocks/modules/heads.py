@@ -64,9 +64,9 @@ class Merge(nn.Module):
     def forward(self, *xs: torch.Tensor) -> torch.Tensor:
         if self.mode == "sequence":
             return torch.cat([x.flatten(2).transpose(1, 2) if f else x for x, f in zip(xs, self.flatten)], dim=1)
-        if self.mode == "add":
+        if self.mode in ("add", "mean"):
             out = xs[0]
             for x in xs[1:]:
                 out = out + x
-            return out
+            return out / len(xs) if self.mode == "mean" else out
         return torch.cat(xs, dim=self.dim)
