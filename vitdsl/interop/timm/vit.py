@@ -1,19 +1,28 @@
 """ViT, DeiT, distilled DeiT and DeiT III, as timm's ``vision_transformer.py`` and ``deit.py`` register them.
 
 ViT and (non-distilled) DeiT are one architecture, ``vit.yaml``'s paper variants; distilled DeiT is
-``deit.yaml``, DeiT III ``deit3.yaml``. timm's names are its only models of these families at 224×224
-except ``vit_huge_patch14_224``, which timm registers without a classifier (num_classes 0).
+``deit.yaml``, DeiT III ``deit3.yaml``. timm registers three of them without a classifier (num_classes 0):
+the blueprint's ``classes: 0`` leaves the head out too.
 """
 from __future__ import annotations
 
 from ..transfer import RESHAPE
 from .target import Target
 
+HEADLESS = {"vit_small_patch8_224", "vit_large_patch32_224", "vit_huge_patch14_224"}
+# vit.yaml's variant, its own patch size, and the patch sizes timm registers at 224 for it
+VIT = (("tiny", 16, (16,)), ("small", 16, (8, 16, 32)), ("base", 16, (8, 16, 32)), ("large", 16, (14, 16, 32)),
+       ("huge", 14, (14,)), ("giant", 14, (14,)))
+
+
+def _vit(size: str, own: int, patch: int) -> Target:
+    name = f"vit_{size}_patch{patch}_224"
+    return Target("vit", size, {**({} if patch == own else {"patch": patch}),
+                                **({"classes": 0} if name in HEADLESS else {})})
+
+
 MODELS: dict[str, Target] = {
-    **{f"vit_{size}_patch{p}_224": Target("vit", size, {} if p == default else {"patch": p})
-       for size, default, patches in (("tiny", 16, (16,)), ("small", 16, (8, 16, 32)), ("base", 16, (8, 16, 32)),
-                                      ("large", 16, (14, 16, 32)), ("giant", 14, (14,)))
-       for p in patches},
+    **{f"vit_{size}_patch{p}_224": _vit(size, own, p) for size, own, patches in VIT for p in patches},
     **{f"deit_{size}_patch16_224": Target("vit", size) for size in ("tiny", "small", "base")},
     **{f"deit_{size}_distilled_patch16_224": Target("deit", size) for size in ("tiny", "small", "base")},
     **{f"deit3_{size}_patch16_224": Target("deit3", size) for size in ("small", "medium", "base", "large")},
