@@ -284,7 +284,15 @@ def zoo_table() -> str:
     from vitdsl.blueprint.load import load, zoo_names
     from vitdsl.graph.build import build_graph, info
 
-    rows = ["| blueprint | paper | parameters | variants | status |", "| --- | --- | --- | --- | --- |"]
+    import vitdsl.interop.timm as vt
+
+    timm: dict[str, dict[str, list[str]]] = {}  # blueprint -> variant -> the timm models it is, unmodified
+    for model in vt.names():
+        target = vt.target(model)
+        if not target.overrides:
+            timm.setdefault(target.blueprint, {}).setdefault(target.variant, []).append(f"`{model}`")
+    rows = ["| blueprint | paper | parameters | variants | status | timm-exact variants |",
+            "| --- | --- | --- | --- | --- | --- |"]
     hybrids = ["", "Hybrids in [`blueprints/examples/`](blueprints/examples) mix blocks from several papers "
                "(each is trained for a step in `tests/test_examples.py`):", "",
                "| blueprint | what it mixes | parameters |", "| --- | --- | --- |"]
@@ -295,9 +303,11 @@ def zoo_table() -> str:
             hybrids.append(f"| [`{name}`](blueprints/{name}.yaml) | {cell(bp.description)} | {params:,} |")
             continue
         status = (f"exact: `{bp.reference.removeprefix('vit_pytorch.')}`" if bp.reference
-                  else "new design (no reference)")
+                  else "timm-exact variants" if name in timm else "new design (no reference)")
+        ours = timm.get(name, {})
+        models = "; ".join(f"{v}: {', '.join(ours[v])}" for v in bp.variants if v in ours) or "–"
         rows.append(f"| [`{name}`](blueprints/{name}.yaml) | {cell(bp.paper or '')} | {params:,} | "
-                    f"{', '.join(bp.variants) or '–'} | {status} |")
+                    f"{', '.join(bp.variants) or '–'} | {status} | {models} |")
     return "\n".join(rows + hybrids)
 
 
