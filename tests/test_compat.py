@@ -185,3 +185,10 @@ def test_every_block_with_a_norm_eps_keeps_pytorchs_under_vit_pytorch():
         return {m.eps for m in model.modules() if isinstance(m, nn.LayerNorm)}
 
     assert (eps(None), eps("vit-pytorch")) == ({1e-6}, {1e-5})
+    from vitdsl.blocks.base import lookup
+    from vitdsl.blocks.shape import Shape
+
+    def norm(**fields):
+        return lookup("norm")(**fields).build(Shape.tokens(4, 8))
+
+    assert (norm(type="rms").eps, norm(type="batch").eps, norm(type="layer", norm_eps=1e-3).eps) == (1e-6, 1e-5, 1e-3)

@@ -42,6 +42,9 @@ def test_names_cover_every_224_model_timm_registers_for_these_families():
     assert vt.target("vit_small_patch32_224") == vt.Target("vit", "small", {"patch": 32})
     # timm registers three without a classifier: so does the blueprint, with classes 0
     assert vt.target("vit_small_patch8_224") == ("vit", "small", {"patch": 8, "classes": 0})
+    # the README's column: the models a variant is as it stands
+    assert vt.variants()["vit"]["tiny"] == ["deit_tiny_patch16_224", "vit_tiny_patch16_224"]
+    assert vt.variants()["deit3"]["huge"] == ["deit3_huge_patch14_224"] and "huge" not in vt.variants()["vit"]
 
 
 @pytest.mark.parametrize("name", EXACT)

@@ -107,8 +107,7 @@ def doc(cls: type[BlockSpec]) -> str:
 
 
 def summary(cls: type[BlockSpec]) -> str:
-    """The first sentence of the docstring: some specs wrap their first sentence over two lines,
-    so the literal first line would stop mid-sentence."""
+    """The first sentence of the docstring, which some specs wrap: their first line stops mid-sentence."""
     para = " ".join(doc(cls).split("\n\n")[0].split())
     return re.split(r"(?<=\.)\s+(?=[A-Z`])", para)[0]
 
@@ -116,8 +115,7 @@ def summary(cls: type[BlockSpec]) -> str:
 def own_fields(cls: type[BlockSpec]) -> list[str]:
     """The block's fields, its own first and the residual options shared with every mixer last."""
     shared = MixerSpec.model_fields if issubclass(cls, MixerSpec) else {}
-    names = list(cls.model_fields)
-    return [n for n in names if n not in shared] + [n for n in names if n in shared]
+    return sorted(cls.model_fields, key=lambda n: n in shared)  # stable: each part keeps its order
 
 
 def outputs(cls: type[BlockSpec], example: dict) -> list[tuple[str, str]]:
@@ -285,13 +283,8 @@ def zoo_table() -> str:
     from vitdsl.blueprint.load import load, zoo_names
     from vitdsl.graph.build import build_graph, info
 
-    timm: dict[str, dict[str, list[str]]] = {}  # blueprint -> variant -> the timm models it is, unmodified
-    for model in vt.names():
-        target = vt.target(model)
-        if not target.overrides:
-            timm.setdefault(target.blueprint, {}).setdefault(target.variant, []).append(f"`{model}`")
-    rows = ["| blueprint | paper | parameters | variants | status | timm-exact variants |",
-            "| --- | --- | --- | --- | --- | --- |"]
+    timm = vt.variants()  # blueprint -> variant -> the timm models it is, as it stands
+    rows = ["| blueprint | paper | parameters | variants | status | timm-exact variants |", "| --- " * 6 + "|"]
     hybrids = ["", "Hybrids in [`blueprints/examples/`](blueprints/examples) mix blocks from several papers "
                "(each is trained for a step in `tests/test_examples.py`):", "",
                "| blueprint | what it mixes | parameters |", "| --- | --- | --- |"]
@@ -304,7 +297,7 @@ def zoo_table() -> str:
         status = (f"exact: `{bp.reference.removeprefix('vit_pytorch.')}`" if bp.reference
                   else "timm-exact variants" if name in timm else "new design (no reference)")
         ours = timm.get(name, {})
-        models = "; ".join(f"{v}: {', '.join(ours[v])}" for v in bp.variants if v in ours) or "–"
+        models = "; ".join(f"{v}: {', '.join(f'`{m}`' for m in ours[v])}" for v in bp.variants if v in ours) or "–"
         rows.append(f"| [`{name}`](blueprints/{name}.yaml) | {cell(bp.paper or '')} | {params:,} | "
                     f"{', '.join(bp.variants) or '–'} | {status} | {models} |")
     return "\n".join(rows + hybrids)

@@ -26,7 +26,7 @@ from ...errors import VitdslError, did_you_mean
 from ..transfer import import_state_dict
 from .target import Target
 
-__all__ = ["FAMILIES", "Target", "build", "import_weights", "names", "target"]
+__all__ = ["FAMILIES", "Target", "build", "import_weights", "names", "target", "variants"]
 
 FAMILIES: tuple[str, ...] = ("vit",)
 
@@ -60,6 +60,16 @@ def target(name: str) -> Target:
     except KeyError:
         raise _unknown(name) from None
     return Target(t[0].blueprint, t[0].variant, dict(t[0].overrides))
+
+
+def variants() -> dict[str, dict[str | None, list[str]]]:
+    """blueprint → variant → the timm models that variant is as it stands (no overrides), sorted."""
+    out: dict[str, dict[str | None, list[str]]] = {}
+    for name in names():
+        t = _models()[name][0]
+        if not t.overrides:
+            out.setdefault(t.blueprint, {}).setdefault(t.variant, []).append(name)
+    return out
 
 
 def _unknown(name: Any) -> VitdslError:
