@@ -5,7 +5,7 @@ from typing import Literal
 
 from pydantic import Field, PositiveInt
 
-from .base import Activation, BlockSpec, NormType, linear_params, need, norm_params, register
+from .base import Activation, BlockSpec, NormType, linear_params, need, norm_eps_field, norm_params, register
 from .shape import Shape
 
 
@@ -24,6 +24,7 @@ class Norm(BlockSpec):
         "layer", description="layer: LayerNorm; layer-nobias: LayerNorm without bias; rms: RMSNorm; batch: "
                              "BatchNorm over the features; l2: divide by the Euclidean length (at least 1e-6), "
                              "no weights (DINO's projector).")
+    norm_eps: float | None = norm_eps_field("the norm (l2 keeps its 1e-6 floor)")
 
     def count_params(self, x: Shape) -> int:
         if self.type == "l2":
@@ -37,8 +38,8 @@ class Norm(BlockSpec):
         from .modules.common import FeatureNorm, make_norm
 
         if x.kind == "image":
-            return FeatureNorm(self.type, x.features, channels_first=True)
-        return make_norm(self.type, x.features)
+            return FeatureNorm(self.type, x.features, channels_first=True, eps=self.norm_eps)
+        return make_norm(self.type, x.features, self.norm_eps)
 
 
 @register
@@ -107,6 +108,7 @@ class Head(BlockSpec):
 
     classes: PositiveInt = Field(description="Number of outputs.")
     norm: Literal["none", "layer", "layer-nobias"] = Field("none", description="Norm before the linear map.")
+    norm_eps: float | None = norm_eps_field("the norm before the linear map")
     bias: bool = Field(True, description="Bias in the linear map.")
     act: Activation | Literal["none"] = Field("none", description="Activation after the linear map (the hidden "
                                               "layers of a projector: Linear → GELU).")
@@ -126,7 +128,7 @@ class Head(BlockSpec):
     def build(self, x: Shape):
         from .modules.heads import Head
 
-        return Head(x.features, self.classes, self.norm, self.bias, self.act)
+        return Head(x.features, self.classes, self.norm, self.bias, self.act, self.norm_eps)
 
 
 @register
@@ -143,8 +145,9 @@ class Merge(BlockSpec):
     shorthand = "mode"
     family = "misc"
 
-    mode: Literal["add", "concat", "sequence"] = Field(
-        "add", description="add: element-wise sum; concat: join features; sequence: join along the sequence, "
+    mode: Literal["add", "mean", "concat", "sequence"] = Field(
+        "add", description="add: element-wise sum; mean: element-wise average (DeiT's class and distillation "
+                           "heads at inference); concat: join features; sequence: join along the sequence, "
                            "the inputs before the last becoming its leading special tokens.")
 
     def infer(self, *xs: Shape) -> Shape:
@@ -153,13 +156,13 @@ class Merge(BlockSpec):
         first = xs[0]
         for i, x in enumerate(xs[1:], 1):
             need(x.kind == first.kind, f"merge input {i} is {x.kind} but input 0 is {first.kind}")
-            if self.mode == "add":
-                need(x.dims == first.dims, f"merge: add needs equal shapes, got {first} and {x}",
+            if self.mode in ("add", "mean"):
+                need(x.dims == first.dims, f"merge: {self.mode} needs equal shapes, got {first} and {x}",
                      "project one branch to the other's width, or use mode: concat")
             else:
                 rest = lambda s: s.dims[1:] if s.kind in ("image", "volume") else s.dims[:-1]  # noqa: E731
                 need(rest(x) == rest(first), f"merge: concat needs equal sizes except features, got {first} and {x}")
-        if self.mode == "add":
+        if self.mode in ("add", "mean"):
             return first
         return first.with_features(sum(x.features for x in xs))
 

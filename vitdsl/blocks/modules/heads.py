@@ -41,9 +41,9 @@ class Pool(nn.Module):
 
 
 class Head(nn.Module):
-    def __init__(self, dim: int, classes: int, norm: str, bias: bool, act: str = "none"):
+    def __init__(self, dim: int, classes: int, norm: str, bias: bool, act: str = "none", eps: float | None = None):
         super().__init__()
-        self.norm = make_norm(norm, dim)
+        self.norm = make_norm(norm, dim, eps)
         self.fc = nn.Linear(dim, classes, bias=bias)
         self.act = make_act(act)
 
@@ -64,9 +64,9 @@ class Merge(nn.Module):
     def forward(self, *xs: torch.Tensor) -> torch.Tensor:
         if self.mode == "sequence":
             return torch.cat([x.flatten(2).transpose(1, 2) if f else x for x, f in zip(xs, self.flatten)], dim=1)
-        if self.mode == "add":
+        if self.mode in ("add", "mean"):
             out = xs[0]
             for x in xs[1:]:
                 out = out + x
-            return out
+            return out / len(xs) if self.mode == "mean" else out
         return torch.cat(xs, dim=self.dim)
