@@ -123,3 +123,29 @@ def test_weights_come_as_a_model_or_a_state_dict():
     with pytest.raises(VitdslError) as e:
         vt.import_weights(ours, [1, 2])
     assert e.value.message == "timm weights come as a model or a state_dict mapping, not list"
+
+
+def test_a_timm_checkpoint_file_loads_strictly_and_into_a_modified_blueprint(tmp_path):
+    """The path a user with timm's published file takes: strict into the same model, through the planner into
+    one at another image size and class count (positions resampled, head re-initialised, the rest exact)."""
+    reference = redrawn("vit_tiny_patch16_224")
+    file = tmp_path / "vit_tiny.pth"
+    torch.save(reference.state_dict(), file)
+    model = vt.build("vit_tiny_patch16_224").eval()
+    vt.load_pretrained(model, file)
+    x = torch.randn(1, 3, 224, 224, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert (model(x) - reference(x)).abs().max().item() <= 1e-5
+    modified = vt.build("vit_tiny_patch16_224", image_size=256, classes=10)
+    with pytest.raises(VitdslError, match="does not fill the model exactly"):
+        vt.load_pretrained(modified, file)
+    plan = vt.load_pretrained(modified, file, plan=True, show=False)
+    assert plan.summary() == "149 exact, 1 resampled, 2 re-initialised"
+    assert vt.rules_for(modified) == vt.rules("vit_tiny_patch16_224")
+
+
+def test_verify_against_timm_is_exact():
+    from vitdsl.interop.verify import verify
+
+    result = verify("vit", variant="tiny", against="timm:vit_tiny_patch16_224")
+    assert result.exact and result.max_diff <= 1e-5 and result.reason is None

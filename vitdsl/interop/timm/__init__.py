@@ -26,7 +26,8 @@ from ...errors import VitdslError, did_you_mean
 from ..transfer import import_state_dict
 from .target import Target
 
-__all__ = ["FAMILIES", "Target", "build", "import_weights", "names", "target", "variants"]
+__all__ = ["FAMILIES", "Target", "build", "import_weights", "load_pretrained", "names", "rules", "rules_for", "target",
+           "variants"]
 
 FAMILIES: tuple[str, ...] = ("vit",)
 
@@ -127,3 +128,32 @@ def import_weights(model: Any, source: Any, name: str | None = None) -> dict[str
     family = _family_of(model, name)
     return import_state_dict(model, state_dict_of(source), list(family.RULES), getattr(family, "ORDINALS", None),
                              source="timm")
+
+
+def _rules_of(family: ModuleType) -> tuple[list, dict[str, str]]:
+    return list(family.RULES), dict(getattr(family, "ORDINALS", None) or {})
+
+
+def rules(name: str) -> tuple[list, dict[str, str]]:
+    """The key-rewrite rules and ordinals from timm model ``name``'s keys onto its blueprint (what ``vitdsl
+    verify --against timm:NAME`` tabulates and ``--keys timm:NAME`` loads with)."""
+    target(name)
+    return _rules_of(_families()[_models()[name][1]])
+
+
+def rules_for(model: Any) -> tuple[list, dict[str, str]] | None:
+    """timm's rules for a built model's blueprint, or None when no timm family builds that blueprint."""
+    try:
+        return _rules_of(_family_of(model, None))
+    except VitdslError:
+        return None
+
+
+def load_pretrained(model: Any, file: Any, name: str | None = None, *, plan: bool = False, show: Any = True):
+    """Load a timm checkpoint file as timm publishes it (safetensors, or .pth/.bin read weights-only) into
+    ``model``: strictly, or with ``plan`` through the transplant planner for a modified blueprint (other
+    image size, classes, depth), the plan printed first. ``name`` picks the family when ``model`` was not
+    built from the zoo's blueprint of one. Returns the plan."""
+    from ..pretrained import load_pretrained as load
+
+    return load(model, file, _rules_of(_family_of(model, name)), plan=plan, show=show)
