@@ -157,7 +157,7 @@ def test_extends_by_zoo_name_and_error_locations_point_into_the_right_file(write
     bad = write("extends: vit\nname: vit_bad\nparams: {patch: 30}\n", "bad.yaml")
     with pytest.raises(VitdslError) as e:
         vitdsl.validate(str(bad))
-    assert str(e.value.location).endswith("blueprints/vit.yaml:28:15")  # the patchify line of the base file
+    assert str(e.value.location).endswith("blueprints/vit.yaml:35:15")  # the patchify line of the base file
     assert e.value.message.startswith("image height 256 is not divisible by the patch height 30")
 
 

@@ -3,7 +3,7 @@ files that set it, never by a paper variant unless the variant asks for it."""
 import pytest
 
 import vitdsl
-from vitdsl.blocks.compat import OVERLAYS
+from vitdsl.blocks.compat import OVERLAYS, applies
 from vitdsl.blueprint.load import load, zoo_names
 from vitdsl.errors import VitdslError
 from vitdsl.graph.build import info
@@ -22,7 +22,7 @@ def quirks(design) -> list[str]:
         block = type(node.spec).block
         for rule in OVERLAYS["vit-pytorch"]:
             written = node.spec.model_dump()
-            if rule.block != block or rule.when is not None and not rule.when(written, design.blueprint.reference):
+            if not applies(rule, block) or rule.when is not None and not rule.when(written, design.blueprint.reference):
                 continue
             for field, value in rule.defaults.items():
                 if getattr(node.spec, field) == value and (design.blueprint.name, block, field) not in PAPERS_AGREE:
@@ -41,12 +41,17 @@ def test_no_paper_variant_carries_a_quirk(name, variant):
 
 
 def test_the_zoo_defaults_apply_the_overlay():
-    """Every zoo file reproduces a vit-pytorch class by default, so every one selects the overlay."""
-    assert [n for n in zoo_names() if load(n).compat != "vit-pytorch"] == []
-    assert quirks(load("vit").resolve()) == ["patchify: pre_norm='layer'", "patchify: post_norm='layer'",
-                                             "tokens: init_std=1.0", "pos_embed: init_std=1.0",
-                                             "blocks.0.attn: qkv_bias=False", "blocks.0.attn: project_out='auto'"] + [
-        f"blocks.{i}.attn: {f}" for i in range(1, 6) for f in ("qkv_bias=False", "project_out='auto'")]
+    """Every zoo file that reproduces a vit-pytorch class (its `reference`) does so by default, so it selects the
+    overlay; the files of papers vit-pytorch has no class for (timm's distilled DeiT, DeiT III) select none."""
+    assert [n for n in zoo_names() if (load(n).compat == "vit-pytorch") != (load(n).reference is not None)] == []
+    assert [n for n in zoo_names() if load(n).reference is None] == ["deit", "deit3"]
+    eps = "norm_eps=1e-05"  # every norm of vit-pytorch keeps PyTorch's LayerNorm eps
+    assert quirks(load("vit").resolve()) == [
+        "patchify: pre_norm='layer'", "patchify: post_norm='layer'", f"patchify: {eps}", "tokens: init_std=1.0",
+        "pos_embed: init_std=1.0",
+        *(f"blocks.{i}.{f}" for i in range(6) for f in (f"attn: {eps}", "attn: qkv_bias=False",
+                                                         "attn: project_out='auto'", f"ff: {eps}")),
+        f"norm: {eps}", f"head: {eps}"]
 
 
 def test_the_vit_sizes_are_timms():
@@ -161,3 +166,30 @@ def test_every_block_with_a_qkv_bias_drops_it_under_vit_pytorch():
                     if "qkv_bias" in cls.model_fields and cls.model_fields["qkv_bias"].default)
     assert len(biased) == 11
     assert [name for name in biased if defaults("vit-pytorch", name, {}).get("qkv_bias") is not False] == []
+
+
+def test_every_block_with_a_norm_eps_keeps_pytorchs_under_vit_pytorch():
+    """One rule for every block with a norm_eps field (a block added later joins it); the papers' 1e-6 without
+    the overlay, in the modules too."""
+    from torch import nn
+
+    from vitdsl.blocks.base import REGISTRY
+    from vitdsl.blocks.compat import defaults
+
+    with_eps = sorted(name for name, cls in REGISTRY.items() if "norm_eps" in cls.model_fields)
+    assert len(with_eps) == 18 and {"patchify", "norm", "head", "token-merge", "attn-pool", "mlp"} <= set(with_eps)
+    assert [name for name in with_eps if defaults("vit-pytorch", name, {}).get("norm_eps") != 1e-5] == []
+    assert "norm_eps" not in defaults("vit-pytorch", "pool", {})
+
+    def eps(compat):
+        model = vitdsl.build("vit", "base", compat=compat, device="meta")
+        return {m.eps for m in model.modules() if isinstance(m, nn.LayerNorm)}
+
+    assert (eps(None), eps("vit-pytorch")) == ({1e-6}, {1e-5})
+    from vitdsl.blocks.base import lookup
+    from vitdsl.blocks.shape import Shape
+
+    def norm(**fields):
+        return lookup("norm")(**fields).build(Shape.tokens(4, 8))
+
+    assert (norm(type="rms").eps, norm(type="batch").eps, norm(type="layer", norm_eps=1e-3).eps) == (1e-6, 1e-5, 1e-3)

@@ -278,7 +278,7 @@ def test_command_line_error_is_one_message_with_exit_2(write, capsys):
 
 @pytest.mark.parametrize("args", [["build", "BP"], ["summary", "BP"], ["validate", "BP"],
                                   ["build", "vit", "--set", "depht=3"], ["build", "nothere"],
-                                  ["summary", "vit", "--variant", "giant"], ["build", "vit", "--set", "novalue"],
+                                  ["summary", "vit", "--variant", "colossal"], ["build", "vit", "--set", "novalue"],
                                   ["schema", "--output", "/nonexistent/dir/s.json"],
                                   ["build", "vit", "--set", "depth=1", "--save", "/nonexistent/dir/m.pt"]])
 def test_no_traceback_from_the_command_line(write, args):

@@ -18,15 +18,6 @@ TOLERANCE = 1e-5  # float32, eval, timm's default input size
 EVERY = [(family, name) for family, mod in FAMILIES.items() for name in mod.MODELS]
 
 
-def set_timm_layernorm_eps(model: torch.nn.Module) -> torch.nn.Module:
-    """timm's LayerNorms use eps 1e-6. Until LayerNorm eps is a block option (merged from another branch),
-    set it on ours by hand; remove this helper then."""
-    for m in model.modules():
-        if isinstance(m, torch.nn.LayerNorm):
-            m.eps = 1e-6
-    return model
-
-
 def redrawn(name: str) -> torch.nn.Module:
     """timm's model in eval mode, every parameter and persistent float buffer drawn at random (BatchNorm's
     running variances positive), so no zero-initialised head or layer scale hides a wrong wiring. The
@@ -51,7 +42,7 @@ def imported(family: str, name: str) -> tuple[torch.nn.Module, torch.nn.Module, 
     """(timm's model redrawn, ours with its weights, an input at timm's default size)."""
     ref = redrawn(name)
     blueprint, variant, overrides = ours(family, name)
-    model = set_timm_layernorm_eps(vitdsl.build(blueprint, variant, overrides=overrides)).eval()
+    model = vitdsl.build(blueprint, variant, overrides=overrides).eval()
     mod = FAMILIES[family]
     mapping = import_state_dict(model, ref.state_dict(), mod.RULES, mod.ORDINALS, source="timm")
     assert set(mapping) >= set(ref.state_dict())  # every timm tensor found its place

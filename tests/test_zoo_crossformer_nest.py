@@ -34,7 +34,7 @@ def test_dynamic_bias_reproduces_vit_pytorch_attention(kind, partition):
     torch.manual_seed(0)
     ref = randomize(CrossFormerAttention(32, attn_type=kind, window_size=3)).eval()
     model = vitdsl.build(one_block((6, 6), 32, partition=partition, window=3, rel_pos_bias="dynamic",
-                                   bias_index="vit-pytorch", qkv_bias=False)).eval()
+                                   bias_index="vit-pytorch", qkv_bias=False, norm_eps=1e-5)).eval()
     rules = [(r"norm\.g$", "local_attn.norm.weight"), (r"norm\.b$", "local_attn.norm.bias"),
              (r"to_qkv\.", "local_attn.qkv."), (r"to_out\.", "local_attn.out."), (r"dpb\.", "local_attn.rel_pos_mlp.")]
     import_state_dict(model, ref.state_dict(), rules)

@@ -130,7 +130,7 @@ def test_token_merge_is_softmax_of_queries_over_normalised_tokens(write):
     model = vitdsl.build(str(write(TOKENS))).eval()
     merge = model.block("token_merge")
     x = torch.randn(2, 10, 16)
-    n = torch.nn.functional.layer_norm(x, (16,), merge.norm.weight, merge.norm.bias)
+    n = torch.nn.functional.layer_norm(x, (16,), merge.norm.weight, merge.norm.bias, eps=1e-6)  # the papers' eps
     want = torch.softmax(merge.queries @ n.transpose(1, 2) / 4, dim=-1) @ n
     got = model(x)
     assert got.shape == (2, 3, 16)

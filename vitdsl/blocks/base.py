@@ -54,6 +54,16 @@ def check_capabilities(cls: type["BlockSpec"]) -> None:
                              f"{', '.join(missing)}: {CAPABILITIES[capability]}")
 
 NormType = Literal["layer", "layer-nobias", "rms", "batch"]
+
+
+def norm_eps_field(what: str = "the block's norm") -> Any:
+    """The ``norm_eps`` field of every block that holds a norm: one name, so the vit-pytorch overlay sets
+    it for all of them in one rule."""
+    return Field(None, gt=0, description=(
+        f"Epsilon of {what}; none: the papers' value, 1e-6 for layer and rms norms (the ViT, DeiT, CaiT, "
+        "XCiT, PiT, CrossViT, Twins and NesT code, and timm, all use 1e-6: with PyTorch's 1e-5 ViT-B's "
+        "logits move by ~1e-2) and PyTorch's 1e-5 for batch norms. The vit-pytorch overlay sets 1e-5, "
+        "torch's LayerNorm default, which vit-pytorch keeps."))
 Activation = Literal["gelu", "relu", "silu", "hardswish", "tanh", "sigmoid"]
 
 
@@ -189,6 +199,7 @@ class MixerSpec(BlockSpec):
     norm: Literal["pre", "post", "none"] = Field("pre", description="Where the block's norm sits.")
     norm_type: NormType = Field("layer", description="The norm: layer, layer-nobias (LayerNorm "
                                 "without bias), rms or batch.")
+    norm_eps: float | None = norm_eps_field()
     residual: bool = Field(True, description="Add the input back (x + f(x)).")
     layer_scale: float | None = Field(None, gt=0, description="Initial value of a learned per-channel "
                                       "scale on f(x) (CaiT's LayerScale); none when unset.")
@@ -203,7 +214,7 @@ class MixerSpec(BlockSpec):
         return n
 
     def mixer_kwargs(self) -> dict[str, Any]:
-        return dict(norm=self.norm, norm_type=self.norm_type, residual=self.residual,
+        return dict(norm=self.norm, norm_type=self.norm_type, norm_eps=self.norm_eps, residual=self.residual,
                     layer_scale=self.layer_scale, drop_path=self.drop_path)
 
 

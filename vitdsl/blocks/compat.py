@@ -2,7 +2,8 @@
 
 Block defaults follow the papers. What a library does differently is an overlay, applied where a blueprint
 selects it (``compat: vit-pytorch``, see ``docs/format.md``): each of its rules gives defaults to the fields
-of one block, optionally only where the fields written in the blueprint meet a condition. A rule's values
+of one block (or, with ``block=EVERY``, of every block that has all those fields, so a block added later joins
+without being listed), optionally only where the fields written in the blueprint meet a condition. A rule's values
 are defaults: a field written in the blueprint wins. A difference that no block default can express (a table
 row vit-pytorch allocates but never reads) stays in the blueprint, made conditional on ``$compat``.
 """
@@ -14,6 +15,7 @@ from typing import Any, Callable, Mapping
 from ..errors import VitdslError, suggest
 
 NONE = "none"  # no overlay: the papers' defaults
+EVERY = "*"  # a rule's block: every block whose spec has all the fields the rule sets
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,9 @@ VIT_PYTORCH: tuple[Rule, ...] = (
          "vit-pytorch embeds patches as LayerNorm → Linear → LayerNorm; the ViT paper (and timm) project "
          "the raw patch alone. Only where the patch is projected (dim given).",
          when=lambda f, ref: f.get("dim") is not None),
+    Rule(EVERY, {"norm_eps": 1e-5},
+         "vit-pytorch's LayerNorms keep PyTorch's eps 1e-5; the papers' code (and timm) use 1e-6. Every block "
+         "with a norm_eps field."),
     Rule("pos-embed", {"init_std": 1.0},
          "vit-pytorch draws its position tables with torch.randn, N(0, 1); ViT, DeiT and timm use std 0.02. "
          "Only where there is a table to draw.", when=lambda f, ref: f.get("kind") in TABLES),
@@ -96,9 +101,19 @@ def defaults(overlay: str | None, block: str, fields: Mapping[str, Any], referen
     ``reference`` (none for no overlay)."""
     out: dict[str, Any] = {}
     for rule in OVERLAYS.get(overlay or NONE, ()):
-        if rule.block == block and (rule.when is None or rule.when(fields, reference)):
+        if applies(rule, block) and (rule.when is None or rule.when(fields, reference)):
             out.update(rule.defaults)
     return out
+
+
+def applies(rule: Rule, block: str) -> bool:
+    """Whether ``rule`` is about ``block`` (named, or one of EVERY block with the rule's fields)."""
+    if rule.block != EVERY:
+        return rule.block == block
+    from .base import REGISTRY
+
+    spec = REGISTRY.get(block)
+    return spec is not None and all(f in spec.model_fields for f in rule.defaults)
 
 
 def overlaid(overlay: str | None, block: str, fields: Mapping[str, Any], reference: str | None = None

@@ -12,6 +12,7 @@ from .base import (
     linear_params,
     need,
     need_fit,
+    norm_eps_field,
     norm_params,
     pair,
     register,
@@ -60,6 +61,7 @@ class Patchify(BlockSpec):
                            "ViT/timm-style rearranges, chw = (c p1 p2) as nn.Unfold gives.")
     pre_norm: PatchNorm = Field("none", description="Norm of the raw patch vector before the projection.")
     post_norm: PatchNorm = Field("none", description="Norm of the token after the projection.")
+    norm_eps: float | None = norm_eps_field("pre_norm and post_norm")
     bias: bool = Field(True, description="Bias in the projection.")
     shift: NonNegativeInt = Field(0, description="Shifted patch tokenization (SPT): when > 0, the image is "
                                   "joined along channels with 4 copies shifted by this many pixels (right, left, "
@@ -207,13 +209,14 @@ class Patchify(BlockSpec):
             from .modules.packed import PackedPatchify
 
             return PackedPatchify(x.features, pair(self.patch), self.dim, self.order, self.pre_norm, self.post_norm,
-                                  self.bias, (x.dims[1], x.dims[2]), self.token_dropout, self.max_seq_len)
+                                  self.bias, (x.dims[1], x.dims[2]), self.token_dropout, self.max_seq_len,
+                                  eps=self.norm_eps)
 
         return Patchify(x.features, pair(self.patch), self.dim, self.order, self.pre_norm, self.post_norm, self.bias,
                         stride=pair(self.stride or self.patch) if self.unfolds() else None,
                         padding=pair(self.padding), grid=x.grid if x.kind == "tokens" else None, shift=self.shift,
                         to_map=self.grid(x) if self.layout == "map" else None,
-                        frame_patch=self.frame_patch if x.kind == "volume" else None,
+                        frame_patch=self.frame_patch if x.kind == "volume" else None, eps=self.norm_eps,
                         fold_frames=self.frames == "groups")
 
 
@@ -305,21 +308,12 @@ class PosEmbed(BlockSpec):
         if x.kind == "packed":
             need(self.kind == "factorized", f"packed tokens hold several images, so a {self.kind} position "
                  "table would mix them up", "use kind: factorized, which indexes each image's own grid")
-        if self.kind == "factorized":
-            need(x.grid is not None and len(x.grid) == 2, "factorized positions need tokens that come from a 2-D "
+        if self.kind in ("factorized", "sincos2d", "fourier"):
+            need(x.grid is not None and len(x.grid) == 2, f"{self.kind} positions need tokens that come from a 2-D "
                  "patch grid", "place pos-embed right after patchify")
-            need(x.prefix == 0, f"factorized positions cover patch tokens only, but {x.prefix} special token(s) "
-                 "lead the sequence", "add the tokens block after pos-embed")
-            need(x.suffix == 0, f"factorized positions cover patch tokens only, but {x.suffix} special token(s) "
-                 "trail the sequence", "add the tokens block after pos-embed")
-        if self.kind in ("sincos2d", "fourier"):
-            need(x.grid is not None and len(x.grid) == 2,
-                 f"{self.kind} positions need tokens that come from a 2-D patch grid",
-                 "place pos-embed right after patchify")
-            need(x.prefix == 0, f"{self.kind} positions cover patch tokens only, but {x.prefix} special "
-                 "token(s) lead the sequence", "add the tokens block after pos-embed")
-            need(x.suffix == 0, f"{self.kind} positions cover patch tokens only, but {x.suffix} special "
-                 "token(s) trail the sequence", "add the tokens block after pos-embed")
+            for count, where in ((x.prefix, "lead"), (x.suffix, "trail")):
+                need(count == 0, f"{self.kind} positions cover patch tokens only, but {count} special token(s) "
+                     f"{where} the sequence", "add the tokens block after pos-embed")
         if self.kind == "sincos2d":
             need(x.features % 4 == 0, f"sincos2d needs a token width divisible by 4, got {x.features}")
         if self.kind == "fourier":

@@ -5,7 +5,7 @@ from typing import Literal
 
 from pydantic import Field, PositiveInt
 
-from .base import Activation, BlockSpec, NormType, linear_params, need, norm_params, register
+from .base import Activation, BlockSpec, NormType, linear_params, need, norm_eps_field, norm_params, register
 from .shape import Shape
 
 
@@ -24,6 +24,7 @@ class Norm(BlockSpec):
         "layer", description="layer: LayerNorm; layer-nobias: LayerNorm without bias; rms: RMSNorm; batch: "
                              "BatchNorm over the features; l2: divide by the Euclidean length (at least 1e-6), "
                              "no weights (DINO's projector).")
+    norm_eps: float | None = norm_eps_field("the norm (l2 keeps its 1e-6 floor)")
     tokens: Literal["all", "prefix"] = Field("all", description="prefix: only the special tokens leading the "
                                              "sequence are normalised, the others pass unchanged (XCiT-nano's "
                                              "class attention: tokens_norm off).")
@@ -45,12 +46,12 @@ class Norm(BlockSpec):
         from .modules.common import FeatureNorm, make_norm
 
         if x.kind == "image":
-            return FeatureNorm(self.type, x.features, channels_first=True)
+            return FeatureNorm(self.type, x.features, channels_first=True, eps=self.norm_eps)
         if self.tokens == "prefix":
             from .modules.heads import PrefixNorm
 
-            return PrefixNorm(make_norm(self.type, x.features), x.prefix)
-        return make_norm(self.type, x.features)
+            return PrefixNorm(make_norm(self.type, x.features, self.norm_eps), x.prefix)
+        return make_norm(self.type, x.features, self.norm_eps)
 
 
 @register
@@ -119,6 +120,7 @@ class Head(BlockSpec):
 
     classes: PositiveInt = Field(description="Number of outputs.")
     norm: Literal["none", "layer", "layer-nobias"] = Field("none", description="Norm before the linear map.")
+    norm_eps: float | None = norm_eps_field("the norm before the linear map")
     bias: bool = Field(True, description="Bias in the linear map.")
     act: Activation | Literal["none"] = Field("none", description="Activation after the linear map (the hidden "
                                               "layers of a projector: Linear → GELU).")
@@ -138,7 +140,7 @@ class Head(BlockSpec):
     def build(self, x: Shape):
         from .modules.heads import Head
 
-        return Head(x.features, self.classes, self.norm, self.bias, self.act)
+        return Head(x.features, self.classes, self.norm, self.bias, self.act, self.norm_eps)
 
 
 @register

@@ -5,7 +5,7 @@ from typing import Literal
 
 from pydantic import Field, PositiveInt
 
-from .base import BlockSpec, norm_params, register
+from .base import BlockSpec, norm_eps_field, norm_params, register
 from .shape import Shape
 
 
@@ -30,6 +30,7 @@ class TokenMerge(BlockSpec):
     tokens: PositiveInt = Field(description="K, the number of output tokens (learned queries).")
     norm: Literal["layer", "layer-nobias", "none"] = Field("layer", description="Norm of the input tokens; "
                                                             "the normalised tokens are both keys and values.")
+    norm_eps: float | None = norm_eps_field("the input tokens' norm")
     init_std: float = Field(0.02, gt=0, description="Standard deviation of the queries' normal initialisation.")
 
     def infer(self, x: Shape) -> Shape:
@@ -48,4 +49,4 @@ class TokenMerge(BlockSpec):
     def build(self, x: Shape):
         from .modules.token_merge import TokenMerge
 
-        return TokenMerge(x.features, self.tokens, self.norm, self.init_std)
+        return TokenMerge(x.features, self.tokens, self.norm, self.init_std, self.norm_eps)

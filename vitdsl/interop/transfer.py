@@ -5,7 +5,11 @@ reference key, the matched part is replaced by ``template`` (with ``\\1`` groups
 key is kept. ``<name:INDEX>`` in a template stands for the INDEX-th entry of an *ordinal*: the
 ordered list of distinct prefixes of our keys that match a regex (so a reference's flat layer
 index can address our nested ``stages.S.blocks.I``). Tensors whose shapes differ only by
-singleton dimensions (Linear (o, i) vs 1×1 conv (o, i, 1, 1), (1, n, d) vs (n, d)) are reshaped.
+singleton dimensions (Linear (o, i) vs 1×1 conv (o, i, 1, 1), (1, n, d) vs (n, d)) are reshaped. A
+template that starts with ``<reshape>`` lets the tensor take our shape whatever its own, with the same number
+of values in the same (row-major) order: a conv patch embedding's (D, C, p, p) kernel is our linear
+projection (D, C·p·p) of patch vectors in (c p1 p2) order; only where a rule says so, so a transposed tensor
+elsewhere is still an error.
 A template may mark a part: ``qkv[1].`` sends the tensor to ``qkv.`` as the second block of a
 concatenation along the first dimension (a reference with separate ``to_q`` and ``to_kv`` filling
 our fused ``qkv``); scalar parts (BatchNorm's ``num_batches_tracked``) must agree and are kept once.
@@ -33,6 +37,7 @@ Rule = tuple[str, str | None]
 DERIVED = None
 ZERO = "<zero>"
 DROP = "\x00drop"  # what rewrite answers for a rule that drops the tensor (no key contains NUL)
+RESHAPE = "<reshape>"
 
 
 def _squeezed(shape: Iterable[int]) -> tuple[int, ...]:
@@ -149,6 +154,8 @@ def match_state_dict(model: nn.Module, reference: dict[str, torch.Tensor], rules
             if found:
                 row(key, None, "misfit", found[0])
             continue
+        reshaped = target.startswith(RESHAPE)
+        target = target.removeprefix(RESHAPE)
         part = PART.match(target)
         if part:
             target = part.group(1) + part.group(3)
@@ -172,7 +179,7 @@ def match_state_dict(model: nn.Module, reference: dict[str, torch.Tensor], rules
             else:
                 row(key, target, "exact", f"the same tensor as '{other}'")
             continue
-        if not _fits(ours[target].shape, tensor.shape):
+        if not (_fits(ours[target].shape, tensor.shape) or reshaped and ours[target].numel() == tensor.numel()):
             problems.append(f"'{key}' {tuple(tensor.shape)} does not fit '{target}' {tuple(ours[target].shape)}")
             row(key, target, "misfit", "does not fit")
             continue

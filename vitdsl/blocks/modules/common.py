@@ -12,18 +12,30 @@ def make_act(name: str | None) -> nn.Module | None:
     return None if name in (None, "none") else ACTIVATIONS[name]()
 
 
-def make_norm(kind: str | None, dim: int) -> nn.Module | None:
+PAPER_EPS = 1e-6  # layer and rms norms in the papers' code (ViT, DeiT, CaiT, XCiT, ...) and timm
+BATCH_EPS = 1e-5  # batch norms keep PyTorch's
+
+
+def norm_eps(kind: str | None, eps: float | None) -> float:
+    """The epsilon a ``kind`` norm uses for the field value ``eps`` (None: the paper default)."""
+    if eps is not None:
+        return eps
+    return BATCH_EPS if kind == "batch" else PAPER_EPS
+
+
+def make_norm(kind: str | None, dim: int, eps: float | None = None) -> nn.Module | None:
     """A norm over the last dimension."""
     if kind in (None, "none"):
         return None
+    e = norm_eps(kind, eps)
     if kind == "layer":
-        return nn.LayerNorm(dim)
+        return nn.LayerNorm(dim, eps=e)
     if kind == "layer-nobias":
-        return nn.LayerNorm(dim, bias=False)
+        return nn.LayerNorm(dim, eps=e, bias=False)
     if kind == "rms":
-        return nn.RMSNorm(dim)
+        return nn.RMSNorm(dim, eps=e)
     if kind == "batch":
-        return BatchNormLast(dim)
+        return BatchNormLast(dim, eps=e)
     if kind == "l2":
         return L2Norm()
     raise ValueError(f"unknown norm {kind!r}")
@@ -54,14 +66,14 @@ class BatchNormLast(nn.BatchNorm1d):
 class FeatureNorm(nn.Module):
     """A norm over features; on feature maps (B, C, H, W) over the channels of each position."""
 
-    def __init__(self, kind: str, dim: int, channels_first: bool = False):
+    def __init__(self, kind: str, dim: int, channels_first: bool = False, eps: float | None = None):
         super().__init__()
         self.channels_first = channels_first
         if channels_first and kind == "batch":
-            self.norm = nn.BatchNorm2d(dim)
+            self.norm = nn.BatchNorm2d(dim, eps=norm_eps(kind, eps))
             self.channels_first = False  # BatchNorm2d already normalises channels of (B, C, H, W)
         else:
-            self.norm = make_norm(kind, dim)
+            self.norm = make_norm(kind, dim, eps)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.channels_first:
@@ -94,9 +106,9 @@ class Mixer(nn.Module):
     """
 
     def init_mixer(self, dim: int, norm: str, norm_type: str, residual: bool, layer_scale: float | None,
-                   drop_path: float) -> None:
+                   drop_path: float, norm_eps: float | None = None) -> None:
         self.norm_position = norm
-        self.norm = make_norm(norm_type, dim) if norm != "none" else None
+        self.norm = make_norm(norm_type, dim, norm_eps) if norm != "none" else None
         self.residual = residual
         self.gamma = nn.Parameter(torch.full((dim,), float(layer_scale))) if layer_scale is not None else None
         self.drop_path = DropPath(drop_path) if drop_path > 0 else None

@@ -6,7 +6,7 @@ from einops import rearrange
 from torch import nn
 
 from .attention import Attention
-from .common import DropPath, make_act
+from .common import DropPath, make_act, norm_eps
 from .conv import ChannelLayerNorm
 
 
@@ -17,13 +17,14 @@ class ChannelRMSNorm(nn.RMSNorm):
         return super().forward(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
 
 
-def map_norm(kind: str, dim: int) -> nn.Module:
+def map_norm(kind: str, dim: int, eps: float | None = None) -> nn.Module:
     """A norm over the channels of each position of a feature map."""
+    e = norm_eps(kind, eps)
     if kind == "batch":
-        return nn.BatchNorm2d(dim)
+        return nn.BatchNorm2d(dim, eps=e)
     if kind == "rms":
-        return ChannelRMSNorm(dim)
-    return ChannelLayerNorm(dim, bias=kind != "layer-nobias")
+        return ChannelRMSNorm(dim, eps=e)
+    return ChannelLayerNorm(dim, eps=e, bias=kind != "layer-nobias")
 
 
 class ConvProjection(nn.Module):
@@ -69,11 +70,11 @@ class ConvAttention(Attention):
                  proj_kernel: int, q_stride: int, kv_stride: int, qkv_bias: bool, out_bias: bool,
                  project_out: bool, attn_dropout: float, dropout: float, pos_bias_map: tuple[int, int] | None,
                  out_act: str, out_norm: str, norm: str, norm_type: str, residual: bool,
-                 layer_scale: float | None, drop_path: float):
+                 layer_scale: float | None, drop_path: float, norm_eps: float | None = None):
         super().__init__(heads, dim_head, dim_value, attn_dropout=attn_dropout)
         # the norm sits over channels, on the input's or (post) the output's width
         self.norm_position = norm
-        self.norm = map_norm(norm_type, dim if norm == "pre" else dim_out) if norm != "none" else None
+        self.norm = map_norm(norm_type, dim if norm == "pre" else dim_out, norm_eps) if norm != "none" else None
         self.q = ConvProjection(dim, heads * dim_head, proj, proj_kernel, q_stride, qkv_bias)
         self.kv = ConvProjection(dim, heads * (dim_head + dim_value), proj, proj_kernel, kv_stride, qkv_bias)
         if pos_bias_map is not None:

@@ -13,7 +13,8 @@ class Patchify(nn.Module):
     def __init__(self, channels: int, patch: tuple[int, int], dim: int | None, order: str, pre_norm: str,
                  post_norm: str, bias: bool, stride: tuple[int, int] | None = None,
                  padding: tuple[int, int] = (0, 0), grid: tuple[int, int] | None = None, shift: int = 0,
-                 to_map: tuple[int, int] | None = None, frame_patch: int | None = None, fold_frames: bool = False):
+                 to_map: tuple[int, int] | None = None, frame_patch: int | None = None, fold_frames: bool = False,
+                 eps: float | None = None):
         super().__init__()
         self.to_map = to_map  # the patch grid, when the output is a (B, D, rows, columns) map
         self.patch, self.order, self.shift = patch, order, shift
@@ -21,9 +22,9 @@ class Patchify(nn.Module):
         self.stride, self.padding, self.grid = stride, padding, grid  # stride None: non-overlapping view
         self.frame_patch, self.fold_frames = frame_patch, fold_frames  # frame_patch set: cut volumes
         patch_dim = channels * (5 if shift else 1) * patch[0] * patch[1] * (frame_patch or 1)
-        self.pre_norm = make_norm(pre_norm, patch_dim)
+        self.pre_norm = make_norm(pre_norm, patch_dim, eps)
         self.proj = nn.Linear(patch_dim, dim, bias=bias) if dim is not None else None
-        self.post_norm = make_norm(post_norm, dim if dim is not None else patch_dim)
+        self.post_norm = make_norm(post_norm, dim if dim is not None else patch_dim, eps)
 
     def tubelets(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, T, H, W) → (B, f·h·w, patch values), or (B·f, h·w, patch values) with the frames folded."""

@@ -41,9 +41,9 @@ class Pool(nn.Module):
 
 
 class Head(nn.Module):
-    def __init__(self, dim: int, classes: int, norm: str, bias: bool, act: str = "none"):
+    def __init__(self, dim: int, classes: int, norm: str, bias: bool, act: str = "none", eps: float | None = None):
         super().__init__()
-        self.norm = make_norm(norm, dim)
+        self.norm = make_norm(norm, dim, eps)
         self.fc = nn.Linear(dim, classes, bias=bias)
         self.act = make_act(act)
 
@@ -68,7 +68,7 @@ class Merge(nn.Module):
             out = xs[0]
             for x in xs[1:]:
                 out = out + x
-            return out if self.mode == "add" else out / len(xs)
+            return out / len(xs) if self.mode == "mean" else out
         return torch.cat(xs, dim=self.dim)
 
 

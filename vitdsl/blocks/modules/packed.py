@@ -161,8 +161,9 @@ class PackedPatchify(Patchify):
     patches, drawn as vit-pytorch draws them."""
 
     def __init__(self, channels: int, patch: tuple[int, int], dim: int, order: str, pre_norm: str, post_norm: str,
-                 bias: bool, max_size: tuple[int, int], token_dropout: float, max_seq_len: int | None):
-        super().__init__(channels, patch, dim, order, pre_norm, post_norm, bias)
+                 bias: bool, max_size: tuple[int, int], token_dropout: float, max_seq_len: int | None,
+                 eps: float | None = None):
+        super().__init__(channels, patch, dim, order, pre_norm, post_norm, bias, eps=eps)
         self.channels, self.max_size = channels, max_size
         self.token_dropout, self.max_seq_len = token_dropout, max_seq_len
 

@@ -12,9 +12,9 @@ class TokenMerge(nn.Module):
     The padding rows of token sampling's PaddedTokens get no weight, so an image's result does not depend
     on how many tokens the others in its batch kept."""
 
-    def __init__(self, dim: int, tokens: int, norm: str, init_std: float):
+    def __init__(self, dim: int, tokens: int, norm: str, init_std: float, eps: float | None = None):
         super().__init__()
-        self.norm = make_norm(norm, dim)
+        self.norm = make_norm(norm, dim, eps)
         self.queries = nn.Parameter(torch.randn(tokens, dim) * init_std)
         self.scale = dim ** -0.5
 
