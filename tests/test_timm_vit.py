@@ -36,8 +36,9 @@ def count(model: torch.nn.Module) -> int:
 
 
 def test_names_cover_every_224_model_timm_registers_for_these_families():
-    assert set(vt.names()) == timm_names()
-    assert len(vt.names()) == 23
+    vit_family = {n for n in vt.names() if not n.startswith(("cait_", "pit_", "xcit_"))}  # those: their own test
+    assert vit_family == timm_names()
+    assert len(vit_family) == 23
     assert vt.target("deit3_huge_patch14_224") == ("deit3", "huge", {})
     assert vt.target("vit_small_patch32_224") == vt.Target("vit", "small", {"patch": 32})
     # timm registers three without a classifier: so does the blueprint, with classes 0
@@ -80,7 +81,7 @@ def test_unknown_names_say_the_closest():
     with pytest.raises(VitdslError) as e:
         vt.target("resnet50")
     assert str(e.value) == ("no timm model 'resnet50' in the zoo\n"
-                            "  hint: families: vit; vitdsl.interop.timm.names() has all 23")
+                            "  hint: families: vit, cait, pit, xcit; vitdsl.interop.timm.names() has all 69")
 
 
 def test_import_is_strict():
