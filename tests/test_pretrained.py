@@ -175,7 +175,7 @@ def test_build_with_weights_on_the_command_line(pth, capsys):
     out = capsys.readouterr().out
     assert code == 0
     assert f"weights: {pth} — keys: vit-pytorch (vit_pytorch.vit.ViT), chosen: it places 34 tensors (vitdsl (the " \
-           "blueprint's own) 0)" in out
+           "blueprint's own) 0, timm 1)" in out
     assert "Weights plan: 31 exact, 1 resampled, 2 re-initialised" in out
     assert "│ resampled      │ pos_embed.pos" in out
     assert "loaded: 31 exact, 1 resampled, 2 re-initialised" in out
@@ -190,7 +190,7 @@ def test_a_state_dict_of_our_own_keys(tmp_path, capsys):
     out = capsys.readouterr().out
     assert code == 0
     assert "keys: vitdsl (the blueprint's own), chosen: it places 34 tensors (vit-pytorch (vit_pytorch.vit.ViT) " \
-           "0)" in out
+           "0, timm 4)" in out
     assert "Weights plan: 34 exact, 11 re-initialised" in out
 
 
