@@ -6,6 +6,7 @@ timm's class-attention blocks project queries, keys and values with three Linear
 from __future__ import annotations
 
 from ..transfer import Rule
+from .layout import block
 from .target import Target
 
 # (variant, image sizes timm registers it at)
@@ -18,23 +19,15 @@ MODELS: dict[str, Target] = {
 }
 
 
-def _layer(src: str, dst: str) -> list[Rule]:
-    """LayerScale, the two norms and the MLP of one timm block ``src`` onto our ``dst`` (attn, ff)."""
-    return [(rf"{src}gamma_1$", rf"{dst}attn.gamma"), (rf"{src}gamma_2$", rf"{dst}ff.gamma"),
-            (rf"{src}norm1\.", rf"{dst}attn.norm."), (rf"{src}attn\.proj\.", rf"{dst}attn.out."),
-            (rf"{src}norm2\.", rf"{dst}ff.norm."), (rf"{src}mlp\.fc1\.", rf"{dst}ff.fc1."),
-            (rf"{src}mlp\.fc2\.", rf"{dst}ff.fc2.")]
-
-
 RULES: list[Rule] = [
     (r"cls_token$", "tokens.cls"),
     (r"pos_embed$", "pos_embed.pos"),
     (r"patch_embed\.proj\.", "conv_stem.0.conv."),
-    *_layer(r"blocks\.(\d+)\.", r"blocks.\1."),
+    *block(r"blocks\.(\d+)\.", r"blocks.\1.", ("gamma_1", "gamma_2")),
     (r"blocks\.(\d+)\.attn\.qkv\.", r"blocks.\1.attn.qkv."),
     (r"blocks\.(\d+)\.attn\.proj_l\.", r"blocks.\1.attn.talk_pre."),
     (r"blocks\.(\d+)\.attn\.proj_w\.", r"blocks.\1.attn.talk_post."),
-    *_layer(r"blocks_token_only\.(\d+)\.", r"cls_blocks.\1."),
+    *block(r"blocks_token_only\.(\d+)\.", r"cls_blocks.\1.", ("gamma_1", "gamma_2")),
     (r"blocks_token_only\.(\d+)\.attn\.q\.", r"cls_blocks.\1.attn.q."),
     (r"blocks_token_only\.(\d+)\.attn\.k\.", r"cls_blocks.\1.attn.kv[0]."),
     (r"blocks_token_only\.(\d+)\.attn\.v\.", r"cls_blocks.\1.attn.kv[1]."),

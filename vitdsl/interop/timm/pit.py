@@ -5,6 +5,7 @@ pooling closes stage S - 1. The distilled models' second token has its own head 
 from __future__ import annotations
 
 from ..transfer import Rule
+from .layout import block
 from .target import Target
 
 _SIZES = ("ti", "xs", "s", "b")
@@ -22,12 +23,8 @@ RULES: list[Rule] = [
     (r"pos_embed$", "positions.pos"),
     (r"cls_token$", "tokens.cls"),
     (r"patch_embed\.conv\.", "conv_stem.0.conv."),
-    (_BLOCK + r"norm1\.", _OURS + "attn.norm."),
     (_BLOCK + r"attn\.qkv\.", _OURS + "attn.qkv."),
-    (_BLOCK + r"attn\.proj\.", _OURS + "attn.out."),
-    (_BLOCK + r"norm2\.", _OURS + "ff.norm."),
-    (_BLOCK + r"mlp\.fc1\.", _OURS + "ff.fc1."),
-    (_BLOCK + r"mlp\.fc2\.", _OURS + "ff.fc2."),
+    *block(_BLOCK, _OURS),
     *((rf"transformers\.{s}\.pool\.conv\.", f"stages.{s - 1}.pool.0.downsample.depthwise.") for s in range(1, _STAGES)),
     *((rf"transformers\.{s}\.pool\.fc\.", f"stages.{s - 1}.pool.0.downsample.prefix.") for s in range(1, _STAGES)),
     (r"norm\.", "head.norm."),  # the class head's norm, shared with the distillation head

@@ -7,6 +7,7 @@ the blueprint's ``classes: 0`` leaves the head out too.
 from __future__ import annotations
 
 from ..transfer import RESHAPE
+from .layout import block
 from .target import Target
 
 HEADLESS = {"vit_small_patch8_224", "vit_large_patch32_224", "vit_huge_patch14_224"}
@@ -36,13 +37,8 @@ RULES = [
     (r"cls_token$", "tokens[0].cls"),  # one (2, D) table for the class and the distillation token
     (r"dist_token$", "tokens[1].cls"),
     (r"pos_embed$", "pos_embed.pos"),
-    (r"blocks\.(\d+)\.norm1\.", r"blocks.\1.attn.norm."),
     (r"blocks\.(\d+)\.attn\.qkv\.", r"blocks.\1.attn.qkv."),
-    (r"blocks\.(\d+)\.attn\.proj\.", r"blocks.\1.attn.out."),
-    (r"blocks\.(\d+)\.ls1\.gamma$", r"blocks.\1.attn.gamma"),
-    (r"blocks\.(\d+)\.norm2\.", r"blocks.\1.ff.norm."),
-    (r"blocks\.(\d+)\.mlp\.fc(\d)\.", r"blocks.\1.ff.fc\2."),
-    (r"blocks\.(\d+)\.ls2\.gamma$", r"blocks.\1.ff.gamma"),
+    *block(r"blocks\.(\d+)\.", r"blocks.\1.", (r"ls1\.gamma", r"ls2\.gamma")),
     (r"norm\.", "norm."),
     (r"head\.", "head.fc."),
     (r"head_dist\.", "distill_head.fc."),

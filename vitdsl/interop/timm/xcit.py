@@ -7,6 +7,7 @@ only (ours: a norm block over the prefix, which keeps its LayerNorm one level de
 from __future__ import annotations
 
 from ..transfer import Rule
+from .layout import block
 from .target import Target
 
 _DEPTHS = {"nano": (12,), "tiny": (12, 24), "small": (12, 24), "medium": (24,), "large": (24,)}
@@ -29,14 +30,10 @@ RULES: list[Rule] = [
     *((rf"patch_embed\.proj\.{2 * i}\.0\.", f"conv_stem.{i}.conv.") for i in range(4)),
     *((rf"patch_embed\.proj\.{2 * i}\.1\.", f"conv_stem.{i}.norm.") for i in range(4)),
     (r"pos_embed\.token_projection\.", "pos_embed.proj."),
-    (_BLOCK + r"gamma1$", _OURS + "attn.gamma"), (_BLOCK + r"gamma3$", _OURS + "lpi.gamma"),
-    (_BLOCK + r"gamma2$", _OURS + "ff.gamma"),
-    (_BLOCK + r"norm1\.", _OURS + "attn.norm."), (_BLOCK + r"attn\.temperature$", _OURS + "attn.temperature"),
-    (_BLOCK + r"attn\.qkv\.", _OURS + "attn.qkv."), (_BLOCK + r"attn\.proj\.", _OURS + "attn.out."),
+    *block(_BLOCK, _OURS, ("gamma1", "gamma2")), (_BLOCK + r"gamma3$", _OURS + "lpi.gamma"),
+    (_BLOCK + r"attn\.temperature$", _OURS + "attn.temperature"), (_BLOCK + r"attn\.qkv\.", _OURS + "attn.qkv."),
     (_BLOCK + r"norm3\.", _OURS + "lpi.norm."), (_BLOCK + r"local_mp\.conv1\.", _OURS + "lpi.conv1."),
     (_BLOCK + r"local_mp\.bn\.", _OURS + "lpi.mid_norm."), (_BLOCK + r"local_mp\.conv2\.", _OURS + "lpi.conv2."),
-    (_BLOCK + r"norm2\.", _OURS + "ff.norm."), (_BLOCK + r"mlp\.fc1\.", _OURS + "ff.fc1."),
-    (_BLOCK + r"mlp\.fc2\.", _OURS + "ff.fc2."),
     (_CLS + r"gamma1$", _OURS_CLS + "attn.gamma"), (_CLS + r"gamma2$", _OURS_CLS + "ff.gamma"),
     (_CLS + r"norm1\.", _OURS_CLS + "attn.norm."), (_CLS + r"attn\.q\.", _OURS_CLS + "attn.q."),
     (_CLS + r"attn\.k\.", _OURS_CLS + "attn.kv[0]."), (_CLS + r"attn\.v\.", _OURS_CLS + "attn.kv[1]."),
