@@ -6,7 +6,7 @@ PIP    := $(PY) -m pip --disable-pip-version-check
 # The reference implementations are test-only oracles; they import torchvision, which the tests stub.
 ORACLES := vit-pytorch==1.26.11 timm==1.0.31
 
-.PHONY: demo test docs bench clean
+.PHONY: demo test timm-sweep docs bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,10 @@ demo: $(VENV)/.installed
 
 test: $(VENV)/.test-installed
 	$(PY) -m pytest
+
+# every timm model the zoo reproduces, outputs compared (large models too: minutes, several GiB)
+timm-sweep: $(VENV)/.test-installed
+	$(PY) -m pytest -m sweep tests/test_timm_sweep.py
 
 docs: $(VENV)/.installed
 	$(PY) tools/docgen.py

@@ -5,6 +5,7 @@ import importlib
 
 import pytest
 import torch
+from timm_oracle import TOLERANCE, redrawn
 
 import vitdsl
 from vitdsl.errors import VitdslError
@@ -14,23 +15,7 @@ from vitdsl.interop.transfer import import_state_dict
 timm = pytest.importorskip("timm")
 
 FAMILIES = {name: importlib.import_module(f"vitdsl.interop.timm.{name}") for name in ("cait", "pit", "xcit")}
-TOLERANCE = 1e-5  # float32, eval, timm's default input size
 EVERY = [(family, name) for family, mod in FAMILIES.items() for name in mod.MODELS]
-
-
-def redrawn(name: str) -> torch.nn.Module:
-    """timm's model in eval mode, every parameter and persistent float buffer drawn at random (BatchNorm's
-    running variances positive), so no zero-initialised head or layer scale hides a wrong wiring. The
-    standard deviation 0.5 makes the attention logits large enough that a mixed-up head mix shows
-    (test_a_wrong_wiring_shows); with 0.2 a transposed pre-softmax talking-heads mix moves CaiT's logits
-    by 3e-5 only."""
-    torch.manual_seed(0)
-    model = timm.create_model(name).eval()
-    with torch.no_grad():
-        for key, t in model.state_dict().items():
-            if t.is_floating_point():
-                t.copy_(torch.rand_like(t) + 0.5 if key.endswith("running_var") else torch.randn_like(t) * 0.5)
-    return model
 
 
 def ours(family: str, name: str):
@@ -40,7 +25,7 @@ def ours(family: str, name: str):
 
 def imported(family: str, name: str) -> tuple[torch.nn.Module, torch.nn.Module, torch.Tensor]:
     """(timm's model redrawn, ours with its weights, an input at timm's default size)."""
-    ref = redrawn(name)
+    ref = redrawn(name, std=0.5)
     blueprint, variant, overrides = ours(family, name)
     model = vitdsl.build(blueprint, variant, overrides=overrides).eval()
     mod = FAMILIES[family]

@@ -6,6 +6,7 @@ import re
 import pytest
 import timm
 import torch
+from timm_oracle import TOLERANCE, count, difference, redrawn
 
 import vitdsl.interop.timm as vt
 from vitdsl.errors import VitdslError
@@ -18,21 +19,6 @@ EXACT = ["vit_tiny_patch16_224", "vit_small_patch32_224", "deit_small_patch16_22
 def timm_names() -> set[str]:
     pattern = re.compile(rf"(vit_{SIZES}_patch\d+|deit_{SIZES}(_distilled)?_patch16|deit3_{SIZES}_patch\d+)_224")
     return {n for n in timm.list_models(["vit_*", "deit*"]) if pattern.fullmatch(n)}
-
-
-def redrawn(name: str) -> torch.nn.Module:
-    """timm's model with every parameter and floating buffer drawn anew, so no zero-initialised head or
-    layer scale hides a wrong wiring."""
-    model = timm.create_model(name, pretrained=False).eval()
-    with torch.no_grad():
-        for t in [*model.parameters(), *model.buffers()]:
-            if t.is_floating_point():
-                t.copy_(torch.randn_like(t) * 0.2)
-    return model
-
-
-def count(model: torch.nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
 
 
 def test_names_cover_every_224_model_timm_registers_for_these_families():
@@ -50,17 +36,7 @@ def test_names_cover_every_224_model_timm_registers_for_these_families():
 
 @pytest.mark.parametrize("name", EXACT)
 def test_exact_parameters_and_outputs(name):
-    torch.manual_seed(0)
-    ref = redrawn(name)
-    ours = vt.build(name, seed=0).eval()
-    assert count(ours) == count(ref)
-    mapping = vt.import_weights(ours, ref)
-    assert sorted(mapping) == sorted(ref.state_dict())
-    x = torch.randn(2, *ref.pretrained_cfg["input_size"])
-    with torch.no_grad():
-        expected, got = ref(x), ours(x)
-    assert expected.abs().max() > 1  # random weights: no output is near zero everywhere
-    assert (got - expected).abs().max() < 1e-5
+    assert difference(name, batch=2) < TOLERANCE
 
 
 @pytest.mark.parametrize("name", sorted(set(vt.names()) - set(EXACT)))

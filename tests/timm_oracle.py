@@ -1,0 +1,58 @@
+"""timm as a test oracle: its models with every tensor re-drawn at random, and the check that a zoo blueprint
+is one of them exactly (``vitdsl.interop.timm``'s contract: the same parameters; after ``import_weights``,
+the same outputs within 1e-5 in float32, eval mode, at timm's default input size)."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+import vitdsl.interop.timm as vt
+
+timm = pytest.importorskip("timm")
+
+TOLERANCE = 1e-5
+
+
+def redrawn(name: str, std: float = 0.2) -> torch.nn.Module:
+    """timm's model in eval mode, every parameter and persistent float buffer drawn at random (BatchNorm's
+    running variances in [0.5, 1.5)), so no zero-initialised head or layer scale hides a wrong wiring. A
+    larger ``std`` makes attention logits sharper (CaiT's transposed talking-heads mix shows at 0.5, moves
+    the logits by 3e-5 only at 0.2) but the logits larger, and the tolerance is absolute: deep models stay
+    at 0.2 (ViT-Ti's logits differ by 3e-5 at 0.5, from float32 rounding alone)."""
+    torch.manual_seed(0)
+    model = timm.create_model(name, pretrained=False).eval()
+    with torch.no_grad():
+        for key, t in model.state_dict().items():
+            if t.is_floating_point():
+                t.copy_(torch.rand_like(t) + 0.5 if key.endswith("running_var") else torch.randn_like(t) * std)
+    return model
+
+
+def count(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def sample(ref: torch.nn.Module, batch: int = 1) -> torch.Tensor:
+    """An input at timm's default size for ``ref``."""
+    return torch.randn(batch, *ref.pretrained_cfg["input_size"], generator=torch.Generator().manual_seed(1))
+
+
+def imported(name: str, std: float = 0.2, batch: int = 1) -> tuple[torch.nn.Module, torch.nn.Module, torch.Tensor]:
+    """(timm's ``name`` redrawn, the zoo's ``vt.build(name)`` with those weights imported strictly, an input)."""
+    ref = redrawn(name, std)
+    model = vt.build(name, seed=0).eval()
+    assert count(model) == count(ref)
+    mapping = vt.import_weights(model, ref)
+    assert set(mapping) >= set(ref.state_dict())  # every timm tensor found its place
+    return ref, model, sample(ref, batch)
+
+
+def difference(name: str, std: float = 0.2, batch: int = 1) -> float:
+    """Max abs difference of the logits (every output tensor, for models that give several) of timm's ``name``
+    and ours, after the import; asserts the random weights reach the outputs."""
+    ref, model, x = imported(name, std, batch)
+    with torch.no_grad():
+        want, got = ref(x), model(x)
+    want, got = (want, got) if isinstance(want, torch.Tensor) else (torch.cat(list(want), -1), torch.cat(list(got), -1))
+    assert want.abs().max() > 1  # random weights: the output is not near zero everywhere
+    return (got - want).abs().max().item()
