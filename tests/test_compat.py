@@ -11,8 +11,9 @@ from vitdsl.graph.build import info
 VARIANTS = [(name, v) for name in zoo_names(examples=True) for v in load(name).variants]
 # a paper whose own code agrees with vit-pytorch on a field: the blueprint writes the value, for both (T2T-ViT's
 # attention has qkv_bias=False; the shifted patch tokenization of "ViT for Small-Size Datasets" normalises the
-# patch vector before its projection)
-PAPERS_AGREE = {("t2t_vit", "global-attn", "qkv_bias"), ("small_data_vit", "patchify", "pre_norm")}
+# patch vector before its projection; MobileViT's code, and timm, keep PyTorch's LayerNorm eps)
+PAPERS_AGREE = {("t2t_vit", "global-attn", "qkv_bias"), ("small_data_vit", "patchify", "pre_norm"),
+                *(("mobilevit", block, "norm_eps") for block in ("local-attn", "mlp", "norm"))}
 
 
 def quirks(design) -> list[str]:
