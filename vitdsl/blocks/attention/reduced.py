@@ -109,5 +109,5 @@ class ReducedAttn(AttentionSpec):
         from ..modules.attention import MapAttention
 
         return MapAttention(window=None, partition="block", rel_pos_bias="none", kv_reduction=self.kv_reduction,
-                            kv_norm=self.normed(), value_conv=self.value_conv, grid=x.grid if x.kind == "tokens" else None,
-                            **self.attention_kwargs(x.features))
+                            kv_norm=self.normed(), value_conv=self.value_conv,
+                            grid=x.grid if x.kind == "tokens" else None, **self.attention_kwargs(x.features))
