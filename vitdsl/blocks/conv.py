@@ -67,6 +67,9 @@ class ConvStem(BlockSpec):
     frame_stride: PositiveInt = Field(1, description="Volumes, frames: volume: the stride along the frames.")
     frame_padding: NonNegativeInt | None = Field(None, description="Volumes, frames: volume: zero frames added "
                                                  "on each side; frame_kernel // 2 when unset.")
+    resize: PositiveInt | None = Field(None, description="Images: first resize the image to resize × resize "
+                                       "(bicubic, corners not aligned) unless it is that size already; CrossViT's "
+                                       "large-patch stream sees its 240 input at 224 (its code and timm).")
 
     @model_validator(mode="after")
     def _lengths(self):
@@ -124,7 +127,15 @@ class ConvStem(BlockSpec):
             t = n
         return out
 
+    def resized(self, x: Shape) -> Shape:
+        """The input the convolutions see: the image after ``resize``."""
+        if self.resize is None:
+            return x
+        need(x.kind == "image", "resize is for images, but the input is a volume", "drop resize")
+        return Shape.image(x.dims[0], self.resize, self.resize).with_groups(x.groups)
+
     def walk(self, x: Shape):
+        x = self.resized(x)
         c, h, w = x.dims[0], *x.dims[-2:]
         for i, (cout, k, s, p) in enumerate(self.layers()):
             oh, ow = conv_out(h, k, s, p), conv_out(w, k, s, p)
@@ -160,7 +171,7 @@ class ConvStem(BlockSpec):
 
     def pattern(self, x: Shape) -> str:
         if x.kind != "volume":
-            return ""
+            return "" if self.resize is None else f"resized to {self.resize}×{self.resize}"
         return f"3-D, frame kernel {self.frame_kernel}" if self.three_d(x) else "per frame, frames as groups"
 
     def build(self, x: Shape):
@@ -172,7 +183,7 @@ class ConvStem(BlockSpec):
                      self.frame_kernel // 2 if self.frame_padding is None else self.frame_padding)
         return ConvStack(x.features, self.layers(), self.bias, self.norm, self.act, self.last_act,
                          last_norm=self.last_norm, pool=self.pooling(), init=self.init, frame=frame,
-                         fold_frames=x.kind == "volume" and not frame)
+                         fold_frames=x.kind == "volume" and not frame, resize=self.resize)
 
 
 @register

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .common import DropPath, make_act
@@ -49,11 +50,13 @@ class ChannelLayerNorm(nn.LayerNorm):
 
 class ConvStack(nn.Sequential):
     """Conv-norm-act layers; ``frame``: 3-D on volumes; ``fold_frames``: a volume's frames become images,
-    folded into the batch (B, C, T, H, W) → (B·T, C, H, W), before 2-D layers."""
+    folded into the batch (B, C, T, H, W) → (B·T, C, H, W), before 2-D layers; ``resize``: images of another
+    side are resized to it (bicubic) first."""
 
     def __init__(self, cin: int, layers, bias: bool, norm: str, act: str, last_act: bool,
                  pool: tuple[int, int, int] | None = None, init: str = "default",
-                 frame: tuple[int, int, int] | None = None, fold_frames: bool = False, last_norm: bool = False):
+                 frame: tuple[int, int, int] | None = None, fold_frames: bool = False, last_norm: bool = False,
+                 resize: int | None = None):
         mods = []
         for i, (cout, k, s, p) in enumerate(layers):
             last = i == len(layers) - 1
@@ -65,9 +68,11 @@ class ConvStack(nn.Sequential):
                 nn.init.kaiming_normal_(mods[-1].conv.weight)
             cin = cout
         super().__init__(*mods)
-        self.fold_frames = fold_frames
+        self.fold_frames, self.resize = fold_frames, resize
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.resize is not None and x.shape[-2:] != (self.resize, self.resize):
+            x = F.interpolate(x, size=(self.resize, self.resize), mode="bicubic", align_corners=False)
         if self.fold_frames:
             b, c, t, h, w = x.shape
             x = x.transpose(1, 2).reshape(b * t, c, h, w)
