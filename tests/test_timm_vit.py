@@ -57,7 +57,7 @@ def test_unknown_names_say_the_closest():
     with pytest.raises(VitdslError) as e:
         vt.target("resnet50")
     assert str(e.value) == ("no timm model 'resnet50' in the zoo\n"
-                            "  hint: families: vit, cait, pit, xcit; vitdsl.interop.timm.names() has all 69")
+                            "  hint: families: vit, cait, pit, xcit, nest; vitdsl.interop.timm.names() has all 75")
 
 
 def test_import_is_strict():
