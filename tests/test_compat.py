@@ -184,7 +184,8 @@ def test_every_block_with_a_norm_eps_keeps_pytorchs_under_vit_pytorch():
     from vitdsl.blocks.compat import defaults
 
     with_eps = sorted(name for name, cls in REGISTRY.items() if "norm_eps" in cls.model_fields)
-    assert len(with_eps) == 18 and {"patchify", "norm", "head", "token-merge", "attn-pool", "mlp"} <= set(with_eps)
+    assert len(with_eps) == 19 and {"patchify", "norm", "head", "token-merge", "attn-pool", "mlp",
+                                    "conv-stem"} <= set(with_eps)
     assert [name for name in with_eps if defaults("vit-pytorch", name, {}).get("norm_eps") != 1e-5] == []
     assert "norm_eps" not in defaults("vit-pytorch", "pool", {})
 

@@ -5,7 +5,7 @@ from typing import Literal
 
 from pydantic import Field, NonNegativeInt, PositiveInt, model_validator
 
-from .base import Activation, BlockSpec, need, register
+from .base import Activation, BlockSpec, need, norm_eps_field, register
 from .shape import Shape
 
 ConvNorm = Literal["none", "batch", "layer"]
@@ -13,6 +13,11 @@ ConvNorm = Literal["none", "batch", "layer"]
 
 def conv_out(size: int, kernel: int, stride: int, padding: int) -> int:
     return (size + 2 * padding - kernel) // stride + 1
+
+
+def pool_out(size: int, kernel: int, stride: int, padding: int | str) -> int:
+    """A max-pool's output side; ``padding`` "same" is TensorFlow's: ⌈size / stride⌉ whatever the kernel."""
+    return -(-size // stride) if padding == "same" else conv_out(size, kernel, stride, padding)
 
 
 def conv_params(cin: int, cout: int, k: int, groups: int = 1, bias: bool = True) -> int:
@@ -54,7 +59,12 @@ class ConvStem(BlockSpec):
     pool: PositiveInt | None = Field(None, description="Kernel of a max-pool after each convolution (after its "
                                      "norm and activation, as CCT's tokenizer); no pooling when unset.")
     pool_stride: PositiveInt | None = Field(None, description="Stride of the max-pool; its kernel when unset.")
-    pool_padding: NonNegativeInt = Field(0, description="Padding of the max-pool (at most half its kernel).")
+    pool_padding: NonNegativeInt | Literal["same"] = Field(
+        0, description="Padding of the max-pool, on each side (at most half its kernel); same: TensorFlow's SAME, "
+                       "⌈side / stride⌉ outputs, the missing rows and columns padded with -inf, the odd one after "
+                       "(NesT's JAX code, and timm's _jx models of it: on an even map 0 before and 1 after, not "
+                       "PyTorch's 1 on each side). Images only.")
+    norm_eps: float | None = norm_eps_field("the norms")
     init: Literal["default", "kaiming"] = Field(
         "default", description="Initial convolution weights: default = PyTorch's (kaiming uniform, a=√5); "
                                "kaiming = kaiming normal (fan in, ReLU gain), as CCT's tokenizer.")
@@ -80,12 +90,12 @@ class ConvStem(BlockSpec):
                 raise ValueError(f"{name} has {len(v)} entries for {n} convolutions")
         if self.pool is None and (self.pool_stride is not None or self.pool_padding):
             raise ValueError("pool_stride and pool_padding need a pool kernel: set pool")
-        if self.pool is not None and self.pool_padding > self.pool // 2:
+        if self.pool is not None and self.pool_padding != "same" and self.pool_padding > self.pool // 2:
             raise ValueError(f"pool_padding {self.pool_padding} is more than half the pool kernel {self.pool} "
                              "(max-pool would pad with -inf only windows)")
         return self
 
-    def pooling(self) -> tuple[int, int, int] | None:
+    def pooling(self) -> tuple[int, int, int | str] | None:
         """(kernel, stride, padding) of the max-pool after each convolution, or None."""
         if self.pool is None:
             return None
@@ -102,7 +112,7 @@ class ConvStem(BlockSpec):
     def pooled(self, h: int, w: int) -> tuple[int, int]:
         """A map's size after the max-pool (unchanged without one)."""
         pool = self.pooling()
-        return (h, w) if pool is None else (conv_out(h, *pool), conv_out(w, *pool))
+        return (h, w) if pool is None else (pool_out(h, *pool), pool_out(w, *pool))
 
     def three_d(self, x: Shape) -> bool:
         """Whether the convolutions are 3-D (a volume, frames: volume), checking the frame options fit."""
@@ -111,6 +121,8 @@ class ConvStem(BlockSpec):
             need(plain and self.frames == "volume", "frames, frame_kernel, frame_stride and frame_padding are "
                  "for volumes, but the input is an image", "drop them")
             return False
+        need(self.pool_padding != "same" or self.frames == "groups", "pool_padding: same is for images, but a "
+             "volume reaches conv-stem", "give a number, or set frames: groups")
         need(plain or self.frames == "volume", "frame_kernel, frame_stride and frame_padding shape 3-D "
              "convolutions, but frames: groups convolves each frame on its own", "drop them, or set frames: volume")
         return self.frames == "volume"
@@ -183,7 +195,7 @@ class ConvStem(BlockSpec):
                      self.frame_kernel // 2 if self.frame_padding is None else self.frame_padding)
         return ConvStack(x.features, self.layers(), self.bias, self.norm, self.act, self.last_act,
                          last_norm=self.last_norm, pool=self.pooling(), init=self.init, frame=frame,
-                         fold_frames=x.kind == "volume" and not frame, resize=self.resize)
+                         fold_frames=x.kind == "volume" and not frame, resize=self.resize, eps=self.norm_eps)
 
 
 @register

@@ -4,7 +4,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .common import DropPath, make_act
+from .common import DropPath, make_act, norm_eps
 
 
 class ConvNormAct(nn.Module):
@@ -12,8 +12,8 @@ class ConvNormAct(nn.Module):
     convolution is 3-D on (B, C, T, H, W) and the max-pool (1, k, k) leaves the frames alone."""
 
     def __init__(self, cin: int, cout: int, kernel: int, stride: int, padding: int, bias: bool, norm: str,
-                 act: str, groups: int = 1, pool: tuple[int, int, int] | None = None,
-                 frame: tuple[int, int, int] | None = None):
+                 act: str, groups: int = 1, pool: tuple[int, int, int | str] | None = None,
+                 frame: tuple[int, int, int] | None = None, eps: float | None = None):
         super().__init__()
         if frame is None:
             self.conv = nn.Conv2d(cin, cout, kernel, stride, padding, groups=groups, bias=bias)
@@ -22,11 +22,14 @@ class ConvNormAct(nn.Module):
             self.conv = nn.Conv3d(cin, cout, (fk, k, k), (fs, stride, stride), (fp, padding, padding), groups=groups,
                                   bias=bias)
         batch = nn.BatchNorm2d if frame is None else nn.BatchNorm3d
-        self.norm = {"none": None, "batch": batch(cout) if norm == "batch" else None,
-                     "layer": ChannelLayerNorm(cout) if norm == "layer" else None}[norm]
+        eps = norm_eps(norm, eps) if norm != "none" else None
+        self.norm = {"none": None, "batch": batch(cout, eps=eps) if norm == "batch" else None,
+                     "layer": ChannelLayerNorm(cout, eps=eps) if norm == "layer" else None}[norm]
         self.act = make_act(act)
         if pool is not None and frame is not None:
             self.pool = nn.MaxPool3d((1, pool[0], pool[0]), (1, pool[1], pool[1]), (0, pool[2], pool[2]))
+        elif pool is not None and pool[2] == "same":
+            self.pool = SamePool(*pool[:2])
         else:
             self.pool = nn.MaxPool2d(*pool) if pool is not None else None
 
@@ -39,6 +42,22 @@ class ConvNormAct(nn.Module):
         if self.pool is not None:
             x = self.pool(x)
         return x
+
+
+class SamePool(nn.MaxPool2d):
+    """Max-pool with TensorFlow's SAME padding: ⌈n / stride⌉ outputs per side, the padding (-inf) split with
+    the odd row or column after."""
+
+    def __init__(self, kernel: int, stride: int):
+        super().__init__(kernel, stride)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        k, s = self.kernel_size, self.stride
+        pad = []
+        for n in (x.shape[-1], x.shape[-2]):
+            total = max((-(-n // s) - 1) * s + k - n, 0)
+            pad += [total // 2, total - total // 2]
+        return super().forward(F.pad(x, pad, value=float("-inf")))
 
 
 class ChannelLayerNorm(nn.LayerNorm):
@@ -56,14 +75,14 @@ class ConvStack(nn.Sequential):
     def __init__(self, cin: int, layers, bias: bool, norm: str, act: str, last_act: bool,
                  pool: tuple[int, int, int] | None = None, init: str = "default",
                  frame: tuple[int, int, int] | None = None, fold_frames: bool = False, last_norm: bool = False,
-                 resize: int | None = None):
+                 resize: int | None = None, eps: float | None = None):
         mods = []
         for i, (cout, k, s, p) in enumerate(layers):
             last = i == len(layers) - 1
             keep = last_act or not last
             mods.append(ConvNormAct(cin, cout, k, s, p, bias, norm if keep or last_norm else "none",
                                     act if keep else "none",
-                                    pool=pool, frame=frame))
+                                    pool=pool, frame=frame, eps=eps))
             if init == "kaiming":
                 nn.init.kaiming_normal_(mods[-1].conv.weight)
             cin = cout
