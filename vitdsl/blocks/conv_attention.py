@@ -24,8 +24,9 @@ class ConvAttn(AttentionSpec):
     BatchNorm, LeViT) or ``separable`` (depthwise k×k conv → BatchNorm → 1×1 conv, CvT). ``q_stride``
     subsamples the queries, so the output map is ⌈H/s⌉×⌈W/s⌉ (LeViT's shrink attention);
     ``kv_stride`` subsamples keys and values only (CvT). Keys may be narrower than values
-    (``dim_value``); ``qkv_layout`` orders the projections' channels (per-head: LeViT's code). The output is ``out_act`` → 1×1 conv → ``out_norm`` → dropout, with ``dim``
-    channels. The pre/post norm is over channels. Takes and gives a feature map (C, H, W).
+    (``dim_value``); ``qkv_layout`` orders the projections' channels (per-head: LeViT's code). The
+    output is ``out_act`` → 1×1 conv → ``out_norm`` → dropout, with ``dim`` channels. The pre/post norm
+    is over channels. Takes and gives a feature map (C, H, W).
     """
 
     block = "conv-attn"
