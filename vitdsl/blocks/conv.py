@@ -189,7 +189,8 @@ class MBConv(BlockSpec):
     """Inverted residual block (MobileNetV2/EfficientNet, as in MaxViT).
 
     1×1 expansion → depthwise 3×3 (strided to downsample) → squeeze-excitation → 1×1 projection,
-    each convolution followed by batch norm. The residual is added only when the shape is unchanged.
+    each convolution followed by batch norm. The residual is added only when the shape is unchanged
+    (or, with ``shortcut: pool-conv``, always, through a pooled and projected shortcut).
     MobileNetV2 (MobileViT's MV2): ``act: silu, se: 0, bias: false, expand_from: input``.
     MaxViT's own (its TensorFlow code, timm's ``maxvit_*_tf``): ``norm: pre, bias: false, project_bias: true,
     se_from: output, se_bias: true, shortcut: pool-conv, padding: same, act: gelu-tanh, norm_eps: 1e-3``.
@@ -219,7 +220,7 @@ class MBConv(BlockSpec):
                                       "bias when unset (MaxViT: only these two have one).")
     se_from: Literal["hidden", "output"] = Field(
         "hidden", description="What se is a fraction of: the hidden channels (vit-pytorch) or the output channels "
-                              "(MaxViT's code and EfficientNet: a quarter of the output width).")
+                              "(MaxViT's code: a quarter of the output width).")
     se_bias: bool = Field(False, description="Biases in the squeeze-excitation's two layers (MaxViT's code).")
     shortcut: Literal["same-shape", "pool-conv"] = Field(
         "same-shape", description="same-shape: the residual only where the shape is unchanged (MobileNetV2, "
