@@ -28,7 +28,7 @@ test: $(VENV)/.test-installed
 
 # every timm model the zoo reproduces, outputs compared (large models too: minutes, several GiB)
 timm-sweep: $(VENV)/.test-installed
-	$(PY) -m pytest -m sweep tests/test_timm_sweep.py
+	$(PY) -m pytest -m sweep tests/test_timm_sweep.py --junitxml=timm-sweep.xml
 
 docs: $(VENV)/.installed
 	$(PY) tools/docgen.py

@@ -11,8 +11,14 @@ from vitdsl.graph.build import info
 VARIANTS = [(name, v) for name in zoo_names(examples=True) for v in load(name).variants]
 # a paper whose own code agrees with vit-pytorch on a field: the blueprint writes the value, for both (T2T-ViT's
 # attention has qkv_bias=False; the shifted patch tokenization of "ViT for Small-Size Datasets" normalises the
-# patch vector before its projection)
-PAPERS_AGREE = {("t2t_vit", "global-attn", "qkv_bias"), ("small_data_vit", "patchify", "pre_norm")}
+# patch vector before its projection; MobileViT's code, and timm, keep PyTorch's LayerNorm eps; Twins normalises its
+# patch embedding with PyTorch's LayerNorm, eps 1e-5)
+PAPERS_AGREE = {
+    ("t2t_vit", "global-attn", "qkv_bias"),
+    ("small_data_vit", "patchify", "pre_norm"),
+    *(("mobilevit", block, "norm_eps") for block in ("local-attn", "mlp", "norm")),
+    *((twins, "patchify", field) for twins in ("twins_svt", "twins_pcpvt") for field in ("post_norm", "norm_eps")),
+}
 
 
 def quirks(design) -> list[str]:
@@ -42,9 +48,10 @@ def test_no_paper_variant_carries_a_quirk(name, variant):
 
 def test_the_zoo_defaults_apply_the_overlay():
     """Every zoo file that reproduces a vit-pytorch class (its `reference`) does so by default, so it selects the
-    overlay; the files of papers vit-pytorch has no class for (timm's distilled DeiT, DeiT III) select none."""
+    overlay; the files of papers vit-pytorch has no class for (timm's distilled DeiT, DeiT III, Twins-PCPVT) select
+    none."""
     assert [n for n in zoo_names() if (load(n).compat == "vit-pytorch") != (load(n).reference is not None)] == []
-    assert [n for n in zoo_names() if load(n).reference is None] == ["deit", "deit3"]
+    assert [n for n in zoo_names() if load(n).reference is None] == ["deit", "deit3", "twins_pcpvt"]
     eps = "norm_eps=1e-05"  # every norm of vit-pytorch keeps PyTorch's LayerNorm eps
     assert quirks(load("vit").resolve()) == [
         "patchify: pre_norm='layer'", "patchify: post_norm='layer'", f"patchify: {eps}", "tokens: init_std=1.0",
@@ -177,7 +184,8 @@ def test_every_block_with_a_norm_eps_keeps_pytorchs_under_vit_pytorch():
     from vitdsl.blocks.compat import defaults
 
     with_eps = sorted(name for name, cls in REGISTRY.items() if "norm_eps" in cls.model_fields)
-    assert len(with_eps) == 18 and {"patchify", "norm", "head", "token-merge", "attn-pool", "mlp"} <= set(with_eps)
+    assert len(with_eps) == 19 and {"patchify", "norm", "head", "token-merge", "attn-pool", "mlp",
+                                    "conv-stem"} <= set(with_eps)
     assert [name for name in with_eps if defaults("vit-pytorch", name, {}).get("norm_eps") != 1e-5] == []
     assert "norm_eps" not in defaults("vit-pytorch", "pool", {})
 

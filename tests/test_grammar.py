@@ -34,7 +34,7 @@ def test_the_schema_has_exactly_the_keys_of_the_models():
         for key, field in model.model_fields.items():
             assert schemas[kind]["properties"][field.alias or key]["description"] == field.description
     assert set(schemas["mlp"]["properties"]) == {"mlp", "name", "from", "when", "share"}
-    assert schemas["parallel"]["properties"]["merge"]["anyOf"][0]["enum"] == ["add", "concat", "none"]
+    assert schemas["parallel"]["properties"]["merge"]["anyOf"][0]["enum"] == ["add", "mean", "concat", "none"]
     assert schemas["repeat"]["properties"]["repeat"]["anyOf"][0] == {"type": "integer", "minimum": 0}
     assert schemas["parallel"]["properties"]["layers"]["items"] == {"$ref": "#/$defs/layer"}
 
@@ -157,7 +157,7 @@ def test_merge_none_passes_the_last_branch_on():
     (("from: [b, a]", "from: [b, a, a]"), "'from' on a parallel item takes one name or one per branch (2), got 3"),
     (("    from: [b, a]\n", "    from: [b, a]\n    residual: true\n"), "residual adds the one input to the merge"),
     (("    name: embed\n    merge: none", "    name: embed\n    merge: sum"),
-     "merge takes add, concat or none, got 'sum'"),
+     "merge takes add, mean, concat or none, got 'sum'"),
 ])
 def test_parallel_mistakes_are_clear(change, message):
     with pytest.raises(VitdslError) as e:

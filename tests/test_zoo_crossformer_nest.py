@@ -151,7 +151,8 @@ def test_tables_for_tokens_refuse_a_map():
     bp = vitdsl.Blueprint.model_validate({"name": "t", "input": {"image": [3, 4, 4]},
                                           "layers": [{"pos-embed": "learned"}]})
     assert info(vitdsl.validate(bp))["params"] == 3 * 4 * 4
-    with pytest.raises(VitdslError, match="windows is for kind: scalar on a feature map, not learned"):
+    with pytest.raises(VitdslError, match="windows is for kind: scalar, or learned with per_window, not learned "
+                                          "without per_window"):
         vitdsl.Blueprint.model_validate({"name": "t", "input": {"tokens": [4, 4]},
                                          "layers": [{"pos-embed": {"kind": "learned", "windows": 2}}]}).resolve()
 

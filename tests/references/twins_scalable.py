@@ -37,8 +37,10 @@ CASES = [
     Case("twins_svt", twins(), 252_025_096, batch=1),
     Case("scalable_vit", scalable(), 75_917_544, batch=1),
     # paper sizes, through vit-pytorch's constructor
+    # (vit-pytorch's heads are 8 × 64 wherever the paper's are 32 wide)
     Case("twins_svt", twins(s1_global_k=8, s2_global_k=4, s3_global_k=2, s4_global_k=1, s1_depth=0, s2_depth=0,
-                            s3_depth=4, s4_depth=3), None, variant="small", compat="vit-pytorch"),
+                            s3_depth=4, s4_depth=1), None, variant="small", overrides={"heads": 8, "dim_head": 64},
+         compat="vit-pytorch"),
     Case("scalable_vit", scalable(depth=(1, 1, 10, 1), window_size=7), None, variant="small",
          compat="vit-pytorch"),
 ]

@@ -60,6 +60,10 @@ VIT_PYTORCH: tuple[Rule, ...] = (
            "vit-pytorch's talking heads (CaiT) mix with two bare (h, h) matrices; CaiT's code (and timm) with "
            "nn.Linear layers over the heads, which have biases.", when=lambda f, ref: f.get("head_mix") == "talking")
       for block in ATTENTION),
+    Rule("cross-attn", {"projection": "linear"},
+         "vit-pytorch's CrossViT projects a cls token to the other stream's width and back with one Linear map each "
+         "way, the residual around both; CrossViT's code (and timm) with LayerNorm → GELU → Linear, the residual "
+         "between them."),
     Rule("channel-attn", {"temperature": "exp"},
          "vit-pytorch's XCiT scales the cross-covariance logits by exp(t); XCiT's code (and timm) by t."),
     Rule("dwconv", {"mid_order": "norm-act"},

@@ -18,6 +18,11 @@ def conv_out(size: int, kernel: int, stride: int, padding: int | str) -> int:
     return (size + 2 * padding - kernel) // stride + 1
 
 
+def pool_out(size: int, kernel: int, stride: int, padding: int | str) -> int:
+    """A max-pool's output side; ``padding`` "same" is TensorFlow's: ⌈size / stride⌉ whatever the kernel."""
+    return conv_out(size, kernel, stride, padding)
+
+
 def conv_params(cin: int, cout: int, k: int, groups: int = 1, bias: bool = True) -> int:
     return cout * (cin // groups) * k * k + (cout if bias else 0)
 
@@ -51,8 +56,6 @@ class ConvStem(BlockSpec):
                           "TensorFlow weights: a stride-2 3×3 convolution of an even map pads only there).")
     bias: bool = Field(True, description="Bias in each convolution.")
     norm: ConvNorm = Field("none", description="Norm after each convolution (batch or channel layer norm).")
-    norm_eps: float | None = Field(None, gt=0, description="Epsilon of the norms; none: PyTorch's 1e-5, batch and "
-                                   "layer (MaxViT's TensorFlow batch norms: 1e-3).")
     act: Activation | Literal["none"] = Field("none", description="Activation after each convolution.")
     last_act: bool = Field(True, description="Whether the last convolution is followed by the norm and "
                                              "activation too.")
@@ -61,7 +64,12 @@ class ConvStem(BlockSpec):
     pool: PositiveInt | None = Field(None, description="Kernel of a max-pool after each convolution (after its "
                                      "norm and activation, as CCT's tokenizer); no pooling when unset.")
     pool_stride: PositiveInt | None = Field(None, description="Stride of the max-pool; its kernel when unset.")
-    pool_padding: NonNegativeInt = Field(0, description="Padding of the max-pool (at most half its kernel).")
+    pool_padding: NonNegativeInt | Literal["same"] = Field(
+        0, description="Padding of the max-pool, on each side (at most half its kernel); same: TensorFlow's SAME, "
+                       "⌈side / stride⌉ outputs, the missing rows and columns padded with -inf, the odd one after "
+                       "(NesT's JAX code, and timm's _jx models of it: on an even map 0 before and 1 after, not "
+                       "PyTorch's 1 on each side). Images only.")
+    norm_eps: float | None = norm_eps_field("the norms")
     init: Literal["default", "kaiming"] = Field(
         "default", description="Initial convolution weights: default = PyTorch's (kaiming uniform, a=√5); "
                                "kaiming = kaiming normal (fan in, ReLU gain), as CCT's tokenizer.")
@@ -74,6 +82,9 @@ class ConvStem(BlockSpec):
     frame_stride: PositiveInt = Field(1, description="Volumes, frames: volume: the stride along the frames.")
     frame_padding: NonNegativeInt | None = Field(None, description="Volumes, frames: volume: zero frames added "
                                                  "on each side; frame_kernel // 2 when unset.")
+    resize: PositiveInt | None = Field(None, description="Images: first resize the image to resize × resize "
+                                       "(bicubic, corners not aligned) unless it is that size already; CrossViT's "
+                                       "large-patch stream sees its 240 input at 224 (its code and timm).")
 
     @model_validator(mode="after")
     def _lengths(self):
@@ -84,12 +95,12 @@ class ConvStem(BlockSpec):
                 raise ValueError(f"{name} has {len(v)} entries for {n} convolutions")
         if self.pool is None and (self.pool_stride is not None or self.pool_padding):
             raise ValueError("pool_stride and pool_padding need a pool kernel: set pool")
-        if self.pool is not None and self.pool_padding > self.pool // 2:
+        if self.pool is not None and self.pool_padding != "same" and self.pool_padding > self.pool // 2:
             raise ValueError(f"pool_padding {self.pool_padding} is more than half the pool kernel {self.pool} "
                              "(max-pool would pad with -inf only windows)")
         return self
 
-    def pooling(self) -> tuple[int, int, int] | None:
+    def pooling(self) -> tuple[int, int, int | str] | None:
         """(kernel, stride, padding) of the max-pool after each convolution, or None."""
         if self.pool is None:
             return None
@@ -106,7 +117,7 @@ class ConvStem(BlockSpec):
     def pooled(self, h: int, w: int) -> tuple[int, int]:
         """A map's size after the max-pool (unchanged without one)."""
         pool = self.pooling()
-        return (h, w) if pool is None else (conv_out(h, *pool), conv_out(w, *pool))
+        return (h, w) if pool is None else (pool_out(h, *pool), pool_out(w, *pool))
 
     def three_d(self, x: Shape) -> bool:
         """Whether the convolutions are 3-D (a volume, frames: volume), checking the frame options fit."""
@@ -115,6 +126,8 @@ class ConvStem(BlockSpec):
             need(plain and self.frames == "volume", "frames, frame_kernel, frame_stride and frame_padding are "
                  "for volumes, but the input is an image", "drop them")
             return False
+        need(self.pool_padding != "same" or self.frames == "groups", "pool_padding: same is for images, but a "
+             "volume reaches conv-stem", "give a number, or set frames: groups")
         need(plain or self.frames == "volume", "frame_kernel, frame_stride and frame_padding shape 3-D "
              "convolutions, but frames: groups convolves each frame on its own", "drop them, or set frames: volume")
         need(self.frames == "groups" or self.padding != SAME, "padding: same is for 2-D convolutions, but a volume "
@@ -133,7 +146,15 @@ class ConvStem(BlockSpec):
             t = n
         return out
 
+    def resized(self, x: Shape) -> Shape:
+        """The input the convolutions see: the image after ``resize``."""
+        if self.resize is None:
+            return x
+        need(x.kind == "image", "resize is for images, but the input is a volume", "drop resize")
+        return Shape.image(x.dims[0], self.resize, self.resize).with_groups(x.groups)
+
     def walk(self, x: Shape):
+        x = self.resized(x)
         c, h, w = x.dims[0], *x.dims[-2:]
         for i, (cout, k, s, p) in enumerate(self.layers()):
             oh, ow = conv_out(h, k, s, p), conv_out(w, k, s, p)
@@ -169,7 +190,7 @@ class ConvStem(BlockSpec):
 
     def pattern(self, x: Shape) -> str:
         if x.kind != "volume":
-            return ""
+            return "" if self.resize is None else f"resized to {self.resize}×{self.resize}"
         return f"3-D, frame kernel {self.frame_kernel}" if self.three_d(x) else "per frame, frames as groups"
 
     def build(self, x: Shape):
@@ -181,7 +202,7 @@ class ConvStem(BlockSpec):
                      self.frame_kernel // 2 if self.frame_padding is None else self.frame_padding)
         return ConvStack(x.features, self.layers(), self.bias, self.norm, self.act, self.last_act,
                          last_norm=self.last_norm, pool=self.pooling(), init=self.init, frame=frame,
-                         fold_frames=x.kind == "volume" and not frame, eps=self.norm_eps)
+                         fold_frames=x.kind == "volume" and not frame, resize=self.resize, eps=self.norm_eps)
 
 
 @register

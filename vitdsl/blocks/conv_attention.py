@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, PositiveInt, field_validator
+from pydantic import Field, PositiveInt, field_validator, model_validator
 
 from .attention import AttentionSpec
 from .base import Activation, linear_params, need, norm_params, register
@@ -24,8 +24,9 @@ class ConvAttn(AttentionSpec):
     BatchNorm, LeViT) or ``separable`` (depthwise k×k conv → BatchNorm → 1×1 conv, CvT). ``q_stride``
     subsamples the queries, so the output map is ⌈H/s⌉×⌈W/s⌉ (LeViT's shrink attention);
     ``kv_stride`` subsamples keys and values only (CvT). Keys may be narrower than values
-    (``dim_value``). The output is ``out_act`` → 1×1 conv → ``out_norm`` → dropout, with ``dim``
-    channels. The pre/post norm is over channels. Takes and gives a feature map (C, H, W).
+    (``dim_value``); ``qkv_layout`` orders the projections' channels (per-head: LeViT's code). The
+    output is ``out_act`` → 1×1 conv → ``out_norm`` → dropout, with ``dim`` channels. The pre/post norm
+    is over channels. Takes and gives a feature map (C, H, W).
     """
 
     block = "conv-attn"
@@ -50,10 +51,19 @@ class ConvAttn(AttentionSpec):
                                   "⌈H/s⌉×⌈W/s⌉ (LeViT's shrink attention).")
     kv_stride: PositiveInt = Field(1, description="Stride of the key/value projection: attention runs over "
                                    "⌈H/s⌉×⌈W/s⌉ keys (CvT).")
-    pos_bias: Literal["none", "distance"] = Field(
+    qkv_layout: Literal["grouped", "per-head"] = Field(
+        "grouped", description="Channel order of the projections: grouped = a query projection, and a key/value "
+                               "one giving all heads' keys, then all heads' values (vit-pytorch, CvT); per-head "
+                               "= each head's query, key and value channels adjacent, in one projection of all "
+                               "three where queries and keys share the map (LeViT's code, timm's qkv), else a "
+                               "query projection and one of each head's key and value (timm's shrink kv). "
+                               "Pointwise projections only.")
+    pos_bias: Literal["none", "distance", "attention-bias"] = Field(
         "none", description="distance: a learned (H·W) × heads table indexed by |Δrow|·W + |Δcol| of each "
                             "query/key pair in input coordinates, added to the logits times √dim_head "
-                            "(LeViT as vit-pytorch writes it).")
+                            "(LeViT as vit-pytorch writes it); attention-bias: LeViT's code (and timm's "
+                            "attention_biases): a learned heads × (H·W) table, indexed the same way, added to the "
+                            "scaled logits as it is.")
     out_act: Activation | Literal["none"] = Field("none", description="Activation before the output "
                                                   "projection (LeViT: hardswish in the paper, gelu in vit-pytorch).")
     out_norm: Literal["none", "batch", "batch-zero"] = Field(
@@ -66,6 +76,17 @@ class ConvAttn(AttentionSpec):
         if v % 2 == 0:
             raise ValueError(f"proj_kernel must be odd, so that a stride-1 projection keeps the map size; got {v}")
         return v
+
+    @model_validator(mode="after")
+    def _fusable(self):
+        if self.qkv_layout == "per-head" and self.proj == "separable":
+            raise ValueError("qkv_layout per-head orders the channels of pointwise projections; separable ones "
+                             "(CvT) have a depthwise convolution each: use proj pointwise or pointwise-bn")
+        return self
+
+    def fused_qkv(self) -> bool:
+        """Whether one projection makes queries, keys and values (per-head, on one map)."""
+        return self.qkv_layout == "per-head" and self.q_stride == self.kv_stride == 1
 
     # -- geometry ------------------------------------------------------------------------------
     def widths(self, x: Shape) -> tuple[int, int, int, int]:
@@ -120,7 +141,7 @@ class ConvAttn(AttentionSpec):
             n += linear_params(heads * dv, cout, self.out_bias)
         if self.out_norm != "none":
             n += 2 * cout
-        if self.pos_bias == "distance":
+        if self.pos_bias != "none":
             n += h * w * heads
         if self.norm != "none":
             width = c if self.norm == "pre" else cout
@@ -158,5 +179,5 @@ class ConvAttn(AttentionSpec):
             proj_kernel=self.proj_kernel, q_stride=self.q_stride, kv_stride=self.kv_stride,
             qkv_bias=self.qkv_bias, out_bias=self.out_bias, project_out=self.projects_out(c),
             attn_dropout=self.attn_dropout, dropout=self.dropout,
-            pos_bias_map=(h, w) if self.pos_bias == "distance" else None, out_act=self.out_act,
-            out_norm=self.out_norm, **self.mixer_kwargs())
+            pos_bias_map=(h, w) if self.pos_bias != "none" else None, out_act=self.out_act,
+            out_norm=self.out_norm, pos_bias=self.pos_bias, qkv_layout=self.qkv_layout, **self.mixer_kwargs())

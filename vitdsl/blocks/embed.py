@@ -226,7 +226,8 @@ class PosEmbed(BlockSpec):
     features, or a learned scalar per position.
 
     ``learned`` on a feature map is a (C, H, W) table added to the map (PiT adds its positions to the
-    map of patches, before the class token joins).
+    map of patches, before the class token joins); ``per_window`` keeps the same table window by window
+    (NesT's code keeps its blocks' positions so).
 
     ``learned`` covers every token that reaches it (put it after ``tokens`` to give the cls token a
     position too, as ViT does); on tokens that hold groups (frames) the groups share the table, or
@@ -272,16 +273,22 @@ class PosEmbed(BlockSpec):
         "parameter", description="sincos1d: keep the table as a frozen parameter (counted among the "
                                  "parameters, as CCT) or as a buffer (CCT-3D).")
     windows: PositiveInt = Field(1, description="scalar on a feature map: windows per side; the table covers "
-                                 "one window's positions and is shared by all windows.")
+                                 "one window's positions and is shared by all windows. learned: see per_window.")
     per_group: bool = Field(False, description="learned, on tokens that hold groups (frames): one table per "
                             "group, (G, N, D), as ViViT's (1, frames, N, D); otherwise the groups share one.")
+    per_window: bool = Field(False, description="learned, on a feature map: the (C, H, W) table stored window by "
+                             "window, (windows², rows × columns of a window, C), both in row-major order, as "
+                             "NesT's (1, blocks, block positions, C); every window has its own positions.")
 
     @model_validator(mode="after")
     def _rows_need_a_table(self):
         if self.unused_rows and self.kind != "learned":
             raise ValueError(f"unused_rows needs kind: learned (a {self.kind} position has no table)")
-        if self.windows != 1 and self.kind != "scalar":
-            raise ValueError(f"windows is for kind: scalar on a feature map, not {self.kind}")
+        if self.windows != 1 and not (self.kind == "scalar" or self.per_window):
+            kind = "learned without per_window" if self.kind == "learned" else self.kind
+            raise ValueError(f"windows is for kind: scalar, or learned with per_window, not {kind}")
+        if self.per_window and (self.kind != "learned" or self.per_group or self.unused_rows):
+            raise ValueError("per_window needs kind: learned, without per_group and unused_rows")
         if self.per_group and (self.kind != "learned" or self.unused_rows):
             raise ValueError("per_group needs kind: learned, without unused_rows")
         return self
@@ -303,8 +310,8 @@ class PosEmbed(BlockSpec):
                  "are for tables of tokens, but a feature map reaches pos-embed", "remove them")
             self.window(x)
             return x
-        need(self.windows == 1, f"windows {self.windows} is for feature maps, but tokens reach pos-embed",
-             "remove windows")
+        need(self.windows == 1 and not self.per_window, "windows and per_window are for feature maps, but tokens "
+             "reach pos-embed", "remove them")
         if x.kind == "packed":
             need(self.kind == "factorized", f"packed tokens hold several images, so a {self.kind} position "
                  "table would mix them up", "use kind: factorized, which indexes each image's own grid")
@@ -348,6 +355,8 @@ class PosEmbed(BlockSpec):
     def pattern(self, x: Shape) -> str:
         if self.kind == "scalar" and x.kind == "image" and self.windows > 1:
             return f"scalar, one {fmt_pair(self.window(x))} table for {self.windows}×{self.windows} windows"
+        if self.per_window:
+            return f"learned, stored as {self.windows}×{self.windows} windows of {fmt_pair(self.window(x))}"
         if self.per_group:
             return f"{self.kind}, one table per group"
         return f"rows {x.grid[0]} + cols {x.grid[1]}" if self.kind == "factorized" else self.kind
@@ -371,7 +380,8 @@ class PosEmbed(BlockSpec):
 
         if self.kind == "learned" and x.kind == "image":
             return LearnedPositions(*x.dims[1:], init_std=self.init_std, dropout=self.dropout, init=self.init,
-                                    groups=x.features, on_map=True)
+                                    groups=x.features, on_map=True,
+                                    windows=self.windows if self.per_window else None)
         if self.kind == "learned":
             return LearnedPositions(*x.dims, init_std=self.init_std, dropout=self.dropout, init=self.init,
                                     unused_rows=self.unused_rows, groups=x.groups if self.per_group else 1)

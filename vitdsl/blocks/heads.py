@@ -119,7 +119,8 @@ class Head(BlockSpec):
     family = "head"
 
     classes: PositiveInt = Field(description="Number of outputs.")
-    norm: Literal["none", "layer", "layer-nobias"] = Field("none", description="Norm before the linear map.")
+    norm: Literal["none", "layer", "layer-nobias", "batch"] = Field(
+        "none", description="Norm before the linear map (batch: BatchNorm over the features, LeViT's head).")
     norm_eps: float | None = norm_eps_field("the norm before the linear map")
     bias: bool = Field(True, description="Bias in the linear map.")
     act: Activation | Literal["none"] = Field("none", description="Activation after the linear map (the hidden "

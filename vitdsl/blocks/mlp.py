@@ -31,6 +31,10 @@ class MLP(MixerSpec):
                                              "pass unchanged.")
     out_dropout: bool = Field(True, description="Dropout after the output projection too; false: only after the "
                               "activation (vit-pytorch's RegionViT feed-forward).")
+    proj_norm: Literal["none", "batch"] = Field(
+        "none", description="batch: each projection is followed by BatchNorm over its outputs (LeViT's Linear-BN, "
+                            "with bias: false as there), the second's γ starting at 0 so that a fresh residual "
+                            "block adds nothing.")
 
     def infer(self, x: Shape) -> Shape:
         need(self.hidden_dim(x.features) >= 1, f"mult {self.mult} of the width {x.features} gives a hidden width "
@@ -45,7 +49,8 @@ class MLP(MixerSpec):
 
     def count_params(self, x: Shape) -> int:
         d, h = x.features, self.hidden_dim(x.features)
-        return linear_params(d, h, self.bias) + linear_params(h, d, self.bias) + self.mixer_params(d)
+        norms = 2 * (h + d) if self.proj_norm == "batch" else 0
+        return linear_params(d, h, self.bias) + linear_params(h, d, self.bias) + norms + self.mixer_params(d)
 
     def flops(self, x: Shape) -> int:
         positions = x.prefix if self.tokens == "prefix" else x.numel // x.features
@@ -56,4 +61,4 @@ class MLP(MixerSpec):
 
         return MLP(x.features, self.hidden_dim(x.features), self.act, self.bias, self.dropout,
                    channels_first=x.kind == "image", prefix=x.prefix if self.tokens == "prefix" else None,
-                   out_dropout=self.out_dropout, **self.mixer_kwargs())
+                   out_dropout=self.out_dropout, proj_norm=self.proj_norm, **self.mixer_kwargs())

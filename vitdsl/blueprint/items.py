@@ -10,7 +10,7 @@ Layer items (each a mapping):
   N = 0 leaves them out (a layer kept in some stages only)
 * ``{stages: {param: [v0, v1, ...], ...}, layers: [...], name?: str}`` — one copy of the layers per
   list element, with each listed param bound to that element and ``$stage`` to the stage index
-* ``{parallel: N | [name, ...], layers: [...], merge?: add|concat|none, residual?: bool}`` — N copies of
+* ``{parallel: N | [name, ...], layers: [...], merge?: add|mean|concat|none, residual?: bool}`` — N copies of
   the layers side by side on the same input (``$branch`` is the copy), joined by a merge (with the input
   when residual); named branches are paths of their own, and ``merge: none`` leaves them apart
 
@@ -113,8 +113,8 @@ def _probability(p: Any) -> None:
 
 
 def _merge(mode: Any) -> None:
-    if mode not in ("add", "concat", "none"):
-        raise _Invalid(f"merge takes add, concat or none, got {mode!r}")
+    if mode not in ("add", "mean", "concat", "none"):
+        raise _Invalid(f"merge takes add, mean, concat or none, got {mode!r}")
 
 
 def _stages(table: Any) -> None:
@@ -223,7 +223,7 @@ class ParallelItem(_Structure):
                     "`from` reads)")
     from_: Annotated[str | list[str] | Reference | None, _rule(_names)] = Field(
         None, alias="from", description="its input: an earlier item's name, or one name per branch")
-    merge: Annotated[Literal["add", "concat", "none"] | Reference, _rule(_merge)] = Field(
+    merge: Annotated[Literal["add", "mean", "concat", "none"] | Reference, _rule(_merge)] = Field(
         "add", description="how the branches are joined; none: left apart (a later `from` reads each by "
                            "name; the next item reads the last)")
     residual: Annotated[bool | Reference, _flag("residual")] = Field(

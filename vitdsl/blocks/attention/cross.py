@@ -5,7 +5,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from ..base import linear_params, need, register
+from ..base import linear_params, need, norm_params, register
 from ..shape import Shape
 from .core import Numerics
 
@@ -18,8 +18,8 @@ class CrossAttn(Numerics):
 
     Only the queries are updated (``q + f(q)``); the other tokens pass through unchanged. Keys and values
     are ``[norm(queries), context]`` with ``include_self``, the context itself not normalised unless
-    ``context_norm``. When the context is wider than the queries, the queries are projected in and
-    the result back out with two Linear maps and attention runs at the context's width.
+    ``context_norm``. When the context is wider or narrower than the queries, the queries are projected
+    to its width and the result back (``projection``) and attention runs at the context's width.
     """
 
     block = "cross-attn"
@@ -37,6 +37,12 @@ class CrossAttn(Numerics):
     context_residual: bool = Field(False, description="With context_norm, on one input: the context tokens are "
                                    "updated too, by their normalised selves through the layer scale and drop path "
                                    "(x + γ·norm(x)), as XCiT's class attention runs in its code (and timm).")
+    projection: Literal["norm-act", "linear"] = Field(
+        "norm-act", description="Queries of another width than the context's: norm-act = f and g are "
+        "norm → GELU → Linear each (the block's norm type) and the residual is added at the context's width "
+        "between them, g(f(q) + attn(norm([f(q), context]))), CrossViT's fusion (its Eq. 7–8, code and timm); "
+        "linear = one Linear map each way inside the residual, q + g(attn(norm(f(q)), context)) "
+        "(vit-pytorch, its compat overlay).")
 
     @model_validator(mode="after")
     def _plain(self):
@@ -68,7 +74,11 @@ class CrossAttn(Numerics):
 
     def count_params(self, x: Shape, ctx: Shape | None = None) -> int:
         _, _, width = self.parts(x, ctx)
-        proj = linear_params(x.features, width) + linear_params(width, x.features) if width != x.features else 0
+        proj = 0
+        if width != x.features:
+            proj = linear_params(x.features, width) + linear_params(width, x.features)
+            if self.projection == "norm-act":
+                proj += norm_params(self.norm_type, x.features) + norm_params(self.norm_type, width)
         return self.attention_params(width, proj)
 
     def flops(self, x: Shape, ctx: Shape | None = None) -> int:
@@ -97,5 +107,5 @@ class CrossAttn(Numerics):
         return CrossAttention(queries=q if self.queries == "prefix" else None,
                               context_skip=(ctx or x).prefix if self.context == "patches" else 0,
                               include_self=self.include_self, context_norm=self.context_norm,
-                              context_residual=self.context_residual,
+                              context_residual=self.context_residual, projection=self.projection,
                               query_dim=x.features, **kwargs)

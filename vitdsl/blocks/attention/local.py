@@ -47,6 +47,11 @@ class LocalAttn(Windows, Numerics):
                                      "RelPosBiasTf). The same bias either way, for weights stored either way.")
     dim_value: PositiveInt | None = Field(None, description=DIM_VALUE)
     value_conv: PositiveInt | None = Field(None, description=VALUE_CONV + " It sees across window borders.")
+    head_merge: Literal["heads", "channels"] = Field(
+        "heads", description="How the heads' outputs join before the output projection: heads = head after head, "
+                             "(h d); channels = interleaved, (d h): channel j of head i at j·heads + i, as timm's "
+                             "NesT joins them (its output projection's columns in that order: the same function "
+                             "as heads with those columns permuted).")
 
     @model_validator(mode="after")
     def _geometry_given(self):
@@ -59,6 +64,8 @@ class LocalAttn(Windows, Numerics):
             raise ValueError("value_conv takes the table bias or none")
         if self.value_conv is not None and self.table_layout != "offsets-first":
             raise ValueError("value_conv takes the offsets-first table only")
+        if self.value_conv is not None and self.head_merge != "heads":
+            raise ValueError("value_conv joins the heads head after head: drop head_merge")
         return self
 
     def window_size(self, x: Shape) -> tuple[int, int]:
@@ -124,6 +131,8 @@ class LocalAttn(Windows, Numerics):
         text = f"{kind} {wh}×{ww}" + (" (whole map)" if self.window is None and self.windows is None else "")
         if self.value_conv is not None:
             text += f" + value conv {self.value_conv}×{self.value_conv}"
+        if self.head_merge == "channels":
+            text += ", heads interleaved"
         return text + bias + self.pattern_extras()
 
     def build(self, x: Shape):
@@ -138,5 +147,5 @@ class LocalAttn(Windows, Numerics):
             return MapAttention(window=self.window_size(x), partition=self.partition, rel_pos_bias=self.rel_pos_bias,
                                 kv_reduction=1, value_conv=self.value_conv, grid=None,
                                 **self.attention_kwargs(x.features))
-        return LocalAttention(partition=self.partition, window=self.window_size(x), **bias,
+        return LocalAttention(partition=self.partition, window=self.window_size(x), **bias, head_merge=self.head_merge,
                               **self.attention_kwargs(x.features))

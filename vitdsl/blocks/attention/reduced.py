@@ -2,6 +2,8 @@
 strided convolution (Twins, ScalableViT, PVT) or a convolution of the values."""
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, PositiveInt, model_validator
 
 from ..base import need, need_fit, register
@@ -14,9 +16,11 @@ class ReducedAttn(AttentionSpec):
     """Global attention over a feature map (C, H, W): every position attends to every position and the
     output is a map again. Queries and keys/values have their own projections (``q``, ``kv``), and
     ``kv_reduction: r`` computes the keys and values with an r×r convolution of stride r, so the
-    attention runs over (H/r)·(W/r) keys (Twins' global sub-sampled attention, ScalableViT's scalable
-    self-attention, PVT's spatial reduction without its norm). Tokens that carry a 2-D patch grid and
-    no special tokens are taken too, through their map.
+    attention runs over (H/r)·(W/r) keys (ScalableViT's scalable self-attention and Twins' global
+    sub-sampled attention as vit-pytorch has them); with ``kv_norm: layer`` the convolution keeps the width
+    and a LayerNorm and the kv projection follow it (the spatial reduction of the Twins and PVT papers'
+    code, and timm's). Tokens that carry a 2-D patch grid and no special tokens are taken too, through
+    their map.
     """
 
     block = "reduced-attn"
@@ -27,6 +31,12 @@ class ReducedAttn(AttentionSpec):
     kv_reduction: PositiveInt = Field(
         1, description="Sub-sample the keys and values: an r×r convolution with stride r (no padding) computes "
                        "them from the map, so attention runs over (H/r)·(W/r) keys; r must divide the map.")
+    kv_norm: Literal["none", "layer"] = Field(
+        "none", description="kv_reduction > 1 — none: the r×r convolution gives the keys and values (vit-pytorch's "
+                            "Twins-SVT and ScalableViT); layer: an r×r convolution from the width to itself, with "
+                            "bias, then a LayerNorm (PyTorch's eps 1e-5, as the code has it), then the kv projection "
+                            "on the sub-sampled map (Twins' GSA and PCPVT, PVT's spatial reduction). No effect at "
+                            "r = 1, where the kv projection reads the map itself.")
     dim_value: PositiveInt | None = Field(None, description=DIM_VALUE)
     value_conv: PositiveInt | None = Field(None, description=VALUE_CONV)
 
@@ -58,24 +68,36 @@ class ReducedAttn(AttentionSpec):
         self.map_size(x)
         return x
 
+    def normed(self) -> bool:
+        """Whether the sub-sampling is a convolution and a LayerNorm before the kv projection."""
+        return self.kv_norm == "layer" and self.kv_reduction > 1
+
     def count_params(self, x: Shape) -> int:
         heads, dk = self.geometry(x.features)
         c, r, inner_v = x.features, self.kv_reduction, heads * self.value_width(x.features)
-        kv = c * (r * r - 1) * (heads * dk + inner_v)  # the r×r kv convolution's weights beyond a 1×1's
+        if self.normed():  # the c→c convolution with its bias, and the LayerNorm
+            kv = c * c * r * r + c + 2 * c
+        else:  # the r×r kv convolution's weights beyond a 1×1's
+            kv = c * (r * r - 1) * (heads * dk + inner_v)
         return self.attention_params(c, kv + value_conv_cost(self.value_conv, inner_v, 0)[0])
 
     def flops(self, x: Shape) -> int:
         h, w = self.map_size(x)
         r, c = self.kv_reduction, x.features
-        inner_v = self.geometry(c)[0] * self.value_width(c)
-        return self.attention_flops(h * w, (h // r) * (w // r), c) + value_conv_cost(self.value_conv, inner_v, h * w)[1]
+        heads, dk = self.geometry(c)
+        inner_v = heads * self.value_width(c)
+        keys = (h // r) * (w // r)
+        n = self.attention_flops(h * w, keys, c) + value_conv_cost(self.value_conv, inner_v, h * w)[1]
+        if self.normed():  # the core counts a kv projection at every position; here it reads the keys only
+            n += 2 * h * w * c * c - 2 * (h * w - keys) * c * (heads * dk + inner_v)
+        return n
 
     def pattern(self, x: Shape) -> str:
         text = "global"
         if self.kv_reduction > 1:
             h, w = self.map_size(x)
             r = self.kv_reduction
-            text += f", kv sub-sampled {r}×{r} ({h // r}×{w // r} keys)"
+            text += f", kv sub-sampled {r}×{r}" + (" + norm" if self.normed() else "") + f" ({h // r}×{w // r} keys)"
         if self.value_conv is not None:
             text += f" + value conv {self.value_conv}×{self.value_conv}"
         return text
@@ -87,5 +109,5 @@ class ReducedAttn(AttentionSpec):
         from ..modules.attention import MapAttention
 
         return MapAttention(window=None, partition="block", rel_pos_bias="none", kv_reduction=self.kv_reduction,
-                            value_conv=self.value_conv, grid=x.grid if x.kind == "tokens" else None,
-                            **self.attention_kwargs(x.features))
+                            kv_norm=self.normed(), value_conv=self.value_conv,
+                            grid=x.grid if x.kind == "tokens" else None, **self.attention_kwargs(x.features))

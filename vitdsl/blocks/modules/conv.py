@@ -7,14 +7,14 @@ from torch import nn
 from .common import BATCH_EPS, DropPath, make_act, norm_eps
 
 
-def pad_same(x: torch.Tensor, kernel: int, stride: int) -> torch.Tensor:
-    """TensorFlow's SAME padding of a (B, C, H, W) map: ceil(size / stride) positions out, the odd pixel of
-    padding at the bottom and right."""
+def pad_same(x: torch.Tensor, kernel: int, stride: int, value: float = 0.0) -> torch.Tensor:
+    """TensorFlow's SAME padding of a (B, C, H, W) map with ``value``: ceil(size / stride) positions out, the odd
+    pixel of padding at the bottom and right."""
     pads = []
     for size in (x.shape[-1], x.shape[-2]):  # F.pad lists the last dimension first
         total = max((-(-size // stride) - 1) * stride + kernel - size, 0)
         pads += [total // 2, total - total // 2]
-    return F.pad(x, pads) if any(pads) else x
+    return F.pad(x, pads, value=value) if any(pads) else x
 
 
 class ConvNormAct(nn.Module):
@@ -22,7 +22,7 @@ class ConvNormAct(nn.Module):
     convolution is 3-D on (B, C, T, H, W) and the max-pool (1, k, k) leaves the frames alone."""
 
     def __init__(self, cin: int, cout: int, kernel: int, stride: int, padding: int | str, bias: bool, norm: str,
-                 act: str, groups: int = 1, pool: tuple[int, int, int] | None = None,
+                 act: str, groups: int = 1, pool: tuple[int, int, int | str] | None = None,
                  frame: tuple[int, int, int] | None = None, eps: float | None = None):
         super().__init__()
         self.same = (kernel, stride) if padding == "same" else None  # padded in forward, for any map size
@@ -33,12 +33,14 @@ class ConvNormAct(nn.Module):
             self.conv = nn.Conv3d(cin, cout, (fk, k, k), (fs, stride, stride), (fp, padding, padding), groups=groups,
                                   bias=bias)
         batch = nn.BatchNorm2d if frame is None else nn.BatchNorm3d
-        self.norm = {"none": None, "batch": batch(cout, eps=norm_eps("batch", eps)) if norm == "batch" else None,
-                     "layer": ChannelLayerNorm(cout, eps=1e-5 if eps is None else eps) if norm == "layer" else None
-                     }[norm]
+        eps = norm_eps(norm, eps) if norm != "none" else None
+        self.norm = {"none": None, "batch": batch(cout, eps=eps) if norm == "batch" else None,
+                     "layer": ChannelLayerNorm(cout, eps=eps) if norm == "layer" else None}[norm]
         self.act = make_act(act)
         if pool is not None and frame is not None:
             self.pool = nn.MaxPool3d((1, pool[0], pool[0]), (1, pool[1], pool[1]), (0, pool[2], pool[2]))
+        elif pool is not None and pool[2] == "same":
+            self.pool = SamePool(*pool[:2])
         else:
             self.pool = nn.MaxPool2d(*pool) if pool is not None else None
 
@@ -53,6 +55,17 @@ class ConvNormAct(nn.Module):
         return x
 
 
+class SamePool(nn.MaxPool2d):
+    """Max-pool with TensorFlow's SAME padding: ⌈n / stride⌉ outputs per side, the padding (-inf) split with
+    the odd row or column after."""
+
+    def __init__(self, kernel: int, stride: int):
+        super().__init__(kernel, stride)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(pad_same(x, self.kernel_size, self.stride, float("-inf")))
+
+
 class ChannelLayerNorm(nn.LayerNorm):
     """LayerNorm over the channels of (B, C, H, W) or (B, C, T, H, W)."""
 
@@ -62,12 +75,13 @@ class ChannelLayerNorm(nn.LayerNorm):
 
 class ConvStack(nn.Sequential):
     """Conv-norm-act layers; ``frame``: 3-D on volumes; ``fold_frames``: a volume's frames become images,
-    folded into the batch (B, C, T, H, W) → (B·T, C, H, W), before 2-D layers."""
+    folded into the batch (B, C, T, H, W) → (B·T, C, H, W), before 2-D layers; ``resize``: images of another
+    side are resized to it (bicubic) first."""
 
     def __init__(self, cin: int, layers, bias: bool, norm: str, act: str, last_act: bool,
                  pool: tuple[int, int, int] | None = None, init: str = "default",
                  frame: tuple[int, int, int] | None = None, fold_frames: bool = False, last_norm: bool = False,
-                 eps: float | None = None):
+                 resize: int | None = None, eps: float | None = None):
         mods = []
         for i, (cout, k, s, p) in enumerate(layers):
             last = i == len(layers) - 1
@@ -79,9 +93,11 @@ class ConvStack(nn.Sequential):
                 nn.init.kaiming_normal_(mods[-1].conv.weight)
             cin = cout
         super().__init__(*mods)
-        self.fold_frames = fold_frames
+        self.fold_frames, self.resize = fold_frames, resize
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.resize is not None and x.shape[-2:] != (self.resize, self.resize):
+            x = F.interpolate(x, size=(self.resize, self.resize), mode="bicubic", align_corners=False)
         if self.fold_frames:
             b, c, t, h, w = x.shape
             x = x.transpose(1, 2).reshape(b * t, c, h, w)

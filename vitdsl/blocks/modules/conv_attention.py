@@ -70,19 +70,28 @@ class ConvAttention(Attention):
                  proj_kernel: int, q_stride: int, kv_stride: int, qkv_bias: bool, out_bias: bool,
                  project_out: bool, attn_dropout: float, dropout: float, pos_bias_map: tuple[int, int] | None,
                  out_act: str, out_norm: str, norm: str, norm_type: str, residual: bool,
-                 layer_scale: float | None, drop_path: float, norm_eps: float | None = None):
+                 layer_scale: float | None, drop_path: float, norm_eps: float | None = None,
+                 pos_bias: str = "distance", qkv_layout: str = "grouped"):
         super().__init__(heads, dim_head, dim_value, attn_dropout=attn_dropout)
         # the norm sits over channels, on the input's or (post) the output's width
         self.norm_position = norm
         self.norm = map_norm(norm_type, dim if norm == "pre" else dim_out, norm_eps) if norm != "none" else None
-        self.q = ConvProjection(dim, heads * dim_head, proj, proj_kernel, q_stride, qkv_bias)
-        self.kv = ConvProjection(dim, heads * (dim_head + dim_value), proj, proj_kernel, kv_stride, qkv_bias)
+        self.per_head = qkv_layout == "per-head"
+        if self.per_head and q_stride == kv_stride == 1:  # the same weights as q and kv, in one projection
+            self.qkv = ConvProjection(dim, heads * (2 * dim_head + dim_value), proj, proj_kernel, 1, qkv_bias)
+            self.q = self.kv = None
+        else:
+            self.qkv = None
+            self.q = ConvProjection(dim, heads * dim_head, proj, proj_kernel, q_stride, qkv_bias)
+            self.kv = ConvProjection(dim, heads * (dim_head + dim_value), proj, proj_kernel, kv_stride, qkv_bias)
+        self.pos_bias = self.pos_table = None
         if pos_bias_map is not None:
             h, w = pos_bias_map
-            self.pos_bias = nn.Embedding(h * w, heads)
+            if pos_bias == "attention-bias":
+                self.pos_table = nn.Parameter(torch.zeros(heads, h * w))
+            else:
+                self.pos_bias = nn.Embedding(h * w, heads)
             self.register_buffer("pos_index", distance_index(h, w, q_stride, kv_stride), persistent=False)
-        else:
-            self.pos_bias = None
         self.out_act = make_act(out_act)
         self.out = nn.Conv2d(heads * dim_value, dim_out, 1, bias=out_bias) if project_out else None
         self.out_norm = nn.BatchNorm2d(dim_out) if out_norm != "none" else None
@@ -94,6 +103,8 @@ class ConvAttention(Attention):
         self.drop_path = DropPath(drop_path) if drop_path > 0 else None
 
     def bias(self) -> torch.Tensor | None:
+        if self.pos_table is not None:
+            return self.pos_table[:, self.pos_index]
         if self.pos_bias is None:
             return None
         # vit-pytorch's LeViT divides the table by the logit scale, i.e. multiplies it by √dim_head
@@ -101,12 +112,19 @@ class ConvAttention(Attention):
 
     def mix(self, x: torch.Tensor) -> torch.Tensor:
         h, dk = self.heads, self.dim_head
-        q, kv = self.q(x), self.kv(x)
-        qh, qw = q.shape[-2:]
-        # channels are (heads, width)
-        q = rearrange(q, "b (h d) y x -> b h (y x) d", h=h)
-        k = rearrange(kv[:, :h * dk], "b (h d) y x -> b h (y x) d", h=h)
-        v = rearrange(kv[:, h * dk:], "b (h d) y x -> b h (y x) d", h=h)
+        if self.qkv is not None:  # channels are (heads, q k v)
+            qh = x.shape[-2]
+            q, k, v = rearrange(self.qkv(x), "b (h d) y x -> b h (y x) d", h=h).split([dk, dk, self.dim_value], -1)
+        else:
+            q, kv = self.q(x), self.kv(x)
+            qh = q.shape[-2]
+            # channels are (heads, width); per head: (heads, k v)
+            q = rearrange(q, "b (h d) y x -> b h (y x) d", h=h)
+            if self.per_head:
+                k, v = rearrange(kv, "b (h d) y x -> b h (y x) d", h=h).split([dk, self.dim_value], -1)
+            else:
+                k = rearrange(kv[:, :h * dk], "b (h d) y x -> b h (y x) d", h=h)
+                v = rearrange(kv[:, h * dk:], "b (h d) y x -> b h (y x) d", h=h)
         out = rearrange(self.attend(q, k, v), "b h (y x) d -> b (h d) y x", y=qh)
         if self.out_act is not None:
             out = self.out_act(out)

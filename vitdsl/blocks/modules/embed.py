@@ -77,11 +77,13 @@ class Patchify(nn.Module):
 
 class LearnedPositions(nn.Module):
     def __init__(self, n: int, dim: int, init_std: float, dropout: float, init: str = "normal", unused_rows: int = 0,
-                 groups: int = 1, on_map: bool = False):
+                 groups: int = 1, on_map: bool = False, windows: int | None = None):
         super().__init__()
         shape = (groups, n, dim) if groups > 1 else (n + unused_rows, dim)  # one table per group of (B·G, N, D)
         if on_map:  # n, dim: the map's height and width; groups: its channels; added to (B, C, H, W)
-            shape = (groups, n, dim)
+            # windows: kept window by window, (windows², positions of a window, C)
+            shape = (groups, n, dim) if windows is None else (windows ** 2, n // windows * (dim // windows), groups)
+        self.windows = windows
         self.pos = nn.Parameter(torch.randn(shape) * init_std)
         if init == "trunc_normal":
             nn.init.trunc_normal_(self.pos, std=init_std)
@@ -89,7 +91,10 @@ class LearnedPositions(nn.Module):
         self.used = n if unused_rows else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.pos.dim() == 3:
+        if self.windows is not None:  # (windows², sh·sw, C), window by window → (C, H, W)
+            g, (c, h, w) = self.windows, x.shape[1:]
+            x = x + self.pos.view(g, g, h // g, w // g, c).permute(4, 0, 2, 1, 3).reshape(c, h, w)
+        elif self.pos.dim() == 3:
             x = (x.view(-1, *self.pos.shape) + self.pos).view(x.shape)
         else:
             x = x + (self.pos if self.used is None else self.pos[: self.used])

@@ -3,14 +3,14 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .common import Mixer, make_act
+from .common import BatchNormLast, Mixer, make_act
 
 
 class MLP(Mixer):
     """Linear → act → dropout → Linear → dropout over the last dimension (channels of a map)."""
 
     def __init__(self, dim: int, hidden: int, act: str, bias: bool, dropout: float, channels_first: bool = False,
-                 prefix: int | None = None, out_dropout: bool = True, **mixer):
+                 prefix: int | None = None, out_dropout: bool = True, proj_norm: str = "none", **mixer):
         super().__init__()
         self.init_mixer(dim, **mixer)
         # not Mixer.channels_first: the map is moved channels-last before the mixer, so its layer scale
@@ -22,12 +22,21 @@ class MLP(Mixer):
         self.fc2 = nn.Linear(hidden, dim, bias=bias)
         self.drop = nn.Dropout(dropout) if dropout > 0 else None
         self.out_dropout = out_dropout
+        self.fc1_norm = self.fc2_norm = None
+        if proj_norm == "batch":
+            self.fc1_norm, self.fc2_norm = BatchNormLast(hidden), BatchNormLast(dim)
+            nn.init.zeros_(self.fc2_norm.weight)
 
     def mix(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.act(self.fc1(x))
+        x = self.fc1(x)
+        if self.fc1_norm is not None:
+            x = self.fc1_norm(x)
+        x = self.act(x)
         if self.drop is not None:
             x = self.drop(x)
         x = self.fc2(x)
+        if self.fc2_norm is not None:
+            x = self.fc2_norm(x)
         if self.drop is not None and self.out_dropout:
             x = self.drop(x)
         return x

@@ -16,14 +16,16 @@ class MapAttention(SelfAttention):
     """Global attention (``window`` None) or attention within windows on a (B, C, H, W) map, or on
     (B, N, C) tokens that fill ``grid``.
 
-    ``kv_reduction`` r > 1: keys and values from an r×r stride-r convolution (global only).
+    ``kv_reduction`` r > 1: keys and values from an r×r stride-r convolution (global only); with
+    ``kv_norm``, from the ``kv`` Linear on the map that the convolution ``sr`` (width to width) and the
+    LayerNorm ``sr_norm`` sub-sample.
     ``value_conv`` k: a k×k convolution of the value map, added to the attention output before
     the output projection. Projections: a fused ``qkv`` for windows; ``q`` and ``kv`` for global
     attention, so the state_dict does not depend on r (``kv`` is a Linear when r == 1).
     """
 
     def __init__(self, window: tuple[int, int] | None, partition: str, rel_pos_bias: str, kv_reduction: int,
-                 value_conv: int | None, grid: tuple[int, int] | None, **kwargs):
+                 value_conv: int | None, grid: tuple[int, int] | None, kv_norm: bool = False, **kwargs):
         super().__init__(qkv=window is not None, **kwargs)
         dim, (inner, _, inner_v) = kwargs["dim"], self.widths
         self.window = tuple(window) if window is not None else None
@@ -32,8 +34,10 @@ class MapAttention(SelfAttention):
             self.qkv = None
             self.q = nn.Linear(dim, inner, bias=kwargs["qkv_bias"])
             r = kv_reduction
-            self.kv = nn.Linear(dim, inner + inner_v, bias=kwargs["qkv_bias"]) if r == 1 else \
+            self.kv = nn.Linear(dim, inner + inner_v, bias=kwargs["qkv_bias"]) if r == 1 or kv_norm else \
                 nn.Conv2d(dim, inner + inner_v, r, stride=r, bias=kwargs["qkv_bias"])
+            if kv_norm:  # the code's nn.LayerNorm(dim): PyTorch's eps
+                self.sr, self.sr_norm = nn.Conv2d(dim, dim, r, stride=r), nn.LayerNorm(dim)
         self.value_conv = nn.Conv2d(inner_v, inner_v, value_conv, padding=value_conv // 2) if value_conv else None
         self.rel_pos_bias = None
         if rel_pos_bias == "table":
@@ -65,6 +69,8 @@ class MapAttention(SelfAttention):
         vectors: the same products, without converting the large kernel to channels-last on every call."""
         r = self.reduction
         patches = rearrange(t, "b (h r) (w s) c -> b h w (c r s)", r=r, s=r)
+        if hasattr(self, "sr"):
+            return self.kv(self.sr_norm(F.linear(patches, self.sr.weight.flatten(1), self.sr.bias)))
         return F.linear(patches, self.kv.weight.flatten(1), self.kv.bias)
 
     def mix(self, t: torch.Tensor) -> torch.Tensor:

@@ -56,10 +56,10 @@ class LocalAttention(SelfAttention):
     """Attention within windows of a (B, C, H, W) feature map: contiguous blocks or a dilated grid."""
 
     def __init__(self, partition: str, window: tuple[int, int], rel_pos_bias: str, rel_pos_index: str = "row-major",
-                 bias_hidden: int | None = None, bias_index: str = "exact", table_layout: str = "offsets-first",
-                 **kwargs):
+                 bias_hidden: int | None = None, bias_index: str = "exact", head_merge: str = "heads",
+                 table_layout: str = "offsets-first", **kwargs):
         super().__init__(**kwargs)
-        self.partition, self.window = partition, tuple(window)
+        self.partition, self.window, self.interleave = partition, tuple(window), head_merge == "channels"
         wh, ww = self.window
         self.rel_pos_bias = self.rel_pos_mlp = None
         self.heads_first = rel_pos_bias == "table" and table_layout == "heads-first"
@@ -87,7 +87,8 @@ class LocalAttention(SelfAttention):
         return None
 
     def mix(self, x: torch.Tensor) -> torch.Tensor:
-        return self.merge(self.attend(*self.qkv_heads(x)))
+        out = self.attend(*self.qkv_heads(x))  # (B, heads, N, d)
+        return self.output(out.permute(0, 2, 3, 1).flatten(2)) if self.interleave else self.merge(out)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         _, _, h, w = x.shape
