@@ -12,12 +12,14 @@ VARIANTS = [(name, v) for name in zoo_names(examples=True) for v in load(name).v
 # a paper whose own code agrees with vit-pytorch on a field: the blueprint writes the value, for both (T2T-ViT's
 # attention has qkv_bias=False; the shifted patch tokenization of "ViT for Small-Size Datasets" normalises the
 # patch vector before its projection; MobileViT's code, and timm, keep PyTorch's LayerNorm eps; Twins normalises its
-# patch embedding with PyTorch's LayerNorm, eps 1e-5)
+# patch embedding with PyTorch's LayerNorm, eps 1e-5; MaxViT's TensorFlow code, and timm's maxvit_*_tf, normalise
+# with LayerNorm eps 1e-5 too)
 PAPERS_AGREE = {
     ("t2t_vit", "global-attn", "qkv_bias"),
     ("small_data_vit", "patchify", "pre_norm"),
     *(("mobilevit", block, "norm_eps") for block in ("local-attn", "mlp", "norm")),
     *((twins, "patchify", field) for twins in ("twins_svt", "twins_pcpvt") for field in ("post_norm", "norm_eps")),
+    *(("maxvit", block, "norm_eps") for block in ("local-attn", "mlp", "head")),
 }
 
 
@@ -184,8 +186,8 @@ def test_every_block_with_a_norm_eps_keeps_pytorchs_under_vit_pytorch():
     from vitdsl.blocks.compat import defaults
 
     with_eps = sorted(name for name, cls in REGISTRY.items() if "norm_eps" in cls.model_fields)
-    assert len(with_eps) == 19 and {"patchify", "norm", "head", "token-merge", "attn-pool", "mlp",
-                                    "conv-stem"} <= set(with_eps)
+    assert len(with_eps) == 20 and {"patchify", "norm", "head", "token-merge", "attn-pool", "mlp",
+                                    "conv-stem", "mbconv"} <= set(with_eps)
     assert [name for name in with_eps if defaults("vit-pytorch", name, {}).get("norm_eps") != 1e-5] == []
     assert "norm_eps" not in defaults("vit-pytorch", "pool", {})
 

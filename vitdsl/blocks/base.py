@@ -64,7 +64,8 @@ def norm_eps_field(what: str = "the block's norm") -> Any:
         "XCiT, PiT, CrossViT, Twins and NesT code, and timm, all use 1e-6: with PyTorch's 1e-5 ViT-B's "
         "logits move by ~1e-2) and PyTorch's 1e-5 for batch norms. The vit-pytorch overlay sets 1e-5, "
         "torch's LayerNorm default, which vit-pytorch keeps."))
-Activation = Literal["gelu", "relu", "silu", "hardswish", "tanh", "sigmoid"]
+# gelu-tanh: GELU with the tanh approximation (MaxViT's TensorFlow code; timm's gelu_tanh)
+Activation = Literal["gelu", "gelu-tanh", "relu", "silu", "hardswish", "tanh", "sigmoid"]
 
 
 def register(cls: type["BlockSpec"]) -> type["BlockSpec"]:

@@ -9,15 +9,18 @@ from .base import Activation, BlockSpec, need, norm_eps_field, register
 from .shape import Shape
 
 ConvNorm = Literal["none", "batch", "layer"]
+SAME = "same"  # TensorFlow's SAME padding: ceil(size / stride) out, the odd pixel of padding at the bottom/right
 
 
-def conv_out(size: int, kernel: int, stride: int, padding: int) -> int:
+def conv_out(size: int, kernel: int, stride: int, padding: int | str) -> int:
+    if padding == SAME:
+        return -(-size // stride)
     return (size + 2 * padding - kernel) // stride + 1
 
 
 def pool_out(size: int, kernel: int, stride: int, padding: int | str) -> int:
     """A max-pool's output side; ``padding`` "same" is TensorFlow's: ⌈size / stride⌉ whatever the kernel."""
-    return -(-size // stride) if padding == "same" else conv_out(size, kernel, stride, padding)
+    return conv_out(size, kernel, stride, padding)
 
 
 def conv_params(cin: int, cout: int, k: int, groups: int = 1, bias: bool = True) -> int:
@@ -47,8 +50,10 @@ class ConvStem(BlockSpec):
     channels: list[PositiveInt] = Field(min_length=1, description="Output channels of each convolution.")
     kernel: PositiveInt | list[PositiveInt] = Field(3, description="Kernel size, one for all or one per layer.")
     stride: PositiveInt | list[PositiveInt] = Field(1, description="Stride, one for all or one per layer.")
-    padding: NonNegativeInt | list[NonNegativeInt] | None = Field(
-        None, description="Zero padding, one for all or one per layer; kernel // 2 when unset.")
+    padding: NonNegativeInt | list[NonNegativeInt] | Literal["same"] | None = Field(
+        None, description="Zero padding, one for all or one per layer; kernel // 2 when unset. same: TensorFlow's "
+                          "SAME padding, ceil(size / stride) out, with the odd pixel at the bottom and right (MaxViT's "
+                          "TensorFlow weights: a stride-2 3×3 convolution of an even map pads only there).")
     bias: bool = Field(True, description="Bias in each convolution.")
     norm: ConvNorm = Field("none", description="Norm after each convolution (batch or channel layer norm).")
     act: Activation | Literal["none"] = Field("none", description="Activation after each convolution.")
@@ -84,7 +89,7 @@ class ConvStem(BlockSpec):
     @model_validator(mode="after")
     def _lengths(self):
         n = len(self.channels)
-        for name in ("kernel", "stride", "padding"):
+        for name in ("kernel", "stride", "padding"):  # "same" is one padding for all
             v = getattr(self, name)
             if isinstance(v, list) and len(v) != n:
                 raise ValueError(f"{name} has {len(v)} entries for {n} convolutions")
@@ -125,6 +130,8 @@ class ConvStem(BlockSpec):
              "volume reaches conv-stem", "give a number, or set frames: groups")
         need(plain or self.frames == "volume", "frame_kernel, frame_stride and frame_padding shape 3-D "
              "convolutions, but frames: groups convolves each frame on its own", "drop them, or set frames: volume")
+        need(self.frames == "groups" or self.padding != SAME, "padding: same is for 2-D convolutions, but a volume "
+             "reaches 3-D ones", "give the padding in pixels, or set frames: groups")
         return self.frames == "volume"
 
     def frame_counts(self, x: Shape) -> list[int]:
@@ -203,8 +210,11 @@ class MBConv(BlockSpec):
     """Inverted residual block (MobileNetV2/EfficientNet, as in MaxViT).
 
     1×1 expansion → depthwise 3×3 (strided to downsample) → squeeze-excitation → 1×1 projection,
-    each convolution followed by batch norm. The residual is added only when the shape is unchanged.
+    each convolution followed by batch norm. The residual is added only when the shape is unchanged
+    (or, with ``shortcut: pool-conv``, always, through a pooled and projected shortcut).
     MobileNetV2 (MobileViT's MV2): ``act: silu, se: 0, bias: false, expand_from: input``.
+    MaxViT's own (its TensorFlow code, timm's ``maxvit_*_tf``): ``norm: pre, bias: false, project_bias: true,
+    se_from: output, se_bias: true, shortcut: pool-conv, padding: same, act: gelu-tanh, norm_eps: 1e-3``.
     """
 
     block = "mbconv"
@@ -222,12 +232,36 @@ class MBConv(BlockSpec):
     expand_from: Literal["output", "input"] = Field(
         "output", description="What expansion multiplies: the output channels (MaxViT) or the input channels "
                               "(MobileNetV2, MobileViT's MV2 blocks).")
+    norm: Literal["post", "pre"] = Field(
+        "post", description="post: a batch norm after each convolution (MobileNetV2, vit-pytorch's MaxViT); pre: one "
+                            "before the expansion, after the expansion and the depthwise convolution, none after the "
+                            "projection (MaxViT's code: the pre-norm block).")
+    norm_eps: float | None = norm_eps_field("the batch norms (MaxViT's TensorFlow code: 1e-3)")
+    project_bias: bool | None = Field(None, description="Bias in the 1×1 projection and the shortcut's convolution; "
+                                      "bias when unset (MaxViT: only these two have one).")
+    se_from: Literal["hidden", "output"] = Field(
+        "hidden", description="What se is a fraction of: the hidden channels (vit-pytorch) or the output channels "
+                              "(MaxViT's code: a quarter of the output width).")
+    se_bias: bool = Field(False, description="Biases in the squeeze-excitation's two layers (MaxViT's code).")
+    shortcut: Literal["same-shape", "pool-conv"] = Field(
+        "same-shape", description="same-shape: the residual only where the shape is unchanged (MobileNetV2, "
+                                  "vit-pytorch); pool-conv: always one, through a 2×2 average pool where the block "
+                                  "downsamples and a 1×1 convolution where it changes the width (MaxViT's code).")
+    padding: Literal["symmetric", "same"] = Field(
+        "symmetric", description="The depthwise convolution's padding: 1 on every side, or TensorFlow's SAME (a "
+                                 "stride-2 convolution of an even map pads only the bottom and right: MaxViT's "
+                                 "TensorFlow weights); the map's size is the same.")
 
     def dims(self, x: Shape) -> tuple[int, int, int, int]:
         cin = x.features
         cout = self.dim or cin
         hidden = int(self.expansion * (cout if self.expand_from == "output" else cin))
-        return cin, cout, hidden, int(hidden * self.se)
+        return cin, cout, hidden, int((hidden if self.se_from == "hidden" else cout) * self.se)
+
+    def shortcut_conv(self, x: Shape) -> bool:
+        """Whether the shortcut holds a 1×1 convolution."""
+        cin, cout, _, _ = self.dims(x)
+        return self.shortcut == "pool-conv" and cin != cout
 
     def infer(self, x: Shape) -> Shape:
         c, h, w = x.dims
@@ -237,18 +271,22 @@ class MBConv(BlockSpec):
 
     def count_params(self, x: Shape) -> int:
         cin, cout, hidden, squeeze = self.dims(x)
+        project_bias = self.bias if self.project_bias is None else self.project_bias
         n = conv_params(cin, hidden, 1, bias=self.bias) + 2 * hidden
         n += conv_params(hidden, hidden, 3, groups=hidden, bias=self.bias) + 2 * hidden
         if squeeze:
-            n += 2 * hidden * squeeze
-        return n + conv_params(hidden, cout, 1, bias=self.bias) + 2 * cout
+            n += 2 * hidden * squeeze + (hidden + squeeze if self.se_bias else 0)
+        n += conv_params(hidden, cout, 1, bias=project_bias) + 2 * (cin if self.norm == "pre" else cout)
+        return n + (conv_params(cin, cout, 1, bias=project_bias) if self.shortcut_conv(x) else 0)
 
     def flops(self, x: Shape) -> int:
         cin, cout, hidden, squeeze = self.dims(x)
         _, h, w = x.dims
         out = self.infer(x)
         oh, ow = out.dims[1:]
-        return 2 * (h * w * cin * hidden + oh * ow * hidden * 9 + 2 * hidden * squeeze + oh * ow * hidden * cout)
+        shortcut = oh * ow * cin * cout if self.shortcut_conv(x) else 0
+        return 2 * (h * w * cin * hidden + oh * ow * hidden * 9 + 2 * hidden * squeeze + oh * ow * hidden * cout
+                    + shortcut)
 
     def pattern(self, x: Shape) -> str:
         return "stride 2" if self.stride == 2 else ""
@@ -257,4 +295,6 @@ class MBConv(BlockSpec):
         from .modules.conv import MBConv
 
         cin, cout, hidden, squeeze = self.dims(x)
-        return MBConv(cin, cout, hidden, squeeze, self.stride, self.act, self.bias, self.drop_path)
+        return MBConv(cin, cout, hidden, squeeze, self.stride, self.act, self.bias, self.drop_path, norm=self.norm,
+                      eps=self.norm_eps, project_bias=self.bias if self.project_bias is None else self.project_bias,
+                      se_bias=self.se_bias, shortcut=self.shortcut, padding=self.padding)

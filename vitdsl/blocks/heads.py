@@ -108,8 +108,8 @@ class Pool(BlockSpec):
 
 @register
 class Head(BlockSpec):
-    """Classifier: an optional norm, then a linear map to the class logits (optionally followed by an
-    activation: a hidden layer of a projector)."""
+    """Classifier: an optional norm, an optional pre-logits layer (Linear → tanh), then a linear map to the
+    class logits (optionally followed by an activation: a hidden layer of a projector)."""
 
     block = "head"
     capabilities = frozenset({"readout", "classifier"})
@@ -125,15 +125,22 @@ class Head(BlockSpec):
     bias: bool = Field(True, description="Bias in the linear map.")
     act: Activation | Literal["none"] = Field("none", description="Activation after the linear map (the hidden "
                                               "layers of a projector: Linear → GELU).")
+    pre_logits: PositiveInt | None = Field(None, description="Width of a pre-logits layer between the norm and the "
+                                           "linear map: Linear (with bias) → tanh (MaxViT's code, timm's "
+                                           "maxvit_*_tf: the last stage's width; the ViT paper's representation "
+                                           "layer); none when unset.")
 
     def infer(self, x: Shape) -> Shape:
         return x.with_features(self.classes)
 
     def count_params(self, x: Shape) -> int:
-        return norm_params(self.norm, x.features) + linear_params(x.features, self.classes, self.bias)
+        width = self.pre_logits or x.features
+        hidden = linear_params(x.features, width) if self.pre_logits else 0
+        return norm_params(self.norm, x.features) + hidden + linear_params(width, self.classes, self.bias)
 
     def flops(self, x: Shape) -> int:
-        return 2 * (x.numel // x.features) * x.features * self.classes
+        hidden = x.features * self.pre_logits if self.pre_logits else 0
+        return 2 * (x.numel // x.features) * (hidden + (self.pre_logits or x.features) * self.classes)
 
     def pattern(self, x: Shape) -> str:
         return "" if self.act == "none" else self.act
@@ -141,7 +148,7 @@ class Head(BlockSpec):
     def build(self, x: Shape):
         from .modules.heads import Head
 
-        return Head(x.features, self.classes, self.norm, self.bias, self.act, self.norm_eps)
+        return Head(x.features, self.classes, self.norm, self.bias, self.act, self.norm_eps, self.pre_logits)
 
 
 @register

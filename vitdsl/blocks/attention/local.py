@@ -40,6 +40,11 @@ class LocalAttn(Windows, Numerics):
                              "vit-pytorch: CrossFormer's quirk in vit-pytorch, which evaluates the MLP on the "
                              "offsets [-w, w]² (row stride 2w+1) but reads it at (Δrow+w-1)·(2w-1) + (Δcol+w-1), "
                              "so most pairs get another offset's bias (needed for its weights).")
+    table_layout: Literal["offsets-first", "heads-first"] = Field(
+        "offsets-first", description="rel_pos_bias: table — how the table's weights are laid out: offsets-first = "
+                                     "(2w-1)² rows of heads, read at query - key (Swin, vit-pytorch); heads-first = "
+                                     "heads × (2w-1) × (2w-1), read at key - query (MaxViT's TensorFlow code, timm's "
+                                     "RelPosBiasTf). The same bias either way, for weights stored either way.")
     dim_value: PositiveInt | None = Field(None, description=DIM_VALUE)
     value_conv: PositiveInt | None = Field(None, description=VALUE_CONV + " It sees across window borders.")
     head_merge: Literal["heads", "channels"] = Field(
@@ -52,9 +57,13 @@ class LocalAttn(Windows, Numerics):
     def _geometry_given(self):
         if self.rel_pos_bias != "dynamic" and {"bias_hidden", "bias_index"} & self.model_fields_set:
             raise ValueError("bias_hidden and bias_index are options of the dynamic bias: set rel_pos_bias: dynamic")
+        if self.rel_pos_bias != "table" and "table_layout" in self.model_fields_set:
+            raise ValueError("table_layout is an option of the table bias: set rel_pos_bias: table")
         check_value_conv(self.value_conv)
         if self.value_conv is not None and self.rel_pos_bias == "dynamic":
             raise ValueError("value_conv takes the table bias or none")
+        if self.value_conv is not None and self.table_layout != "offsets-first":
+            raise ValueError("value_conv takes the offsets-first table only")
         if self.value_conv is not None and self.head_merge != "heads":
             raise ValueError("value_conv joins the heads head after head: drop head_merge")
         return self
@@ -130,7 +139,7 @@ class LocalAttn(Windows, Numerics):
         from ..modules.attention import LocalAttention, MapAttention
 
         dynamic = self.rel_pos_bias == "dynamic"
-        bias = dict(rel_pos_bias=self.rel_pos_bias,
+        bias = dict(rel_pos_bias=self.rel_pos_bias, table_layout=self.table_layout,
                     bias_hidden=self.bias_width(x.features) if dynamic else None, bias_index=self.bias_index)
         if self.value_conv is not None:
             # The value conv needs the values as one map, so project first and then cut windows;

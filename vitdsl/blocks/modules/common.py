@@ -1,11 +1,13 @@
 """Pieces every block module shares: norms, activations, drop path and the residual mixer."""
 from __future__ import annotations
 
+from functools import partial
+
 import torch
 from torch import nn
 
-ACTIVATIONS = {"gelu": nn.GELU, "relu": nn.ReLU, "silu": nn.SiLU, "hardswish": nn.Hardswish,
-               "tanh": nn.Tanh, "sigmoid": nn.Sigmoid}
+ACTIVATIONS = {"gelu": nn.GELU, "gelu-tanh": partial(nn.GELU, approximate="tanh"), "relu": nn.ReLU, "silu": nn.SiLU,
+               "hardswish": nn.Hardswish, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid}
 
 
 def make_act(name: str | None) -> nn.Module | None:

@@ -4,19 +4,30 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .common import DropPath, make_act, norm_eps
+from .common import BATCH_EPS, DropPath, make_act, norm_eps
+
+
+def pad_same(x: torch.Tensor, kernel: int, stride: int, value: float = 0.0) -> torch.Tensor:
+    """TensorFlow's SAME padding of a (B, C, H, W) map with ``value``: ceil(size / stride) positions out, the odd
+    pixel of padding at the bottom and right."""
+    pads = []
+    for size in (x.shape[-1], x.shape[-2]):  # F.pad lists the last dimension first
+        total = max((-(-size // stride) - 1) * stride + kernel - size, 0)
+        pads += [total // 2, total - total // 2]
+    return F.pad(x, pads, value=value) if any(pads) else x
 
 
 class ConvNormAct(nn.Module):
     """Conv → norm → activation → max-pool; with ``frame`` = (kernel, stride, padding) along the frames the
     convolution is 3-D on (B, C, T, H, W) and the max-pool (1, k, k) leaves the frames alone."""
 
-    def __init__(self, cin: int, cout: int, kernel: int, stride: int, padding: int, bias: bool, norm: str,
+    def __init__(self, cin: int, cout: int, kernel: int, stride: int, padding: int | str, bias: bool, norm: str,
                  act: str, groups: int = 1, pool: tuple[int, int, int | str] | None = None,
                  frame: tuple[int, int, int] | None = None, eps: float | None = None):
         super().__init__()
+        self.same = (kernel, stride) if padding == "same" else None  # padded in forward, for any map size
         if frame is None:
-            self.conv = nn.Conv2d(cin, cout, kernel, stride, padding, groups=groups, bias=bias)
+            self.conv = nn.Conv2d(cin, cout, kernel, stride, 0 if self.same else padding, groups=groups, bias=bias)
         else:
             (fk, fs, fp), k = frame, kernel
             self.conv = nn.Conv3d(cin, cout, (fk, k, k), (fs, stride, stride), (fp, padding, padding), groups=groups,
@@ -34,7 +45,7 @@ class ConvNormAct(nn.Module):
             self.pool = nn.MaxPool2d(*pool) if pool is not None else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.conv(x)
+        x = self.conv(x if self.same is None else pad_same(x, *self.same))
         if self.norm is not None:
             x = self.norm(x)
         if self.act is not None:
@@ -52,12 +63,7 @@ class SamePool(nn.MaxPool2d):
         super().__init__(kernel, stride)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        k, s = self.kernel_size, self.stride
-        pad = []
-        for n in (x.shape[-1], x.shape[-2]):
-            total = max((-(-n // s) - 1) * s + k - n, 0)
-            pad += [total // 2, total - total // 2]
-        return super().forward(F.pad(x, pad, value=float("-inf")))
+        return super().forward(pad_same(x, self.kernel_size, self.stride, float("-inf")))
 
 
 class ChannelLayerNorm(nn.LayerNorm):
@@ -99,30 +105,51 @@ class ConvStack(nn.Sequential):
 
 
 class SqueezeExcite(nn.Module):
-    def __init__(self, dim: int, squeeze: int):
+    def __init__(self, dim: int, squeeze: int, bias: bool = False):
         super().__init__()
-        self.reduce = nn.Linear(dim, squeeze, bias=False)
+        self.reduce = nn.Linear(dim, squeeze, bias=bias)
         self.act = nn.SiLU()
-        self.expand = nn.Linear(squeeze, dim, bias=False)
+        self.expand = nn.Linear(squeeze, dim, bias=bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         g = self.expand(self.act(self.reduce(x.mean(dim=(2, 3)))))
         return x * g.sigmoid()[:, :, None, None]
 
 
+class PoolConv(nn.Module):
+    """MaxViT's shortcut: a 2×2 average pool (SAME-padded) where the block downsamples, then a 1×1
+    convolution where it changes the width."""
+
+    def __init__(self, cin: int, cout: int, stride: int, bias: bool):
+        super().__init__()
+        self.stride = stride
+        self.conv = nn.Conv2d(cin, cout, 1, bias=bias) if cin != cout else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.stride > 1:
+            x = F.avg_pool2d(pad_same(x, self.stride, self.stride), self.stride)
+        return x if self.conv is None else self.conv(x)
+
+
 class MBConv(nn.Module):
     def __init__(self, cin: int, cout: int, hidden: int, squeeze: int, stride: int, act: str, bias: bool,
-                 drop_path: float):
+                 drop_path: float, norm: str = "post", eps: float | None = None, project_bias: bool | None = None,
+                 se_bias: bool = False, shortcut: str = "same-shape", padding: str = "symmetric"):
         super().__init__()
-        self.expand = ConvNormAct(cin, hidden, 1, 1, 0, bias, "batch", act)
-        self.depthwise = ConvNormAct(hidden, hidden, 3, stride, 1, bias, "batch", act, groups=hidden)
-        self.se = SqueezeExcite(hidden, squeeze) if squeeze > 0 else None
-        self.project = ConvNormAct(hidden, cout, 1, 1, 0, bias, "batch", "none")
-        self.residual = cin == cout and stride == 1
+        eps = BATCH_EPS if eps is None else eps
+        self.pre_norm = nn.BatchNorm2d(cin, eps=eps) if norm == "pre" else None
+        self.expand = ConvNormAct(cin, hidden, 1, 1, 0, bias, "batch", act, eps=eps)
+        self.depthwise = ConvNormAct(hidden, hidden, 3, stride, "same" if padding == "same" else 1, bias, "batch",
+                                     act, groups=hidden, eps=eps)
+        self.se = SqueezeExcite(hidden, squeeze, se_bias) if squeeze > 0 else None
+        self.project = ConvNormAct(hidden, cout, 1, 1, 0, bias if project_bias is None else project_bias,
+                                   "none" if norm == "pre" else "batch", "none", eps=eps)
+        self.shortcut = PoolConv(cin, cout, stride, project_bias) if shortcut == "pool-conv" else None
+        self.residual = self.shortcut is not None or cin == cout and stride == 1
         self.drop_path = DropPath(drop_path) if drop_path > 0 and self.residual else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.depthwise(self.expand(x))
+        y = self.depthwise(self.expand(x if self.pre_norm is None else self.pre_norm(x)))
         if self.se is not None:
             y = self.se(y)
         y = self.project(y)
@@ -130,4 +157,4 @@ class MBConv(nn.Module):
             return y
         if self.drop_path is not None:
             y = self.drop_path(y)
-        return y + x
+        return y + (x if self.shortcut is None else self.shortcut(x))

@@ -41,15 +41,19 @@ class Pool(nn.Module):
 
 
 class Head(nn.Module):
-    def __init__(self, dim: int, classes: int, norm: str, bias: bool, act: str = "none", eps: float | None = None):
+    def __init__(self, dim: int, classes: int, norm: str, bias: bool, act: str = "none", eps: float | None = None,
+                 pre_logits: int | None = None):
         super().__init__()
         self.norm = make_norm(norm, dim, eps)
-        self.fc = nn.Linear(dim, classes, bias=bias)
+        self.pre_logits = nn.Linear(dim, pre_logits) if pre_logits else None
+        self.fc = nn.Linear(pre_logits or dim, classes, bias=bias)
         self.act = make_act(act)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.norm is not None:
             x = self.norm(x)
+        if self.pre_logits is not None:
+            x = torch.tanh(self.pre_logits(x))
         x = self.fc(x)
         return x if self.act is None else self.act(x)
 

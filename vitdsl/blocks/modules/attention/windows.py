@@ -39,16 +39,33 @@ def dynamic_bias_mlp(hidden: int) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
+class HeadsFirstTable(nn.Module):
+    """A relative position table laid out heads × (2wh-1) × (2ww-1), read at key - query (MaxViT's TensorFlow
+    code): called with the (n, n) query - key index into the flattened offsets, it gives the (heads, n, n) bias."""
+
+    def __init__(self, heads: int, wh: int, ww: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(heads, 2 * wh - 1, 2 * ww - 1) * 0.02)
+
+    def forward(self, index: torch.Tensor) -> torch.Tensor:
+        # key - query is the offset mirrored in both axes: flat index (rows·cols - 1) - that of query - key
+        return self.weight.flatten(1)[:, self.weight[0].numel() - 1 - index]
+
+
 class LocalAttention(SelfAttention):
     """Attention within windows of a (B, C, H, W) feature map: contiguous blocks or a dilated grid."""
 
     def __init__(self, partition: str, window: tuple[int, int], rel_pos_bias: str, rel_pos_index: str = "row-major",
-                 bias_hidden: int | None = None, bias_index: str = "exact", head_merge: str = "heads", **kwargs):
+                 bias_hidden: int | None = None, bias_index: str = "exact", head_merge: str = "heads",
+                 table_layout: str = "offsets-first", **kwargs):
         super().__init__(**kwargs)
         self.partition, self.window, self.interleave = partition, tuple(window), head_merge == "channels"
         wh, ww = self.window
         self.rel_pos_bias = self.rel_pos_mlp = None
-        if rel_pos_bias == "table":
+        self.heads_first = rel_pos_bias == "table" and table_layout == "heads-first"
+        if self.heads_first:
+            self.rel_pos_bias = HeadsFirstTable(self.heads, wh, ww)
+        elif rel_pos_bias == "table":
             self.rel_pos_bias = nn.Embedding((2 * wh - 1) * (2 * ww - 1), self.heads)
         elif rel_pos_bias == "dynamic":
             self.rel_pos_mlp = dynamic_bias_mlp(bias_hidden)
@@ -61,6 +78,8 @@ class LocalAttention(SelfAttention):
                                  persistent=False)
 
     def bias(self) -> torch.Tensor | None:
+        if self.heads_first:
+            return self.rel_pos_bias(self.rel_pos_index)
         if self.rel_pos_bias is not None:
             return self.rel_pos_bias(self.rel_pos_index).permute(2, 0, 1)
         if self.rel_pos_mlp is not None:  # (n, n), shared by all heads

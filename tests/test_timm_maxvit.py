@@ -1,0 +1,121 @@
+"""MaxViT: the blueprint's named variants are timm's ``maxvit_*_tf_*`` models (the paper's TensorFlow weights)
+exactly: the same parameters at every image size, and tiny's outputs once timm's weights, all re-drawn at
+random, are imported. The zoo default stays vit-pytorch's (tests/test_parity.py). The rest of the family
+runs in the sweep (``make timm-sweep``)."""
+import copy
+
+import pytest
+import torch
+from timm_oracle import TOLERANCE, count, imported
+
+import vitdsl
+import vitdsl.interop.timm as vt
+from vitdsl.blocks.modules.attention.windows import LocalAttention
+from vitdsl.blocks.modules.conv import ConvNormAct
+from vitdsl.errors import VitdslError
+from vitdsl.graph import info
+from vitdsl.interop.timm import maxvit
+
+timm = pytest.importorskip("timm")
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    ref, model, x = imported("maxvit_tiny_tf_224")
+    with torch.no_grad():
+        return model, x, ref(x)
+
+
+def test_tiny_is_timms_exactly(tiny):
+    model, x, want = tiny
+    assert want.abs().max() > 1
+    with torch.no_grad():
+        assert (model(x) - want).abs().max() < TOLERANCE
+
+
+def _mirrored_table(model):
+    for m in model.modules():
+        if isinstance(m, LocalAttention):  # read the heads-first table at query - key, as Swin's is
+            m.rel_pos_index.copy_(m.rel_pos_bias.weight[0].numel() - 1 - m.rel_pos_index)
+
+
+def _exact_gelu(model):
+    for m in model.modules():
+        if isinstance(m, torch.nn.GELU):
+            m.approximate = "none"
+
+
+def _symmetric_padding(model):
+    for m in model.modules():
+        if isinstance(m, ConvNormAct) and m.same is not None:
+            m.conv.padding, m.same = (m.same[0] // 2,) * 2, None
+
+
+@pytest.mark.parametrize("wrong", [_mirrored_table, _exact_gelu, _symmetric_padding])
+def test_a_wrong_wiring_shows(tiny, wrong):
+    """The check above sees each TensorFlow detail: the table read at key - query, GELU's tanh approximation,
+    SAME padding (a stride-2 convolution of an even map pads only the bottom and right)."""
+    model, x, want = tiny
+    model = copy.deepcopy(model)
+    wrong(model)
+    with torch.no_grad():
+        assert (model(x) - want).abs().max() > 10 * TOLERANCE
+
+
+@pytest.mark.parametrize("name", sorted(maxvit.MODELS))
+def test_every_model_has_timms_parameter_count_and_input_size(name):
+    blueprint, variant, overrides = vt.target(name)
+    graph = vitdsl.validate(blueprint, variant, overrides=overrides)
+    # weight_init "" skips timm's init of the meta tensors, which holds no values anyway (seconds per model)
+    ref = timm.create_model(name, device="meta", weight_init="")
+    assert info(graph)["params"] == count(ref)
+    assert graph.input.dims == tuple(ref.pretrained_cfg["input_size"])
+
+
+def test_the_family_covers_every_tf_name_timm_registers():
+    assert sorted(maxvit.MODELS) == sorted(timm.list_models("maxvit_*tf*"))
+    assert vt.target("maxvit_base_tf_384") == ("maxvit", "base", {"image_size": 384})
+    assert vt.target("maxvit_xlarge_tf_224") == ("maxvit", "xlarge", {"classes": 21843})
+    assert vt.variants()["maxvit"] == {size: [f"maxvit_{size}_tf_224"] for size in ("base", "large", "small", "tiny")}
+
+
+def test_windows_and_tables_follow_the_image_size():
+    for image, window in ((224, 7), (384, 12), (512, 16)):
+        model = vt.build(f"maxvit_tiny_tf_{image}", device="meta")
+        for name in ("block_attn", "grid_attn"):
+            attn = model.block(f"stages.3.blocks.1.{name}")
+            assert attn.window == (window, window)
+            assert tuple(attn.rel_pos_bias.weight.shape) == (16, 2 * window - 1, 2 * window - 1)
+
+
+def test_the_paper_options_agree_with_their_rules_on_odd_maps(write):
+    """SAME padding and the pooled shortcut on odd sizes (15 → 8 → 4), where TensorFlow pads both sides."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    path = write("name: t\ninput: {image: [3, 15, 15]}\nlayers:\n"
+                 "  - conv-stem: {channels: [8], stride: 2, padding: same, norm: batch, norm_eps: 1.0e-3}\n"
+                 "  - mbconv: {dim: 16, stride: 2, norm: pre, bias: false, project_bias: true, se_from: output,\n"
+                 "             se_bias: true, shortcut: pool-conv, padding: same, act: gelu-tanh}\n"
+                 "  - local-attn: {window: 2, dim_head: 8, table_layout: heads-first}\n"
+                 "  - pool: mean\n  - head: {classes: 3, norm: layer, pre_logits: 12}\n")
+    model = vitdsl.build(str(path)).eval()
+    for node, inputs, output in vitdsl.validate(str(path)):
+        module = model.block(node.path)
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            out = module(*[torch.randn(s.batched(2)) for s in inputs])
+        assert tuple(out.shape) == output.batched(2), node.path
+        assert count(module) == node.spec.count_params(*inputs), node.path
+        assert counter.get_total_flops() == 2 * node.spec.total_flops(*inputs), node.path
+    assert model.block("mbconv").se.reduce.weight.shape == (4, 64)  # a quarter of the output width
+
+
+def test_new_options_refuse_what_they_cannot_do(write):
+    with pytest.raises(VitdslError) as e:
+        vitdsl.validate(str(write("name: t\ninput: {image: [8, 8, 8]}\nlayers:\n"
+                                  "  - local-attn: {window: 2, rel_pos_bias: none, table_layout: heads-first}\n")))
+    assert "table_layout is an option of the table bias: set rel_pos_bias: table" in e.value.message
+    with pytest.raises(VitdslError) as e:
+        vitdsl.validate(str(write("name: t\ninput: {volume: [3, 4, 8, 8]}\nlayers:\n"
+                                  "  - conv-stem: {channels: [8], stride: 2, padding: same}\n")))
+    assert e.value.message == "padding: same is for 2-D convolutions, but a volume reaches 3-D ones (input here: " \
+                              "volume 3×4×8×8)"
