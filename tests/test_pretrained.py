@@ -8,7 +8,6 @@ import sys
 
 import pytest
 import torch
-import torch.nn.functional as F
 from vit_pytorch import ViT
 
 import vitdsl
@@ -283,15 +282,22 @@ def test_hf_hub_offline(monkeypatch):
         read("hf-hub:timm/vit_base_patch16_224.augreg_in21k")
 
 
-def test_bicubic_is_what_the_planner_uses_for_relative_tables():
-    """A window grown from 3 to 4: the (2w−1)² table is interpolated, heads kept apart."""
+@pytest.mark.parametrize("old,new", [(3, 4), (7, 12), (7, 5)])
+def test_relative_tables_are_resized_as_timm_resizes_them(old, new):
+    """A window grown (or shrunk) from ``old`` to ``new``: the flat ((2w−1)², heads) table and the heads-first
+    (heads, 2w−1, 2w−1) one give timm's ``resize_rel_pos_bias_table`` values, heads kept apart."""
+    from timm.layers.pos_embed_rel import resize_rel_pos_bias_table
+
     from vitdsl.interop.pretrained import _resample
 
-    table = torch.randn(25, 2)
-    out, how = _resample(torch.nn.Module(), "blocks.0.attn.rel_pos_bias.weight", table, torch.zeros(49, 2))
-    expected = F.interpolate(table.t().reshape(1, 2, 5, 5), size=(7, 7), mode="bicubic", align_corners=False)
-    assert how == "relative positions interpolated bicubically, 5×5 → 7×7"
-    assert torch.equal(out, expected.reshape(2, 49).t())
+    a, b = 2 * old - 1, 2 * new - 1
+    flat, heads_first = torch.randn(a * a, 3), torch.randn(3, a, a)
+    out, how = _resample(torch.nn.Module(), "blocks.0.attn.rel_pos_bias.weight", flat, torch.zeros(b * b, 3))
+    assert how == f"relative positions interpolated, {a}×{a} → {b}×{b}"
+    assert (out - resize_rel_pos_bias_table(flat, (new, new), (b * b, 3))).abs().max() < 1e-6
+    out, how = _resample(torch.nn.Module(), "blocks.0.attn.rel_pos_bias.weight", heads_first, torch.zeros(3, b, b))
+    assert (out - resize_rel_pos_bias_table(heads_first, (new, new), (3, b, b))).abs().max() < 1e-6
+    assert torch.equal(out[:, b // 2, b // 2], heads_first[:, a // 2, a // 2])  # offset 0 keeps its value
 
 
 def test_a_strict_transplant_refuses_a_modified_blueprint():

@@ -119,3 +119,24 @@ def test_new_options_refuse_what_they_cannot_do(write):
                                   "  - conv-stem: {channels: [8], stride: 2, padding: same}\n")))
     assert e.value.message == "padding: same is for 2-D convolutions, but a volume reaches 3-D ones (input here: " \
                               "volume 3×4×8×8)"
+
+
+def test_224_weights_load_into_the_384_model_as_timm_resizes_them(tmp_path):
+    """The transplant planner on MaxViT's heads-first tables: timm's 224 checkpoint into the 384 model, each
+    (heads, 13, 13) table interpolated to (heads, 23, 23) as timm's own checkpoint filter does (BEiT's
+    geometric offsets, vitdsl/interop/relpos.py), so ours and timm's 384 model loaded from the same file agree."""
+    from timm.models.maxxvit import checkpoint_filter_fn
+    from timm_oracle import redrawn, sample
+
+    file = tmp_path / "maxvit_tiny_tf_224.pth"
+    torch.save(redrawn("maxvit_tiny_tf_224").state_dict(), file)
+    ours = vt.build("maxvit_tiny_tf_384").eval()
+    plan = vt.load_pretrained(ours, file, plan=True, show=False)
+    assert plan.summary() == "538 exact, 22 resampled"
+    assert {s.note for s in plan.steps if s.action == "resampled"} == {
+        "relative positions interpolated, 13×13 → 23×23"}
+    ref = timm.create_model("maxvit_tiny_tf_384").eval()
+    ref.load_state_dict(checkpoint_filter_fn(torch.load(file, weights_only=True), ref))
+    x = sample(ref)
+    with torch.no_grad():
+        assert (ours(x) - ref(x)).abs().max() < TOLERANCE

@@ -8,8 +8,8 @@ DataParallel) is unwrapped by name, and each unwrapping is reported as a note.
 The planner compares the file with the model *before* touching a weight, tensor by tensor:
 exact (same shape, or the same values with singleton dimensions added), resampled (an absolute position
 table resized bicubically over its patch grid with the special-token rows kept, as timm's
-``resample_abs_pos_embed``; a relative-position table interpolated over its (2w−1)² grid),
-re-initialised (a tensor of ours the file cannot fill: a new head, an extra block, a swapped one; it
+``resample_abs_pos_embed``; a relative-position table interpolated over its (2w−1)² grid as timm does, see
+relpos.py), re-initialised (a tensor of ours the file cannot fill: a new head, an extra block, a swapped one; it
 keeps the model's own initialisation), dropped (a tensor of the file with no place: a block the model no
 longer has) and derived (dropped by the map's own rule: a table the blueprint computes). Nothing is
 skipped silently: the plan lists every tensor, and ``apply`` checks that it loaded exactly that.
@@ -28,6 +28,7 @@ from torch import nn
 
 from ..errors import VitdslError
 from ..torchfile import Kind, load, looks_like_torch_file
+from . import relpos
 from .transfer import Match, Rule, match_state_dict
 
 KIND = Kind("weights file", "a weights file", "a weights file is a .safetensors file, or a state_dict saved with "
@@ -277,14 +278,17 @@ def _resample(model: nn.Module, key: str, theirs: torch.Tensor, ours: torch.Tens
     """(the file's tensor resized to ours, how) for position tables; (None, why not) otherwise."""
     misfit = f"{tuple(theirs.shape)} does not fit {tuple(ours.shape)}"
     spec, inputs = _owner(model, key)
+    if key.endswith("rel_pos_bias.weight") and theirs.dim() == ours.dim() == 3 and theirs.shape[0] == ours.shape[0] \
+            and theirs.shape[1] == theirs.shape[2] and ours.shape[1] == ours.shape[2]:
+        old, new = theirs.shape[1], ours.shape[1]  # heads-first (heads, 2w−1, 2w−1), MaxViT's TensorFlow table
+        return relpos.resize(theirs, new).to(ours.dtype), f"relative positions interpolated, {old}×{old} → {new}×{new}"
     if key.endswith("rel_pos_bias.weight") and theirs.dim() == 2 and ours.dim() == 2 \
             and theirs.shape[1] == ours.shape[1]:
         old, new = math.isqrt(theirs.shape[0]), math.isqrt(ours.shape[0])
         if old * old == theirs.shape[0] and new * new == ours.shape[0]:
-            grid = theirs.float().t().reshape(1, -1, old, old)
-            out = F.interpolate(grid, size=(new, new), mode="bicubic", align_corners=False)
-            return (out.reshape(-1, new * new).t().to(ours.dtype),
-                    f"relative positions interpolated bicubically, {old}×{old} → {new}×{new}")
+            tables = relpos.resize(theirs.t().reshape(-1, old, old), new)
+            return (tables.reshape(-1, new * new).t().to(ours.dtype),
+                    f"relative positions interpolated, {old}×{old} → {new}×{new}")
     if getattr(spec, "block", None) != "pos-embed" or spec.kind != "learned" or spec.unused_rows or spec.per_group:
         return None, misfit
     x = inputs[0]
