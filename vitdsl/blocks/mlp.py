@@ -36,9 +36,15 @@ class MLP(MixerSpec):
                             "with bias: false as there), the second's γ starting at 0 so that a fresh residual "
                             "block adds nothing.")
 
+    glu: bool = Field(False, description="Gated linear unit: the first projection gives 2 × hidden, and the "
+                      "activation of its first half times its second half goes on (SwiGLU with act silu: DINOv2's "
+                      "giant, timm's SwiGLUPacked); hidden is the width after the gate.")
+
     def infer(self, x: Shape) -> Shape:
         need(self.hidden_dim(x.features) >= 1, f"mult {self.mult} of the width {x.features} gives a hidden width "
              "of 0", "raise mult, or set hidden")
+        need(not (self.glu and self.proj_norm == "batch"), "'glu' and 'proj_norm: batch' do not go together "
+             "(the first projection's BatchNorm would see the gate)", "drop one of them")
         if self.tokens == "prefix":
             need(x.kind == "tokens" and x.prefix >= 1, "'tokens: prefix' needs special tokens leading a sequence",
                  "add a tokens block before it, or drop the option")
@@ -50,15 +56,16 @@ class MLP(MixerSpec):
     def count_params(self, x: Shape) -> int:
         d, h = x.features, self.hidden_dim(x.features)
         norms = 2 * (h + d) if self.proj_norm == "batch" else 0
-        return linear_params(d, h, self.bias) + linear_params(h, d, self.bias) + norms + self.mixer_params(d)
+        gates = 2 if self.glu else 1
+        return linear_params(d, gates * h, self.bias) + linear_params(h, d, self.bias) + norms + self.mixer_params(d)
 
     def flops(self, x: Shape) -> int:
         positions = x.prefix if self.tokens == "prefix" else x.numel // x.features
-        return 4 * positions * x.features * self.hidden_dim(x.features)
+        return (6 if self.glu else 4) * positions * x.features * self.hidden_dim(x.features)
 
     def build(self, x: Shape):
         from .modules.mlp import MLP
 
         return MLP(x.features, self.hidden_dim(x.features), self.act, self.bias, self.dropout,
                    channels_first=x.kind == "image", prefix=x.prefix if self.tokens == "prefix" else None,
-                   out_dropout=self.out_dropout, proj_norm=self.proj_norm, **self.mixer_kwargs())
+                   out_dropout=self.out_dropout, proj_norm=self.proj_norm, glu=self.glu, **self.mixer_kwargs())

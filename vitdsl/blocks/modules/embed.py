@@ -225,11 +225,13 @@ class NoPositions(nn.Module):
 
 
 class ClassTokens(nn.Module):
-    def __init__(self, count: int, dim: int, init_std: float, append: bool = False):
+    def __init__(self, count: int, dim: int, init_std: float, append: bool = False, registers: int = 0):
         super().__init__()
         self.cls = nn.Parameter(torch.randn(count, dim) * init_std)
+        self.registers = nn.Parameter(torch.randn(registers, dim) * init_std) if registers else None
         self.append = append
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        special = self.cls.expand(x.shape[0], -1, -1)
+        special = self.cls if self.registers is None else torch.cat((self.cls, self.registers))
+        special = special.expand(x.shape[0], -1, -1)
         return torch.cat((x, special) if self.append else (special, x), dim=1)

@@ -10,14 +10,16 @@ class MLP(Mixer):
     """Linear → act → dropout → Linear → dropout over the last dimension (channels of a map)."""
 
     def __init__(self, dim: int, hidden: int, act: str, bias: bool, dropout: float, channels_first: bool = False,
-                 prefix: int | None = None, out_dropout: bool = True, proj_norm: str = "none", **mixer):
+                 prefix: int | None = None, out_dropout: bool = True, proj_norm: str = "none", glu: bool = False,
+                 **mixer):
         super().__init__()
         self.init_mixer(dim, **mixer)
         # not Mixer.channels_first: the map is moved channels-last before the mixer, so its layer scale
         # broadcasts over the last dimension as for tokens
         self.maps = channels_first
         self.prefix = prefix
-        self.fc1 = nn.Linear(dim, hidden, bias=bias)
+        self.glu = glu
+        self.fc1 = nn.Linear(dim, 2 * hidden if glu else hidden, bias=bias)
         self.act = make_act(act)
         self.fc2 = nn.Linear(hidden, dim, bias=bias)
         self.drop = nn.Dropout(dropout) if dropout > 0 else None
@@ -31,7 +33,11 @@ class MLP(Mixer):
         x = self.fc1(x)
         if self.fc1_norm is not None:
             x = self.fc1_norm(x)
-        x = self.act(x)
+        if self.glu:
+            x, gate = x.chunk(2, dim=-1)
+            x = self.act(x) * gate
+        else:
+            x = self.act(x)
         if self.drop is not None:
             x = self.drop(x)
         x = self.fc2(x)
