@@ -25,7 +25,8 @@ class AttnPool(Numerics):
     """Attention pooling: one learned query per image attends to that image's tokens (taken as they
     are, not normalised), then the query is added back (``residual``). The norm options apply to the
     query. Gives one vector per image: on packed tokens the images of all samples in order, on plain
-    tokens one per sample."""
+    tokens one per sample. SigLIP's MAP head (timm's AttentionPoolLatent) is this with ``norm: none`` and
+    ``residual: false``, followed by an ``mlp`` on the pooled vector (``siglip.yaml``)."""
 
     block = "attn-pool"
     capabilities = frozenset({"readout", "attention"})
