@@ -30,6 +30,12 @@ def test_the_families_cover_the_names_timm_registers_once():
     assert vt.target("vit_so400m_patch16_siglip_384") == ("siglip", "so400m", {"patch": 16, "image_size": 384,
                                                                               "act": "gelu-tanh"})
     assert vt.target("vit_giant_patch14_reg4_dinov2") == ("dinov2", "giant", {})
+    with pytest.raises(VitdslError) as e:  # the hint lists the closest name's family, not every vit_* model
+        vt.target("vit_small_patch14_reg5_dinov2")
+    assert e.value.hint == ("did you mean 'vit_small_patch14_reg4_dinov2'? (vit_* models: "
+                            "vit_base_patch14_reg4_dinov2, "
+                            "vit_giant_patch14_reg4_dinov2, vit_large_patch14_reg4_dinov2, "
+                            "vit_small_patch14_reg4_dinov2)")
     assert vt.variants()["dinov2"] == {size: [f"vit_{size}_patch14_reg4_dinov2"]
                                        for size in ("base", "giant", "large", "small")}
 

@@ -79,6 +79,9 @@ def _unknown(name: Any) -> VitdslError:
     close = did_you_mean(str(name), models)
     prefix = str(name).split("_")[0] + "_"
     same = [n for n in sorted(models) if n.startswith(prefix)]
+    if close:  # many families share a prefix (vit_: ViT, SigLIP, DINOv2): list the closest name's family
+        family = models[close.split("'")[1]][1]
+        same = [n for n in same if models[n][1] == family]
     listing = f"{prefix}* models: {', '.join(same)}" if same else f"families: {', '.join(FAMILIES)}"
     return VitdslError(f"no timm model '{name}' in the zoo",
                        hint=f"{close} ({listing})" if close else f"{listing}; vitdsl.interop.timm.names() has all "
