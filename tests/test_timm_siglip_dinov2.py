@@ -121,3 +121,26 @@ def test_a_wrong_wiring_shows(fixture, wrong, request):
     with torch.no_grad():
         wrong(model)
         assert (model(x) - want).abs().max() > 10 * TOLERANCE
+
+
+def test_the_giants_swiglu_is_timms():
+    """DINOv2-g's SwiGLU feed-forward (timm's SwiGLUPacked: SiLU of fc1's first half times its second half) on a
+    small model of its kind: the sweep cannot hold two 1.1B-parameter models in this machine's memory."""
+    from timm.layers import SwiGLUPacked
+    from timm.models.vision_transformer import VisionTransformer
+
+    torch.manual_seed(0)
+    ref = VisionTransformer(img_size=98, patch_size=14, embed_dim=128, depth=2, num_heads=4, mlp_ratio=4,
+                            mlp_layer=SwiGLUPacked, act_layer=torch.nn.SiLU, init_values=1e-5, reg_tokens=4,
+                            no_embed_class=True, num_classes=0).eval()
+    with torch.no_grad():
+        for t in ref.state_dict().values():
+            t.copy_(torch.randn_like(t) * 0.5)  # two blocks, narrow: 0.2 leaves the features below 1
+    model = vitdsl.build("dinov2", "giant", {"image_size": 98, "dim": 128, "depth": 2, "heads": 4, "dim_head": 32,
+                                             "mlp": 256}).eval()
+    vt.import_weights(model, ref)
+    x = torch.randn(2, 3, 98, 98)
+    with torch.no_grad():
+        want = ref(x)
+        assert want.abs().max() > 1
+        assert (model(x) - want).abs().max() < TOLERANCE
