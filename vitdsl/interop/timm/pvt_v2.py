@@ -11,7 +11,7 @@ from .layout import block
 from .target import Target
 
 MODELS: dict[str, Target] = {f"pvt_v2_{size}": Target("pvt_v2", size, {})
-                             for size in ("b0", "b1", "b2", "b3", "b4", "b5")}
+                             for size in ("b0", "b1", "b2", "b3", "b4", "b5", "b2_li")}
 
 _BLOCK, _OURS = r"stages\.(\d+)\.blocks\.(\d+)\.", r"stages.\1.blocks.\2."
 
