@@ -10,7 +10,8 @@ class MLP(Mixer):
     """Linear → act → dropout → Linear → dropout over the last dimension (channels of a map)."""
 
     def __init__(self, dim: int, hidden: int, act: str, bias: bool, dropout: float, channels_first: bool = False,
-                 prefix: int | None = None, out_dropout: bool = True, proj_norm: str = "none", dwconv: int | None = None, dwconv_relu: bool = False, **mixer):
+                 prefix: int | None = None, out_dropout: bool = True, proj_norm: str = "none",
+                 dwconv: int | None = None, dwconv_relu: bool = False, **mixer):
         super().__init__()
         self.init_mixer(dim, **mixer)
         # not Mixer.channels_first: the map is moved channels-last before the mixer, so its layer scale
