@@ -13,13 +13,14 @@ VARIANTS = [(name, v) for name in zoo_names(examples=True) for v in load(name).v
 # attention has qkv_bias=False; the shifted patch tokenization of "ViT for Small-Size Datasets" normalises the
 # patch vector before its projection; MobileViT's code, and timm, keep PyTorch's LayerNorm eps; Twins normalises its
 # patch embedding with PyTorch's LayerNorm, eps 1e-5; MaxViT's TensorFlow code, and timm's maxvit_*_tf, normalise
-# with LayerNorm eps 1e-5 too)
+# with LayerNorm eps 1e-5 too; so does PVT v2's code, and timm, after each overlapping patch embedding)
 PAPERS_AGREE = {
     ("t2t_vit", "global-attn", "qkv_bias"),
     ("small_data_vit", "patchify", "pre_norm"),
     *(("mobilevit", block, "norm_eps") for block in ("local-attn", "mlp", "norm")),
     *((twins, "patchify", field) for twins in ("twins_svt", "twins_pcpvt") for field in ("post_norm", "norm_eps")),
     *(("maxvit", block, "norm_eps") for block in ("local-attn", "mlp", "head")),
+    ("pvt_v2", "conv-stem", "norm_eps"),
 }
 
 

@@ -35,6 +35,12 @@ class MLP(MixerSpec):
         "none", description="batch: each projection is followed by BatchNorm over its outputs (LeViT's Linear-BN, "
                             "with bias: false as there), the second's γ starting at 0 so that a fresh residual "
                             "block adds nothing.")
+    dwconv: PositiveInt | None = Field(
+        None, description="Feature maps: a k×k depthwise convolution (with bias, zero padding k // 2) on the hidden "
+                          "map between the first projection and the activation (PVT v2's MLP); k odd. None: no "
+                          "convolution.")
+    dwconv_relu: bool = Field(False, description="dwconv set: a ReLU before the depthwise convolution too (PVT v2's "
+                              "linear variant, b2_li).")
 
     def infer(self, x: Shape) -> Shape:
         need(self.hidden_dim(x.features) >= 1, f"mult {self.mult} of the width {x.features} gives a hidden width "
@@ -42,6 +48,12 @@ class MLP(MixerSpec):
         if self.tokens == "prefix":
             need(x.kind == "tokens" and x.prefix >= 1, "'tokens: prefix' needs special tokens leading a sequence",
                  "add a tokens block before it, or drop the option")
+        if self.dwconv is not None:
+            need(x.kind == "image", f"'dwconv: {self.dwconv}' convolves the hidden feature map, but the input is "
+                 f"{x.kind}", "place the mlp where the input is a feature map (C, H, W), or drop dwconv")
+            need(self.dwconv % 2 == 1, f"dwconv must be odd so that padding keeps the map, got {self.dwconv}")
+        need(self.dwconv is not None or not self.dwconv_relu, "dwconv_relu adds a ReLU before the depthwise "
+             "convolution, but dwconv is unset", "set dwconv, or drop dwconv_relu")
         return x
 
     def hidden_dim(self, dim: int) -> int:
@@ -50,15 +62,18 @@ class MLP(MixerSpec):
     def count_params(self, x: Shape) -> int:
         d, h = x.features, self.hidden_dim(x.features)
         norms = 2 * (h + d) if self.proj_norm == "batch" else 0
-        return linear_params(d, h, self.bias) + linear_params(h, d, self.bias) + norms + self.mixer_params(d)
+        conv = h * (self.dwconv ** 2 + 1) if self.dwconv is not None else 0
+        return linear_params(d, h, self.bias) + linear_params(h, d, self.bias) + norms + conv + self.mixer_params(d)
 
     def flops(self, x: Shape) -> int:
         positions = x.prefix if self.tokens == "prefix" else x.numel // x.features
-        return 4 * positions * x.features * self.hidden_dim(x.features)
+        conv = 2 * positions * self.hidden_dim(x.features) * self.dwconv ** 2 if self.dwconv is not None else 0
+        return 4 * positions * x.features * self.hidden_dim(x.features) + conv
 
     def build(self, x: Shape):
         from .modules.mlp import MLP
 
         return MLP(x.features, self.hidden_dim(x.features), self.act, self.bias, self.dropout,
                    channels_first=x.kind == "image", prefix=x.prefix if self.tokens == "prefix" else None,
-                   out_dropout=self.out_dropout, proj_norm=self.proj_norm, **self.mixer_kwargs())
+                   out_dropout=self.out_dropout, proj_norm=self.proj_norm, dwconv=self.dwconv,
+                   dwconv_relu=self.dwconv_relu, **self.mixer_kwargs())

@@ -10,7 +10,8 @@ class MLP(Mixer):
     """Linear → act → dropout → Linear → dropout over the last dimension (channels of a map)."""
 
     def __init__(self, dim: int, hidden: int, act: str, bias: bool, dropout: float, channels_first: bool = False,
-                 prefix: int | None = None, out_dropout: bool = True, proj_norm: str = "none", **mixer):
+                 prefix: int | None = None, out_dropout: bool = True, proj_norm: str = "none",
+                 dwconv: int | None = None, dwconv_relu: bool = False, **mixer):
         super().__init__()
         self.init_mixer(dim, **mixer)
         # not Mixer.channels_first: the map is moved channels-last before the mixer, so its layer scale
@@ -18,6 +19,8 @@ class MLP(Mixer):
         self.maps = channels_first
         self.prefix = prefix
         self.fc1 = nn.Linear(dim, hidden, bias=bias)
+        self.relu = nn.ReLU() if dwconv_relu else None
+        self.dwconv = nn.Conv2d(hidden, hidden, dwconv, padding=dwconv // 2, groups=hidden) if dwconv else None
         self.act = make_act(act)
         self.fc2 = nn.Linear(hidden, dim, bias=bias)
         self.drop = nn.Dropout(dropout) if dropout > 0 else None
@@ -31,6 +34,9 @@ class MLP(Mixer):
         x = self.fc1(x)
         if self.fc1_norm is not None:
             x = self.fc1_norm(x)
+        if self.dwconv is not None:  # x: a channels-last map (B, H, W, hidden)
+            x = x.permute(0, 3, 1, 2)
+            x = self.dwconv(x if self.relu is None else self.relu(x)).permute(0, 2, 3, 1)
         x = self.act(x)
         if self.drop is not None:
             x = self.drop(x)
