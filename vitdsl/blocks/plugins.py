@@ -79,6 +79,9 @@ def _load_file(target: str, path: Path) -> ModuleType:
     key = path.resolve()
     if key in _FILES:
         return _FILES[key]
+    loaded = next((m for m in list(sys.modules.values()) if _origin(m) == key), None)
+    if loaded is not None:  # imported already as a module (--plugin my_blocks): running it again would clash
+        return loaded
     name = path.stem if path.stem.isidentifier() and path.stem not in sys.modules else f"vitdsl_plugin_{len(_FILES)}"
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None:
@@ -92,6 +95,12 @@ def _load_file(target: str, path: Path) -> ModuleType:
         raise _failure(what, e, (key,), None) from None
     _FILES[key] = module
     return module
+
+
+def _origin(module: ModuleType) -> Path | None:
+    spec = getattr(module, "__spec__", None)
+    origin = getattr(spec, "origin", None)
+    return Path(origin).resolve() if isinstance(origin, str) and origin.endswith(".py") else None
 
 
 def _module_files(module: str) -> tuple[Path, ...]:
