@@ -98,6 +98,11 @@ def test_a_plugin_module_after_the_command_and_given_twice(home, capsys):
     assert code == 0 and out.startswith("ok: scaled — 4 blocks, image 3×16×16 → vector 2\n  params: 1,570")
 
 
+def test_the_schema_has_the_plugin_blocks(home, capsys):
+    assert run(["--plugin", "scale_blocks.py", "schema", "-o", "schema.json"], capsys) == (0, "", "")
+    assert '"block:test-plugin-scale"' in (home / "schema.json").read_text()
+
+
 def test_without_the_plugin_the_hint_names_plugins_and_entry_points(home, capsys):
     code, _, err = run(["validate", "bp.yaml"], capsys)
     head, hint = err.split("\n  hint: ")
