@@ -84,13 +84,16 @@ def test_the_family_covers_every_name_timm_registers():
     assert vt.target("beit_large_patch16_512") == ("beit", "large", {"image_size": 512})
 
 
-def test_the_options_say_where_they_fit():
+def test_the_options_say_where_they_fit(tmp_path):
+    def check(layers: str):
+        path = tmp_path / "x.yaml"
+        path.write_text("name: x\ninput: {image: [3, 8, 8]}\nlayers:\n" + layers)
+        return vitdsl.validate(path)
+
     with pytest.raises(VitdslError, match="qkv_bias: qv \\(BEiT's query and value biases\\) is an option of "
                                           "global-attn, not local-attn"):
-        vitdsl.validate({"name": "x", "input": {"image": [3, 8, 8]},
-                         "layers": [{"local-attn": {"window": 4, "qkv_bias": "qv"}}]})
+        check("  - local-attn: {window: 4, qkv_bias: qv}\n")
     with pytest.raises(VitdslError, match="rel_pos_bias: table has rows for one leading cls token at most, but 2 "
                                           "lead and 0 trail the patch tokens"):
-        vitdsl.validate({"name": "x", "input": {"image": [3, 8, 8]},
-                         "layers": [{"patchify": {"patch": 4, "dim": 32}}, {"tokens": {"cls": 2}},
-                                    {"global-attn": {"heads": 2, "rel_pos_bias": "table"}}]})
+        check("  - patchify: {patch: 4, dim: 32}\n  - tokens: {cls: 2}\n"
+              "  - global-attn: {heads: 2, rel_pos_bias: table}\n")
