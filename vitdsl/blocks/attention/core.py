@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, PositiveInt
+from pydantic import Field, PositiveInt, model_validator
 
 from ..base import MixerSpec, ShapeError, linear_params
 
@@ -13,17 +13,28 @@ class AttentionSpec(MixerSpec):
     heads: PositiveInt | None = Field(None, description="Number of heads. When unset: width / dim_head.")
     dim_head: PositiveInt | None = Field(None, description="Width of one head. When unset: width / heads "
                                          "(64 when heads is unset too).")
-    qkv_bias: bool = Field(True, description="Bias in the query/key/value projection: on, as in the ViT paper's "
+    qkv_bias: bool | Literal["qv"] = Field(
+        True, description="Bias in the query/key/value projection: on, as in the ViT paper's "
                            "code and timm, and in Swin, MaxViT, NesT, Twins, CrossFormer, RegionViT (local-attn), "
                            "CaiT, XCiT, CrossViT (cross-attn) and big_vision's attention pooling (attn-pool); CCT "
                            "and T2T-ViT have none and their blueprints say so (conv-attn, for LeViT, has its own "
-                           "default). vit-pytorch has none anywhere (its compat overlay).")
+                           "default). vit-pytorch has none anywhere (its compat overlay). qv: biases on the queries "
+                           "and values only, none on the keys (BEiT; a key bias adds the same logit to every key of "
+                           "a query, which the softmax cancels): parameters q_bias and v_bias of the projection; "
+                           "global-attn only.")
     out_bias: bool = Field(True, description="Bias in the output projection.")
     project_out: Literal["always", "auto"] = Field(
         "always", description="auto: no output projection when heads == 1 and dim_head == width "
                               "(vit-pytorch's rule, in its compat overlay); always: always project (the papers).")
     attn_dropout: float = Field(0.0, ge=0, lt=1, description="Dropout on the attention weights.")
     dropout: float = Field(0.0, ge=0, lt=1, description="Dropout after the output projection.")
+
+    @model_validator(mode="after")
+    def _qv_bias_here(self):
+        if self.qkv_bias == "qv" and self.block != "global-attn":
+            raise ValueError(f"qkv_bias: qv (BEiT's query and value biases) is an option of global-attn, not "
+                             f"{self.block}")
+        return self
 
     def geometry(self, dim: int) -> tuple[int, int]:
         """(heads, dim_head) for a token width, checking that they fit."""
@@ -68,10 +79,16 @@ class AttentionSpec(MixerSpec):
         return []
 
     # -- rules of the core -------------------------------------------------------------------------------
+    def qkv_params(self, dim: int) -> int:
+        heads, dim_head = self.geometry(dim)
+        inner, inner_v = heads * dim_head, heads * self.value_width(dim)
+        bias = {True: 2 * inner + inner_v, False: 0, "qv": inner + inner_v}[self.qkv_bias]
+        return linear_params(dim, 2 * inner + inner_v, False) + bias
+
     def attention_params(self, dim: int, extra: int = 0) -> int:
         heads, dim_head = self.geometry(dim)
         inner, inner_v = heads * dim_head, heads * self.value_width(dim)
-        n = linear_params(dim, 2 * inner + inner_v, self.qkv_bias) + self.mixer_params(dim) + extra
+        n = self.qkv_params(dim) + self.mixer_params(dim) + extra
         n += self.numerics_params(heads, inner)
         if self.projects_out(dim):
             n += linear_params(inner_v, dim, self.out_bias)
@@ -101,7 +118,7 @@ class AttentionSpec(MixerSpec):
         """Parameters of the named parts every attention module has (for partial weight sharing)."""
         heads, dim_head = self.geometry(dim)
         inner = heads * dim_head
-        parts = {"qkv": linear_params(dim, 2 * inner + heads * self.value_width(dim), self.qkv_bias)}
+        parts = {"qkv": self.qkv_params(dim)}
         if self.norm != "none":
             parts["norm"] = self.mixer_params(dim) - (dim if self.layer_scale is not None else 0)
         if self.projects_out(dim):
