@@ -30,6 +30,8 @@ class GlobalAttn(Numerics):
     capabilities = frozenset({"attention", "context"})
     takes = ("tokens", "packed")
     family = "attention"
+    takes_qv_bias = True
+    takes_rope = True
 
     over: Literal["tokens", "groups"] = Field(
         "tokens", description="tokens: tokens attend to tokens; groups: each token attends to the tokens at its own "
@@ -46,6 +48,9 @@ class GlobalAttn(Numerics):
         elif self.over == "groups":
             need(x.groups > 1, "over: groups attends across groups, but these tokens hold none",
                  "make groups first (patchify on a volume with frames: groups)")
+        need(self.rope == "none" or (x.kind == "tokens" and self.over == "tokens"),
+             "rope rotates tokens over their patch grid: not on packed tokens or across groups", "drop rope here")
+        self.rope_kwargs(x)
         return x
 
     def count_params(self, x: Shape) -> int:
@@ -75,4 +80,5 @@ class GlobalAttn(Numerics):
             return PackedAttention(**kwargs)
         from ..modules.attention import GroupAttention, TokenAttention
 
-        return GroupAttention(x.groups, **kwargs) if self.over == "groups" else TokenAttention(**kwargs)
+        return GroupAttention(x.groups, **kwargs) if self.over == "groups" else TokenAttention(**kwargs,
+                                                                                            **self.rope_kwargs(x))

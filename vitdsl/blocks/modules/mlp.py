@@ -3,22 +3,25 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .common import BatchNormLast, Mixer, make_act
+from .common import BatchNormLast, Mixer, make_act, norm_eps
 
 
 class MLP(Mixer):
     """Linear → act → dropout → Linear → dropout over the last dimension (channels of a map)."""
 
     def __init__(self, dim: int, hidden: int, act: str, bias: bool, dropout: float, channels_first: bool = False,
-                 prefix: int | None = None, out_dropout: bool = True, proj_norm: str = "none", **mixer):
+                 prefix: int | None = None, out_dropout: bool = True, proj_norm: str = "none", gate: str = "none",
+                 gate_norm: bool = False, **mixer):
         super().__init__()
         self.init_mixer(dim, **mixer)
         # not Mixer.channels_first: the map is moved channels-last before the mixer, so its layer scale
         # broadcasts over the last dimension as for tokens
         self.maps = channels_first
         self.prefix = prefix
-        self.fc1 = nn.Linear(dim, hidden, bias=bias)
-        self.act = make_act(act)
+        self.gated = gate != "none"
+        self.fc1 = nn.Linear(dim, 2 * hidden if self.gated else hidden, bias=bias)
+        self.act = make_act("silu" if self.gated else act)
+        self.gate_norm = nn.LayerNorm(hidden, eps=norm_eps("layer", mixer.get("norm_eps"))) if gate_norm else None
         self.fc2 = nn.Linear(hidden, dim, bias=bias)
         self.drop = nn.Dropout(dropout) if dropout > 0 else None
         self.out_dropout = out_dropout
@@ -31,9 +34,15 @@ class MLP(Mixer):
         x = self.fc1(x)
         if self.fc1_norm is not None:
             x = self.fc1_norm(x)
-        x = self.act(x)
+        if self.gated:
+            gate, x = x.chunk(2, dim=-1)
+            x = self.act(gate) * x
+        else:
+            x = self.act(x)
         if self.drop is not None:
             x = self.drop(x)
+        if self.gate_norm is not None:
+            x = self.gate_norm(x)
         x = self.fc2(x)
         if self.fc2_norm is not None:
             x = self.fc2_norm(x)

@@ -56,6 +56,24 @@ def explicit_attention(record: Recorder | None = None, model: nn.Module | None =
             m.explicit = prev
 
 
+class QVBiasLinear(nn.Module):
+    """The qkv projection with biases for queries and values but none for keys (``qkv_bias: qv``); ``bias``
+    reads as the full one, zeros in the keys' place, so code that cuts the fused weight cuts it the same."""
+
+    def __init__(self, dim: int, inner: int, inner_v: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(2 * inner + inner_v, dim))
+        self.q_bias, self.v_bias = nn.Parameter(torch.zeros(inner)), nn.Parameter(torch.zeros(inner_v))
+        nn.init.kaiming_uniform_(self.weight, a=5 ** 0.5)  # nn.Linear's
+
+    @property
+    def bias(self) -> torch.Tensor:
+        return torch.cat((self.q_bias, self.q_bias.new_zeros(self.q_bias.shape), self.v_bias))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(x, self.weight, self.bias)
+
+
 class Attention(Mixer):
     """The shared core. Subclasses make their projections (``init_projections`` for the usual Linear
     ones), call ``attend`` on (B, heads, N, d) queries, keys and values, and may override the hooks
@@ -78,7 +96,8 @@ class Attention(Mixer):
         inner, inner_v = self.heads * self.dim_head, self.heads * self.dim_value
         self.widths = (inner, inner, inner_v)  # of q, k and v
         if qkv:
-            self.qkv = nn.Linear(dim, 2 * inner + inner_v, bias=qkv_bias)
+            self.qkv = QVBiasLinear(dim, inner, inner_v) if qkv_bias == "qv" else \
+                nn.Linear(dim, 2 * inner + inner_v, bias=qkv_bias)
         self.out = nn.Linear(inner_v, dim, bias=out_bias) if project_out else nn.Identity()
         self.out_drop = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
 
