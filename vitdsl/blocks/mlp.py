@@ -69,6 +69,9 @@ class MLP(MixerSpec):
         projections = 3 if self.gate != "none" else 2  # the gate's projection is a third
         return 2 * projections * positions * x.features * self.hidden_dim(x.features)
 
+    def pattern(self, x: Shape) -> str:
+        return "" if self.gate == "none" else self.gate + (", norm" if self.gate_norm else "")
+
     def build(self, x: Shape):
         from .modules.mlp import MLP
 
