@@ -170,9 +170,10 @@ class Numerics(AttentionSpec):
         need(x.kind == "tokens" and x.grid is not None and len(x.grid) == 2,
              "rope rotates by row and column, but these tokens carry no 2-D patch grid",
              "put global-attn with rope after patchify on an image")
-        need(x.dims[0] == x.prefix + x.grid[0] * x.grid[1] and not x.suffix,
-             f"rope needs the special tokens first and then the {x.grid[0]}×{x.grid[1]} patches, got {x.dims[0]} tokens "
-             f"with {x.prefix} leading and {x.suffix} trailing", "rotate before tokens are dropped or appended")
+        n, (h, w) = x.dims[0], x.grid
+        need(n == x.prefix + h * w and not x.suffix, f"rope needs the special tokens first and then the {h}×{w} "
+             f"patches, got {n} tokens with {x.prefix} leading and {x.suffix} trailing",
+             "rotate before tokens are dropped or appended")
         need(dim_head % 4 == 0, f"rope splits each head into row and column pairs, so dim_head must be a "
              f"multiple of 4, got {dim_head}", "choose heads so that width / heads divides by 4")
         return dict(rope=dict(grid=tuple(x.grid), prefix=x.prefix, ref=self.rope_ref, theta=self.rope_theta))
