@@ -145,9 +145,10 @@ class Numerics(AttentionSpec):
     rope: Literal["none", "axial"] = Field(
         "none", description="Rotary position embedding of queries and keys over the patch grid (after qk-norm), the "
                             "special tokens leading the sequence left unrotated. axial (EVA-02, as timm's "
-                            "RotaryEmbeddingCat): a quarter of each head's channels' frequencies "
-                            "theta^(-i/(d/4)), i < d/4, turn the first half of its channels, in adjacent pairs, by "
-                            "the row and the second half by the column. global-attn only; dim_head a multiple of 4.")
+                            "RotaryEmbeddingCat): with d/4 frequencies theta^(-i/(d/4)), i < d/4, each adjacent "
+                            "channel pair of the first half of a head turns by the patch's row times a frequency, of "
+                            "the second half by its column. (RoPE-Mixed's learned per-head frequencies, mixing rows "
+                            "and columns, would be a further value.) global-attn only; dim_head a multiple of 4.")
     rope_theta: float = Field(10000.0, gt=0, description="rope: the base of the frequencies.")
     rope_ref: PositiveInt | None = Field(None, description="rope: positions rescaled as if the grid were this many "
                                          "patches a side (EVA-02's pre-training grid, 16: a model fine-tuned at "
