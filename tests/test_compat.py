@@ -54,7 +54,8 @@ def test_the_zoo_defaults_apply_the_overlay():
     overlay; the files of papers vit-pytorch has no class for (BEiT, timm's distilled DeiT, DeiT III, Twins-PCPVT)
     select none."""
     assert [n for n in zoo_names() if (load(n).compat == "vit-pytorch") != (load(n).reference is not None)] == []
-    assert [n for n in zoo_names() if load(n).reference is None] == ["beit", "deit", "deit3", "twins_pcpvt"]
+    assert [n for n in zoo_names() if load(n).reference is None] == ["beit", "deit", "deit3", "eva02", "pvt_v2",
+                                                                          "twins_pcpvt"]
     eps = "norm_eps=1e-05"  # every norm of vit-pytorch keeps PyTorch's LayerNorm eps
     assert quirks(load("vit").resolve()) == [
         "patchify: pre_norm='layer'", "patchify: post_norm='layer'", f"patchify: {eps}", "tokens: init_std=1.0",

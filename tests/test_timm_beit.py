@@ -90,8 +90,8 @@ def test_the_options_say_where_they_fit(tmp_path):
         path.write_text("name: x\ninput: {image: [3, 8, 8]}\nlayers:\n" + layers)
         return vitdsl.validate(path)
 
-    with pytest.raises(VitdslError, match="qkv_bias: qv \\(BEiT's query and value biases\\) is an option of "
-                                          "global-attn, not local-attn"):
+    with pytest.raises(VitdslError, match="qkv_bias: qv \\(query and value biases, no key bias: BEiT, EVA-02\\) is "
+                                          "an option of global-attn, not of local-attn"):
         check("  - local-attn: {window: 4, qkv_bias: qv}\n")
     with pytest.raises(VitdslError, match="rel_pos_bias: table has rows for one leading cls token at most, but 2 "
                                           "lead and 0 trail the patch tokens"):

@@ -16,7 +16,9 @@ TOLERANCE = 1e-5
 # a relative 4e-6); at 0.15 every levit_* gives logits between 1 and 6.
 # MaxViT-XL (475-507M parameters, widths to 1536) at 0.2 gives logits of 20-30 that differ by 1.5e-5 to 4e-5 from
 # float32 rounding alone (a relative 1e-6; the same comparison in float64 differs by 5e-14); at 0.1, by 4e-6.
-STDS: dict[str, float] = {"levit_": 0.15, "maxvit_xlarge_": 0.1}
+# EVA-02-S at 224 has no head: its output is the pooled features after a LayerNorm, whose γ and β drawn at 0.2
+# keep them under 0.83 (equal to timm's within 2.4e-7); at 0.3 they reach 1.8 (and agree within 3.6e-7).
+STDS: dict[str, float] = {"levit_": 0.15, "maxvit_xlarge_": 0.1, "eva02_small_patch14_224": 0.3}
 
 
 def std_for(name: str) -> float:

@@ -42,7 +42,18 @@ class MLP(MixerSpec):
     dwconv_relu: bool = Field(False, description="dwconv set: a ReLU before the depthwise convolution too (PVT v2's "
                               "linear variant, b2_li).")
 
+    gate: Literal["none", "swiglu"] = Field(
+        "none", description="swiglu: a gated linear unit (Shazeer, 2020): the first projection gives twice the hidden "
+                            "width, a gate (first half) and a value (second half), and SiLU(gate) · value goes on "
+                            "(EVA-02, timm's GluMlp and SwiGLU); act is then unused. hidden is the gated width.")
+    gate_norm: bool = Field(False, description="swiglu: a LayerNorm over the gated hidden width before the second "
+                            "projection (EVA-02-B/L's scale_mlp, after NormFormer); its eps is norm_eps.")
+
     def infer(self, x: Shape) -> Shape:
+        need(self.gate != "none" or not self.gate_norm, "gate_norm normalises the gated product, but the mlp has "
+             "no gate", "set gate: swiglu, or drop gate_norm")
+        need(self.gate == "none" or self.proj_norm == "none", "proj_norm (LeViT's Linear-BN) and gate are not "
+             "combined", "drop one of them")
         need(self.hidden_dim(x.features) >= 1, f"mult {self.mult} of the width {x.features} gives a hidden width "
              "of 0", "raise mult, or set hidden")
         if self.tokens == "prefix":
@@ -61,14 +72,19 @@ class MLP(MixerSpec):
 
     def count_params(self, x: Shape) -> int:
         d, h = x.features, self.hidden_dim(x.features)
-        norms = 2 * (h + d) if self.proj_norm == "batch" else 0
+        norms = 2 * (h + d) if self.proj_norm == "batch" else 2 * h if self.gate_norm else 0
+        fc1 = linear_params(d, 2 * h if self.gate != "none" else h, self.bias)
         conv = h * (self.dwconv ** 2 + 1) if self.dwconv is not None else 0
-        return linear_params(d, h, self.bias) + linear_params(h, d, self.bias) + norms + conv + self.mixer_params(d)
+        return fc1 + linear_params(h, d, self.bias) + norms + conv + self.mixer_params(d)
 
     def flops(self, x: Shape) -> int:
         positions = x.prefix if self.tokens == "prefix" else x.numel // x.features
+        projections = 3 if self.gate != "none" else 2  # the gate's projection is a third
         conv = 2 * positions * self.hidden_dim(x.features) * self.dwconv ** 2 if self.dwconv is not None else 0
-        return 4 * positions * x.features * self.hidden_dim(x.features) + conv
+        return 2 * projections * positions * x.features * self.hidden_dim(x.features) + conv
+
+    def pattern(self, x: Shape) -> str:
+        return "" if self.gate == "none" else self.gate + (", norm" if self.gate_norm else "")
 
     def build(self, x: Shape):
         from .modules.mlp import MLP
@@ -76,4 +92,4 @@ class MLP(MixerSpec):
         return MLP(x.features, self.hidden_dim(x.features), self.act, self.bias, self.dropout,
                    channels_first=x.kind == "image", prefix=x.prefix if self.tokens == "prefix" else None,
                    out_dropout=self.out_dropout, proj_norm=self.proj_norm, dwconv=self.dwconv,
-                   dwconv_relu=self.dwconv_relu, **self.mixer_kwargs())
+                   dwconv_relu=self.dwconv_relu, gate=self.gate, gate_norm=self.gate_norm, **self.mixer_kwargs())

@@ -2,11 +2,11 @@
 parameter and FLOP rules of the core; ``Numerics``, the logit options of token attention."""
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
-from pydantic import Field, PositiveInt, model_validator
+from pydantic import Field, PositiveInt, field_validator, model_validator
 
-from ..base import MixerSpec, ShapeError, linear_params
+from ..base import MixerSpec, ShapeError, linear_params, need
 
 
 class AttentionSpec(MixerSpec):
@@ -32,8 +32,8 @@ class AttentionSpec(MixerSpec):
     @model_validator(mode="after")
     def _qv_bias_here(self):
         if self.qkv_bias == "qv" and self.block != "global-attn":
-            raise ValueError(f"qkv_bias: qv (BEiT's query and value biases) is an option of global-attn, not "
-                             f"{self.block}")
+            raise ValueError(f"qkv_bias: qv (query and value biases, no key bias: BEiT, EVA-02) is an option of "
+                             f"global-attn, not of {self.block}")
         return self
 
     def geometry(self, dim: int) -> tuple[int, int]:
@@ -141,6 +141,42 @@ class Numerics(AttentionSpec):
                           "normalize(x)·√dim_head·γ, with a learned γ per head and channel.")
     scale: float | None = Field(None, gt=0, description="Scale of the attention logits. When unset: "
                                 "dim_head^-0.5 (NaViT uses 1 with qk_norm).")
+    rope: Literal["none", "axial"] = Field(
+        "none", description="Rotary position embedding of queries and keys over the patch grid (after qk-norm), the "
+                            "special tokens leading the sequence left unrotated. axial (EVA-02, as timm's "
+                            "RotaryEmbeddingCat): with d/4 frequencies theta^(-i/(d/4)), i < d/4, each adjacent "
+                            "channel pair of the first half of a head turns by the patch's row times a frequency, of "
+                            "the second half by its column. (RoPE-Mixed's learned per-head frequencies, mixing rows "
+                            "and columns, would be a further value.) global-attn only; dim_head a multiple of 4.")
+    rope_theta: float = Field(10000.0, gt=0, description="rope: the base of the frequencies.")
+    rope_ref: PositiveInt | None = Field(None, description="rope: positions rescaled as if the grid were this many "
+                                         "patches a side (EVA-02's pre-training grid, 16: a model fine-tuned at "
+                                         "336 or 448 keeps the positions' range); the grid's own when unset.")
+
+    takes_rope: ClassVar[bool] = False  # whether the block passes the patch grid the rotation needs
+
+    @field_validator("rope")
+    @classmethod
+    def _rope_where_built(cls, v):
+        if v != "none" and not cls.takes_rope:
+            raise ValueError(f"rope is an option of global-attn, not of {cls.block}")
+        return v
+
+    def rope_kwargs(self, x) -> dict:
+        """The rotation's table arguments for tokens ``x`` (their patch grid and special tokens), checked."""
+        if self.rope == "none":
+            return {}
+        _, dim_head = self.geometry(x.features)
+        need(x.kind == "tokens" and x.grid is not None and len(x.grid) == 2,
+             "rope rotates by row and column, but these tokens carry no 2-D patch grid",
+             "put global-attn with rope after patchify on an image")
+        n, (h, w) = x.dims[0], x.grid
+        need(n == x.prefix + h * w and not x.suffix, f"rope needs the special tokens first and then the {h}×{w} "
+             f"patches, got {n} tokens with {x.prefix} leading and {x.suffix} trailing",
+             "rotate before tokens are dropped or appended")
+        need(dim_head % 4 == 0, f"rope splits each head into row and column pairs, so dim_head must be a "
+             f"multiple of 4, got {dim_head}", "choose heads so that width / heads divides by 4")
+        return dict(rope=dict(grid=tuple(x.grid), prefix=x.prefix, ref=self.rope_ref, theta=self.rope_theta))
 
     def numerics_params(self, heads: int, inner: int) -> int:
         talking = 2 * heads * heads + (2 * heads if self.talking_bias else 0)
@@ -158,7 +194,7 @@ class Numerics(AttentionSpec):
 
     def pattern_extras(self) -> str:
         parts = [{"talking": "talking heads", "reattention": "re-attention"}.get(self.head_mix, ""),
-                 *self.notes(), "qk-norm" if self.qk_norm else ""]
+                 *self.notes(), "qk-norm" if self.qk_norm else "", "rope" if self.rope != "none" else ""]
         return "".join(", " + p for p in parts if p)
 
 

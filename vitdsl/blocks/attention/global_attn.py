@@ -30,6 +30,7 @@ class GlobalAttn(Numerics):
     capabilities = frozenset({"attention", "context"})
     takes = ("tokens", "packed")
     family = "attention"
+    takes_rope = True
 
     over: Literal["tokens", "groups"] = Field(
         "tokens", description="tokens: tokens attend to tokens; groups: each token attends to the tokens at its own "
@@ -57,6 +58,9 @@ class GlobalAttn(Numerics):
                  "patchify an image before this block")
             need(x.prefix <= 1 and x.suffix == 0, f"rel_pos_bias: table has rows for one leading cls token at "
                  f"most, but {x.prefix} lead and {x.suffix} trail the patch tokens", "use one cls token")
+        need(self.rope == "none" or (x.kind == "tokens" and self.over == "tokens"),
+             "rope rotates tokens over their patch grid: not on packed tokens or across groups", "drop rope here")
+        self.rope_kwargs(x)
         return x
 
     def bias_rows(self, x: Shape) -> int:
@@ -96,5 +100,6 @@ class GlobalAttn(Numerics):
         from ..modules.attention import GroupAttention, RelPosTokenAttention, TokenAttention
 
         if self.rel_pos_bias == "table":
-            return RelPosTokenAttention(x.grid, x.prefix == 1, **kwargs)
-        return GroupAttention(x.groups, **kwargs) if self.over == "groups" else TokenAttention(**kwargs)
+            return RelPosTokenAttention(x.grid, x.prefix == 1, **kwargs, **self.rope_kwargs(x))
+        return GroupAttention(x.groups, **kwargs) if self.over == "groups" else TokenAttention(**kwargs,
+                                                                                             **self.rope_kwargs(x))

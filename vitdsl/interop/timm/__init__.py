@@ -33,6 +33,7 @@ FAMILIES: tuple[str, ...] = (
     "vit", "cait", "pit", "xcit", "levit", "mobilevit", "twins", "crossvit", "nest", "maxvit",  # issue 13
     "pvt_v2",
     "beit",
+    "eva02",
 )
 
 
