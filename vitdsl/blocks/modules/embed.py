@@ -64,7 +64,7 @@ class Patchify(nn.Module):
         ph, pw = self.patch
         if self.stride is None:
             x = x.view(b, c, h // ph, ph, w // pw, pw)
-            x = x.permute(0, 2, 4, 3, 5, 1) if self.order == "hwc" else x.permute(0, 2, 4, 1, 3, 5)
+            x = x.permute(*{"hwc": (0, 2, 4, 3, 5, 1), "chw": (0, 2, 4, 1, 3, 5), "whc": (0, 2, 4, 5, 3, 1)}[self.order])
             x = x.reshape(b, (h // ph) * (w // pw), c * ph * pw)
         else:
             x = F.unfold(x, self.patch, stride=self.stride, padding=self.padding)  # (B, C·ph·pw, L), c-major

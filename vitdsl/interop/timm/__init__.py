@@ -29,7 +29,8 @@ from .target import Target
 __all__ = ["FAMILIES", "Target", "build", "import_weights", "load_pretrained", "names", "rules", "rules_for", "target",
            "variants"]
 
-FAMILIES: tuple[str, ...] = ("vit", "cait", "pit", "xcit", "levit", "mobilevit", "twins", "crossvit", "nest", "maxvit")
+FAMILIES: tuple[str, ...] = ("vit", "cait", "pit", "xcit", "levit", "mobilevit", "twins", "crossvit", "nest", "maxvit",
+                             "swin")
 
 
 @cache
