@@ -125,9 +125,9 @@ def test_the_options_agree_with_their_rules(write):
     assert model.block("local_attn_1").shift == (1, 0)
 
 
-def _refusal(write, layer: str, size: str = "8, 8, 8") -> str:
+def _refusal(write, layer: str, size: str = "8, 8, 8", kind: str = "image") -> str:
     with pytest.raises(VitdslError) as e:
-        vitdsl.validate(str(write(f"name: t\ninput: {{image: [{size}]}}\nlayers:\n  - {layer}\n")))
+        vitdsl.validate(str(write(f"name: t\ninput: {{{kind}: [{size}]}}\nlayers:\n  - {layer}\n")))
     return e.value.message
 
 
@@ -142,3 +142,5 @@ def test_what_shift_and_whc_refuse(write):
         _refusal(write, "local-attn: {window: 4, shift: 2, partition: grid, dim_head: 4}")
     assert "order: whc takes non-overlapping patches of a map" in \
         _refusal(write, "patchify: {patch: 2, stride: 1, dim: 4, order: whc}")
+    assert _refusal(write, "patchify: {patch: 2, dim: 4, order: whc}", "3, 4, 8, 8", "volume").startswith(
+        "order: whc cuts images and maps, not volume")

@@ -58,9 +58,8 @@ class Patchify(BlockSpec):
                                                       "projection: the patch vectors (C·patch²) are the tokens.")
     order: Literal["hwc", "chw", "whc"] = Field(
         "hwc", description="Order of a patch's values before the projection: hwc = (p1 p2 c) as in "
-                           "ViT/timm-style rearranges, chw = (c p1 p2) as nn.Unfold gives, whc = (p2 p1 c): "
-                           "column by column, as Swin's patch merging joins its 2×2 neighbours (top-left, "
-                           "bottom-left, top-right, bottom-right); whc takes non-overlapping patches of a map.")
+                           "ViT/timm-style rearranges, chw = (c p1 p2) as nn.Unfold gives, whc = (p2 p1 c): column by "
+                           "column, as Swin's patch merging joins its 2×2 neighbours (non-overlapping patches only).")
     pre_norm: PatchNorm = Field("none", description="Norm of the raw patch vector before the projection.")
     post_norm: PatchNorm = Field("none", description="Norm of the token after the projection.")
     norm_eps: float | None = norm_eps_field("pre_norm and post_norm")
@@ -97,8 +96,7 @@ class Patchify(BlockSpec):
         if self.dim is None and self.post_norm != "none":
             raise ValueError("post_norm needs a projection: set dim, or drop post_norm")
         if self.order == "whc" and (self.unfolds() or self.shift or "frame_patch" in self.model_fields_set):
-            raise ValueError("order: whc takes non-overlapping patches of a map: drop stride, padding, shift and "
-                             "frame_patch")
+            raise ValueError("order: whc takes non-overlapping patches: drop stride, padding, shift and frame_patch")
         return self
 
     def unfolds(self) -> bool:
@@ -106,8 +104,8 @@ class Patchify(BlockSpec):
 
     def source(self, x: Shape) -> tuple[str, int, int]:
         """(what the map is called, height, width) of the map the patches are cut from."""
+        need(self.order != "whc" or x.kind in ("image", "tokens"), f"order: whc cuts images and maps, not {x.kind}")
         if x.kind == "images":
-            need(self.order != "whc", "order: whc cuts plain images, not packed ones", "use hwc or chw")
             need(self.dim is not None and not self.unfolds() and not self.shift and self.layout == "tokens",
                  "patchify packs images of varying sizes with non-overlapping patches and a projection: it takes "
                  "dim, and no stride, padding, shift or layout: map",
@@ -118,7 +116,6 @@ class Patchify(BlockSpec):
         if x.kind == "image":
             return "image", *x.dims[1:]
         if x.kind == "volume":
-            need(self.order != "whc", "order: whc cuts images, not volumes", "use hwc or chw")
             need(self.layout == "tokens", "layout: map cuts images into a map; a volume is cut into tubelet tokens",
                  "drop layout, or run a conv-stem with frames: groups for per-frame maps")
             return "frame", *x.dims[2:]
