@@ -140,7 +140,7 @@ def test_what_shift_and_whc_refuse(write):
         "shift 4 must be smaller than the 4×4 window")
     assert "shift moves block windows: set partition: block, or drop shift" in \
         _refusal(write, "local-attn: {window: 4, shift: 2, partition: grid, dim_head: 4}")
-    assert "order: whc takes non-overlapping patches of a map" in \
+    assert "order: whc takes non-overlapping patches: drop stride, padding, shift and frame_patch" in \
         _refusal(write, "patchify: {patch: 2, stride: 1, dim: 4, order: whc}")
     assert _refusal(write, "patchify: {patch: 2, dim: 4, order: whc}", "3, 4, 8, 8", "volume").startswith(
         "order: whc cuts images and maps, not volume")
