@@ -34,6 +34,7 @@ FAMILIES: tuple[str, ...] = (
     "pvt_v2",
     "beit",
     "eva02",
+    "swin",
 )
 
 
