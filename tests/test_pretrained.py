@@ -298,6 +298,10 @@ def test_relative_tables_are_resized_as_timm_resizes_them(old, new):
     out, how = _resample(torch.nn.Module(), "blocks.0.attn.rel_pos_bias.weight", heads_first, torch.zeros(3, b, b))
     assert (out - resize_rel_pos_bias_table(heads_first, (new, new), (3, b, b))).abs().max() < 1e-6
     assert torch.equal(out[:, b // 2, b // 2], heads_first[:, a // 2, a // 2])  # offset 0 keeps its value
+    with_cls = torch.randn(a * a + 3, 3)  # BEiT's: three cls rows after the grid, kept as they are
+    out, how = _resample(torch.nn.Module(), "blocks.0.attn.rel_pos_bias.weight", with_cls, torch.zeros(b * b + 3, 3))
+    assert how == f"relative positions interpolated, {a}×{a} → {b}×{b}, 3 cls rows kept"
+    assert (out - resize_rel_pos_bias_table(with_cls, (new, new), (b * b + 3, 3))).abs().max() < 1e-6
 
 
 def test_a_strict_transplant_refuses_a_modified_blueprint():

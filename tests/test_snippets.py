@@ -24,6 +24,10 @@ By language tag:
 * ``yaml``, ``text``, ``json``, ``toml`` — not executed (blueprint excerpts, quoted output). Any other
   tag, and a fence without one, is an error, so no runnable snippet can slip through untested.
 
+A Python or YAML block preceded by ``<!-- snippet: file NAME -->`` is also a file: it is written as NAME to
+the page's scratch directory before any later block of the page runs (a plugin the page's ``vitdsl
+--plugin NAME`` imports, a blueprint it builds); a Python one still runs as above.
+
 A block that needs a reference model says so on the line before it:
 ``<!-- snippet: needs vit_pytorch reference for NAME -->`` binds ``reference`` to the vit-pytorch model
 that ``tests/references`` builds for case NAME (a README example of vit-pytorch, with its arguments).
@@ -48,6 +52,7 @@ INERT = {"yaml", "yml", "text", "txt", "json", "toml"}
 FENCE = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})(?P<info>.*)$")
 DIRECTIVE = re.compile(r"^\s*<!--\s*snippet:\s*(?P<text>.*?)\s*-->\s*$")
 REFERENCE = re.compile(r"needs vit_pytorch reference for (?P<case>\S+)$")
+FILE = re.compile(r"file (?P<name>[\w-]+\.(py|yaml))$")
 # rich wraps at 80 columns when stdout is no terminal; the docs show what a wide terminal prints
 ENV = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1", "TERM": "dumb"}
 
@@ -127,7 +132,8 @@ def test_the_snippets_are_found():
 
 def test_directives_are_known():
     wrong = [f"{s.where}: {d}" for s in SNIPPETS for d in s.directives
-             if s.lang not in PYTHON or not (REFERENCE.match(d) or d == "continues")]
+             if not (s.lang in PYTHON and (REFERENCE.match(d) or d == "continues")
+                     or s.lang in PYTHON | {"yaml"} and FILE.match(d))]
     wrong += [f"{s.where}: continues, but no Python block comes before it on its page" for s in SNIPPETS
               if "continues" in s.directives and s.lang in PYTHON and s.after is None]
     assert not wrong, "unknown or misplaced snippet directives:\n" + "\n".join(wrong)
@@ -153,10 +159,23 @@ def scratch(tmp_path_factory):
 @pytest.mark.parametrize("snippet", RUNNABLE, ids=lambda s: s.where)
 def test_snippet(snippet, scratch):
     cwd = scratch(snippet.page)
+    write_files(snippet, cwd)
     if snippet.lang in PYTHON:
         run_python(snippet, cwd)
     else:
         run_shell(snippet, cwd)
+
+
+def write_files(snippet: Snippet, cwd: Path) -> None:
+    """The files the page's blocks up to this one are (``file NAME``), in its scratch directory."""
+    for earlier in PARSED[snippet.page][0]:
+        if earlier.line > snippet.line:
+            break
+        for d in earlier.directives:
+            if m := FILE.match(d):
+                target = cwd / m["name"]
+                assert not target.is_symlink(), f"{earlier.where}: {m['name']} is an entry of the repository"
+                target.write_text(earlier.code)
 
 
 # -- Python ------------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from vit_pytorch import ViT
 import vitdsl
 from vitdsl.blueprint.load import load
 from vitdsl.cli import main
+from vitdsl.errors import VitdslError
 from vitdsl.interop import maps as maps_package
 from vitdsl.interop.maps import collect
 from vitdsl.interop.readme import ENTRIES, find
@@ -150,3 +151,21 @@ def test_verify_help_says_what_it_does(capsys):
     out = capsys.readouterr().out
     assert "Exit status 0 only when exact" in " ".join(out.split())
     assert vitdsl.__version__
+
+
+def test_a_missing_timm_or_what_timm_imports_is_named_in_the_hint(monkeypatch, tmp_path):
+    """Where timm is installed but torchvision is not, the hint names torchvision, not timm."""
+    from vitdsl.interop.timm_contract import timm_reference
+
+    monkeypatch.setitem(sys.modules, "timm", None)
+    with pytest.raises(VitdslError) as e:
+        timm_reference("vit_tiny_patch16_224")
+    assert e.value.hint == "pip install timm"
+    (tmp_path / "timm").mkdir()
+    (tmp_path / "timm" / "__init__.py").write_text("import torchvision_not_here\n")
+    monkeypatch.delitem(sys.modules, "timm")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(VitdslError) as e:
+        timm_reference("vit_tiny_patch16_224")
+    assert str(e.value) == ("cannot import timm: No module named 'torchvision_not_here'\n"
+                            "  hint: pip install torchvision_not_here")

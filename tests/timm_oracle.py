@@ -20,7 +20,9 @@ TOLERANCE = 1e-5
 # float32 rounding alone (a relative 1e-6; the same comparison in float64 differs by 5e-14); at 0.1, by 4e-6.
 # SigLIP's MAP head ends in a residual MLP on the pooled vector, no norm after it: at 0.2 vit_base_patch16_siglip_224
 # gives features up to 56 that differ by 2.2e-5 from float32 rounding alone (in float64: 0); at 0.1, up to 5, by 2e-6.
-STDS: dict[str, float] = {"levit_": 0.15, "maxvit_xlarge_": 0.1, "vit_*_siglip_": 0.1}
+# EVA-02-S at 224 has no head: its output is the pooled features after a LayerNorm, whose γ and β drawn at 0.2
+# keep them under 0.83 (equal to timm's within 2.4e-7); at 0.3 they reach 1.8 (and agree within 3.6e-7).
+STDS: dict[str, float] = {"levit_": 0.15, "maxvit_xlarge_": 0.1, "vit_*_siglip_": 0.1, "eva02_small_patch14_224": 0.3}
 
 
 def std_for(name: str) -> float:

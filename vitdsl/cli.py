@@ -21,6 +21,10 @@ EPILOG = ("PATH_OR_NAME is a blueprint file, a zoo name (see 'vitdsl list') or a
           "'vitdsl build --save' (recognised by its content, whatever its suffix).")
 
 
+PLUGIN_HELP = ("import a Python file or module that registers blocks of your own (vitdsl.register_block) "
+               "before loading the blueprint (repeatable); a blueprint itself never runs code")
+
+
 def _add_target(p: argparse.ArgumentParser) -> None:
     p.add_argument("blueprint", metavar="PATH_OR_NAME", help="blueprint file, zoo name (e.g. maxvit) or checkpoint")
     p.add_argument("--variant", "-v", metavar="V", help="a named variant of the blueprint (e.g. a model size)")
@@ -34,6 +38,8 @@ def _add_target(p: argparse.ArgumentParser) -> None:
     p.add_argument("--allow-path", dest="allow_paths", metavar="DIR", action="append", default=[],
                    help="also let the blueprint name files (extends, encoder, teacher) in DIR; by default only "
                         "the zoo, the working directory and the blueprint's own folder (repeatable)")
+    p.add_argument("--plugin", dest="plugins", metavar="FILE_OR_MODULE", action="append", default=[],
+                   help=PLUGIN_HELP)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -41,6 +47,8 @@ def parser() -> argparse.ArgumentParser:
                                   "validate them, summarise them, build them into PyTorch modules.",
                                   epilog="Run 'vitdsl COMMAND --help' for the options of a command.")
     top.add_argument("--version", action="version", version=_version())
+    top.add_argument("--plugin", dest="global_plugins", metavar="FILE_OR_MODULE", action="append", default=[],
+                     help=PLUGIN_HELP)
     sub = top.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     p = sub.add_parser("build", help="validate, build the model and print its shape-traced summary",
@@ -300,6 +308,10 @@ def main(argv: list[str] | None = None) -> int:
                 "verify": lambda a: cli_weights.cmd_verify(a, _overrides(a.overrides), _overrides(a.reference_args),
                                                            _console())}
     try:
+        from .blocks.plugins import load_plugin
+
+        for plugin in args.global_plugins + getattr(args, "plugins", []):
+            load_plugin(plugin)
         return commands[args.command](args)
     except VitdslError as e:
         print(render_error(e), file=sys.stderr)

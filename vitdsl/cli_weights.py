@@ -22,6 +22,8 @@ def add_verify(sub) -> None:
     p = sub.add_parser("verify", help="check a blueprint against a reference model (vit-pytorch or timm)",
                        description=VERIFY, epilog=VERIFY_EPILOG)
     p.add_argument("blueprint", metavar="PATH_OR_NAME", help="blueprint file or zoo name")
+    p.add_argument("--plugin", dest="plugins", metavar="FILE_OR_MODULE", action="append", default=[],
+                   help="import a Python file or module that registers blocks of your own (repeatable)")
     p.add_argument("--variant", "-v", metavar="V", help="a named variant of the blueprint")
     p.add_argument("--set", "-s", dest="overrides", metavar="KEY=VALUE", action="append", default=[],
                    help="override a parameter (YAML value, repeatable)")

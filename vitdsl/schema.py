@@ -62,15 +62,16 @@ def block_item_schema(name: str, cls, defs: dict[str, Any]) -> dict[str, Any]:
 
 
 def blueprint_schema() -> dict[str, Any]:
-    from .blocks import REGISTRY
+    from .blocks.plugins import installed
     from .blueprint.items import STRUCTURE
     from .blueprint.model import Blueprint
 
+    registry = installed()  # the library, installed packages' blocks and those of --plugin
     top = Blueprint.model_json_schema(ref_template="#/$defs/{model}")
     defs: dict[str, Any] = top.setdefault("$defs", {})
     items = []
-    for name in sorted(REGISTRY):
-        defs[f"block:{name}"] = block_item_schema(name, REGISTRY[name], defs)
+    for name in sorted(registry):
+        defs[f"block:{name}"] = block_item_schema(name, registry[name], defs)
         items.append({"$ref": f"#/$defs/block:{name}"})
     items += [item_schema(model, defs) for model in STRUCTURE.values()]
     layers = {"type": "array", "items": {"$ref": "#/$defs/layer"}}

@@ -68,21 +68,42 @@ def norm_eps_field(what: str = "the block's norm") -> Any:
 Activation = Literal["gelu", "gelu-tanh", "relu", "silu", "hardswish", "tanh", "sigmoid"]
 
 
+class BlockClash(ValueError):
+    """A block registered under a name another block has."""
+
+
+def qualified(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
 def register(cls: type["BlockSpec"]) -> type["BlockSpec"]:
     """Class decorator: make a spec available to blueprints under ``cls.block``."""
     name = cls.block
-    if not name or name in REGISTRY and REGISTRY[name] is not cls:
-        raise ValueError(f"block name {name!r} is empty or already registered")
+    if not name:
+        raise ValueError(f"block {qualified(cls)} has no name: set its class attribute block")
+    old = REGISTRY.get(name)
+    if old is not None and old is not cls:
+        kind = "built-in block" if old.__module__.startswith(__package__ + ".") else "block"
+        raise BlockClash(f"block '{name}' of {qualified(cls)} clashes with the {kind} '{name}' ({qualified(old)})")
     check_capabilities(cls)
     REGISTRY[name] = cls
     return cls
+
+
+# a blueprint never runs code (it is untrusted input): blocks of one's own come from whoever runs vitdsl
+PLUGIN_HINT = ("a block of your own loads with 'vitdsl --plugin FILE.py' or an installed package's "
+               "'vitdsl.blocks' entry point")
+
+
+def unknown_block_hint(name: str, registry) -> str:
+    return f"{suggest(name, registry, 'blocks')}; {PLUGIN_HINT}"
 
 
 def lookup(name: str) -> type["BlockSpec"]:
     try:
         return REGISTRY[name]
     except KeyError:
-        raise VitdslError(f"unknown block '{name}'", hint=suggest(name, REGISTRY, "blocks")) from None
+        raise VitdslError(f"unknown block '{name}'", hint=unknown_block_hint(name, REGISTRY)) from None
 
 
 INT64 = 2**63  # sizes at or beyond this overflow torch's int64 sizes, so validate and build would disagree

@@ -56,9 +56,10 @@ class Patchify(BlockSpec):
         description="Patch size, one number or [height, width].")
     dim: PositiveInt | None = Field(None, description="Token width after the projection; when unset, no "
                                                       "projection: the patch vectors (C·patch²) are the tokens.")
-    order: Literal["hwc", "chw"] = Field(
+    order: Literal["hwc", "chw", "whc"] = Field(
         "hwc", description="Order of a patch's values before the projection: hwc = (p1 p2 c) as in "
-                           "ViT/timm-style rearranges, chw = (c p1 p2) as nn.Unfold gives.")
+                           "ViT/timm-style rearranges, chw = (c p1 p2) as nn.Unfold gives, whc = (p2 p1 c): column by "
+                           "column, as Swin's patch merging joins its 2×2 neighbours (non-overlapping patches only).")
     pre_norm: PatchNorm = Field("none", description="Norm of the raw patch vector before the projection.")
     post_norm: PatchNorm = Field("none", description="Norm of the token after the projection.")
     norm_eps: float | None = norm_eps_field("pre_norm and post_norm")
@@ -94,6 +95,8 @@ class Patchify(BlockSpec):
     def _projection(self):
         if self.dim is None and self.post_norm != "none":
             raise ValueError("post_norm needs a projection: set dim, or drop post_norm")
+        if self.order == "whc" and (self.unfolds() or self.shift or "frame_patch" in self.model_fields_set):
+            raise ValueError("order: whc takes non-overlapping patches: drop stride, padding, shift and frame_patch")
         return self
 
     def unfolds(self) -> bool:
@@ -101,6 +104,7 @@ class Patchify(BlockSpec):
 
     def source(self, x: Shape) -> tuple[str, int, int]:
         """(what the map is called, height, width) of the map the patches are cut from."""
+        need(self.order != "whc" or x.kind in ("image", "tokens"), f"order: whc cuts images and maps, not {x.kind}")
         if x.kind == "images":
             need(self.dim is not None and not self.unfolds() and not self.shift and self.layout == "tokens",
                  "patchify packs images of varying sizes with non-overlapping patches and a projection: it takes "

@@ -35,19 +35,36 @@ class MLP(MixerSpec):
         "none", description="batch: each projection is followed by BatchNorm over its outputs (LeViT's Linear-BN, "
                             "with bias: false as there), the second's γ starting at 0 so that a fresh residual "
                             "block adds nothing.")
+    dwconv: PositiveInt | None = Field(
+        None, description="Feature maps: a k×k depthwise convolution (with bias, zero padding k // 2) on the hidden "
+                          "map between the first projection and the activation (PVT v2's MLP); k odd. None: no "
+                          "convolution.")
+    dwconv_relu: bool = Field(False, description="dwconv set: a ReLU before the depthwise convolution too (PVT v2's "
+                              "linear variant, b2_li).")
 
-    glu: bool = Field(False, description="Gated linear unit: the first projection gives 2 × hidden, and the "
-                      "activation of its first half times its second half goes on (SwiGLU with act silu: DINOv2's "
-                      "giant, timm's SwiGLUPacked); hidden is the width after the gate.")
+    gate: Literal["none", "swiglu"] = Field(
+        "none", description="swiglu: a gated linear unit (Shazeer, 2020): the first projection gives twice the hidden "
+                            "width, a gate (first half) and a value (second half), and SiLU(gate) · value goes on "
+                            "(EVA-02, timm's GluMlp and SwiGLU); act is then unused. hidden is the gated width.")
+    gate_norm: bool = Field(False, description="swiglu: a LayerNorm over the gated hidden width before the second "
+                            "projection (EVA-02-B/L's scale_mlp, after NormFormer); its eps is norm_eps.")
 
     def infer(self, x: Shape) -> Shape:
+        need(self.gate != "none" or not self.gate_norm, "gate_norm normalises the gated product, but the mlp has "
+             "no gate", "set gate: swiglu, or drop gate_norm")
+        need(self.gate == "none" or self.proj_norm == "none", "proj_norm (LeViT's Linear-BN) and gate are not "
+             "combined", "drop one of them")
         need(self.hidden_dim(x.features) >= 1, f"mult {self.mult} of the width {x.features} gives a hidden width "
              "of 0", "raise mult, or set hidden")
-        need(not (self.glu and self.proj_norm == "batch"), "'glu' and 'proj_norm: batch' do not go together "
-             "(the first projection's BatchNorm would see the gate)", "drop one of them")
         if self.tokens == "prefix":
             need(x.kind == "tokens" and x.prefix >= 1, "'tokens: prefix' needs special tokens leading a sequence",
                  "add a tokens block before it, or drop the option")
+        if self.dwconv is not None:
+            need(x.kind == "image", f"'dwconv: {self.dwconv}' convolves the hidden feature map, but the input is "
+                 f"{x.kind}", "place the mlp where the input is a feature map (C, H, W), or drop dwconv")
+            need(self.dwconv % 2 == 1, f"dwconv must be odd so that padding keeps the map, got {self.dwconv}")
+        need(self.dwconv is not None or not self.dwconv_relu, "dwconv_relu adds a ReLU before the depthwise "
+             "convolution, but dwconv is unset", "set dwconv, or drop dwconv_relu")
         return x
 
     def hidden_dim(self, dim: int) -> int:
@@ -55,17 +72,24 @@ class MLP(MixerSpec):
 
     def count_params(self, x: Shape) -> int:
         d, h = x.features, self.hidden_dim(x.features)
-        norms = 2 * (h + d) if self.proj_norm == "batch" else 0
-        gates = 2 if self.glu else 1
-        return linear_params(d, gates * h, self.bias) + linear_params(h, d, self.bias) + norms + self.mixer_params(d)
+        norms = 2 * (h + d) if self.proj_norm == "batch" else 2 * h if self.gate_norm else 0
+        fc1 = linear_params(d, 2 * h if self.gate != "none" else h, self.bias)
+        conv = h * (self.dwconv ** 2 + 1) if self.dwconv is not None else 0
+        return fc1 + linear_params(h, d, self.bias) + norms + conv + self.mixer_params(d)
 
     def flops(self, x: Shape) -> int:
         positions = x.prefix if self.tokens == "prefix" else x.numel // x.features
-        return (6 if self.glu else 4) * positions * x.features * self.hidden_dim(x.features)
+        projections = 3 if self.gate != "none" else 2  # the gate's projection is a third
+        conv = 2 * positions * self.hidden_dim(x.features) * self.dwconv ** 2 if self.dwconv is not None else 0
+        return 2 * projections * positions * x.features * self.hidden_dim(x.features) + conv
+
+    def pattern(self, x: Shape) -> str:
+        return "" if self.gate == "none" else self.gate + (", norm" if self.gate_norm else "")
 
     def build(self, x: Shape):
         from .modules.mlp import MLP
 
         return MLP(x.features, self.hidden_dim(x.features), self.act, self.bias, self.dropout,
                    channels_first=x.kind == "image", prefix=x.prefix if self.tokens == "prefix" else None,
-                   out_dropout=self.out_dropout, proj_norm=self.proj_norm, glu=self.glu, **self.mixer_kwargs())
+                   out_dropout=self.out_dropout, proj_norm=self.proj_norm, dwconv=self.dwconv,
+                   dwconv_relu=self.dwconv_relu, gate=self.gate, gate_norm=self.gate_norm, **self.mixer_kwargs())

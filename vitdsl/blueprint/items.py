@@ -272,10 +272,9 @@ def checked(kind: str, key: str, value: Any, bp: BlueprintBase, where: tuple, pa
 
 
 def _registry():
-    from .. import blocks  # noqa: F401  (registers the library)
-    from ..blocks.base import REGISTRY
+    from ..blocks.plugins import installed  # the library, and installed packages' blocks
 
-    return REGISTRY
+    return installed()
 
 
 def classify(item: Any, where: tuple, bp: BlueprintBase) -> str:
@@ -296,7 +295,9 @@ def classify(item: Any, where: tuple, bp: BlueprintBase) -> str:
             allowed = sorted(ITEM_KEYS[kind] | {kinds[0]})
             raise VitdslError(f"unknown key '{key}' next to '{kinds[0]}'", location=at,
                               hint=suggest(key, allowed, "keys allowed here"))
-        raise VitdslError(f"unknown block '{key}'", location=at, hint=suggest(key, registry, "blocks"))
+        from ..blocks.base import unknown_block_hint
+
+        raise VitdslError(f"unknown block '{key}'", location=at, hint=unknown_block_hint(key, registry))
     if len(kinds) != 1:
         if not kinds:
             raise VitdslError("this layer names no block", location=loc,

@@ -284,11 +284,13 @@ def _resample(model: nn.Module, key: str, theirs: torch.Tensor, ours: torch.Tens
         return relpos.resize(theirs, new).to(ours.dtype), f"relative positions interpolated, {old}×{old} → {new}×{new}"
     if key.endswith("rel_pos_bias.weight") and theirs.dim() == 2 and ours.dim() == 2 \
             and theirs.shape[1] == ours.shape[1]:
-        old, new = math.isqrt(theirs.shape[0]), math.isqrt(ours.shape[0])
-        if old * old == theirs.shape[0] and new * new == ours.shape[0]:
-            tables = relpos.resize(theirs.t().reshape(-1, old, old), new)
-            return (tables.reshape(-1, new * new).t().to(ours.dtype),
-                    f"relative positions interpolated, {old}×{old} → {new}×{new}")
+        for extra in (0, 3):  # BEiT's table ends in 3 rows for the cls token (as query, as key, to itself): kept
+            old, new = math.isqrt(max(0, theirs.shape[0] - extra)), math.isqrt(max(0, ours.shape[0] - extra))
+            if old * old == theirs.shape[0] - extra and new * new == ours.shape[0] - extra and old and new:
+                tables = relpos.resize(theirs[:old * old].t().reshape(-1, old, old), new)
+                kept = f", {extra} cls rows kept" if extra else ""
+                return (torch.cat([tables.reshape(-1, new * new).t(), theirs[old * old:]]).to(ours.dtype),
+                        f"relative positions interpolated, {old}×{old} → {new}×{new}{kept}")
     if getattr(spec, "block", None) != "pos-embed" or spec.kind != "learned" or spec.unused_rows or spec.per_group:
         return None, misfit
     x = inputs[0]

@@ -32,8 +32,9 @@ class Readme:
         try:
             cls = getattr(importlib.import_module(module), name)
         except ImportError as e:
+            missing = e.name if getattr(e, "name", None) not in (None, "vit_pytorch") else "vit-pytorch"
             raise VitdslError(f"cannot import the reference class {self.cls}: {e}",
-                              hint="install vit-pytorch (pip install vit-pytorch)") from None
+                              hint=f"install {missing} (pip install {missing})") from None
         return cls(**{**self.kwargs, **changes})
 
 

@@ -55,7 +55,8 @@ def timm_reference(name: str) -> Any:
     try:
         import timm
     except ImportError as e:
-        raise VitdslError(f"cannot import timm: {e}", hint="pip install timm") from None
+        missing = getattr(e, "name", None) or "timm"  # timm itself, or what it imports (torchvision)
+        raise VitdslError(f"cannot import timm: {e}", hint=f"pip install {missing}") from None
     try:
         return timm.create_model(name, pretrained=False)
     except RuntimeError as e:

@@ -2,28 +2,39 @@
 parameter and FLOP rules of the core; ``Numerics``, the logit options of token attention."""
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
-from pydantic import Field, PositiveInt
+from pydantic import Field, PositiveInt, field_validator, model_validator
 
-from ..base import MixerSpec, ShapeError, linear_params
+from ..base import MixerSpec, ShapeError, linear_params, need
 
 
 class AttentionSpec(MixerSpec):
     heads: PositiveInt | None = Field(None, description="Number of heads. When unset: width / dim_head.")
     dim_head: PositiveInt | None = Field(None, description="Width of one head. When unset: width / heads "
                                          "(64 when heads is unset too).")
-    qkv_bias: bool = Field(True, description="Bias in the query/key/value projection: on, as in the ViT paper's "
+    qkv_bias: bool | Literal["qv"] = Field(
+        True, description="Bias in the query/key/value projection: on, as in the ViT paper's "
                            "code and timm, and in Swin, MaxViT, NesT, Twins, CrossFormer, RegionViT (local-attn), "
                            "CaiT, XCiT, CrossViT (cross-attn) and big_vision's attention pooling (attn-pool); CCT "
                            "and T2T-ViT have none and their blueprints say so (conv-attn, for LeViT, has its own "
-                           "default). vit-pytorch has none anywhere (its compat overlay).")
+                           "default). vit-pytorch has none anywhere (its compat overlay). qv: biases on the queries "
+                           "and values only, none on the keys (BEiT; a key bias adds the same logit to every key of "
+                           "a query, which the softmax cancels): parameters q_bias and v_bias of the projection; "
+                           "global-attn only.")
     out_bias: bool = Field(True, description="Bias in the output projection.")
     project_out: Literal["always", "auto"] = Field(
         "always", description="auto: no output projection when heads == 1 and dim_head == width "
                               "(vit-pytorch's rule, in its compat overlay); always: always project (the papers).")
     attn_dropout: float = Field(0.0, ge=0, lt=1, description="Dropout on the attention weights.")
     dropout: float = Field(0.0, ge=0, lt=1, description="Dropout after the output projection.")
+
+    @model_validator(mode="after")
+    def _qv_bias_here(self):
+        if self.qkv_bias == "qv" and self.block != "global-attn":
+            raise ValueError(f"qkv_bias: qv (query and value biases, no key bias: BEiT, EVA-02) is an option of "
+                             f"global-attn, not of {self.block}")
+        return self
 
     def geometry(self, dim: int) -> tuple[int, int]:
         """(heads, dim_head) for a token width, checking that they fit."""
@@ -68,10 +79,16 @@ class AttentionSpec(MixerSpec):
         return []
 
     # -- rules of the core -------------------------------------------------------------------------------
+    def qkv_params(self, dim: int) -> int:
+        heads, dim_head = self.geometry(dim)
+        inner, inner_v = heads * dim_head, heads * self.value_width(dim)
+        bias = {True: 2 * inner + inner_v, False: 0, "qv": inner + inner_v}[self.qkv_bias]
+        return linear_params(dim, 2 * inner + inner_v, False) + bias
+
     def attention_params(self, dim: int, extra: int = 0) -> int:
         heads, dim_head = self.geometry(dim)
         inner, inner_v = heads * dim_head, heads * self.value_width(dim)
-        n = linear_params(dim, 2 * inner + inner_v, self.qkv_bias) + self.mixer_params(dim) + extra
+        n = self.qkv_params(dim) + self.mixer_params(dim) + extra
         n += self.numerics_params(heads, inner)
         if self.projects_out(dim):
             n += linear_params(inner_v, dim, self.out_bias)
@@ -101,7 +118,7 @@ class AttentionSpec(MixerSpec):
         """Parameters of the named parts every attention module has (for partial weight sharing)."""
         heads, dim_head = self.geometry(dim)
         inner = heads * dim_head
-        parts = {"qkv": linear_params(dim, 2 * inner + heads * self.value_width(dim), self.qkv_bias)}
+        parts = {"qkv": self.qkv_params(dim)}
         if self.norm != "none":
             parts["norm"] = self.mixer_params(dim) - (dim if self.layer_scale is not None else 0)
         if self.projects_out(dim):
@@ -124,6 +141,42 @@ class Numerics(AttentionSpec):
                           "normalize(x)·√dim_head·γ, with a learned γ per head and channel.")
     scale: float | None = Field(None, gt=0, description="Scale of the attention logits. When unset: "
                                 "dim_head^-0.5 (NaViT uses 1 with qk_norm).")
+    rope: Literal["none", "axial"] = Field(
+        "none", description="Rotary position embedding of queries and keys over the patch grid (after qk-norm), the "
+                            "special tokens leading the sequence left unrotated. axial (EVA-02, as timm's "
+                            "RotaryEmbeddingCat): with d/4 frequencies theta^(-i/(d/4)), i < d/4, each adjacent "
+                            "channel pair of the first half of a head turns by the patch's row times a frequency, of "
+                            "the second half by its column. (RoPE-Mixed's learned per-head frequencies, mixing rows "
+                            "and columns, would be a further value.) global-attn only; dim_head a multiple of 4.")
+    rope_theta: float = Field(10000.0, gt=0, description="rope: the base of the frequencies.")
+    rope_ref: PositiveInt | None = Field(None, description="rope: positions rescaled as if the grid were this many "
+                                         "patches a side (EVA-02's pre-training grid, 16: a model fine-tuned at "
+                                         "336 or 448 keeps the positions' range); the grid's own when unset.")
+
+    takes_rope: ClassVar[bool] = False  # whether the block passes the patch grid the rotation needs
+
+    @field_validator("rope")
+    @classmethod
+    def _rope_where_built(cls, v):
+        if v != "none" and not cls.takes_rope:
+            raise ValueError(f"rope is an option of global-attn, not of {cls.block}")
+        return v
+
+    def rope_kwargs(self, x) -> dict:
+        """The rotation's table arguments for tokens ``x`` (their patch grid and special tokens), checked."""
+        if self.rope == "none":
+            return {}
+        _, dim_head = self.geometry(x.features)
+        need(x.kind == "tokens" and x.grid is not None and len(x.grid) == 2,
+             "rope rotates by row and column, but these tokens carry no 2-D patch grid",
+             "put global-attn with rope after patchify on an image")
+        n, (h, w) = x.dims[0], x.grid
+        need(n == x.prefix + h * w and not x.suffix, f"rope needs the special tokens first and then the {h}×{w} "
+             f"patches, got {n} tokens with {x.prefix} leading and {x.suffix} trailing",
+             "rotate before tokens are dropped or appended")
+        need(dim_head % 4 == 0, f"rope splits each head into row and column pairs, so dim_head must be a "
+             f"multiple of 4, got {dim_head}", "choose heads so that width / heads divides by 4")
+        return dict(rope=dict(grid=tuple(x.grid), prefix=x.prefix, ref=self.rope_ref, theta=self.rope_theta))
 
     def numerics_params(self, heads: int, inner: int) -> int:
         talking = 2 * heads * heads + (2 * heads if self.talking_bias else 0)
@@ -141,7 +194,7 @@ class Numerics(AttentionSpec):
 
     def pattern_extras(self) -> str:
         parts = [{"talking": "talking heads", "reattention": "re-attention"}.get(self.head_mix, ""),
-                 *self.notes(), "qk-norm" if self.qk_norm else ""]
+                 *self.notes(), "qk-norm" if self.qk_norm else "", "rope" if self.rope != "none" else ""]
         return "".join(", " + p for p in parts if p)
 
 

@@ -30,10 +30,16 @@ class GlobalAttn(Numerics):
     capabilities = frozenset({"attention", "context"})
     takes = ("tokens", "packed")
     family = "attention"
+    takes_rope = True
 
     over: Literal["tokens", "groups"] = Field(
         "tokens", description="tokens: tokens attend to tokens; groups: each token attends to the tokens at its own "
                               "position in every group (ViViT's temporal attention across frames).")
+    rel_pos_bias: Literal["none", "table"] = Field(
+        "none", description="Relative position bias added to the logits: table = a learned table of heads per "
+                            "offset between patches of the h×w grid, (2h-1)·(2w-1) rows read at query - key "
+                            "(row-major), and with a leading cls token three rows more, for the cls token as "
+                            "query, as key, and to itself (BEiT; zero at first); none.")
 
     def takes_padding(self) -> str | None:
         return "keep" if self.over == "tokens" else None  # the token path masks padded keys
@@ -46,10 +52,26 @@ class GlobalAttn(Numerics):
         elif self.over == "groups":
             need(x.groups > 1, "over: groups attends across groups, but these tokens hold none",
                  "make groups first (patchify on a volume with frames: groups)")
+        if self.rel_pos_bias == "table":
+            need(x.kind == "tokens" and self.over == "tokens" and x.grid is not None and len(x.grid) == 2,
+                 "rel_pos_bias: table needs tokens of a 2-D patch grid, attended over tokens",
+                 "patchify an image before this block")
+            need(x.prefix <= 1 and x.suffix == 0, f"rel_pos_bias: table has rows for one leading cls token at "
+                 f"most, but {x.prefix} lead and {x.suffix} trail the patch tokens", "use one cls token")
+        need(self.rope == "none" or (x.kind == "tokens" and self.over == "tokens"),
+             "rope rotates tokens over their patch grid: not on packed tokens or across groups", "drop rope here")
+        self.rope_kwargs(x)
         return x
 
+    def bias_rows(self, x: Shape) -> int:
+        """Rows of the relative position table (0 without one)."""
+        if self.rel_pos_bias == "none":
+            return 0
+        h, w = x.grid
+        return (2 * h - 1) * (2 * w - 1) + (3 if x.prefix else 0)
+
     def count_params(self, x: Shape) -> int:
-        return self.attention_params(x.features)
+        return self.attention_params(x.features, self.bias_rows(x) * self.geometry(x.features)[0])
 
     def flops(self, x: Shape) -> int:
         n, d = x.dims
@@ -62,9 +84,11 @@ class GlobalAttn(Numerics):
             return "per image" + self.pattern_extras()
         if self.over == "groups":
             return f"across {x.groups} groups" + self.pattern_extras()
-        return "global" + self.pattern_extras()
+        return "global" + (", rel-pos table" if self.rel_pos_bias == "table" else "") + self.pattern_extras()
 
     def part_params(self, part: str, x: Shape) -> int | None:
+        if part == "rel_pos_bias" and self.rel_pos_bias == "table":
+            return self.bias_rows(x) * self.geometry(x.features)[0]
         return self.attention_parts(x.features).get(part)
 
     def build(self, x: Shape):
@@ -73,6 +97,9 @@ class GlobalAttn(Numerics):
             from ..modules.packed import PackedAttention
 
             return PackedAttention(**kwargs)
-        from ..modules.attention import GroupAttention, TokenAttention
+        from ..modules.attention import GroupAttention, RelPosTokenAttention, TokenAttention
 
-        return GroupAttention(x.groups, **kwargs) if self.over == "groups" else TokenAttention(**kwargs)
+        if self.rel_pos_bias == "table":
+            return RelPosTokenAttention(x.grid, x.prefix == 1, **kwargs, **self.rope_kwargs(x))
+        return GroupAttention(x.groups, **kwargs) if self.over == "groups" else TokenAttention(**kwargs,
+                                                                                             **self.rope_kwargs(x))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, PositiveInt, model_validator
+from pydantic import Field, NonNegativeInt, PositiveInt, model_validator
 
 from ..base import linear_params, need, register
 from ..shape import Shape
@@ -20,7 +20,8 @@ class LocalAttn(Windows, Numerics):
     ``partition: grid`` attends within a w×w grid of tokens spread evenly over the whole map (MaxViT
     grid attention: a sparse, global mix). Takes and gives a feature map (C, H, W). The position bias
     is a learned table per head (Swin/MaxViT), or ``dynamic``: a small MLP of the offset, so it fits any
-    window (CrossFormer; its short- and long-distance attention are block and grid).
+    window (CrossFormer; its short- and long-distance attention are block and grid). With ``shift``, the
+    block windows are Swin's shifted windows, with their cyclic roll and its attention mask.
     """
 
     block = "local-attn"
@@ -53,8 +54,19 @@ class LocalAttn(Windows, Numerics):
                              "NesT joins them (its output projection's columns in that order: the same function "
                              "as heads with those columns permuted).")
 
+    shift: NonNegativeInt = Field(
+        0, description="partition: block — Swin's shifted windows: the map is rolled this many tokens up and left "
+                       "before the windows are cut and back after, and within a window tokens that came from "
+                       "different sides of the roll's seam do not attend to each other (the same attention as Swin's "
+                       "additive -100 mask, to float precision). Along a side the window covers whole, there is "
+                       "nothing to shift: 0 there, as in Swin. Swin alternates 0 and window // 2 block by block.")
+
     @model_validator(mode="after")
     def _geometry_given(self):
+        if self.shift and self.partition != "block":
+            raise ValueError("shift moves block windows: set partition: block, or drop shift")
+        if self.shift and self.value_conv is not None:
+            raise ValueError("shift takes no value_conv")
         if self.rel_pos_bias != "dynamic" and {"bias_hidden", "bias_index"} & self.model_fields_set:
             raise ValueError("bias_hidden and bias_index are options of the dynamic bias: set rel_pos_bias: dynamic")
         if self.rel_pos_bias != "table" and "table_layout" in self.model_fields_set:
@@ -72,8 +84,15 @@ class LocalAttn(Windows, Numerics):
         """(window height, window width) on this map, checking that the windows tile it."""
         return self.map_window_size(x)
 
+    def shift_size(self, x: Shape) -> tuple[int, int]:
+        """(rows, columns) the map is rolled by: the shift, or 0 along a side the window covers."""
+        (wh, ww), (h, w) = self.window_size(x), x.dims[1:]
+        need(self.shift < min(wh, ww), f"shift {self.shift} must be smaller than the {wh}×{ww} window",
+             "Swin shifts by window // 2")
+        return (self.shift if h > wh else 0), (self.shift if w > ww else 0)
+
     def infer(self, x: Shape) -> Shape:
-        self.window_size(x)
+        self.shift_size(x)
         self.geometry(x.features)
         if self.rel_pos_bias == "dynamic":
             self.bias_width(x.features)
@@ -124,6 +143,7 @@ class LocalAttn(Windows, Numerics):
 
     def pattern(self, x: Shape) -> str:
         kind = "window" if self.partition == "block" else "grid"
+        kind = "shifted " + kind if any(self.shift_size(x)) else kind
         wh, ww = self.window_size(x)
         bias = ""
         if self.rel_pos_bias == "dynamic":
@@ -148,4 +168,4 @@ class LocalAttn(Windows, Numerics):
                                 kv_reduction=1, value_conv=self.value_conv, grid=None,
                                 **self.attention_kwargs(x.features))
         return LocalAttention(partition=self.partition, window=self.window_size(x), **bias, head_merge=self.head_merge,
-                              **self.attention_kwargs(x.features))
+                              shift=self.shift_size(x), map_size=x.dims[1:], **self.attention_kwargs(x.features))

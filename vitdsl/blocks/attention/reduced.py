@@ -37,6 +37,11 @@ class ReducedAttn(AttentionSpec):
                             "bias, then a LayerNorm (PyTorch's eps 1e-5, as the code has it), then the kv projection "
                             "on the sub-sampled map (Twins' GSA and PCPVT, PVT's spatial reduction). No effect at "
                             "r = 1, where the kv projection reads the map itself.")
+    kv_pool: PositiveInt | None = Field(
+        None, description="p: keys and values from the map average-pooled to p×p (adaptive), then a 1×1 convolution "
+                          "from the width to itself with bias, a LayerNorm (PyTorch's eps 1e-5), a GELU and the kv "
+                          "projection, so attention runs over p·p keys whatever the map's size (PVT v2's linear "
+                          "spatial-reduction attention, its code's and timm's). Not with kv_reduction > 1.")
     dim_value: PositiveInt | None = Field(None, description=DIM_VALUE)
     value_conv: PositiveInt | None = Field(None, description=VALUE_CONV)
 
@@ -46,6 +51,9 @@ class ReducedAttn(AttentionSpec):
         if self.value_conv is not None and self.kv_reduction > 1:
             raise ValueError("value_conv adds a convolution of the values at every position, but kv_reduction "
                              f"{self.kv_reduction} sub-samples them: use one of the two")
+        if self.kv_pool is not None and (self.kv_reduction > 1 or self.value_conv is not None):
+            raise ValueError(f"kv_pool {self.kv_pool} pools the keys and values, so it takes neither kv_reduction "
+                             "> 1 nor value_conv: use one of them")
         return self
 
     def map_size(self, x: Shape) -> tuple[int, int]:
@@ -75,7 +83,9 @@ class ReducedAttn(AttentionSpec):
     def count_params(self, x: Shape) -> int:
         heads, dk = self.geometry(x.features)
         c, r, inner_v = x.features, self.kv_reduction, heads * self.value_width(x.features)
-        if self.normed():  # the c→c convolution with its bias, and the LayerNorm
+        if self.kv_pool is not None:  # the 1×1 c→c convolution with its bias, and the LayerNorm
+            kv = c * c + 3 * c
+        elif self.normed():  # the c→c convolution with its bias, and the LayerNorm
             kv = c * c * r * r + c + 2 * c
         else:  # the r×r kv convolution's weights beyond a 1×1's
             kv = c * (r * r - 1) * (heads * dk + inner_v)
@@ -86,9 +96,11 @@ class ReducedAttn(AttentionSpec):
         r, c = self.kv_reduction, x.features
         heads, dk = self.geometry(c)
         inner_v = heads * self.value_width(c)
-        keys = (h // r) * (w // r)
+        keys = (h // r) * (w // r) if self.kv_pool is None else self.kv_pool ** 2
         n = self.attention_flops(h * w, keys, c) + value_conv_cost(self.value_conv, inner_v, h * w)[1]
-        if self.normed():  # the core counts a kv projection at every position; here it reads the keys only
+        if self.kv_pool is not None:  # the 1×1 convolution on the pooled map; the kv projection reads it only
+            n += 2 * keys * c * c - 2 * (h * w - keys) * c * (heads * dk + inner_v)
+        elif self.normed():  # the core counts a kv projection at every position; here it reads the keys only
             n += 2 * h * w * c * c - 2 * (h * w - keys) * c * (heads * dk + inner_v)
         return n
 
@@ -98,6 +110,8 @@ class ReducedAttn(AttentionSpec):
             h, w = self.map_size(x)
             r = self.kv_reduction
             text += f", kv sub-sampled {r}×{r}" + (" + norm" if self.normed() else "") + f" ({h // r}×{w // r} keys)"
+        if self.kv_pool is not None:
+            text += f", kv pooled to {self.kv_pool}×{self.kv_pool} + conv, norm, GELU"
         if self.value_conv is not None:
             text += f" + value conv {self.value_conv}×{self.value_conv}"
         return text
@@ -110,4 +124,5 @@ class ReducedAttn(AttentionSpec):
 
         return MapAttention(window=None, partition="block", rel_pos_bias="none", kv_reduction=self.kv_reduction,
                             kv_norm=self.normed(), value_conv=self.value_conv,
+                            kv_pool=self.kv_pool,
                             grid=x.grid if x.kind == "tokens" else None, **self.attention_kwargs(x.features))

@@ -8,6 +8,9 @@ from torch import nn
 
 from .common import make_norm
 
+# (B, C, rows, ph, cols, pw) → (B, rows, cols, the patch's values in this order)
+PATCH_ORDERS = {"hwc": (0, 2, 4, 3, 5, 1), "chw": (0, 2, 4, 1, 3, 5), "whc": (0, 2, 4, 5, 3, 1)}
+
 
 class Patchify(nn.Module):
     def __init__(self, channels: int, patch: tuple[int, int], dim: int | None, order: str, pre_norm: str,
@@ -64,7 +67,7 @@ class Patchify(nn.Module):
         ph, pw = self.patch
         if self.stride is None:
             x = x.view(b, c, h // ph, ph, w // pw, pw)
-            x = x.permute(0, 2, 4, 3, 5, 1) if self.order == "hwc" else x.permute(0, 2, 4, 1, 3, 5)
+            x = x.permute(*PATCH_ORDERS[self.order])
             x = x.reshape(b, (h // ph) * (w // pw), c * ph * pw)
         else:
             x = F.unfold(x, self.patch, stride=self.stride, padding=self.padding)  # (B, C·ph·pw, L), c-major

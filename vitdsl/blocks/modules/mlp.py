@@ -3,14 +3,15 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .common import BatchNormLast, Mixer, make_act
+from .common import BatchNormLast, Mixer, make_act, norm_eps
 
 
 class MLP(Mixer):
     """Linear → act → dropout → Linear → dropout over the last dimension (channels of a map)."""
 
     def __init__(self, dim: int, hidden: int, act: str, bias: bool, dropout: float, channels_first: bool = False,
-                 prefix: int | None = None, out_dropout: bool = True, proj_norm: str = "none", glu: bool = False,
+                 prefix: int | None = None, out_dropout: bool = True, proj_norm: str = "none",
+                 dwconv: int | None = None, dwconv_relu: bool = False, gate: str = "none", gate_norm: bool = False,
                  **mixer):
         super().__init__()
         self.init_mixer(dim, **mixer)
@@ -18,9 +19,12 @@ class MLP(Mixer):
         # broadcasts over the last dimension as for tokens
         self.maps = channels_first
         self.prefix = prefix
-        self.glu = glu
-        self.fc1 = nn.Linear(dim, 2 * hidden if glu else hidden, bias=bias)
-        self.act = make_act(act)
+        self.gated = gate != "none"
+        self.fc1 = nn.Linear(dim, 2 * hidden if self.gated else hidden, bias=bias)
+        self.relu = nn.ReLU() if dwconv_relu else None
+        self.dwconv = nn.Conv2d(hidden, hidden, dwconv, padding=dwconv // 2, groups=hidden) if dwconv else None
+        self.act = make_act("silu" if self.gated else act)
+        self.gate_norm = nn.LayerNorm(hidden, eps=norm_eps("layer", mixer.get("norm_eps"))) if gate_norm else None
         self.fc2 = nn.Linear(hidden, dim, bias=bias)
         self.drop = nn.Dropout(dropout) if dropout > 0 else None
         self.out_dropout = out_dropout
@@ -33,13 +37,18 @@ class MLP(Mixer):
         x = self.fc1(x)
         if self.fc1_norm is not None:
             x = self.fc1_norm(x)
-        if self.glu:
-            x, gate = x.chunk(2, dim=-1)
-            x = self.act(x) * gate
+        if self.dwconv is not None:  # x: a channels-last map (B, H, W, hidden)
+            x = x.permute(0, 3, 1, 2)
+            x = self.dwconv(x if self.relu is None else self.relu(x)).permute(0, 2, 3, 1)
+        if self.gated:
+            gate, x = x.chunk(2, dim=-1)
+            x = self.act(gate) * x
         else:
             x = self.act(x)
         if self.drop is not None:
             x = self.drop(x)
+        if self.gate_norm is not None:
+            x = self.gate_norm(x)
         x = self.fc2(x)
         if self.fc2_norm is not None:
             x = self.fc2_norm(x)

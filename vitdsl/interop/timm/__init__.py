@@ -29,8 +29,15 @@ from .target import Target
 __all__ = ["FAMILIES", "Target", "build", "import_weights", "load_pretrained", "names", "rules", "rules_for", "target",
            "variants"]
 
-FAMILIES: tuple[str, ...] = ("vit", "cait", "pit", "xcit", "levit", "mobilevit", "twins", "crossvit", "nest", "maxvit",
-                             "siglip", "dinov2")
+FAMILIES: tuple[str, ...] = (
+    "vit", "cait", "pit", "xcit", "levit", "mobilevit", "twins", "crossvit", "nest", "maxvit",  # issue 13
+    "pvt_v2",
+    "beit",
+    "eva02",
+    "swin",
+    "siglip",
+    "dinov2",
+)
 
 
 @cache

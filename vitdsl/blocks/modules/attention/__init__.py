@@ -9,10 +9,10 @@ from .maps import MapAttention
 from .memory import MemoryAttention
 from .numerics import HeadRMSNorm, SelfAttention
 from .sampling import SamplingAttention
-from .tokens import GroupAttention, TokenAttention
+from .tokens import GroupAttention, RelPosTokenAttention, TokenAttention
 from .windows import LocalAttention, RegionalAttention, dynamic_bias_mlp, offsets, relative_index
 
 __all__ = ["Attention", "CrossAttention", "CrossCovarianceAttention", "Explicit", "GroupAttention", "HeadRMSNorm",
            "LocalAttention", "LocalitySelfAttention", "MapAttention", "MemoryAttention", "RegionalAttention",
-           "SamplingAttention", "SelfAttention", "TokenAttention", "dynamic_bias_mlp", "explicit_attention", "offsets",
-           "relative_index"]
+           "RelPosTokenAttention", "SamplingAttention", "SelfAttention", "TokenAttention", "dynamic_bias_mlp",
+           "explicit_attention", "offsets", "relative_index"]

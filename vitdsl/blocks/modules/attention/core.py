@@ -56,6 +56,25 @@ def explicit_attention(record: Recorder | None = None, model: nn.Module | None =
             m.explicit = prev
 
 
+class QVBiasLinear(nn.Module):
+    """The q/k/v projection with biases on the queries and values only (BEiT, qkv_bias: qv): ``bias`` is
+    theirs with zeros for the keys between, so code that reads ``weight`` and ``bias`` works unchanged."""
+
+    def __init__(self, dim: int, widths: tuple[int, int, int]):
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(sum(widths), dim))
+        nn.init.kaiming_uniform_(self.weight, a=5 ** 0.5)  # nn.Linear's default
+        self.q_bias, self.v_bias = nn.Parameter(torch.zeros(widths[0])), nn.Parameter(torch.zeros(widths[2]))
+        self.key_width = widths[1]
+
+    @property
+    def bias(self) -> torch.Tensor:
+        return torch.cat((self.q_bias, self.q_bias.new_zeros(self.key_width), self.v_bias))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(x, self.weight, self.bias)
+
+
 class Attention(Mixer):
     """The shared core. Subclasses make their projections (``init_projections`` for the usual Linear
     ones), call ``attend`` on (B, heads, N, d) queries, keys and values, and may override the hooks
@@ -71,14 +90,15 @@ class Attention(Mixer):
         self.scale = dim_head ** -0.5 if scale is None else scale
         self.attn_dropout = attn_dropout
 
-    def init_projections(self, dim: int, qkv_bias: bool, out_bias: bool, project_out: bool, dropout: float,
+    def init_projections(self, dim: int, qkv_bias: bool | str, out_bias: bool, project_out: bool, dropout: float,
                          qkv: bool = True) -> None:
         """``qkv`` (one Linear for queries, keys and values) unless the subclass has its own, and the
         output projection ``out`` and its dropout."""
         inner, inner_v = self.heads * self.dim_head, self.heads * self.dim_value
         self.widths = (inner, inner, inner_v)  # of q, k and v
         if qkv:
-            self.qkv = nn.Linear(dim, 2 * inner + inner_v, bias=qkv_bias)
+            self.qkv = QVBiasLinear(dim, self.widths) if qkv_bias == "qv" else \
+                nn.Linear(dim, 2 * inner + inner_v, bias=qkv_bias)
         self.out = nn.Linear(inner_v, dim, bias=out_bias) if project_out else nn.Identity()
         self.out_drop = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
 

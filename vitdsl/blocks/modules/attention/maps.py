@@ -18,18 +18,20 @@ class MapAttention(SelfAttention):
 
     ``kv_reduction`` r > 1: keys and values from an r×r stride-r convolution (global only); with
     ``kv_norm``, from the ``kv`` Linear on the map that the convolution ``sr`` (width to width) and the
-    LayerNorm ``sr_norm`` sub-sample.
+    LayerNorm ``sr_norm`` sub-sample. ``kv_pool`` p: from the ``kv`` Linear on the map pooled to p×p, then
+    the 1×1 convolution ``sr``, ``sr_norm`` and a GELU.
     ``value_conv`` k: a k×k convolution of the value map, added to the attention output before
     the output projection. Projections: a fused ``qkv`` for windows; ``q`` and ``kv`` for global
     attention, so the state_dict does not depend on r (``kv`` is a Linear when r == 1).
     """
 
     def __init__(self, window: tuple[int, int] | None, partition: str, rel_pos_bias: str, kv_reduction: int,
-                 value_conv: int | None, grid: tuple[int, int] | None, kv_norm: bool = False, **kwargs):
+                 value_conv: int | None, grid: tuple[int, int] | None, kv_norm: bool = False,
+                 kv_pool: int | None = None, **kwargs):
         super().__init__(qkv=window is not None, **kwargs)
         dim, (inner, _, inner_v) = kwargs["dim"], self.widths
         self.window = tuple(window) if window is not None else None
-        self.partition, self.reduction, self.grid = partition, kv_reduction, grid
+        self.partition, self.reduction, self.grid, self.pool = partition, kv_reduction, grid, kv_pool
         if self.window is None:
             self.qkv = None
             self.q = nn.Linear(dim, inner, bias=kwargs["qkv_bias"])
@@ -38,6 +40,8 @@ class MapAttention(SelfAttention):
                 nn.Conv2d(dim, inner + inner_v, r, stride=r, bias=kwargs["qkv_bias"])
             if kv_norm:  # the code's nn.LayerNorm(dim): PyTorch's eps
                 self.sr, self.sr_norm = nn.Conv2d(dim, dim, r, stride=r), nn.LayerNorm(dim)
+            if kv_pool:
+                self.sr, self.sr_norm, self.sr_act = nn.Conv2d(dim, dim, 1), nn.LayerNorm(dim), nn.GELU()
         self.value_conv = nn.Conv2d(inner_v, inner_v, value_conv, padding=value_conv // 2) if value_conv else None
         self.rel_pos_bias = None
         if rel_pos_bias == "table":
@@ -73,13 +77,19 @@ class MapAttention(SelfAttention):
             return self.kv(self.sr_norm(F.linear(patches, self.sr.weight.flatten(1), self.sr.bias)))
         return F.linear(patches, self.kv.weight.flatten(1), self.kv.bias)
 
+    def pooled(self, t: torch.Tensor) -> torch.Tensor:
+        """Keys and values from the channels-last map average-pooled to p×p (the 1×1 conv as a Linear)."""
+        p = F.adaptive_avg_pool2d(t.permute(0, 3, 1, 2), self.pool).permute(0, 2, 3, 1)
+        return self.kv(self.sr_act(self.sr_norm(F.linear(p, self.sr.weight.flatten(1), self.sr.bias))))
+
     def mix(self, t: torch.Tensor) -> torch.Tensor:
         _, h, w, _ = t.shape
         if self.qkv is not None:
             q, k, v = self.qkv(t).split(self.widths, dim=-1)
         else:
             q = self.q(t)
-            k, v = (self.kv(t) if self.reduction == 1 else self.reduce(t)).split(self.widths[1:], dim=-1)
+            kv = self.pooled(t) if self.pool else self.kv(t) if self.reduction == 1 else self.reduce(t)
+            k, v = kv.split(self.widths[1:], dim=-1)
         cut, sizes = self.patterns(h, w)
         outer, inner = cut.split(" -> ")
         out = self.attend(*(rearrange(t, cut, **sizes) for t in (q, k, v)))  # k, v: of the reduced map

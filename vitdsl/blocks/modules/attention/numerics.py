@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .core import Attention
+from .rope import AxialRope
 
 
 class HeadRMSNorm(nn.Module):
@@ -28,7 +29,7 @@ class SelfAttention(Attention):
     def __init__(self, dim: int, heads: int, dim_head: int, qkv_bias: bool, out_bias: bool, project_out: bool,
                  attn_dropout: float, dropout: float, scale: float | None = None, dim_value: int | None = None,
                  head_mix: str = "none", qk_norm: bool = False, qkv: bool = True, talking_bias: bool = False,
-                 **mixer):
+                 rope: dict | None = None, **mixer):
         super().__init__(heads, dim_head, dim_value, scale, attn_dropout)
         self.init_mixer(dim, **mixer)
         self.init_projections(dim, qkv_bias, out_bias, project_out, dropout, qkv)
@@ -43,12 +44,14 @@ class SelfAttention(Attention):
             self.reattn_norm = nn.LayerNorm(heads)
         self.q_norm = HeadRMSNorm(heads, dim_head) if qk_norm else nn.Identity()
         self.k_norm = HeadRMSNorm(heads, dim_head) if qk_norm else nn.Identity()
+        self.rope = AxialRope(dim_head, **rope) if rope else None
 
     def fused(self) -> bool:
         return self.head_mix == "none"
 
     def prepare(self, q: torch.Tensor, k: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.q_norm(q), self.k_norm(k)
+        q, k = self.q_norm(q), self.k_norm(k)
+        return (q, k) if self.rope is None else (self.rope(q), self.rope(k))
 
     def pre_softmax(self, sim: torch.Tensor) -> torch.Tensor:
         if self.head_mix == "talking" and hasattr(self, "talk_pre"):

@@ -5,9 +5,11 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from einops import rearrange
+from torch import nn
 
 from ..padded import padding_keys
 from .numerics import SelfAttention
+from .windows import relative_index
 
 
 class TokenAttention(SelfAttention):
@@ -57,3 +59,31 @@ class GroupAttention(TokenAttention):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = super().forward(rearrange(x, "(b g) n d -> (b n) g d", g=self.groups))
         return rearrange(y, "(b n) g d -> (b g) n d", n=x.shape[1])
+
+
+def cls_relative_index(h: int, w: int, cls: bool) -> torch.Tensor:
+    """The (n, n) index of tokens into a relative position table: patch pairs at query - key among the
+    (2h-1)·(2w-1) offsets (``relative_index``); with a leading cls token, its pairs at the three rows after
+    them: R for the cls token as query, R + 1 as key, R + 2 for cls to itself (BEiT)."""
+    patches = relative_index(h, w)
+    if not cls:
+        return patches
+    rows = (2 * h - 1) * (2 * w - 1)
+    index = F.pad(patches, (1, 0, 1, 0))
+    index[0, :], index[:, 0], index[0, 0] = rows, rows + 1, rows + 2
+    return index
+
+
+class RelPosTokenAttention(TokenAttention):
+    """Token attention with a learned relative position bias over the patch grid (global-attn's
+    ``rel_pos_bias: table``): an embedding of offsets × heads, zero at first as in BEiT."""
+
+    def __init__(self, grid: tuple[int, int], cls: bool, **kwargs):
+        super().__init__(**kwargs)
+        h, w = grid
+        self.rel_pos_bias = nn.Embedding((2 * h - 1) * (2 * w - 1) + (3 if cls else 0), self.heads)
+        nn.init.zeros_(self.rel_pos_bias.weight)
+        self.register_buffer("rel_pos_index", cls_relative_index(h, w, cls), persistent=False)
+
+    def bias(self) -> torch.Tensor:
+        return self.rel_pos_bias(self.rel_pos_index).permute(2, 0, 1)

@@ -52,13 +52,33 @@ class HeadsFirstTable(nn.Module):
         return self.weight.flatten(1)[:, self.weight[0].numel() - 1 - index]
 
 
+def shift_mask(size: tuple[int, int], window: tuple[int, int], shift: tuple[int, int]) -> torch.Tensor:
+    """(windows, n, n) boolean, n = wh·ww: which tokens of a block window of the map rolled by ``shift`` may
+    attend to each other. The roll brings the last ``shift`` rows (columns) next to the first; a window cut
+    across that seam, or the window's own border next to it, holds regions that were not neighbours."""
+    def regions(side: int, win: int, s: int) -> torch.Tensor:
+        r = torch.zeros(side, dtype=torch.long)
+        if s:
+            r[side - win:side - s], r[side - s:] = 1, 2
+        return r
+
+    (h, w), (wh, ww) = size, window
+    ids = regions(h, wh, shift[0])[:, None] * 3 + regions(w, ww, shift[1])[None, :]
+    ids = rearrange(ids, "(gh sh) (gw sw) -> (gh gw) (sh sw)", sh=wh, sw=ww)
+    return ids[:, :, None] == ids[:, None, :]
+
+
 class LocalAttention(SelfAttention):
     """Attention within windows of a (B, C, H, W) feature map: contiguous blocks or a dilated grid."""
 
     def __init__(self, partition: str, window: tuple[int, int], rel_pos_bias: str, rel_pos_index: str = "row-major",
                  bias_hidden: int | None = None, bias_index: str = "exact", head_merge: str = "heads",
-                 table_layout: str = "offsets-first", **kwargs):
+                 table_layout: str = "offsets-first", shift: tuple[int, int] = (0, 0),
+                 map_size: tuple[int, int] | None = None, **kwargs):
         super().__init__(**kwargs)
+        self.shift = tuple(shift)
+        mask = shift_mask(map_size, window, self.shift) if any(self.shift) else None  # of the map it was built for
+        self.register_buffer("shift_mask", mask, persistent=False)
         self.partition, self.window, self.interleave = partition, tuple(window), head_merge == "channels"
         wh, ww = self.window
         self.rel_pos_bias = self.rel_pos_mlp = None
@@ -86,8 +106,15 @@ class LocalAttention(SelfAttention):
             return self.rel_pos_mlp(self.rel_pos_offsets).squeeze(-1)[self.rel_pos_index]
         return None
 
+    def window_mask(self, b: int) -> torch.Tensor | None:
+        """The shifted windows' mask for b = batch × windows windows, (b, 1, n, n), or None."""
+        if self.shift_mask is None:
+            return None
+        m = self.shift_mask
+        return m.unsqueeze(0).expand(b // m.shape[0], -1, -1, -1).reshape(b, 1, *m.shape[1:])
+
     def mix(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.attend(*self.qkv_heads(x))  # (B, heads, N, d)
+        out = self.attend(*self.qkv_heads(x), mask=self.window_mask(x.shape[0]))  # (B, heads, N, d)
         return self.output(out.permute(0, 2, 3, 1).flatten(2)) if self.interleave else self.merge(out)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -95,9 +122,12 @@ class LocalAttention(SelfAttention):
         sh, sw = self.window
         rows, cols = AXES[self.partition]
         sizes = dict(sh=sh, sw=sw, gh=h // sh, gw=w // sw)
+        if any(self.shift):
+            x = torch.roll(x, (-self.shift[0], -self.shift[1]), dims=(2, 3))
         t = super().forward(rearrange(x, f"b c {rows} {cols} -> {WINDOWS}", **sizes))
         # back to (b, c, h, w), kept channels-last in memory so the next token-wise block needs no copy
-        return rearrange(t, f"{WINDOWS} -> b {rows} {cols} c", **sizes).permute(0, 3, 1, 2)
+        t = rearrange(t, f"{WINDOWS} -> b {rows} {cols} c", **sizes).permute(0, 3, 1, 2)
+        return torch.roll(t, self.shift, dims=(2, 3)) if any(self.shift) else t
 
 
 class RegionalAttention(LocalAttention):
