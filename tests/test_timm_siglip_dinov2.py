@@ -32,7 +32,7 @@ def test_the_families_cover_the_names_timm_registers_once():
     assert vt.target("vit_giant_patch14_reg4_dinov2") == ("dinov2", "giant", {})
     with pytest.raises(VitdslError) as e:  # the hint lists the closest name's family, not every vit_* model
         vt.target("vit_small_patch14_reg5_dinov2")
-    assert e.value.hint == ("did you mean 'vit_small_patch14_reg4_dinov2'? (vit_* models: "
+    assert e.value.hint == ("did you mean 'vit_small_patch14_reg4_dinov2'? (vit_* models of the dinov2 family: "
                             "vit_base_patch14_reg4_dinov2, "
                             "vit_giant_patch14_reg4_dinov2, vit_large_patch14_reg4_dinov2, "
                             "vit_small_patch14_reg4_dinov2)")

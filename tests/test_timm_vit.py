@@ -51,10 +51,11 @@ def test_unknown_names_say_the_closest():
     with pytest.raises(VitdslError) as e:
         vt.build("vit_small_patch16_244")
     assert e.value.message == "no timm model 'vit_small_patch16_244' in the zoo"
-    assert e.value.hint == ("did you mean 'vit_small_patch16_224'? (vit_* models: vit_base_patch16_224, "
-                            "vit_base_patch32_224, vit_base_patch8_224, vit_giant_patch14_224, vit_huge_patch14_224, "
-                            "vit_large_patch14_224, vit_large_patch16_224, vit_large_patch32_224, "
-                            "vit_small_patch16_224, vit_small_patch32_224, vit_small_patch8_224, vit_tiny_patch16_224)")
+    assert e.value.hint == ("did you mean 'vit_small_patch16_224'? (vit_* models of the vit family: "
+                            "vit_base_patch16_224, vit_base_patch32_224, vit_base_patch8_224, vit_giant_patch14_224, "
+                            "vit_huge_patch14_224, vit_large_patch14_224, vit_large_patch16_224, "
+                            "vit_large_patch32_224, vit_small_patch16_224, vit_small_patch32_224, "
+                            "vit_small_patch8_224, vit_tiny_patch16_224)")
     with pytest.raises(VitdslError) as e:
         vt.target("resnet50")
     assert str(e.value) == ("no timm model 'resnet50' in the zoo\n"

@@ -17,6 +17,7 @@ blueprint belongs to one family (its weights are read with that family's rules).
 """
 from __future__ import annotations
 
+import difflib
 import importlib
 from functools import cache
 from types import ModuleType
@@ -86,10 +87,12 @@ def _unknown(name: Any) -> VitdslError:
     close = did_you_mean(str(name), models)
     prefix = str(name).split("_")[0] + "_"
     same = [n for n in sorted(models) if n.startswith(prefix)]
-    if close:  # many families share a prefix (vit_: ViT, SigLIP, DINOv2): list the closest name's family
-        family = models[close.split("'")[1]][1]
-        same = [n for n in same if models[n][1] == family]
-    listing = f"{prefix}* models: {', '.join(same)}" if same else f"families: {', '.join(FAMILIES)}"
+    label = f"{prefix}* models"
+    nearest = difflib.get_close_matches(str(name), list(models), n=1, cutoff=0.6)
+    if nearest:  # many families share a prefix (vit_: ViT, SigLIP, DINOv2): list the closest name's family
+        family = models[nearest[0]][1]
+        same, label = [n for n in same if models[n][1] == family], f"{prefix}* models of the {family} family"
+    listing = f"{label}: {', '.join(same)}" if same else f"families: {', '.join(FAMILIES)}"
     return VitdslError(f"no timm model '{name}' in the zoo",
                        hint=f"{close} ({listing})" if close else f"{listing}; vitdsl.interop.timm.names() has all "
                                                                  f"{len(models)}")
