@@ -5,10 +5,9 @@ from pathlib import Path
 import networkx as nx
 import pytest
 import torch
-from torch.utils.flop_counter import FlopCounterMode
+from rules_check import assert_graph_agrees
 
 import vitdsl
-from vitdsl.blocks.modules.attention import explicit_attention
 from vitdsl.blueprint.load import load, zoo_names
 
 EXAMPLES = sorted(str(p) for p in (Path(__file__).parents[1] / "blueprints" / "examples").glob("*.yaml"))
@@ -18,23 +17,7 @@ CASES = ([(name, None) for name in zoo_names()] + [(name, v) for name in zoo_nam
 
 @pytest.mark.parametrize("name,variant", CASES)
 def test_rules_agree_with_modules(name, variant):
-    graph = vitdsl.validate(name, variant)
-    checked = set()
-    for node, inputs, output in graph:
-        key = (repr(node.spec), tuple(inputs))
-        if key in checked:
-            continue
-        checked.add(key)
-        with torch.device("meta"):
-            module = node.spec.build(*inputs)
-        args = [torch.empty(s.batched(1), device="meta") for s in inputs]  # groups fold into the batch
-        module.eval()
-        with torch.no_grad(), explicit_attention(), FlopCounterMode(display=False) as counter:
-            out = module(*args)
-        where = f"{node.path} ({node.spec.block})"
-        assert tuple(out.shape) == output.batched(1), where
-        assert sum(p.numel() for p in module.parameters()) == node.spec.count_params(*inputs), where
-        assert counter.get_total_flops() == node.spec.total_flops(*inputs), where
+    assert_graph_agrees(vitdsl.validate(name, variant))
 
 
 @pytest.mark.parametrize("name", zoo_names())

@@ -5,6 +5,7 @@ import importlib
 
 import pytest
 import torch
+from rules_check import assert_graph_agrees
 from timm_oracle import TOLERANCE, redrawn
 
 import vitdsl
@@ -92,18 +93,7 @@ def test_the_families_cover_every_name_timm_registers(family):
                                                     ("xcit", "nano12", {"patch": 8}), ("xcit", "tiny12", None)])
 def test_rules_agree_with_modules_beyond_the_named_variants(name, variant, overrides):
     """tests/test_rules.py checks every named variant; these are timm's models that take an override."""
-    from torch.utils.flop_counter import FlopCounterMode
-
-    from vitdsl.blocks.modules.attention import explicit_attention
-
-    for node, inputs, output in vitdsl.validate(name, variant, overrides=overrides):
-        with torch.device("meta"):
-            module = node.spec.build(*inputs).eval()
-        with torch.no_grad(), explicit_attention(), FlopCounterMode(display=False) as counter:
-            out = module(*[torch.empty(s.batched(1), device="meta") for s in inputs])
-        assert tuple(out.shape) == output.batched(1), node.path
-        assert sum(p.numel() for p in module.parameters()) == node.spec.count_params(*inputs), node.path
-        assert counter.get_total_flops() == node.spec.total_flops(*inputs), node.path
+    assert_graph_agrees(vitdsl.validate(name, variant, overrides=overrides))
 
 
 def test_the_vit_pytorch_overlay_keeps_its_own_talking_heads_temperature_and_lpi_order():

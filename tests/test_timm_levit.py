@@ -3,6 +3,7 @@ levit_conv_* (the same model in 1×1 convolutions) included: the same parameters
 weights, all re-drawn at random, are imported. The zoo default stays vit-pytorch's (tests/test_parity.py)."""
 import pytest
 import torch
+from rules_check import assert_block_agrees
 from timm_oracle import TOLERANCE, difference, imported, std_for
 
 import vitdsl
@@ -81,17 +82,9 @@ def test_the_vit_pytorch_default_keeps_its_own_projections_and_table():
 @pytest.mark.parametrize("fields", [dict(qkv_layout="per-head", kv_stride=2, pos_bias="attention-bias"),
                                     dict(qkv_layout="per-head", q_stride=2, dim=24, residual=False, norm="none")])
 def test_per_head_rules_agree_with_the_module_on_a_rectangular_map(fields):
-    from torch.utils.flop_counter import FlopCounterMode
-
-    from vitdsl.blocks.modules.attention import explicit_attention
-
     spec, x = ConvAttn(heads=2, dim_head=8, dim_value=12, proj="pointwise-bn", **fields), Shape.image(16, 6, 10)
     module = spec.build(x).eval()
-    with torch.no_grad(), explicit_attention(), FlopCounterMode(display=False) as counter:
-        out = module(torch.randn(1, *x.dims))
-    assert tuple(out.shape[1:]) == spec.infer(x).dims
-    assert sum(p.numel() for p in module.parameters()) == spec.count_params(x)
-    assert counter.get_total_flops() == spec.flops(x)
+    assert_block_agrees(spec, x, module=module)
 
 
 def test_per_head_refuses_separable_projections(write):

@@ -7,6 +7,7 @@ import copy
 
 import pytest
 import torch
+from rules_check import assert_graph_agrees
 from timm_oracle import TOLERANCE, difference, imported
 
 import vitdsl
@@ -99,18 +100,7 @@ def test_a_per_window_table_is_timms_blocks():
 
 def test_the_jx_models_rules_agree_with_their_modules():
     """tests/test_rules.py checks every named variant; the _jx models take an override."""
-    from torch.utils.flop_counter import FlopCounterMode
-
-    from vitdsl.blocks.modules.attention import explicit_attention
-
-    for node, inputs, output in vitdsl.validate("nest", "tiny", overrides={"pool_padding": "same"}):
-        with torch.device("meta"):
-            module = node.spec.build(*inputs).eval()
-        with torch.no_grad(), explicit_attention(), FlopCounterMode(display=False) as counter:
-            out = module(*[torch.empty(s.batched(1), device="meta") for s in inputs])
-        assert tuple(out.shape) == output.batched(1), node.path
-        assert sum(p.numel() for p in module.parameters()) == node.spec.count_params(*inputs), node.path
-        assert counter.get_total_flops() == node.spec.total_flops(*inputs), node.path
+    assert_graph_agrees(vitdsl.validate("nest", "tiny", overrides={"pool_padding": "same"}))
 
 
 @pytest.mark.parametrize("layers,message", [

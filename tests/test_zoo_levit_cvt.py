@@ -1,7 +1,7 @@
 """LeViT and CvT: the conv-attn block's options, its errors, and small builds of both blueprints."""
 import pytest
 import torch
-from torch.utils.flop_counter import FlopCounterMode
+from rules_check import assert_block_agrees
 
 import vitdsl
 from vitdsl.blocks.conv_attention import ConvAttn
@@ -98,11 +98,7 @@ CONFIGS = [
 def test_rules_agree_with_the_module_on_a_rectangular_map(fields):
     spec, x = ConvAttn(**fields), Shape.image(16, 6, 10)
     module = spec.build(x).eval()
-    with torch.no_grad(), explicit_attention(), FlopCounterMode(display=False) as counter:
-        out = module(torch.randn(1, *x.dims))  # the rules count FLOPs for one image
-    assert tuple(out.shape[1:]) == spec.infer(x).dims
-    assert sum(p.numel() for p in module.parameters()) == spec.count_params(x)
-    assert counter.get_total_flops() == spec.flops(x)
+    assert_block_agrees(spec, x, module=module)
 
 
 def test_project_out_auto_drops_the_projection_only_when_it_is_identity():

@@ -2,7 +2,7 @@
 the paper-size variants, and MobileViT's blocks against vit-pytorch's one by one."""
 import pytest
 import torch
-from torch.utils.flop_counter import FlopCounterMode
+from rules_check import assert_block_agrees
 
 import vitdsl
 from vitdsl.blocks.conv import MBConv
@@ -77,11 +77,7 @@ CONFIGS = [
 def test_separable_attn_rules_agree_with_the_module(fields, dims):
     spec, x = SeparableAttn(**fields), Shape.image(*dims)
     module = spec.build(x).eval()
-    with torch.no_grad(), explicit_attention(), FlopCounterMode(display=False) as counter:
-        out = module(torch.randn(1, *x.dims))
-    assert tuple(out.shape[1:]) == spec.infer(x).dims
-    assert sum(p.numel() for p in module.parameters()) == spec.count_params(x)
-    assert counter.get_total_flops() == spec.flops(x)
+    assert_block_agrees(spec, x, module=module)
 
 
 def test_separable_attn_patterns():

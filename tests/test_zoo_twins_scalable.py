@@ -3,13 +3,12 @@ value conv), local-attn with a value conv and whole-map windows, patchify to a m
 and the sub-block orders of both references."""
 import pytest
 import torch
-from torch.utils.flop_counter import FlopCounterMode
+from rules_check import assert_block_agrees
 from vit_pytorch import scalable_vit, twins_svt
 
 import vitdsl
 from vitdsl.blocks.attention import GlobalAttn, LocalAttn, MemoryAttn, ReducedAttn
 from vitdsl.blocks.embed import Patchify
-from vitdsl.blocks.modules.attention import explicit_attention
 from vitdsl.blocks.shape import Shape
 from vitdsl.errors import ShapeError, VitdslError
 from vitdsl.interop.vit_pytorch import import_weights
@@ -29,13 +28,7 @@ def one_block(items: str):
 
 def rules_agree(spec, x: Shape):
     """The spec's shape, parameter and FLOP rules equal its module's (as tests/test_rules.py)."""
-    with torch.device("meta"):
-        module = spec.build(x).eval()
-    with torch.no_grad(), explicit_attention(), FlopCounterMode(display=False) as counter:
-        out = module(torch.empty(1, *x.dims, device="meta"))
-    assert tuple(out.shape[1:]) == spec.infer(x).dims
-    assert sum(p.numel() for p in module.parameters()) == spec.count_params(x)
-    assert counter.get_total_flops() == spec.flops(x)
+    assert_block_agrees(spec, x)
 
 
 # -- errors --------------------------------------------------------------------------------------
