@@ -10,13 +10,11 @@ from timm_oracle import TOLERANCE, redrawn
 
 import vitdsl
 from vitdsl.errors import VitdslError
-from vitdsl.graph import info
 from vitdsl.interop.transfer import import_state_dict
 
 timm = pytest.importorskip("timm")
 
 FAMILIES = {name: importlib.import_module(f"vitdsl.interop.timm.{name}") for name in ("cait", "pit", "xcit")}
-EVERY = [(family, name) for family, mod in FAMILIES.items() for name in mod.MODELS]
 
 
 def ours(family: str, name: str):
@@ -72,16 +70,6 @@ def test_a_wrong_wiring_shows(family, name, wrong):
     with torch.no_grad():
         wrong(model)
         assert (model(x) - ref(x)).abs().max() > 10 * TOLERANCE
-
-
-@pytest.mark.parametrize("family,name", EVERY)
-def test_every_model_timm_registers_has_its_parameter_count_and_input_size(family, name):
-    blueprint, variant, overrides = ours(family, name)
-    graph = vitdsl.validate(blueprint, variant, overrides=overrides)
-    with torch.device("meta"):
-        ref = timm.create_model(name)
-    assert info(graph)["params"] == sum(p.numel() for p in ref.parameters())
-    assert graph.input.dims == tuple(ref.pretrained_cfg["input_size"])
 
 
 @pytest.mark.parametrize("family", FAMILIES)

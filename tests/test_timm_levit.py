@@ -11,7 +11,6 @@ import vitdsl.interop.timm as vt
 from vitdsl.blocks.conv_attention import ConvAttn
 from vitdsl.blocks.shape import Shape
 from vitdsl.errors import VitdslError
-from vitdsl.graph import info
 from vitdsl.interop.timm import levit
 
 timm = pytest.importorskip("timm")
@@ -23,16 +22,6 @@ def test_the_family_covers_every_name_timm_registers():
     # a variant is both of timm's forms as it stands, the distillation head included where timm has one
     assert vt.variants()["levit"]["128s"] == ["levit_128s", "levit_conv_128s"]
     assert vt.target("levit_conv_512d") == ("levit", "512d", {})
-
-
-@pytest.mark.parametrize("name", sorted(levit.MODELS))
-def test_every_model_has_timms_parameter_count_and_input_size(name):
-    blueprint, variant, overrides = levit.MODELS[name]
-    graph = vitdsl.validate(blueprint, variant, overrides=overrides or None)
-    with torch.device("meta"):
-        ref = timm.create_model(name)
-    assert info(graph)["params"] == sum(p.numel() for p in ref.parameters())
-    assert graph.input.dims == tuple(ref.pretrained_cfg["input_size"])
 
 
 @pytest.mark.parametrize("name", ["levit_128s", "levit_conv_128s"])

@@ -11,7 +11,6 @@ from timm_oracle import TOLERANCE, imported, std_for
 import vitdsl
 import vitdsl.interop.timm as vt
 from vitdsl.errors import VitdslError
-from vitdsl.graph import info
 from vitdsl.interop.timm import dinov2, siglip, vit
 
 timm = pytest.importorskip("timm")
@@ -38,16 +37,6 @@ def test_the_families_cover_the_names_timm_registers_once():
                             "vit_small_patch14_reg4_dinov2)")
     assert vt.variants()["dinov2"] == {size: [f"vit_{size}_patch14_reg4_dinov2"]
                                        for size in ("base", "giant", "large", "small")}
-
-
-@pytest.mark.parametrize("name", EVERY)
-def test_every_model_has_timms_parameter_count_and_input_size(name):
-    blueprint, variant, overrides = vt.target(name)
-    graph = vitdsl.validate(blueprint, variant, overrides=overrides or None)
-    with torch.device("meta"):
-        ref = timm.create_model(name, weight_init="skip")  # a count needs no initial values (6 s of 7 saved)
-    assert info(graph)["params"] == sum(p.numel() for p in ref.parameters())
-    assert graph.input.dims == tuple(ref.pretrained_cfg["input_size"])
 
 
 def _outputs(name: str) -> tuple[torch.Tensor, torch.nn.Module, torch.Tensor]:

@@ -6,7 +6,7 @@ import re
 import pytest
 import timm
 import torch
-from timm_oracle import TOLERANCE, count, difference, redrawn
+from timm_oracle import TOLERANCE, difference, redrawn
 
 import vitdsl.interop.timm as vt
 from vitdsl.errors import VitdslError
@@ -38,13 +38,6 @@ def test_names_cover_every_224_model_timm_registers_for_these_families():
 @pytest.mark.parametrize("name", EXACT)
 def test_exact_parameters_and_outputs(name):
     assert difference(name, batch=2) < TOLERANCE
-
-
-@pytest.mark.parametrize("name", sorted(set(vit.MODELS) - set(EXACT)))
-def test_parameter_count_equals_timms(name):
-    with torch.device("meta"):
-        ref = timm.create_model(name, pretrained=False)
-    assert count(vt.build(name, device="meta")) == count(ref)
 
 
 def test_unknown_names_say_the_closest():

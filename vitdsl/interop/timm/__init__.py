@@ -27,8 +27,8 @@ from ...errors import VitdslError, did_you_mean
 from ..transfer import import_state_dict
 from .target import Target
 
-__all__ = ["FAMILIES", "Target", "build", "import_weights", "load_pretrained", "names", "rules", "rules_for", "target",
-           "variants"]
+__all__ = ["FAMILIES", "Target", "build", "family", "import_weights", "load_pretrained", "names", "rules", "rules_for",
+           "target", "variants"]
 
 FAMILIES: tuple[str, ...] = (
     "vit", "cait", "pit", "xcit", "levit", "mobilevit", "twins", "crossvit", "nest", "maxvit",  # issue 13
@@ -72,6 +72,12 @@ def target(name: str) -> Target:
     return Target(t[0].blueprint, t[0].variant, dict(t[0].overrides))
 
 
+def family(name: str) -> str:
+    """The family (module of ``FAMILIES``) that lists timm's ``name``."""
+    target(name)
+    return _models()[name][1]
+
+
 def variants() -> dict[str, dict[str | None, list[str]]]:
     """blueprint → variant → the timm models that variant is as it stands (no overrides), sorted."""
     out: dict[str, dict[str | None, list[str]]] = {}
@@ -113,8 +119,7 @@ def build(name: str, device: Any = None, seed: int | None = None, **overrides: A
 
 def _family_of(model: Any, name: str | None) -> ModuleType:
     if name is not None:
-        target(name)
-        return _families()[_models()[name][1]]
+        return _families()[family(name)]
     bp = getattr(model, "blueprint", None)
     blueprint = getattr(bp, "name", None)
     owners = {_models()[n][1] for n, (t, _) in _models().items() if t.blueprint == blueprint}
