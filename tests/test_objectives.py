@@ -1,10 +1,15 @@
 """The objective format: loading, checking, errors, the command line and the summary (kind-independent)."""
+import subprocess
+import sys
+
 import pytest
 
 import vitdsl
 from vitdsl import VitdslError
+from vitdsl.blueprint.load import find, load, objective_names
 from vitdsl.cli import main
 from vitdsl.objectives.design import kinds
+from vitdsl.objectives.summary import trace_objective
 
 SMALL = ["--set", "encoder.image_size=32", "--set", "encoder.patch=8", "--set", "encoder.dim=32",
          "--set", "encoder.depth=1", "--set", "encoder.heads=2", "--set", "encoder.mlp=64",
@@ -156,3 +161,18 @@ def test_part_rules_agree_with_the_built_parts(name):
             continue
         traced = trace(graph.design.blueprint)
         assert (info(graph)["params"], info(graph)["flops"]) == (traced.total_params, traced.total_flops), part
+
+
+@pytest.mark.parametrize("name", objective_names())
+def test_the_trained_parameters_counted_without_torch_are_the_traced_ones(name):
+    """`vitdsl list` counts an objective's parameters from the shape rules (encoder layers it runs, parts, its
+    own mask token); the meta-device trace of the built objective must find the same number."""
+    design = load(find(name)).resolve()
+    assert design.trained_params == trace_objective(design).total_params
+
+
+def test_list_imports_no_torch():
+    code = ("import contextlib, io, sys, vitdsl.cli\nwith contextlib.redirect_stdout(io.StringIO()) as out:\n"
+            "    vitdsl.cli.main(['list'])\nassert 'objectives/mae' in out.getvalue()\nprint('torch' in sys.modules)")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert run.stdout == "False\n", run.stderr

@@ -3,8 +3,9 @@ numpy, which torch imports to convert tensors and warns "Failed to initialize Nu
 import re
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
+
+import tomllib
 
 ROOT = Path(__file__).parents[1]
 PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]

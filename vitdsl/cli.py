@@ -239,7 +239,6 @@ def cmd_list(args) -> int:
 
     from .blueprint.load import find, load, objective_names, zoo_names
     from .graph.build import build_graph, info
-    from .objectives.summary import trace_objective
 
     names = zoo_names(examples=True)
     if args.names:
@@ -260,7 +259,7 @@ def cmd_list(args) -> int:
         objectives.add_column(col, **kw)
     for name in objective_names():
         bp = load(find(name))
-        objectives.add_row(name, f"{trace_objective(bp.resolve()).total_params:,}", bp.description)
+        objectives.add_row(name, f"{bp.resolve().trained_params:,}", bp.description)
     console.print(objectives)
     return 0
 

@@ -109,6 +109,18 @@ def lookup(name: str) -> type["BlockSpec"]:
 INT64 = 2**63  # sizes at or beyond this overflow torch's int64 sizes, so validate and build would disagree
 
 
+def field_leaves(cls: type, name: str) -> frozenset:
+    """``leaf_types`` of a model's field, worked out once per class and field (every block of every blueprint
+    validates its numbers through it: ``vitdsl list`` validates the whole zoo)."""
+    key = (cls, name)
+    if key not in _LEAVES:
+        _LEAVES[key] = leaf_types(cls.model_fields[name].annotation)
+    return _LEAVES[key]
+
+
+_LEAVES: dict[tuple[type, str], frozenset] = {}
+
+
 def leaf_types(ann: Any) -> frozenset:
     """The plain types a field annotation admits anywhere in it (``int | tuple[int, int]`` → int)."""
     origin = get_origin(ann)
@@ -154,7 +166,7 @@ class BlockSpec(BaseModel):
     @field_validator("*", mode="before")
     @classmethod
     def _numbers_are_numbers(cls, v: Any, info: ValidationInfo) -> Any:
-        check_number(v, leaf_types(cls.model_fields[info.field_name].annotation))
+        check_number(v, field_leaves(cls, info.field_name))
         return v
 
     block: ClassVar[str] = ""

@@ -13,6 +13,7 @@ done — ``${9**9**9}`` or ``${[0] * 10**9}`` is refused at once, not after the 
 from __future__ import annotations
 
 import ast
+import functools
 import operator
 from typing import Any, Callable, Mapping
 
@@ -77,6 +78,12 @@ def is_reference(value: Any) -> bool:
     return isinstance(value, str) and value.startswith("$")
 
 
+@functools.lru_cache(maxsize=4096)
+def _parse(source: str) -> ast.Expression:
+    """Parsed once per text: a zoo repeats the same few expressions thousands of times (the tree is only read)."""
+    return ast.parse(source, mode="eval")
+
+
 def evaluate(text: str, lookup: Callable[[str], Any], names: Callable[[], list[str]]) -> Any:
     """Evaluate a ``$name`` or ``${expr}`` string; ``lookup`` gives a parameter's value."""
     shown = clip(text)
@@ -93,7 +100,7 @@ def evaluate(text: str, lookup: Callable[[str], Any], names: Callable[[], list[s
             raise VitdslError(f"'{shown}' is not a parameter reference",
                               hint="write $name for a parameter, ${...} for arithmetic")
     try:
-        tree = ast.parse(source.strip(), mode="eval")
+        tree = _parse(source.strip())
     except (SyntaxError, ValueError):
         raise VitdslError(f"cannot parse expression '{shown}'") from None
     except (RecursionError, MemoryError):

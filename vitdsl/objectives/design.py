@@ -2,6 +2,7 @@
 objective's settings and each part's checked graph. Everything is checked here, without torch."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from ..blueprint.load import find, from_data, load
 from ..blueprint.model import Blueprint
 from ..blueprint.source import SourceMap
 from ..errors import VitdslError, suggest
-from ..graph.build import Graph, build_graph
+from ..graph.build import Graph, build_graph, info, shared_params
 from .roles import Finder, Roles
 from .spec import REGISTRY, EncoderRef, ObjectiveSpec, Part
 
@@ -31,6 +32,17 @@ class ObjectiveDesign:
     roles: Roles
     values: dict[str, Any]  # what the objective tells its parts ($patches, …)
     parts: dict[str, Graph | None]  # None: switched off by its `when`
+
+    @property
+    def trained_params(self) -> int:
+        """Parameters the objective trains, from the shape rules alone (no torch): the encoder layers it runs,
+        its parts and its own tensors (a teacher, an EMA copy, is not trained); ``trace_objective`` counts the
+        same on the meta device."""
+        keep = self.roles.keep
+        encoder = sum(node.spec.count_params(*inputs) - (shared_params(self.encoder.nx, node) if node.share else 0)
+                      for node, inputs, _ in self.encoder if not keep or node.path in keep)
+        own = sum(math.prod(shape) for shape in self.spec.own_tensors(self).values())
+        return encoder + sum(info(g)["params"] for g in self.parts.values() if g is not None) + own
 
 
 def kinds() -> dict[str, type[ObjectiveSpec]]:

@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from ..blocks.base import check_number, leaf_types
+from ..blocks.base import check_number, field_leaves
 from ..blocks.shape import InputKind
 from ..blueprint.model import _plain
 
@@ -67,7 +67,7 @@ class ObjectiveSpec(BaseModel):
     @field_validator("*", mode="before")
     @classmethod
     def _numbers_are_numbers(cls, v: Any, info: ValidationInfo) -> Any:
-        check_number(v, leaf_types(cls.model_fields[info.field_name].annotation))  # as block fields
+        check_number(v, field_leaves(cls, info.field_name))  # as block fields
         return v
 
     kind: ClassVar[str]
@@ -86,6 +86,11 @@ class ObjectiveSpec(BaseModel):
 
     def check_parts(self, encoder, roles, parts: dict) -> None:
         """Raise when a part does not fit (input and output shapes); ``parts`` maps name → Graph or None."""
+
+    def own_tensors(self, design) -> dict[str, tuple[int, ...]]:
+        """The objective's own trained tensors (name → shape: its mask token …), known without torch so that
+        ``vitdsl list`` counts them without building anything; the module makes exactly these."""
+        return {}
 
     @abstractmethod
     def module(self, design, encoder, parts: dict, **kwargs):

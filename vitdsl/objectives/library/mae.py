@@ -55,6 +55,9 @@ class MAESpec(ObjectiveSpec, PatchRoles):
             width = expect(parts["to_decoder"], "to_decoder", (v["visible"], width), None)
         expect(parts["decoder"], "decoder", (v["patches"], width), (v["patches"], v["patch_values"]))
 
+    def own_tensors(self, design) -> dict[str, tuple[int, ...]]:
+        return {"mask_token": (design.parts["decoder"].input.dims[1],)}
+
     def module(self, design, encoder, parts: dict, **kwargs):
         from .mae_module import MAE
 

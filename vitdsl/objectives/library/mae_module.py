@@ -13,8 +13,7 @@ class MAE(Objective):
     def __init__(self, design, encoder, parts, spec):
         super().__init__(design, encoder, parts)
         self.masking_ratio = spec.masking_ratio
-        width = design.parts["decoder"].input.dims[1]
-        self.mask_token = nn.Parameter(torch.randn(width))
+        self.mask_token = nn.Parameter(torch.randn(spec.own_tensors(design)["mask_token"]))
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         patches = self.patch_values(images)

@@ -99,6 +99,9 @@ class MPPSpec(ObjectiveSpec, PatchRoles):
         v = self.values(finder, roles)
         expect(parts["to_bits"], "to_bits", (v["patches"], v["encoder_dim"]), (v["patches"], v["colours"]))
 
+    def own_tensors(self, design) -> dict[str, tuple[int, ...]]:
+        return {"mask_token": (design.values["patch_values"],)}
+
     def module(self, design, encoder, parts: dict, **kwargs):
         from .mpp_module import MPP
 

@@ -21,7 +21,7 @@ class MPP(Objective):
         super().__init__(design, encoder, parts)
         self.spec = spec
         self.patch = self.encoder.get_submodule(self.roles.patchify).patch
-        self.mask_token = nn.Parameter(torch.randn(design.values["patch_values"]))
+        self.mask_token = nn.Parameter(torch.randn(spec.own_tensors(design)["mask_token"]))
         out = design.encoder.shape(self.roles.body[1])
         self.special = out.prefix  # the patch tokens follow the leading special tokens
         for name in ("mean", "std"):

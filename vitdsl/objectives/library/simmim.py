@@ -55,6 +55,9 @@ class SimMIMSpec(ObjectiveSpec, PatchRoles):
         v = self.values(finder, roles)
         expect(parts["to_pixels"], "to_pixels", (v["masked"], v["encoder_dim"]), (v["masked"], v["patch_values"]))
 
+    def own_tensors(self, design) -> dict[str, tuple[int, ...]]:
+        return {"mask_token": (design.encoder.shape(design.roles.patchify).features,)}
+
     def module(self, design, encoder, parts: dict, **kwargs):
         from .simmim_module import SimMIM
 

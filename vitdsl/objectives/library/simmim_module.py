@@ -13,7 +13,7 @@ class SimMIM(Objective):
     def __init__(self, design, encoder, parts, spec):
         super().__init__(design, encoder, parts)
         self.masking_ratio = spec.masking_ratio
-        self.mask_token = nn.Parameter(torch.randn(design.encoder.shape(design.roles.patchify).features))
+        self.mask_token = nn.Parameter(torch.randn(spec.own_tensors(design)["mask_token"]))
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         patches = self.patch_values(images)
