@@ -21,6 +21,15 @@ def test_block_pages_are_up_to_date():
     assert run.returncode == 0, run.stdout + run.stderr
 
 
+def test_the_index_knows_what_every_block_gives_and_says_whole_sentences():
+    rows = [line for line in (ROOT / "docs" / "blocks" / "index.md").read_text().splitlines() if line.startswith("| [")]
+    assert len(rows) == len(REGISTRY)
+    assert not [r for r in rows if "→ ?" in r]
+    summaries = [r.split(" | ")[1] for r in rows]
+    assert not [s for s in summaries if not s.endswith((".", ")"))]
+    assert "(`position: last`, e.g. DeiT's distillation token, appended after the positions" in "".join(summaries)
+
+
 def test_every_block_has_a_page():
     missing = [name for name in REGISTRY if not (ROOT / "docs" / "blocks" / f"{name}.md").is_file()]
     assert not missing, f"blocks without a page: {missing}"

@@ -9,6 +9,7 @@ zoo blueprints' text, so the pages cannot drift from the code without ``--check`
 """
 from __future__ import annotations
 
+import functools
 import inspect
 import json
 import re
@@ -24,8 +25,10 @@ from pydantic_core import PydanticUndefined
 # a development script of this repository: it documents this checkout's vitdsl, installed or not
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import vitdsl  # noqa: E402
 from vitdsl.blocks import REGISTRY, BlockSpec, MixerSpec, Shape  # noqa: E402
 from vitdsl.blocks.base import CAPABILITIES  # noqa: E402
+from vitdsl.blueprint.load import zoo_names  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs" / "blocks"
@@ -109,7 +112,8 @@ def doc(cls: type[BlockSpec]) -> str:
 def summary(cls: type[BlockSpec]) -> str:
     """The first sentence of the docstring, which some specs wrap: their first line stops mid-sentence."""
     para = " ".join(doc(cls).split("\n\n")[0].split())
-    return re.split(r"(?<=\.)\s+(?=[A-Z`])", para)[0]
+    # a sentence ends at a full stop before a capital or code, but not at an abbreviation's ("e.g. `x`")
+    return re.split(r"(?<!e\.g\.)(?<!i\.e\.)(?<!\bcf\.)(?<!\bvs\.)(?<=\.)\s+(?=[A-Z`])", para)[0]
 
 
 def own_fields(cls: type[BlockSpec]) -> list[str]:
@@ -118,13 +122,26 @@ def own_fields(cls: type[BlockSpec]) -> list[str]:
     return sorted(cls.model_fields, key=lambda n: n in shared)  # stable: each part keeps its order
 
 
+@functools.cache
+def seen_kinds() -> dict[tuple[str, str], str]:
+    """(block, input kind) → output kind, as the zoo's and the examples' blueprints use each block (their
+    default variants, validated): real uses, where a synthetic sample may not fit (packed tokens, a region map)."""
+    seen = {}
+    for name in zoo_names(examples=True):
+        for node, inputs, output in vitdsl.validate(name):
+            if inputs:
+                seen.setdefault((node.spec.block, inputs[0].kind), output.kind)
+    return seen
+
+
 def outputs(cls: type[BlockSpec], example: dict) -> list[tuple[str, str]]:
-    """(input kind, output kind) for each kind the block takes, by running its shape rule."""
+    """(input kind, output kind) for each kind the block takes: as the zoo uses it, else by running its shape
+    rule on a sample."""
     spec = cls.model_validate(example)
     out = []
     for kind in cls.takes:
-        given = "?"  # no sample fits this block's rules; say so rather than guess
-        for sample in (SAMPLES[kind], FALLBACKS.get(kind)):
+        given = seen_kinds().get((cls.block, kind), "?")  # "?": no use and no sample fits; say so, not guess
+        for sample in (SAMPLES[kind], FALLBACKS.get(kind)) if given == "?" else ():
             try:
                 given = spec.infer(*[sample] * max(1, cls.arity[0])).kind
                 break
