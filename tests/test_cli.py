@@ -3,11 +3,9 @@ import json
 import subprocess
 import sys
 
-import jsonschema
 import pytest
-import yaml
 
-from vitdsl.blueprint.load import zoo_dir, zoo_names
+from vitdsl.blueprint.load import zoo_names
 from vitdsl.cli import main, parser
 
 COMMANDS = ["build", "summary", "validate", "list", "schema"]
@@ -83,30 +81,12 @@ def test_list_shows_the_zoo(capsys):
     assert "objectives/mae" in objective_names()
 
 
-def test_schema_accepts_the_zoo_and_rejects_unknown_fields(capsys, tmp_path):
+def test_schema_writes_the_file_it_would_print(tmp_path, capsys):
+    """What the schema accepts and where it reports errors: tests/test_schema.py."""
     assert main(["schema", "--output", str(tmp_path / "s.json")]) == 0
-    schema = json.loads((tmp_path / "s.json").read_text())
-    checker = jsonschema.validators.validator_for(schema)
-    checker.check_schema(schema)  # once: jsonschema.validate checks the schema itself on every call (1.3 s each)
-    validate = checker(schema).validate
-    for name in zoo_names():
-        validate(yaml.safe_load((zoo_dir() / f"{name}.yaml").read_text()))
-    bad = yaml.safe_load((zoo_dir() / "vit.yaml").read_text())
-    bad["layers"][0]["patchify"]["pach"] = 3
-    with pytest.raises(jsonschema.ValidationError):
-        validate(bad)
-    from vitdsl.blueprint.load import objective_names
-
-    for name in objective_names():
-        validate(yaml.safe_load((zoo_dir() / f"{name}.yaml").read_text()))
-    bad = yaml.safe_load((zoo_dir() / "objectives" / "mae.yaml").read_text())
-    bad["objective"]["mae"]["mask_ratio"] = 0.5
-    with pytest.raises(jsonschema.ValidationError):
-        validate(bad)
-    bad = yaml.safe_load((zoo_dir() / "objectives" / "mae.yaml").read_text())
-    bad["parts"]["decoder"]["layers"][0]["pos-embed"]["knd"] = "learned"
-    with pytest.raises(jsonschema.ValidationError):
-        validate(bad)
+    assert json.loads((tmp_path / "s.json").read_text())["title"] == "vitdsl blueprint"
+    assert main(["schema", "--output", str(tmp_path / "missing" / "s.json")]) != 0
+    assert capsys.readouterr().err.startswith(f"error: cannot write '{tmp_path / 'missing' / 's.json'}': ")
 
 
 def test_console_script_is_installed():

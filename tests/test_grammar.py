@@ -19,9 +19,10 @@ KINDS = {"repeat": "repeat: $n", "stages": "stages: {d: [1]}", "parallel": "para
 def layer_schemas(schema):
     """The schema of each kind of layer item: the structure items by their own key, blocks by name."""
     out = {}
-    for option in schema["$defs"]["layer"]["anyOf"]:
-        item = schema["$defs"][option["$ref"].rsplit("/", 1)[-1]] if "$ref" in option else option
+    for option in schema["$defs"]["layer"]["allOf"]:  # if the item has the key, then its schema
+        item = schema["$defs"][option["then"]["$ref"].rsplit("/", 1)[-1]]
         kind = next(k for k in item["required"] if k != "layers")
+        assert option["if"]["required"] == [kind]
         out[kind] = item
     return out
 

@@ -29,6 +29,7 @@ import vitdsl  # noqa: E402
 from vitdsl.blocks import REGISTRY, BlockSpec, MixerSpec, Shape  # noqa: E402
 from vitdsl.blocks.base import CAPABILITIES  # noqa: E402
 from vitdsl.blueprint.load import zoo_names  # noqa: E402
+from vitdsl.schema import SHIPPED, blueprint_schema, schema_text  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs" / "blocks"
@@ -388,6 +389,7 @@ def pages() -> dict[Path, str]:
     out[DOCS / "index.md"] = index()
     out[README] = readme()
     out[ROOT / "docs" / "objectives.md"] = objectives_page()
+    out[SHIPPED] = schema_text(blueprint_schema())
     return out
 
 
@@ -401,7 +403,7 @@ def main(argv: list[str] | None = None) -> int:
         for p in stale:
             print(f"stale: {p.relative_to(ROOT)}")
         if stale:
-            print("run `python tools/docgen.py` to regenerate the block pages")
+            print("run `python tools/docgen.py` to regenerate them")
         return 1 if stale else 0
     DOCS.mkdir(parents=True, exist_ok=True)
     for p in stale:
@@ -409,7 +411,7 @@ def main(argv: list[str] | None = None) -> int:
             p.write_text(wanted[p])
         else:
             p.unlink()
-    print(f"{len(stale)} of {len(wanted)} block pages written or removed under {DOCS.relative_to(ROOT)}")
+    print(f"{len(stale)} of {len(wanted)} generated files (block pages, tables, the schema) written or removed")
     return 0
 
 

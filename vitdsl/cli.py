@@ -89,8 +89,10 @@ def parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("schema", help="print the JSON Schema of the blueprint format",
                        description="Print the JSON Schema of the blueprint format (for editor completion "
-                                   "and validation of YAML files).")
+                                   "and validation of YAML files), with the blocks of installed packages and "
+                                   "--plugin files. The package ships the library's own as a file (--path).")
     p.add_argument("--output", "-o", metavar="FILE", help="write to FILE instead of standard output")
+    p.add_argument("--path", action="store_true", help="print where the schema file shipped with vitdsl is")
     return top
 
 
@@ -265,16 +267,19 @@ def cmd_list(args) -> int:
 
 
 def cmd_schema(args) -> int:
-    from .schema import blueprint_schema
+    from .schema import SHIPPED, blueprint_schema, schema_text
 
-    text = json.dumps(blueprint_schema(), indent=2)
+    if args.path:
+        print(SHIPPED)
+        return 0
+    text = schema_text(blueprint_schema())
     if args.output:
         try:
-            Path(args.output).write_text(text + "\n")
+            Path(args.output).write_text(text)
         except OSError as e:
             raise VitdslError(f"cannot write '{args.output}': {e.strerror or e}") from None
     else:
-        print(text)
+        sys.stdout.write(text)
     return 0
 
 

@@ -7,9 +7,18 @@ a string starting with ``$`` besides its own type. Point a YAML language server 
 """
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
-from .blueprint.items import REFERENCE
+from .blueprint.items import REFERENCE, STRUCTURE
+
+# The library's schema (no plugin blocks), shipped for editors: tools/docgen.py writes it, and checks it is current
+SHIPPED = Path(__file__).with_name("blueprint.schema.json")
+
+
+def schema_text(schema: dict[str, Any]) -> str:
+    return json.dumps(schema, indent=2, ensure_ascii=False) + "\n"
 
 
 def _accepting_refs(node: Any) -> Any:
@@ -61,31 +70,47 @@ def block_item_schema(name: str, cls, defs: dict[str, Any]) -> dict[str, Any]:
     return item
 
 
+def layer_schema(kinds: dict[str, str], defs: dict[str, Any]) -> dict[str, Any]:
+    """A layer item: the schema its key selects (``if`` the key is there, ``then`` that item's schema), so an
+    editor reports a wrong field at that field, not "matches none of 40 alternatives" at the whole item. A
+    structure key wins over a block name (``merge:`` of a parallel item is its merge mode, not the block)."""
+    structure = {"anyOf": [{"required": [key]} for key in STRUCTURE]}
+    chosen = [{"if": {"required": [key]} if key in STRUCTURE else {"required": [key], "not": structure},
+               "then": {"$ref": f"#/$defs/{ref}"}} for key, ref in kinds.items()]
+    return {"type": "object",
+            "properties": {key: {"description": defs[ref].get("description", "")} for key, ref in kinds.items()},
+            "anyOf": [{"required": [key]} for key in kinds], "allOf": chosen}
+
+
 def blueprint_schema() -> dict[str, Any]:
     from .blocks.plugins import installed
-    from .blueprint.items import STRUCTURE
     from .blueprint.model import Blueprint
 
     registry = installed()  # the library, installed packages' blocks and those of --plugin
     top = Blueprint.model_json_schema(ref_template="#/$defs/{model}")
     defs: dict[str, Any] = top.setdefault("$defs", {})
-    items = []
+    kinds: dict[str, str] = {}  # an item's key → its schema's name in $defs
     for name in sorted(registry):
-        defs[f"block:{name}"] = block_item_schema(name, registry[name], defs)
-        items.append({"$ref": f"#/$defs/block:{name}"})
-    items += [item_schema(model, defs) for model in STRUCTURE.values()]
+        defs[kinds.setdefault(name, f"block:{name}")] = block_item_schema(name, registry[name], defs)
+    for key, model in STRUCTURE.items():
+        defs[kinds.setdefault(key, f"item:{key}")] = item_schema(model, defs)
     layers = {"type": "array", "items": {"$ref": "#/$defs/layer"}}
-    defs["layer"] = {"anyOf": items}
+    defs["layer"] = layer_schema(kinds, defs)
     top["properties"]["layers"] = {**layers, "description": top["properties"]["layers"].get("description", "")}
     top["properties"]["extends"] = {"type": "string", "description": "a blueprint file or zoo name to inherit from"}
+    top["properties"]["input"].update(minProperties=1, maxProperties=1)  # one kind: image, volume, tokens …
     objective = _objective_schema(defs, layers)
-    architecture = {k: v for k, v in top.items() if k != "$defs"}
+    architecture = {k: v for k, v in top.items() if k not in ("$defs", "required")}
+    # what extends another blueprint restates only what it changes; the rest must be there
+    architecture["if"], architecture["else"] = {"required": ["extends"]}, {"required": top["required"]}
     architecture["not"] = {"required": ["objective"]}
     defs["architecture"], defs["objective_blueprint"] = architecture, objective
     return {"$schema": "https://json-schema.org/draft/2020-12/schema", "title": "vitdsl blueprint",
             "description": "an architecture (input, layers) or an objective around an encoder "
                            "(objective, encoder, parts)",
-            "anyOf": [{"$ref": "#/$defs/architecture"}, {"$ref": "#/$defs/objective_blueprint"}], "$defs": defs}
+            # chosen by its key (as layer items are), so that an error is reported where it is
+            "if": {"required": ["objective"]}, "then": {"$ref": "#/$defs/objective_blueprint"},
+            "else": {"$ref": "#/$defs/architecture"}, "$defs": defs}
 
 
 def _objective_schema(defs: dict[str, Any], layers: dict[str, Any]) -> dict[str, Any]:
