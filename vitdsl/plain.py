@@ -14,8 +14,11 @@ class PlainOperations:
 
     def check(self, bp: Blueprint):
         from .graph.build import build_graph
+        from .graph.costs import check_budget
 
-        return build_graph(bp.resolve())
+        graph = build_graph(bp.resolve())
+        check_budget(graph)
+        return graph
 
     def compile(self, checked, device: Any, check_memory: bool, **kwargs: Any):
         from .graph.budget import check_fits

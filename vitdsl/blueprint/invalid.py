@@ -4,7 +4,7 @@ top level, block specs, objective settings, layer items): each says what it call
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, get_args
 
 from pydantic import BaseModel, ValidationError
 
@@ -25,6 +25,14 @@ class Wording:
     missing: str | None = None  # None: a missing field reads as an invalid one
 
 
+def _model_of(annotation: Any) -> type[BaseModel] | None:
+    """The pydantic model a field holds (``Budget | None`` → Budget), if any."""
+    for t in (annotation, *get_args(annotation)):
+        if isinstance(t, type) and issubclass(t, BaseModel):
+            return t
+    return None
+
+
 def convert(e: ValidationError, model: type[BaseModel], wording: Wording, source: SourceMap,
             where: tuple = (), path: str | None = None, at_value: bool = False) -> VitdslError:
     """The error to report for ``e``, raised while validating ``model`` from the data at ``where`` in
@@ -40,8 +48,12 @@ def convert(e: ValidationError, model: type[BaseModel], wording: Wording, source
     names: dict[str, Any] = {"field": ".".join(map(str, loc)), "msg": err["msg"].removeprefix("Value error, "),
                              "input": err.get("input"), "key": loc[-1] if loc else ""}
     if err["type"] == "extra_forbidden":
-        hint = suggest(str(loc[-1]), fields, wording.keys) if len(loc) == 1 else None
-        return VitdslError(wording.unknown.format(**names), location=key_at, path=path, hint=hint)
+        if len(loc) == 1:
+            return VitdslError(wording.unknown.format(**names), location=key_at, path=path,
+                               hint=suggest(str(loc[-1]), fields, wording.keys))
+        inner = _model_of(fields[loc[0]].annotation) if len(loc) == 2 and loc[0] in fields else None
+        return VitdslError(f"unknown key '{loc[-1]}' in '{'.'.join(map(str, loc[:-1]))}'", location=key_at, path=path,
+                           hint=suggest(str(loc[-1]), inner.model_fields, "keys") if inner else None)
     if err["type"] == "missing" and wording.missing is not None:
         info = fields.get(loc[0]) if loc else None
         return VitdslError(wording.missing.format(**names), location=at, path=path,

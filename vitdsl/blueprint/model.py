@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field, field_validator
 
 from ..blocks import compat as overlays
 from ..blocks.shape import InputKind
+from .budget import Budget
 from .expand import Design, expand
 from .items import check_structure
 from .kinds import BlueprintBase, register_kind
@@ -34,9 +35,12 @@ class Blueprint(BlueprintBase):
     output: str | list[str] | None = Field(
         None, description="Name of the layer whose output the network returns (default: the last layer), "
                           "or a list of names: the network then returns a tuple in that order.")
+    budget: Budget | None = Field(
+        None, description="Limits the design must keep, checked by validate and build from the shape rules: "
+                          "params_max (30M), gflops_max or gmacs_max, optionally at another image size (at).")
 
     order: ClassVar[tuple[str, ...]] = ("name", "description", "paper", "compat", "input", "params", "variants",
-                                        "layers", "output", "reference")
+                                        "budget", "layers", "output", "reference")
 
     @field_validator("input")
     @classmethod
