@@ -172,8 +172,11 @@ def test_the_options_are_refused_where_they_do_not_apply(layers, layout, message
         _validate(layers, layout)
 
 
-def test_registers_without_a_class_token_are_timms_reg_token_alone():
-    graph = _validate([{"tokens": {"cls": 0, "registers": 2}}, {"global-attn": {"heads": 2, "rope": "mixed"}},
-                       {"pool": {"over": "patches"}}])
-    model = graph.build() if hasattr(graph, "build") else None
-    assert_graph_agrees(graph, model)
+def test_registers_without_a_class_token_are_one_table_of_their_own():
+    layers = [{"patchify": {"patch": 4, "dim": 32}}, {"tokens": {"cls": 0, "registers": 2}},
+              {"global-attn": {"heads": 2, "rope": "mixed"}}, {"pool": {"over": "patches"}}]
+    blueprint = vitdsl.loads(yaml.safe_dump({"name": "t", "input": {"image": [3, 16, 16]}, "layers": layers}))
+    model = vitdsl.build(blueprint, seed=0).eval()
+    assert {k: tuple(v.shape) for k, v in model.state_dict().items() if k.startswith("tokens")} == {
+        "tokens.registers": (2, 32)}
+    assert_graph_agrees(vitdsl.validate(blueprint), model, batch=2)
