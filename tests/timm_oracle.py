@@ -31,14 +31,15 @@ def std_for(name: str) -> float:
     return next((std for prefix, std in STDS.items() if fnmatch.fnmatchcase(name, prefix + "*")), 0.2)
 
 
-def redrawn(name: str, std: float = 0.2) -> torch.nn.Module:
+def redrawn(name: str, std: float = 0.2, **kwargs) -> torch.nn.Module:
     """timm's model in eval mode, every parameter and persistent float buffer drawn at random (BatchNorm's
     running variances in [0.5, 1.5)), so no zero-initialised head or layer scale hides a wrong wiring. A
     larger ``std`` makes attention logits sharper (CaiT's transposed talking-heads mix shows at 0.5, moves
     the logits by 3e-5 only at 0.2) but the logits larger, and the tolerance is absolute: deep models stay
-    at 0.2 (ViT-Ti's logits differ by 3e-5 at 0.5, from float32 rounding alone)."""
+    at 0.2 (ViT-Ti's logits differ by 3e-5 at 0.5, from float32 rounding alone). ``kwargs`` go to
+    ``timm.create_model`` (a reduced model: ``depth=3``)."""
     torch.manual_seed(0)
-    model = timm.create_model(name, pretrained=False).eval()
+    model = timm.create_model(name, pretrained=False, **kwargs).eval()
     with torch.no_grad():
         for key, t in model.state_dict().items():
             if t.is_floating_point():
@@ -55,13 +56,16 @@ def sample(ref: torch.nn.Module, batch: int = 1) -> torch.Tensor:
     return torch.randn(batch, *ref.pretrained_cfg["input_size"], generator=torch.Generator().manual_seed(1))
 
 
-def imported(name: str, std: float = 0.2, batch: int = 1) -> tuple[torch.nn.Module, torch.nn.Module, torch.Tensor]:
-    """(timm's ``name`` redrawn, the zoo's ``vt.build(name)`` with those weights imported strictly, an input)."""
-    ref = redrawn(name, std)
-    model = vt.build(name, seed=0).eval()
+def imported(name: str, std: float = 0.2, batch: int = 1,
+             **kwargs) -> tuple[torch.nn.Module, torch.nn.Module, torch.Tensor]:
+    """(timm's ``name`` redrawn, the zoo's ``vt.build(name)`` with those weights imported strictly, an input);
+    ``kwargs``, a reduced model's, are both timm's arguments and the blueprint's parameters (``depth=3``)."""
+    ref = redrawn(name, std, **kwargs)
+    model = vt.build(name, seed=0, **kwargs).eval()
     assert count(model) == count(ref)
     mapping = vt.import_weights(model, ref)
-    assert set(mapping) >= set(ref.state_dict())  # every timm tensor found its place
+    # every timm tensor found its place (a split one as its slices, 'key[i]')
+    assert {k.split("[")[0] for k in mapping} >= set(ref.state_dict())
     return ref, model, sample(ref, batch)
 
 

@@ -58,7 +58,9 @@ class Norm(BlockSpec):
 class Pool(BlockSpec):
     """Reduce tokens or a feature map to one vector: the first (cls) token, the last token, the mean, or a
     learned weighted sum (``seq``: CCT's sequence pooling, softmax over positions of a Linear(D → 1) score).
-    ``mean`` and ``seq`` leave out trailing special tokens (a distillation token), as vit-pytorch does."""
+    ``mean`` and ``seq`` leave out trailing special tokens (a distillation token), as vit-pytorch does; ``mean``
+    averages the leading ones (cls, registers) in too, as vit-pytorch's mean pool does, unless ``over: patches``
+    leaves them out (timm's avg pool: the registers are discarded at the output, as Darcet et al. do)."""
 
     block = "pool"
     capabilities = frozenset({"readout"})
@@ -74,6 +76,11 @@ class Pool(BlockSpec):
                             "appended by 'tokens: {position: last}').")
     index: int = Field(0, ge=0, description="cls: which special token to take, counting from 0 (a backbone's "
                                             "own cls behind an adapter's task token is 1).")
+    over: Literal["all", "patches"] = Field(
+        "all", description="mean: the tokens averaged. all: every token but trailing special ones (vit-pytorch's "
+                           "mean pool, its class token included); patches: the patch tokens only, the leading cls "
+                           "and registers left out (timm's global_pool 'avg' with prefix tokens: RoPE-ViT's "
+                           "reg/gap models, EVA-02).")
 
     def infer(self, x: Shape) -> Shape:
         if self.mode == "cls":
@@ -85,6 +92,10 @@ class Pool(BlockSpec):
                  "lead the sequence", "index counts the tokens added by tokens blocks, from 0")
         else:
             need(self.index == 0, f"pool index {self.index} is for mode cls, not {self.mode}", "remove index")
+        need(self.over == "all" or self.mode == "mean", f"over: patches is for mode mean, not {self.mode}",
+             "remove over")
+        need(self.over == "all" or x.kind == "tokens", "'pool: {mode: mean, over: patches}' takes tokens, but a "
+             "feature map reaches it", "a map has no special tokens: remove over")
         if self.mode == "last":
             need(x.kind == "tokens" and x.suffix >= 1, "'pool: last' needs a trailing special token, but none "
                  "ends the sequence", "append one with '- tokens: {cls: 1, position: last}'")
@@ -98,12 +109,13 @@ class Pool(BlockSpec):
         return 4 * (x.numel - x.suffix * x.features) if self.mode == "seq" else 0
 
     def pattern(self, x: Shape) -> str:
-        return self.mode
+        return self.mode + (" of patches" if self.over == "patches" else "")
 
     def build(self, x: Shape):
         from .modules.heads import Pool
 
-        return Pool(self.mode, x.kind, x.features, self.index, suffix=x.suffix)
+        return Pool(self.mode, x.kind, x.features, self.index, suffix=x.suffix,
+                    prefix=x.prefix if self.over == "patches" else 0)
 
 
 @register

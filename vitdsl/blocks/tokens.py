@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, NonNegativeInt, PositiveInt, model_validator
+from pydantic import Field, NonNegativeInt, model_validator
 
 from .base import BlockSpec, register
 from .shape import Shape
@@ -22,7 +22,8 @@ class Tokens(BlockSpec):
     shorthand = "cls"
     family = "embedding"
 
-    cls: PositiveInt = Field(1, description="How many learned class tokens to prepend.")
+    cls: NonNegativeInt = Field(1, description="How many learned class tokens to prepend (0: registers only, "
+                                "as timm's SBB ViTs with registers and no class token).")
     init_std: float = Field(0.02, gt=0, description="Standard deviation of the normal initialisation (DeiT's).")
     position: Literal["first", "last"] = Field(
         "first", description="first: prepend (leading special tokens); last: append (trailing special tokens, "
@@ -35,6 +36,8 @@ class Tokens(BlockSpec):
     def _registers_lead(self) -> "Tokens":
         if self.registers and self.position == "last":
             raise ValueError("registers follow the class tokens at the front: they take 'position: first'")
+        if not self.cls and not self.registers:
+            raise ValueError("a tokens block with cls: 0 adds no token: give it registers, or cls: 1")
         return self
 
     @property
@@ -52,6 +55,8 @@ class Tokens(BlockSpec):
 
     def pattern(self, x: Shape) -> str:
         registers = f", +{self.registers} register{'s' if self.registers > 1 else ''}" if self.registers else ""
+        if not self.cls:
+            return registers.removeprefix(", ")
         return f"+{self.cls} cls" + (" (last)" if self.position == "last" else "") + registers
 
     def build(self, x: Shape):

@@ -15,7 +15,8 @@ concatenation along the first dimension (a reference with separate ``to_q`` and 
 our fused ``qkv``); scalar parts (BatchNorm's ``num_batches_tracked``) must agree and are kept once.
 A template with ``*`` splits the tensor: ``blocks.*.attn.memories`` sends its slices along the first
 dimension to our keys of that pattern (``*`` a number), in numeric order; the counts must agree (a
-reference that stacks all layers' memories in one tensor filling our per-layer ones).
+reference that stacks all layers' memories in one tensor filling our per-layer ones). ``<split=N>`` in front
+splits along dimension N instead (timm's RoPE-Mixed frequencies, (2, depth, heads, d/2), one block's per slice).
 A template of ``None`` (``DERIVED``) drops the tensor: a buffer the blueprint computes itself (index
 tables). ``ZERO`` drops it too but requires it to be all zeros: a constant the blueprint does not store
 (vit-pytorch's bias-free LayerNorm keeps its bias as a zero buffer). Any other reference tensor without
@@ -260,7 +261,11 @@ def _aliases(model: nn.Module) -> dict[str, str]:
 
 def _split(key: str, tensor: torch.Tensor, target: str, ours: dict, mapping: dict[str, str],
            sliced: dict[str, torch.Tensor]) -> list[str]:
-    """Slices of ``tensor`` along dim 0 onto our keys matching ``target`` (``*``: a number), in order."""
+    """Slices of ``tensor`` along dim 0 (or N, ``<split=N>``) onto our keys matching ``target`` (``*``: a number),
+    in order."""
+    axis = re.match(r"<split=(\d+)>", target)
+    if axis:
+        target, tensor = target[axis.end():], tensor.movedim(int(axis.group(1)), 0) if tensor.dim() else tensor
     rx = re.compile(re.escape(target).replace(r"\*", r"(\d+)"))
     found = sorted((tuple(int(g) for g in m.groups()), k) for k in ours if (m := rx.fullmatch(k)))
     n = tensor.shape[0] if tensor.dim() else 0

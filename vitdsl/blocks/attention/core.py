@@ -141,14 +141,22 @@ class Numerics(AttentionSpec):
                           "normalize(x)·√dim_head·γ, with a learned γ per head and channel.")
     scale: float | None = Field(None, gt=0, description="Scale of the attention logits. When unset: "
                                 "dim_head^-0.5 (NaViT uses 1 with qk_norm).")
-    rope: Literal["none", "axial"] = Field(
+    rope: Literal["none", "axial", "mixed"] = Field(
         "none", description="Rotary position embedding of queries and keys over the patch grid (after qk-norm), the "
                             "special tokens leading the sequence left unrotated. axial (EVA-02, as timm's "
                             "RotaryEmbeddingCat): with d/4 frequencies theta^(-i/(d/4)), i < d/4, each adjacent "
                             "channel pair of the first half of a head turns by the patch's row times a frequency, of "
-                            "the second half by its column. (RoPE-Mixed's learned per-head frequencies, mixing rows "
-                            "and columns, would be a further value.) global-attn only; dim_head a multiple of 4.")
-    rope_theta: float = Field(10000.0, gt=0, description="rope: the base of the frequencies.")
+                            "the second half by its column. mixed (RoPE-Mixed, Heo et al., 2024, as timm's "
+                            "RotaryEmbeddingMixed): pair k of head h turns by row·f0[h,k] + column·f1[h,k] with "
+                            "frequencies learned per block, head and pair (2·heads·d/2 parameters, 'rope.freqs'), "
+                            "drawn as the axial magnitudes (base theta) turned by a random angle per head. global-attn "
+                            "only; dim_head a multiple of 4.")
+    rope_theta: float = Field(10000.0, gt=0, description="rope: the base of the frequencies (mixed: of their "
+                              "magnitudes when drawn; RoPE-ViT uses 100 axial, 10 mixed).")
+    rope_first: Literal["row", "column"] = Field(
+        "row", description="rope: the first coordinate, row (EVA-02; timm's grid_indexing ij) or column "
+                           "(RoPE-ViT; timm's xy): axial turns the first half of each head's channels by it, the "
+                           "second by the other; mixed multiplies it by f0 (rope.freqs[0]), the other by f1.")
     rope_ref: PositiveInt | None = Field(None, description="rope: positions rescaled as if the grid were this many "
                                          "patches a side (EVA-02's pre-training grid, 16: a model fine-tuned at "
                                          "336 or 448 keeps the positions' range); the grid's own when unset.")
@@ -176,12 +184,18 @@ class Numerics(AttentionSpec):
              "rotate before tokens are dropped or appended")
         need(dim_head % 4 == 0, f"rope splits each head into row and column pairs, so dim_head must be a "
              f"multiple of 4, got {dim_head}", "choose heads so that width / heads divides by 4")
-        return dict(rope=dict(grid=tuple(x.grid), prefix=x.prefix, ref=self.rope_ref, theta=self.rope_theta))
+        first = {"columns_first": True} if self.rope_first == "column" else {}
+        if self.rope == "mixed":
+            need(self.rope_ref is None, "rope: mixed learns its frequencies over the grid's own rows and columns: "
+                 "rope_ref is for rope: axial", "drop rope_ref")
+            return dict(rope=dict(kind="mixed", heads=self.geometry(x.features)[0], grid=tuple(x.grid),
+                                  prefix=x.prefix, theta=self.rope_theta, **first))
+        return dict(rope=dict(grid=tuple(x.grid), prefix=x.prefix, ref=self.rope_ref, theta=self.rope_theta, **first))
 
     def numerics_params(self, heads: int, inner: int) -> int:
         talking = 2 * heads * heads + (2 * heads if self.talking_bias else 0)
         n = {"none": 0, "talking": talking, "reattention": heads * heads + 2 * heads}[self.head_mix]
-        return n + (2 * inner if self.qk_norm else 0)
+        return n + (2 * inner if self.qk_norm else 0) + (inner if self.rope == "mixed" else 0)  # mixed: fx, fy
 
     def mix_flops(self, heads: int, queries: int, keys: int) -> int:
         if self.head_mix == "none":  # else an (h, h) product per attention weight, once or (talking) twice
@@ -194,7 +208,8 @@ class Numerics(AttentionSpec):
 
     def pattern_extras(self) -> str:
         parts = [{"talking": "talking heads", "reattention": "re-attention"}.get(self.head_mix, ""),
-                 *self.notes(), "qk-norm" if self.qk_norm else "", "rope" if self.rope != "none" else ""]
+                 *self.notes(), "qk-norm" if self.qk_norm else "",
+                 {"none": "", "axial": "rope", "mixed": "rope mixed"}[self.rope]]
         return "".join(", " + p for p in parts if p)
 
 

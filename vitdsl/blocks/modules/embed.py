@@ -230,11 +230,11 @@ class NoPositions(nn.Module):
 class ClassTokens(nn.Module):
     def __init__(self, count: int, dim: int, init_std: float, append: bool = False, registers: int = 0):
         super().__init__()
-        self.cls = nn.Parameter(torch.randn(count, dim) * init_std)
+        self.cls = nn.Parameter(torch.randn(count, dim) * init_std) if count else None  # none: registers only
         self.registers = nn.Parameter(torch.randn(registers, dim) * init_std) if registers else None
         self.append = append
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        special = self.cls if self.registers is None else torch.cat((self.cls, self.registers))
+        special = torch.cat([t for t in (self.cls, self.registers) if t is not None])
         special = special.expand(x.shape[0], -1, -1)
         return torch.cat((x, special) if self.append else (special, x), dim=1)

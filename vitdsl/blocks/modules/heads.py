@@ -8,9 +8,11 @@ from .padded import PaddedTokens, unpad
 
 
 class Pool(nn.Module):
-    def __init__(self, mode: str, kind: str, dim: int | None = None, index: int = 0, suffix: int = 0):
+    def __init__(self, mode: str, kind: str, dim: int | None = None, index: int = 0, suffix: int = 0,
+                 prefix: int = 0):
         super().__init__()
         self.mode, self.kind, self.index, self.suffix = mode, kind, index, suffix
+        self.prefix = prefix  # leading tokens mean leaves out (over: patches)
         self.score = nn.Linear(dim, 1) if mode == "seq" else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -21,6 +23,8 @@ class Pool(nn.Module):
             return x[:, -1]
         if self.suffix:
             x = x[:, :-self.suffix]
+        if self.prefix:
+            x, mask = x[:, self.prefix:], None if mask is None else mask[:, self.prefix:]
         if self.score is not None:
             if self.kind == "image":
                 x = x.flatten(2).transpose(1, 2)

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .core import Attention
-from .rope import AxialRope
+from .rope import build_rope
 
 
 class HeadRMSNorm(nn.Module):
@@ -44,7 +44,7 @@ class SelfAttention(Attention):
             self.reattn_norm = nn.LayerNorm(heads)
         self.q_norm = HeadRMSNorm(heads, dim_head) if qk_norm else nn.Identity()
         self.k_norm = HeadRMSNorm(heads, dim_head) if qk_norm else nn.Identity()
-        self.rope = AxialRope(dim_head, **rope) if rope else None
+        self.rope = build_rope(dim_head, **rope) if rope else None
 
     def fused(self) -> bool:
         return self.head_mix == "none"

@@ -1,5 +1,8 @@
-"""Rotary position embedding over a 2-D patch grid (EVA-02's, as timm's ``RotaryEmbeddingCat`` builds it)."""
+"""Rotary position embedding over a 2-D patch grid: axial (EVA-02's, as timm's ``RotaryEmbeddingCat`` builds it) and
+mixed (RoPE-Mixed's learned frequencies, Heo et al., 2024, as timm's ``RotaryEmbeddingMixed``)."""
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import nn
@@ -7,10 +10,12 @@ from torch import nn
 
 class AxialRope(nn.Module):
     """Turns each adjacent channel pair (2i, 2i+1) of a head by an angle: the first half of the channels by the
-    patch's row times a frequency, the second half by its column. ``prefix`` leading tokens are left as they
-    are. The sines and cosines are a table computed once (a buffer outside the state_dict, as timm's)."""
+    patch's row times a frequency, the second half by its column (``columns_first``: the other way round, as
+    RoPE-ViT's). ``prefix`` leading tokens are left as they are. The sines and cosines are a table computed once
+    (a buffer outside the state_dict, as timm's)."""
 
-    def __init__(self, dim_head: int, grid: tuple[int, int], prefix: int, ref: int | None, theta: float):
+    def __init__(self, dim_head: int, grid: tuple[int, int], prefix: int, ref: int | None, theta: float,
+                 columns_first: bool = False):
         super().__init__()
         self.prefix = prefix
         bands = dim_head // 4
@@ -20,6 +25,8 @@ class AxialRope(nn.Module):
         if ref is not None:
             axes = [t / s * ref for t, s in zip(axes, grid)]
         rows_cols = torch.stack(torch.meshgrid(axes, indexing="ij"), dim=-1)  # (H, W, 2)
+        if columns_first:
+            rows_cols = rows_cols.flip(-1)
         angles = (rows_cols.unsqueeze(-1) * freqs).flatten(-2).flatten(0, -2)  # (H·W, d/2): rows', then columns'
         self.register_buffer("sin", angles.sin().repeat_interleave(2, -1), persistent=False)
         self.register_buffer("cos", angles.cos().repeat_interleave(2, -1), persistent=False)
@@ -29,3 +36,43 @@ class AxialRope(nn.Module):
         head, x = t[..., :self.prefix, :], t[..., self.prefix:, :]
         turned = torch.stack([-x[..., 1::2], x[..., ::2]], -1).reshape(x.shape)  # (x0, x1) → (-x1, x0)
         return torch.cat([head, x * self.cos + turned * self.sin], dim=-2)
+
+
+class MixedRope(nn.Module):
+    """RoPE-Mixed (Heo et al., 2024): channel pair k of head h turns by row · f0[h, k] + column · f1[h, k], with
+    frequencies learned per head and pair (``freqs`` (2, heads, d/2): [0] the rows', [1] the columns', or with
+    ``columns_first`` the other way round, as RoPE-ViT's), so a head can turn along any direction of the grid.
+    Drawn as the paper's code: the axial magnitudes theta^(-4j/d), j < d/4, turned by one random angle a per
+    head, f0 = |f|·(cos a, cos(a + π/2)) and f1 = |f|·(sin a, sin(a + π/2)) over the two halves of the pairs.
+    ``prefix`` leading tokens are left as they are. The angles are recomputed from the frequencies at every call
+    (they are learned)."""
+
+    def __init__(self, dim_head: int, heads: int, grid: tuple[int, int], prefix: int, theta: float,
+                 columns_first: bool = False):
+        super().__init__()
+        self.prefix = prefix
+        magnitude = 1.0 / theta ** (torch.arange(0, dim_head, 4, dtype=torch.float32) / dim_head)  # (d/4,)
+        angle = torch.rand(heads, 1) * 2 * math.pi
+        f0 = torch.cat([magnitude * torch.cos(angle), magnitude * torch.cos(angle + math.pi / 2)], dim=-1)
+        f1 = torch.cat([magnitude * torch.sin(angle), magnitude * torch.sin(angle + math.pi / 2)], dim=-1)
+        self.freqs = nn.Parameter(torch.stack([f0, f1]))  # (2, heads, d/2)
+        rows, cols = torch.meshgrid(*(torch.arange(s, dtype=torch.int64).to(torch.float32) for s in grid),
+                                    indexing="ij")
+        first, second = (cols, rows) if columns_first else (rows, cols)
+        self.register_buffer("first", first.flatten(), persistent=False)  # (H·W,), patches row-major
+        self.register_buffer("second", second.flatten(), persistent=False)
+
+    def forward(self, t: torch.Tensor) -> torch.Tensor:
+        """(B, heads, prefix + H·W, d) → the same, the patch tokens rotated by their head's own angles."""
+        # the first coordinate's part plus the second's, in timm's order, so that the angles agree bit for bit
+        angles = self.first.unsqueeze(-1) * self.freqs[0].unsqueeze(-2) + self.second.unsqueeze(-1) * self.freqs[
+            1].unsqueeze(-2)  # (heads, H·W, d/2)
+        sin, cos = angles.sin().repeat_interleave(2, -1), angles.cos().repeat_interleave(2, -1)
+        head, x = t[..., :self.prefix, :], t[..., self.prefix:, :]
+        turned = torch.stack([-x[..., 1::2], x[..., ::2]], -1).reshape(x.shape)  # (x0, x1) → (-x1, x0)
+        return torch.cat([head, x * cos + turned * sin], dim=-2)
+
+
+def build_rope(dim_head: int, kind: str = "axial", **table) -> nn.Module:
+    """The rotation ``kind`` (axial or mixed) with its table's arguments, as ``rope_kwargs`` gives them."""
+    return MixedRope(dim_head, **table) if kind == "mixed" else AxialRope(dim_head, **table)
