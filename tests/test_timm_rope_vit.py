@@ -27,16 +27,6 @@ def test_the_family_covers_every_rope_model_timm_registers():
     assert rope_vit.MODELS["vit_betwixt_patch16_rope_reg4_gap_256"] == ("rope_vit", "betwixt_reg4", {})
 
 
-@pytest.mark.parametrize("name", sorted(rope_vit.MODELS))
-def test_every_model_has_timms_parameter_count_and_input_size(name):
-    blueprint, variant, overrides = rope_vit.MODELS[name]
-    graph = vitdsl.validate(blueprint, variant, overrides=overrides or None)
-    with torch.device("meta"):
-        ref = timm.create_model(name)
-    assert info(graph)["params"] == sum(p.numel() for p in ref.parameters())
-    assert graph.input.dims == tuple(ref.pretrained_cfg["input_size"])
-
-
 def _exact(name, **reduced):
     """timm's ``name`` redrawn, ours with its weights, an input and timm's output; asserts what
     ``timm_oracle.difference`` does (random weights reach the output; ours within the tolerance of it), once per
