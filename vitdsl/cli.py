@@ -14,7 +14,7 @@ import time
 import warnings
 from pathlib import Path
 
-from . import cli_weights
+from . import cli_diff, cli_weights
 from .errors import VitdslError, safe_text
 
 EPILOG = ("PATH_OR_NAME is a blueprint file, a zoo name (see 'vitdsl list') or a checkpoint written by "
@@ -35,6 +35,10 @@ def _add_target(p: argparse.ArgumentParser) -> None:
     p.add_argument("--replace", "-r", dest="replacements", metavar="NAME=ITEM", action="append", default=[],
                    help="replace every layer item named NAME by ITEM, read as YAML; it keeps the item's name, "
                         "from and when (repeatable), e.g. --replace ff='{mlp: {mult: 2}}'")
+    _add_files(p)
+
+
+def _add_files(p: argparse.ArgumentParser) -> None:
     p.add_argument("--allow-path", dest="allow_paths", metavar="DIR", action="append", default=[],
                    help="also let the blueprint name files (extends, encoder, teacher) in DIR; by default only "
                         "the zoo, the working directory and the blueprint's own folder (repeatable)")
@@ -80,6 +84,7 @@ def parser() -> argparse.ArgumentParser:
     _add_target(p)
 
     cli_weights.add_verify(sub)
+    cli_diff.add_diff(sub, _add_files)
 
     p = sub.add_parser("list", help="list the zoo", description="List the blueprints of the zoo, and the "
                                                                 "hybrids in examples/, with a one-line description "
@@ -309,6 +314,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     commands = {"build": lambda a: cmd_summary(a, build=True), "summary": cmd_summary,
                 "validate": cmd_validate, "list": cmd_list, "schema": cmd_schema,
+                "diff": lambda a: cli_diff.cmd_diff(a, _overrides, _console()),
                 "verify": lambda a: cli_weights.cmd_verify(a, _overrides(a.overrides), _overrides(a.reference_args),
                                                            _console())}
     try:
