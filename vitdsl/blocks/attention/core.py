@@ -147,7 +147,8 @@ class Numerics(AttentionSpec):
                             "RotaryEmbeddingCat): with d/4 frequencies theta^(-i/(d/4)), i < d/4, each adjacent "
                             "channel pair of the first half of a head turns by the patch's row times a frequency, of "
                             "the second half by its column. (RoPE-Mixed's learned per-head frequencies, mixing rows "
-                            "and columns, would be a further value.) global-attn only; dim_head a multiple of 4.")
+                            "and columns, would be a further value.) global-attn, and local-attn (a token's row and "
+                            "column inside its window); dim_head a multiple of 4.")
     rope_theta: float = Field(10000.0, gt=0, description="rope: the base of the frequencies.")
     rope_ref: PositiveInt | None = Field(None, description="rope: positions rescaled as if the grid were this many "
                                          "patches a side (EVA-02's pre-training grid, 16: a model fine-tuned at "
@@ -159,7 +160,7 @@ class Numerics(AttentionSpec):
     @classmethod
     def _rope_where_built(cls, v):
         if v != "none" and not cls.takes_rope:
-            raise ValueError(f"rope is an option of global-attn, not of {cls.block}")
+            raise ValueError(f"rope is an option of global-attn and local-attn, not of {cls.block}")
         return v
 
     def rope_kwargs(self, x) -> dict:
