@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field, NonNegativeInt, PositiveInt, model_validator
 
-from ..base import linear_params, need, register
+from ..base import ShapeError, linear_params, need, register
 from ..shape import Shape
 from .core import DIM_VALUE, VALUE_CONV, Numerics, check_value_conv, value_conv_cost
 from .windows import Windows
@@ -87,7 +87,7 @@ class LocalAttn(Windows, Numerics):
             raise ValueError("bias_hidden and bias_index are options of the dynamic bias: set rel_pos_bias: dynamic")
         if self.rel_pos_bias != "table" and "table_layout" in self.model_fields_set:
             raise ValueError("table_layout is an option of the table bias: set rel_pos_bias: table")
-        if self.pad != "none" and (self.partition != "block" or self.window is None):
+        if self.pad != "none" and (self.partition != "block" or self.window is None or self.windows is not None):
             raise ValueError("pad fills the map up to a multiple of block windows: set partition: block and a "
                              "window, or drop pad")
         check_value_conv(self.value_conv)
@@ -105,7 +105,13 @@ class LocalAttn(Windows, Numerics):
         """(window height, window width) on this map, checking that the windows tile it (unless padded)."""
         if self.pad != "none":  # a side shorter than the window is one window (Swin, timm)
             return min(x.dims[1], self.window), min(x.dims[2], self.window)
-        return self.map_window_size(x)
+        try:
+            return self.map_window_size(x)
+        except ShapeError as e:
+            if self.partition != "block" or self.windows is not None:
+                raise
+            raise ShapeError(e.message, hint=f"{e.hint}; or pad: after-roll, to pad the map as timm's Swin does") \
+                from None
 
     def padded_size(self, x: Shape) -> tuple[int, int]:
         """(height, width) of the map the windows are cut from: the map's own, or padded to their multiple."""
