@@ -83,8 +83,11 @@ def test_the_pattern_names_rope_and_padding():
                                         {"patchify": {"patch": 2, "dim": 16, "layout": "map"}},
                                         {"local-attn": {"window": 7, "shift": 3, "pad": "before-roll",
                                                         "dim_head": 4}}], size=(16, 10, 10)))
-    # 10×10 → 14×14 in 7×7 windows; then 5×5, one window its own size, with nothing to shift
-    assert _patterns(graph) == ["shifted window 7×7, padded 10×10→14×14, rope", "window 5×5"]
+    # 10×10 → 14×14 in 7×7 windows; then 5×5 → 7×7, shifted all the same (Swin's detection code)
+    assert _patterns(graph) == ["shifted window 7×7, padded 10×10→14×14, rope", "shifted window 7×7, padded 5×5→7×7"]
+    graph = vitdsl.validate(_blueprint([{"local-attn": {"window": 7, "shift": 3, "pad": "after-roll",
+                                                        "dim_head": 4}}], size=(16, 5, 7)))
+    assert _patterns(graph) == ["window 5×7"]  # timm: a side no longer than the window is one window, unshifted
 
 
 @pytest.mark.parametrize("pad", ["after-roll", "before-roll"])

@@ -70,12 +70,12 @@ class LocalAttn(Windows, Numerics):
         "none", description="partition: block — a map the window does not divide: none = refused; otherwise it is "
                             "padded at the bottom and right with zero tokens (after the norm, so they reach the "
                             "projections as zeros; they are keys like any other, unmasked) to a multiple of the "
-                            "window, and cropped after; a side shorter than the window gets a window its own length, "
-                            "and no shift. The two orders differ only with shift: after-roll = the map is rolled, "
-                            "then padded (timm's SwinTransformerBlock); before-roll = padded, then rolled (Swin's "
-                            "detection and segmentation code). Either way the shift's mask is that of the padded "
-                            "map, as both codes compute it, so after-roll lets the few tokens next to the seam on a "
-                            "padded side attend across it, as timm does.")
+                            "window, and cropped after. after-roll = the map is rolled, then padded, and a side no "
+                            "longer than the window gets a window its own length and no shift (timm's "
+                            "SwinTransformerBlock); before-roll = padded, then rolled, the window and shift kept "
+                            "whatever the map's size (Swin's detection and segmentation code). Either way the "
+                            "shift's mask is that of the padded map, as both codes compute it, so after-roll lets "
+                            "the few tokens next to the seam on a padded side attend across it, as timm does.")
 
     @model_validator(mode="after")
     def _geometry_given(self):
@@ -103,8 +103,10 @@ class LocalAttn(Windows, Numerics):
 
     def window_size(self, x: Shape) -> tuple[int, int]:
         """(window height, window width) on this map, checking that the windows tile it (unless padded)."""
-        if self.pad != "none":  # a side shorter than the window is one window (Swin, timm)
+        if self.pad == "after-roll":  # a side shorter than the window is one window (timm)
             return min(x.dims[1], self.window), min(x.dims[2], self.window)
+        if self.pad == "before-roll":
+            return self.window, self.window
         try:
             return self.map_window_size(x)
         except ShapeError as e:
@@ -124,6 +126,8 @@ class LocalAttn(Windows, Numerics):
         side = (self.window,) * 2 if self.pad != "none" else (wh, ww)  # padded: as asked, before the clamp
         need(self.shift < min(side), f"shift {self.shift} must be smaller than the {side[0]}×{side[1]} window",
              "Swin shifts by window // 2")
+        if self.pad == "before-roll":  # Swin's detection code shifts whatever the map's size
+            return self.shift, self.shift
         return (self.shift if h > wh else 0), (self.shift if w > ww else 0)
 
     def window_rope(self, x: Shape) -> dict:
