@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field, NonNegativeInt, PositiveInt, model_validator
 
-from ..base import ShapeError, linear_params, need, register
+from ..base import linear_params, need, register
 from ..shape import Shape
 from .core import DIM_VALUE, VALUE_CONV, Numerics, check_value_conv, value_conv_cost
 from .windows import Windows
@@ -107,13 +107,7 @@ class LocalAttn(Windows, Numerics):
             return min(x.dims[1], self.window), min(x.dims[2], self.window)
         if self.pad == "before-roll":
             return self.window, self.window
-        try:
-            return self.map_window_size(x)
-        except ShapeError as e:
-            if self.partition != "block" or self.windows is not None:
-                raise
-            raise ShapeError(e.message, hint=f"{e.hint}; or pad: after-roll, to pad the map as timm's Swin does") \
-                from None
+        return self.map_window_size(x)
 
     def padded_size(self, x: Shape) -> tuple[int, int]:
         """(height, width) of the map the windows are cut from: the map's own, or padded to their multiple."""
