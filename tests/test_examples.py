@@ -13,6 +13,11 @@ EXAMPLES = sorted((Path(__file__).parents[1] / "blueprints" / "examples").glob("
 SMALL = {  # small enough for CPU, and no 1×1 windows (a lone key's bias gets no gradient)
     "maxvit_cait": {"image_size": 64, "dims": [16, 32, 64, 64], "depths": [1, 1, 2, 1], "stem": 16,
                     "window": 2, "dim_head": 8, "cls_heads": 2, "classes": 10},
+    "pvt_v2_map": {"image_size": 64, "dims": [16, 32, 48, 64], "depths": [1, 1, 1, 1], "dim_head": 8,
+                   "map_heads": 2, "map_mlp": 64, "classes": 10},
+    # window 3 on maps 16, 8, 4, 2: padded to 18, 9, 6 (the shifted blocks too), then one 2×2 window
+    "swin_rope_swiglu": {"image_size": 64, "dims": [16, 32, 64, 64], "depths": [2, 2, 2, 2], "window": 3,
+                         "dim_head": 8, "classes": 10},
     "twins_crossformer": {"image_size": 64, "dims": [32, 32, 64, 64], "depths": [1, 1, 2, 1],
                           "windows": [4, 2, 2, 2], "reductions": [4, 2, 2, 1], "dim_head": 16, "classes": 10},
     "vivit_maxvit": {"image_size": 32, "frames": 3, "stem": 16, "dims": [16, 32], "depths": [1, 1],

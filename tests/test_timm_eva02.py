@@ -132,7 +132,7 @@ def _validate(layers):
 
 @pytest.mark.parametrize("blueprint, message", [
     ({"mlp": {"gate_norm": True}}, "gate_norm normalises the gated product, but the mlp has no gate"),
-    ({"local-attn": {"window": 2, "rope": "axial"}}, "rope is an option of global-attn, not of local-attn"),
+    ({"cross-attn": {"rope": "axial"}}, "rope is an option of global-attn and local-attn, not of cross-attn"),
     ({"cross-attn": {"qkv_bias": "qv"}}, "qkv_bias: qv (query and value biases, no key bias: BEiT, EVA-02) is "
                                          "an option of global-attn, not of cross-attn"),
 ])

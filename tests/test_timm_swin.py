@@ -115,12 +115,15 @@ def _refusal(write, layer: str, size: str = "8, 8, 8", kind: str = "image") -> s
 
 
 def test_what_shift_and_whc_refuse(write):
-    """Swin's classification code (and so ours) needs windows that tile the map; timm pads instead, which no
-    registered model needs (every stage's map is a multiple of its window)."""
+    """Swin's classification code (and so ours, by default) needs windows that tile the map; no registered model
+    needs more (every stage's map is a multiple of its window). timm pads instead: local-attn's pad
+    (tests/test_local_rope_padding.py), which takes block windows of a set size only."""
     assert _refusal(write, "local-attn: {window: 7, shift: 3, dim_head: 4}", "8, 10, 10").startswith(
         "window 7 does not divide the feature map 10×10 (height 10)")
     assert _refusal(write, "local-attn: {window: 4, shift: 4, dim_head: 4}").startswith(
         "shift 4 must be smaller than the 4×4 window")
+    assert "pad fills the map up to a multiple of block windows: set partition: block and a window, or drop pad" in \
+        _refusal(write, "local-attn: {windows: 3, pad: after-roll, dim_head: 4}")
     assert "shift moves block windows: set partition: block, or drop shift" in \
         _refusal(write, "local-attn: {window: 4, shift: 2, partition: grid, dim_head: 4}")
     assert "order: whc takes non-overlapping patches: drop stride, padding, shift and frame_patch" in \

@@ -149,8 +149,9 @@ class Numerics(AttentionSpec):
                             "the second half by its column. mixed (RoPE-Mixed, Heo et al., 2024, as timm's "
                             "RotaryEmbeddingMixed): pair k of head h turns by row·f0[h,k] + column·f1[h,k] with "
                             "frequencies learned per block, head and pair (2·heads·d/2 parameters, 'rope.freqs'), "
-                            "drawn as the axial magnitudes (base theta) turned by a random angle per head. global-attn "
-                            "only; dim_head a multiple of 4.")
+                            "drawn as the axial magnitudes (base theta) turned by a random angle per head. axial: "
+                            "global-attn and local-attn (a token's row and column inside its window); mixed: "
+                            "global-attn only; dim_head a multiple of 4.")
     rope_theta: float = Field(10000.0, gt=0, description="rope: the base of the frequencies (mixed: of their "
                               "magnitudes when drawn; RoPE-ViT uses 100 axial, 10 mixed).")
     rope_first: Literal["row", "column"] = Field(
@@ -167,7 +168,7 @@ class Numerics(AttentionSpec):
     @classmethod
     def _rope_where_built(cls, v):
         if v != "none" and not cls.takes_rope:
-            raise ValueError(f"rope is an option of global-attn, not of {cls.block}")
+            raise ValueError(f"rope is an option of global-attn and local-attn, not of {cls.block}")
         return v
 
     def rope_kwargs(self, x) -> dict:

@@ -2,6 +2,7 @@
 bias. RegionViT's windows with their region tokens are ``region-attn`` (``regional.py``)."""
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 from pydantic import Field, NonNegativeInt, PositiveInt, model_validator
@@ -21,13 +22,18 @@ class LocalAttn(Windows, Numerics):
     grid attention: a sparse, global mix). Takes and gives a feature map (C, H, W). The position bias
     is a learned table per head (Swin/MaxViT), or ``dynamic``: a small MLP of the offset, so it fits any
     window (CrossFormer; its short- and long-distance attention are block and grid). With ``shift``, the
-    block windows are Swin's shifted windows, with their cyclic roll and its attention mask.
+    block windows are Swin's shifted windows, with their cyclic roll and its attention mask. With ``rope``
+    (EVA-02's rotary embedding), a token's position is its row and column inside its window: attention compares
+    tokens of one window only, and the rotation depends only on their offset, so this is the map's own RoPE.
+    With ``pad``, a map the window does not divide is padded with zeros to a multiple of it (Swin at detection
+    and segmentation sizes, timm's Swin at any image size).
     """
 
     block = "local-attn"
     capabilities = frozenset({"attention"})
     takes = ("image",)
     family = "attention"
+    takes_rope = True
 
     rel_pos_bias: Literal["table", "dynamic", "none"] = Field(
         "table", description="Relative position bias added to the logits: table = a learned (2w-1)² × heads "
@@ -60,6 +66,16 @@ class LocalAttn(Windows, Numerics):
                        "different sides of the roll's seam do not attend to each other (the same attention as Swin's "
                        "additive -100 mask, to float precision). Along a side the window covers whole, there is "
                        "nothing to shift: 0 there, as in Swin. Swin alternates 0 and window // 2 block by block.")
+    pad: Literal["none", "after-roll", "before-roll"] = Field(
+        "none", description="partition: block — a map the window does not divide: none = refused; otherwise it is "
+                            "padded at the bottom and right with zero tokens (after the norm, so they reach the "
+                            "projections as zeros; they are keys like any other, unmasked) to a multiple of the "
+                            "window, and cropped after. after-roll = the map is rolled, then padded, and a side no "
+                            "longer than the window gets a window its own length and no shift (timm's "
+                            "SwinTransformerBlock); before-roll = padded, then rolled, the window and shift kept "
+                            "whatever the map's size (Swin's detection and segmentation code). Either way the "
+                            "shift's mask is that of the padded map, as both codes compute it, so after-roll lets "
+                            "the few tokens next to the seam on a padded side attend across it, as timm does.")
 
     @model_validator(mode="after")
     def _geometry_given(self):
@@ -71,7 +87,12 @@ class LocalAttn(Windows, Numerics):
             raise ValueError("bias_hidden and bias_index are options of the dynamic bias: set rel_pos_bias: dynamic")
         if self.rel_pos_bias != "table" and "table_layout" in self.model_fields_set:
             raise ValueError("table_layout is an option of the table bias: set rel_pos_bias: table")
+        if self.pad != "none" and (self.partition != "block" or self.window is None or self.windows is not None):
+            raise ValueError("pad fills the map up to a multiple of block windows: set partition: block and a "
+                             "window, or drop pad")
         check_value_conv(self.value_conv)
+        if self.value_conv is not None and (self.rope != "none" or self.pad != "none"):
+            raise ValueError("value_conv takes no rope and no pad")
         if self.value_conv is not None and self.rel_pos_bias == "dynamic":
             raise ValueError("value_conv takes the table bias or none")
         if self.value_conv is not None and self.table_layout != "offsets-first":
@@ -81,19 +102,44 @@ class LocalAttn(Windows, Numerics):
         return self
 
     def window_size(self, x: Shape) -> tuple[int, int]:
-        """(window height, window width) on this map, checking that the windows tile it."""
+        """(window height, window width) on this map, checking that the windows tile it (unless padded)."""
+        if self.pad == "after-roll":  # a side shorter than the window is one window (timm)
+            return min(x.dims[1], self.window), min(x.dims[2], self.window)
+        if self.pad == "before-roll":
+            return self.window, self.window
         return self.map_window_size(x)
+
+    def padded_size(self, x: Shape) -> tuple[int, int]:
+        """(height, width) of the map the windows are cut from: the map's own, or padded to their multiple."""
+        (wh, ww), (h, w) = self.window_size(x), x.dims[1:]
+        return h + (-h) % wh, w + (-w) % ww
 
     def shift_size(self, x: Shape) -> tuple[int, int]:
         """(rows, columns) the map is rolled by: the shift, or 0 along a side the window covers."""
         (wh, ww), (h, w) = self.window_size(x), x.dims[1:]
-        need(self.shift < min(wh, ww), f"shift {self.shift} must be smaller than the {wh}×{ww} window",
+        side = (self.window,) * 2 if self.pad != "none" else (wh, ww)  # padded: as asked, before the clamp
+        need(self.shift < min(side), f"shift {self.shift} must be smaller than the {side[0]}×{side[1]} window",
              "Swin shifts by window // 2")
+        if self.pad == "before-roll":  # Swin's detection code shifts whatever the map's size
+            return self.shift, self.shift
         return (self.shift if h > wh else 0), (self.shift if w > ww else 0)
+
+    def window_rope(self, x: Shape) -> dict:
+        """The rotation's arguments: the window is the grid (positions inside it), no special tokens."""
+        if self.rope == "none":
+            return {}
+        dim_head = self.geometry(x.features)[1]
+        need(dim_head % 4 == 0, f"rope splits each head into row and column pairs, so dim_head must be a "
+             f"multiple of 4, got {dim_head}", "choose heads so that width / heads divides by 4")
+        need(self.rope == "axial", "rope: mixed learns one set of frequencies over a whole grid; local-attn takes "
+             "rope: axial", "use rope: axial in windows")
+        first = {"columns_first": True} if self.rope_first == "column" else {}
+        return dict(rope=dict(grid=self.window_size(x), prefix=0, ref=self.rope_ref, theta=self.rope_theta, **first))
 
     def infer(self, x: Shape) -> Shape:
         self.shift_size(x)
         self.geometry(x.features)
+        self.window_rope(x)
         if self.rel_pos_bias == "dynamic":
             self.bias_width(x.features)
         return x
@@ -134,8 +180,8 @@ class LocalAttn(Windows, Numerics):
 
     def flops(self, x: Shape) -> int:
         wh, ww = self.window_size(x)
-        c, h, w = x.dims
-        n = self.attention_flops(h * w, wh * ww, c) + self.value_conv_cost(x)[1]
+        c = x.features
+        n = self.attention_flops(math.prod(self.padded_size(x)), wh * ww, c) + self.value_conv_cost(x)[1]
         if self.rel_pos_bias == "dynamic":  # the bias MLP, once per forward
             m = self.bias_width(c)
             n += 2 * self.bias_offsets(x) * (2 * m + 2 * m * m + m)
@@ -144,11 +190,13 @@ class LocalAttn(Windows, Numerics):
     def pattern(self, x: Shape) -> str:
         kind = "window" if self.partition == "block" else "grid"
         kind = "shifted " + kind if any(self.shift_size(x)) else kind
-        wh, ww = self.window_size(x)
+        (wh, ww), (h, w) = self.window_size(x), x.dims[1:]
         bias = ""
         if self.rel_pos_bias == "dynamic":
             bias = ", dynamic bias" + (" (vit-pytorch index)" if self.bias_index == "vit-pytorch" else "")
         text = f"{kind} {wh}×{ww}" + (" (whole map)" if self.window is None and self.windows is None else "")
+        if self.padded_size(x) != (h, w):
+            text += f", padded {h}×{w}→{'×'.join(map(str, self.padded_size(x)))}"
         if self.value_conv is not None:
             text += f" + value conv {self.value_conv}×{self.value_conv}"
         if self.head_merge == "channels":
@@ -168,4 +216,5 @@ class LocalAttn(Windows, Numerics):
                                 kv_reduction=1, value_conv=self.value_conv, grid=None,
                                 **self.attention_kwargs(x.features))
         return LocalAttention(partition=self.partition, window=self.window_size(x), **bias, head_merge=self.head_merge,
-                              shift=self.shift_size(x), map_size=x.dims[1:], **self.attention_kwargs(x.features))
+                              shift=self.shift_size(x), map_size=x.dims[1:], pad=self.pad, **self.window_rope(x),
+                              **self.attention_kwargs(x.features))

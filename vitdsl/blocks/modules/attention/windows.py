@@ -74,11 +74,20 @@ class LocalAttention(SelfAttention):
     def __init__(self, partition: str, window: tuple[int, int], rel_pos_bias: str, rel_pos_index: str = "row-major",
                  bias_hidden: int | None = None, bias_index: str = "exact", head_merge: str = "heads",
                  table_layout: str = "offsets-first", shift: tuple[int, int] = (0, 0),
-                 map_size: tuple[int, int] | None = None, **kwargs):
+                 map_size: tuple[int, int] | None = None, pad: str = "none", **kwargs):
         super().__init__(**kwargs)
-        self.shift = tuple(shift)
-        mask = shift_mask(map_size, window, self.shift) if any(self.shift) else None  # of the map it was built for
+        self.shift, self.pad_first = tuple(shift), pad == "before-roll"
+        size = map_size and tuple(s + (-s) % k for s, k in zip(map_size, window))  # padded to whole windows
+        mask = shift_mask(size, window, self.shift) if any(self.shift) else None  # of the map it was built for
         self.register_buffer("shift_mask", mask, persistent=False)
+        # which tokens of the windows are the map's, not padding: zeroed after the norm, the padding reaches the
+        # projections as zeros, as in Swin (which pads the normed map)
+        keep = None
+        if map_size and size != tuple(map_size) and self.norm_position == "pre":
+            ones = self.windowed(torch.ones(1, 1, *map_size), window)[0]
+            keep = rearrange(ones, f"b c {AXES[partition][0]} {AXES[partition][1]} -> {WINDOWS}",
+                             sh=window[0], sw=window[1], gh=size[0] // window[0], gw=size[1] // window[1])
+        self.register_buffer("pad_keep", keep, persistent=False)
         self.partition, self.window, self.interleave = partition, tuple(window), head_merge == "channels"
         wh, ww = self.window
         self.rel_pos_bias = self.rel_pos_mlp = None
@@ -106,28 +115,47 @@ class LocalAttention(SelfAttention):
             return self.rel_pos_mlp(self.rel_pos_offsets).squeeze(-1)[self.rel_pos_index]
         return None
 
+    @staticmethod
+    def per_window(m: torch.Tensor, b: int) -> torch.Tensor:
+        """A (windows, ...) tensor repeated for b = batch × windows windows: (b, ...)."""
+        return m.unsqueeze(0).expand(b // m.shape[0], *m.shape).reshape(b, *m.shape[1:])
+
     def window_mask(self, b: int) -> torch.Tensor | None:
         """The shifted windows' mask for b = batch × windows windows, (b, 1, n, n), or None."""
-        if self.shift_mask is None:
-            return None
-        m = self.shift_mask
-        return m.unsqueeze(0).expand(b // m.shape[0], -1, -1, -1).reshape(b, 1, *m.shape[1:])
+        return None if self.shift_mask is None else self.per_window(self.shift_mask, b).unsqueeze(1)
 
     def mix(self, x: torch.Tensor) -> torch.Tensor:
+        if self.pad_keep is not None:
+            x = x * self.per_window(self.pad_keep, x.shape[0])
         out = self.attend(*self.qkv_heads(x), mask=self.window_mask(x.shape[0]))  # (B, heads, N, d)
         return self.output(out.permute(0, 2, 3, 1).flatten(2)) if self.interleave else self.merge(out)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def windowed(self, x: torch.Tensor, window: tuple[int, int]) -> tuple[torch.Tensor, tuple[int, ...]]:
+        """(the map rolled and padded as the windows are cut from it, its padding (left, right, top, bottom))."""
         _, _, h, w = x.shape
-        sh, sw = self.window
-        rows, cols = AXES[self.partition]
-        sizes = dict(sh=sh, sw=sw, gh=h // sh, gw=w // sw)
+        pad = (0, (-w) % window[1], 0, (-h) % window[0])
+        if any(pad) and self.pad_first:
+            x = F.pad(x, pad)
         if any(self.shift):
             x = torch.roll(x, (-self.shift[0], -self.shift[1]), dims=(2, 3))
+        if any(pad) and not self.pad_first:
+            x = F.pad(x, pad)
+        return x, pad
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _, _, h, w = x.shape
+        x, pad = self.windowed(x, self.window)
+        sh, sw = self.window
+        rows, cols = AXES[self.partition]
+        sizes = dict(sh=sh, sw=sw, gh=x.shape[2] // sh, gw=x.shape[3] // sw)
         t = super().forward(rearrange(x, f"b c {rows} {cols} -> {WINDOWS}", **sizes))
         # back to (b, c, h, w), kept channels-last in memory so the next token-wise block needs no copy
         t = rearrange(t, f"{WINDOWS} -> b {rows} {cols} c", **sizes).permute(0, 3, 1, 2)
-        return torch.roll(t, self.shift, dims=(2, 3)) if any(self.shift) else t
+        if any(pad) and not self.pad_first:
+            t = t[:, :, :h, :w]
+        if any(self.shift):
+            t = torch.roll(t, self.shift, dims=(2, 3))
+        return t[:, :, :h, :w] if any(pad) and self.pad_first else t
 
 
 class RegionalAttention(LocalAttention):
