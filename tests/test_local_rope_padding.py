@@ -170,3 +170,13 @@ def test_a_window_that_does_not_divide_the_map_is_refused_unless_padded():
     vitdsl.validate(_blueprint([{"local-attn": {"window": 7, "dim_head": 4, "pad": "after-roll"}}], (8, 10, 10)))
     assert e.message.startswith("window 7 does not divide the feature map 10×10 (height 10)")
     assert e.hint.startswith("windows that fit 10×10: 1, 2, 5, 10; ")
+
+
+def test_windows_take_axial_rope_only_and_its_first_coordinate():
+    with pytest.raises(VitdslError) as e:
+        LocalAttn(window=4, dim_head=8, rope="mixed").infer(Shape.image(32, 8, 8))
+    assert e.value.message == ("rope: mixed learns one set of frequencies over a whole grid; local-attn takes "
+                               "rope: axial")
+    rows = LocalAttn(window=4, dim_head=8, rope="axial").window_rope(Shape.image(32, 8, 8))["rope"]
+    columns = LocalAttn(window=4, dim_head=8, rope="axial", rope_first="column").window_rope(Shape.image(32, 8, 8))
+    assert "columns_first" not in rows and columns["rope"]["columns_first"] is True
