@@ -60,14 +60,14 @@ class PoolAttn(AttentionSpec):
     @classmethod
     def _odd(cls, v: int) -> int:
         if v % 2 == 0:
-            raise ValueError(f"pool_kernel must be odd, so that padding kernel // 2 keeps a stride-1 map; got {v}")
+            raise ValueError("pool_kernel must be odd, so that padding kernel // 2 keeps a stride-1 map")
         return v
 
     @model_validator(mode="after")
     def _placement(self):
         if self.norm == "post":
-            raise ValueError("pool-attn normalises its input (norm: pre) or not at all (norm: none): its residual "
-                             "is pooled and projected from the input, so there is no output norm to place")
+            raise ValueError("norm: post has no place here: the residual is pooled and projected from the input, "
+                             "so the block normalises its input (norm: pre) or nothing (norm: none)")
         return self
 
     # -- geometry ----------------------------------------------------------------------------------
