@@ -55,10 +55,11 @@ def test_no_paper_variant_carries_a_quirk(name, variant):
 def test_the_zoo_defaults_apply_the_overlay():
     """Every zoo file that reproduces a vit-pytorch class (its `reference`) does so by default, so it selects the
     overlay; the files of papers vit-pytorch has no class for (BEiT, timm's distilled DeiT, DeiT III, DINOv2, EVA-02,
-    PVT v2, SigLIP, Swin, Twins-PCPVT) select none."""
+    MViTv2, PVT v2, SigLIP, Swin, Twins-PCPVT) select none."""
     assert [n for n in zoo_names() if (load(n).compat == "vit-pytorch") != (load(n).reference is not None)] == []
     assert [n for n in zoo_names() if load(n).reference is None] == ["beit", "deit", "deit3", "dinov2", "eva02",
-                                                                          "pvt_v2", "siglip", "swin", "twins_pcpvt"]
+                                                                          "mvitv2", "pvt_v2", "siglip", "swin",
+                                                                          "twins_pcpvt"]
     eps = "norm_eps=1e-05"  # every norm of vit-pytorch keeps PyTorch's LayerNorm eps
     assert quirks(load("vit").resolve()) == [
         "patchify: pre_norm='layer'", "patchify: post_norm='layer'", f"patchify: {eps}", "tokens: init_std=1.0",
