@@ -5,7 +5,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..common import DropPath, make_norm, norm_eps
+from ..common import DropPath, make_norm
+from ..common import norm_eps as paper_eps
 from .core import Attention
 
 
@@ -34,7 +35,7 @@ class PoolAttention(Attention):
         self.grid, self.prefix, self.residual_pool = tuple(grid), prefix, residual_pool
         h, w = self.grid
         self.q_grid, self.k_grid = (h // q_stride, w // q_stride), (h // kv_stride, w // kv_stride)
-        eps = norm_eps_of(norm_eps)
+        eps = paper_eps("layer", norm_eps)  # the pooling LayerNorms': the block's norm_eps, else 1e-6 (timm's)
         for name, stride in (("q", q_stride), ("k", kv_stride), ("v", kv_stride)):
             op = norm_op = None
             if kernel > 1 or stride > 1:
@@ -100,7 +101,3 @@ class PoolAttention(Attention):
             shortcut = self.on_grid(shortcut, self.shortcut_pool)
         return shortcut + out
 
-
-def norm_eps_of(eps: float | None) -> float:
-    """The pooling LayerNorm's epsilon: the block's norm_eps, else the papers' (1e-6, as timm's MViTv2)."""
-    return norm_eps("layer", eps)
