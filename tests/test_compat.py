@@ -179,7 +179,7 @@ def test_every_block_with_a_qkv_bias_drops_it_under_vit_pytorch():
 
     biased = sorted(name for name, cls in REGISTRY.items()
                     if "qkv_bias" in cls.model_fields and cls.model_fields["qkv_bias"].default)
-    assert len(biased) == 11
+    assert len(biased) == 12
     assert [name for name in biased if defaults("vit-pytorch", name, {}).get("qkv_bias") is not False] == []
 
 
@@ -192,7 +192,7 @@ def test_every_block_with_a_norm_eps_keeps_pytorchs_under_vit_pytorch():
     from vitdsl.blocks.compat import defaults
 
     with_eps = sorted(name for name, cls in REGISTRY.items() if "norm_eps" in cls.model_fields)
-    assert len(with_eps) == 20 and {"patchify", "norm", "head", "token-merge", "attn-pool", "mlp",
+    assert len(with_eps) == 21 and {"patchify", "norm", "head", "token-merge", "attn-pool", "mlp",
                                     "conv-stem", "mbconv"} <= set(with_eps)
     assert [name for name in with_eps if defaults("vit-pytorch", name, {}).get("norm_eps") != 1e-5] == []
     assert "norm_eps" not in defaults("vit-pytorch", "pool", {})
