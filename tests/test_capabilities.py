@@ -39,7 +39,7 @@ def test_the_vocabulary():
                         "cross-attn": ["attention"], "conv-attn": ["attention"], "separable-attn": ["attention"],
                         "token-merge": ["attention"], "channel-attn": ["attention"], "lsa-attn": ["attention"],
                         "memory-attn": ["attention"], "reduced-attn": ["attention"], "region-attn": ["attention"],
-                        "sampling-attn": ["attention"]}
+                        "sampling-attn": ["attention"], "pool-attn": ["attention"]}
 
 
 def test_every_attention_block_declares_it():

@@ -57,11 +57,11 @@ def test_no_paper_variant_carries_a_quirk(name, variant):
 def test_the_zoo_defaults_apply_the_overlay():
     """Every zoo file that reproduces a vit-pytorch class (its `reference`) does so by default, so it selects the
     overlay; the files of papers vit-pytorch has no class for (BEiT, timm's distilled DeiT, DeiT III, DINOv2, EVA-02,
-    PVT v2, RoPE-ViT, SigLIP, Swin, Twins-PCPVT) select none."""
+    MViTv2, PVT v2, RoPE-ViT, SigLIP, Swin, Twins-PCPVT) select none."""
     assert [n for n in zoo_names() if (load(n).compat == "vit-pytorch") != (load(n).reference is not None)] == []
     assert [n for n in zoo_names() if load(n).reference is None] == ["beit", "deit", "deit3", "dinov2", "eva02",
-                                                                          "pvt_v2", "rope_vit", "siglip", "swin",
-                                                                          "twins_pcpvt"]
+                                                                          "mvitv2", "pvt_v2", "rope_vit", "siglip",
+                                                                          "swin", "twins_pcpvt"]
     eps = "norm_eps=1e-05"  # every norm of vit-pytorch keeps PyTorch's LayerNorm eps
     assert quirks(load("vit").resolve()) == [
         "patchify: pre_norm='layer'", "patchify: post_norm='layer'", f"patchify: {eps}", "tokens: init_std=1.0",
@@ -181,7 +181,7 @@ def test_every_block_with_a_qkv_bias_drops_it_under_vit_pytorch():
 
     biased = sorted(name for name, cls in REGISTRY.items()
                     if "qkv_bias" in cls.model_fields and cls.model_fields["qkv_bias"].default)
-    assert len(biased) == 11
+    assert len(biased) == 12
     assert [name for name in biased if defaults("vit-pytorch", name, {}).get("qkv_bias") is not False] == []
 
 
@@ -194,7 +194,7 @@ def test_every_block_with_a_norm_eps_keeps_pytorchs_under_vit_pytorch():
     from vitdsl.blocks.compat import defaults
 
     with_eps = sorted(name for name, cls in REGISTRY.items() if "norm_eps" in cls.model_fields)
-    assert len(with_eps) == 20 and {"patchify", "norm", "head", "token-merge", "attn-pool", "mlp",
+    assert len(with_eps) == 21 and {"patchify", "norm", "head", "token-merge", "attn-pool", "mlp",
                                     "conv-stem", "mbconv"} <= set(with_eps)
     assert [name for name in with_eps if defaults("vit-pytorch", name, {}).get("norm_eps") != 1e-5] == []
     assert "norm_eps" not in defaults("vit-pytorch", "pool", {})

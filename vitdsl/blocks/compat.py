@@ -28,7 +28,8 @@ class Rule:
 
 
 ATTENTION = ("global-attn", "local-attn", "cross-attn", "separable-attn", "attn-pool", "channel-attn", "lsa-attn",
-             "memory-attn", "reduced-attn", "region-attn", "sampling-attn")  # conv-attn has none already
+             "memory-attn", "reduced-attn", "region-attn", "sampling-attn",
+             "pool-attn")  # conv-attn has none already
 TABLES = (None, "learned", "scalar", "factorized")  # pos-embed kinds with a learned table (None: the default)
 # the vit-pytorch classes whose attention is vit.py's (or a copy of it), with its project_out rule
 VIT_PY_ATTENTION = frozenset(f"vit_pytorch.{c}" for c in (

@@ -22,6 +22,10 @@ class MLP(MixerSpec):
     on_padding = "keep"
 
     hidden: PositiveInt | None = Field(None, description="Hidden width. When unset: mult × width.")
+    dim: PositiveInt | None = Field(
+        None, description="Output width; the input's when unset. A different one on tokens makes the residual a "
+                          "Linear, with bias, of the normed input (MViTv2's last block of a stage where the "
+                          "attention keeps the width, as its code and timm's have it).")
     mult: float = Field(4.0, gt=0, description="Hidden width as a multiple of the width (when hidden is unset).")
     act: Activation = Field("gelu", description="Activation between the projections.")
     bias: bool = Field(True, description="Biases in both projections.")
@@ -49,7 +53,14 @@ class MLP(MixerSpec):
     gate_norm: bool = Field(False, description="swiglu: a LayerNorm over the gated hidden width before the second "
                             "projection (EVA-02-B/L's scale_mlp, after NormFormer); its eps is norm_eps.")
 
+    def out_dim(self, x: Shape) -> int:
+        return self.dim or x.features
+
     def infer(self, x: Shape) -> Shape:
+        if self.out_dim(x) != x.features:
+            need(x.kind == "tokens" and self.norm != "post" and self.tokens == "all",
+                 f"mlp dim {self.dim} changes the width ({x.features}) with a projected residual, which takes "
+                 f"tokens, all of them, and norm pre or none", "drop dim, or place the mlp on tokens")
         need(self.gate != "none" or not self.gate_norm, "gate_norm normalises the gated product, but the mlp has "
              "no gate", "set gate: swiglu, or drop gate_norm")
         need(self.gate == "none" or self.proj_norm == "none", "proj_norm (LeViT's Linear-BN) and gate are not "
@@ -65,23 +76,28 @@ class MLP(MixerSpec):
             need(self.dwconv % 2 == 1, f"dwconv must be odd so that padding keeps the map, got {self.dwconv}")
         need(self.dwconv is not None or not self.dwconv_relu, "dwconv_relu adds a ReLU before the depthwise "
              "convolution, but dwconv is unset", "set dwconv, or drop dwconv_relu")
-        return x
+        return x.with_features(self.out_dim(x))
 
     def hidden_dim(self, dim: int) -> int:
         return self.hidden if self.hidden is not None else int(dim * self.mult)
 
     def count_params(self, x: Shape) -> int:
-        d, h = x.features, self.hidden_dim(x.features)
-        norms = 2 * (h + d) if self.proj_norm == "batch" else 2 * h if self.gate_norm else 0
+        d, h, o = x.features, self.hidden_dim(x.features), self.out_dim(x)
+        norms = 2 * (h + o) if self.proj_norm == "batch" else 2 * h if self.gate_norm else 0
         fc1 = linear_params(d, 2 * h if self.gate != "none" else h, self.bias)
         conv = h * (self.dwconv ** 2 + 1) if self.dwconv is not None else 0
-        return fc1 + linear_params(h, d, self.bias) + norms + conv + self.mixer_params(d)
+        # a wider output: its residual's projection, and the layer scale of the output width
+        wider = (linear_params(d, o) if self.residual else 0) + (o - d if self.layer_scale is not None else 0) \
+            if o != d else 0
+        return fc1 + linear_params(h, o, self.bias) + norms + conv + self.mixer_params(d) + wider
 
     def flops(self, x: Shape) -> int:
         positions = x.prefix if self.tokens == "prefix" else x.numel // x.features
-        projections = 3 if self.gate != "none" else 2  # the gate's projection is a third
-        conv = 2 * positions * self.hidden_dim(x.features) * self.dwconv ** 2 if self.dwconv is not None else 0
-        return 2 * projections * positions * x.features * self.hidden_dim(x.features) + conv
+        d, h, o = x.features, self.hidden_dim(x.features), self.out_dim(x)
+        fc1 = 2 * positions * d * h * (2 if self.gate != "none" else 1)  # the gate's projection doubles it
+        conv = 2 * positions * h * self.dwconv ** 2 if self.dwconv is not None else 0
+        shortcut = 2 * positions * d * o if o != d and self.residual else 0
+        return fc1 + 2 * positions * h * o + conv + shortcut
 
     def pattern(self, x: Shape) -> str:
         return "" if self.gate == "none" else self.gate + (", norm" if self.gate_norm else "")
@@ -92,4 +108,5 @@ class MLP(MixerSpec):
         return MLP(x.features, self.hidden_dim(x.features), self.act, self.bias, self.dropout,
                    channels_first=x.kind == "image", prefix=x.prefix if self.tokens == "prefix" else None,
                    out_dropout=self.out_dropout, proj_norm=self.proj_norm, dwconv=self.dwconv,
-                   dwconv_relu=self.dwconv_relu, gate=self.gate, gate_norm=self.gate_norm, **self.mixer_kwargs())
+                   dwconv_relu=self.dwconv_relu, gate=self.gate, gate_norm=self.gate_norm, dim_out=self.out_dim(x),
+                   **self.mixer_kwargs())

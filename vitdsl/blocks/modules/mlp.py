@@ -12,7 +12,7 @@ class MLP(Mixer):
     def __init__(self, dim: int, hidden: int, act: str, bias: bool, dropout: float, channels_first: bool = False,
                  prefix: int | None = None, out_dropout: bool = True, proj_norm: str = "none",
                  dwconv: int | None = None, dwconv_relu: bool = False, gate: str = "none", gate_norm: bool = False,
-                 **mixer):
+                 dim_out: int | None = None, **mixer):
         super().__init__()
         self.init_mixer(dim, **mixer)
         # not Mixer.channels_first: the map is moved channels-last before the mixer, so its layer scale
@@ -25,12 +25,17 @@ class MLP(Mixer):
         self.dwconv = nn.Conv2d(hidden, hidden, dwconv, padding=dwconv // 2, groups=hidden) if dwconv else None
         self.act = make_act("silu" if self.gated else act)
         self.gate_norm = nn.LayerNorm(hidden, eps=norm_eps("layer", mixer.get("norm_eps"))) if gate_norm else None
-        self.fc2 = nn.Linear(hidden, dim, bias=bias)
+        dim_out = dim_out or dim
+        self.fc2 = nn.Linear(hidden, dim_out, bias=bias)
+        # a wider output: the residual is a projection of the normed input (MViTv2)
+        self.shortcut = nn.Linear(dim, dim_out) if dim_out != dim and self.residual else None
+        if dim_out != dim and self.gamma is not None:
+            self.gamma = nn.Parameter(torch.full((dim_out,), float(mixer["layer_scale"])))
         self.drop = nn.Dropout(dropout) if dropout > 0 else None
         self.out_dropout = out_dropout
         self.fc1_norm = self.fc2_norm = None
         if proj_norm == "batch":
-            self.fc1_norm, self.fc2_norm = BatchNormLast(hidden), BatchNormLast(dim)
+            self.fc1_norm, self.fc2_norm = BatchNormLast(hidden), BatchNormLast(dim_out)
             nn.init.zeros_(self.fc2_norm.weight)
 
     def mix(self, x: torch.Tensor) -> torch.Tensor:
@@ -59,6 +64,9 @@ class MLP(Mixer):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.maps:
             return super().forward(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+        if self.shortcut is not None:
+            xn = self.norm(x) if self.norm is not None else x
+            return self.shortcut(xn) + self.branch(self.mix(xn))
         if self.prefix is not None:
             return torch.cat((super().forward(x[:, :self.prefix]), x[:, self.prefix:]), dim=1)
         return super().forward(x)

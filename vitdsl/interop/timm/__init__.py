@@ -39,6 +39,7 @@ FAMILIES: tuple[str, ...] = (
     "siglip",
     "dinov2",
     "rope_vit",
+    "mvitv2",
 )
 
 
