@@ -11,6 +11,8 @@ import vitdsl
 
 EXAMPLES = sorted((Path(__file__).parents[1] / "blueprints" / "examples").glob("*.yaml"))
 SMALL = {  # small enough for CPU, and no 1×1 windows (a lone key's bias gets no gradient)
+    "maxvit_mvit": {"image_size": 64, "dims": [16, 32, 64, 64], "depths": [1, 1, 2, 1], "stem": 16, "window": 2,
+                    "dim_head": 8, "heads": [1, 2, 2, 2], "kv_strides": [4, 2, 1, 1], "classes": 10},
     "maxvit_cait": {"image_size": 64, "dims": [16, 32, 64, 64], "depths": [1, 1, 2, 1], "stem": 16,
                     "window": 2, "dim_head": 8, "cls_heads": 2, "classes": 10},
     "pvt_v2_map": {"image_size": 64, "dims": [16, 32, 48, 64], "depths": [1, 1, 1, 1], "dim_head": 8,
