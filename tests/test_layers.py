@@ -14,7 +14,7 @@ PACKAGE = ROOT / "vitdsl"
 # The one statement of the order, lowest first. A module belongs to the first entry that is its name or a
 # package around it; "vitdsl" (the package API) takes what no other entry claims.
 LAYERS = [
-    {"vitdsl.errors", "vitdsl.torchfile", "vitdsl.picklescan"},
+    {"vitdsl.errors", "vitdsl.torchfile", "vitdsl.stfile", "vitdsl.picklescan"},
     {"vitdsl.blocks"},
     {"vitdsl.blueprint"},
     {"vitdsl.graph"},

@@ -1,10 +1,14 @@
 """Checkpoints: a model's weights together with the blueprint that rebuilds it.
 
-A checkpoint file is untrusted input. It is what ``torch.save`` writes (a zip archive) holding one
+A checkpoint file is untrusted input. It is a safetensors file (the default) whose metadata holds the
+record's text fields and the blueprint as JSON, or what ``torch.save`` writes (a zip archive) holding one
 dict::
 
     {"format": "vitdsl-checkpoint", "format_version": 1, "vitdsl_version": "0.1.0",
      "sha256": "…", "blueprint": {…}, "state_dict": {…}}
+
+A safetensors file holds no shared storage: a tensor tied under several keys is stored once, the other
+keys listed in the metadata's ``aliases`` and tied again on reading.
 
 ``sha256`` covers the blueprint and every tensor (see :func:`fingerprint`): it catches a file damaged
 or edited after saving, not a forged one (whoever can write the file can write a matching hash).
@@ -32,14 +36,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import torchfile
+from . import stfile, torchfile
 from .errors import VitdslError
 
 FORMAT = "vitdsl-checkpoint"
 FORMAT_VERSION = 1
 HINT_SAVE = "a checkpoint is what vitdsl.save (or 'vitdsl build --save FILE') writes"
 CHECKPOINT = torchfile.Kind("checkpoint", "a vitdsl checkpoint", HINT_SAVE)
-looks_like_checkpoint = torchfile.looks_like_torch_file
+
+
+def looks_like_checkpoint(path: str | Path) -> bool:
+    """Whether the file starts as a checkpoint does (torch's zip or pickle, or a safetensors header), whatever
+    its suffix; without importing torch."""
+    return torchfile.looks_like_torch_file(path) or stfile.looks_like(Path(path))
 _first_line, _some = torchfile.first_line, torchfile.some
 
 
@@ -81,9 +90,56 @@ def fingerprint(blueprint: dict, state_dict: dict) -> str:
     return h.hexdigest()
 
 
+TORCH_SUFFIXES = (".pt", ".pth", ".ckpt", ".bin", ".pkl")  # what torch.save writes; anything else: safetensors
+
+
+def safetensors_record(record: dict) -> tuple[dict, dict[str, str]]:
+    """(tensors, metadata) of a checkpoint record for a safetensors file: the record's text fields in the
+    metadata, the blueprint as JSON, and a tensor tied under several keys stored once, the other keys in
+    ``aliases`` (safetensors holds no shared storage)."""
+    blueprint = record["blueprint"]
+    if json.loads(json.dumps(blueprint)) != blueprint:  # keys that are not text, tuples, …: the hash would differ
+        raise VitdslError("this blueprint holds values a safetensors checkpoint cannot carry as JSON",
+                          hint="save to a .pt file instead")
+    tensors, aliases, seen = {}, {}, {}
+    for key, t in record["state_dict"].items():
+        same = (t.untyped_storage().data_ptr(), t.storage_offset(), tuple(t.shape), t.stride(), t.dtype)
+        if t.numel() and same in seen:
+            aliases[key] = seen[same]
+        else:
+            seen[same], tensors[key] = key, t
+    meta = {"format": FORMAT, "format_version": str(record["format_version"]),
+            "vitdsl_version": record["vitdsl_version"], "sha256": record["sha256"],
+            "blueprint": json.dumps(blueprint, ensure_ascii=False), "aliases": json.dumps(aliases)}
+    return tensors, meta
+
+
+def _safetensors_data(path: Path) -> dict:
+    """The record a safetensors checkpoint holds, in the shape ``torch.save``'s files give (checked by ``read``)."""
+    meta = stfile.metadata(path)
+    if meta.get("format") != FORMAT:
+        raise _error(path, "is a safetensors file of weights, without the blueprint a checkpoint carries",
+                     hint="load weights into a blueprint with 'vitdsl build NAME --weights FILE' "
+                          "(vitdsl.interop.pretrained); " + HINT_SAVE)
+    fv = meta.get("format_version", "")
+    try:
+        blueprint, aliases = json.loads(meta.get("blueprint", "")), json.loads(meta.get("aliases", "{}"))
+    except (json.JSONDecodeError, RecursionError) as e:
+        raise _error(path, f"has a blueprint or aliases that are not JSON ({_first_line(e)})") from None
+    state = stfile.read(path)
+    if not (isinstance(aliases, dict) and all(isinstance(v, str) and v in state for v in aliases.values())):
+        raise _error(path, "has aliases that name no tensor of the file")
+    state.update({k: state[v] for k, v in aliases.items()})
+    data = {"format": FORMAT, "format_version": int(fv) if fv.isdigit() else fv, "blueprint": blueprint,
+            "state_dict": state, **{k: meta[k] for k in ("vitdsl_version", "sha256") if k in meta}}
+    return data
+
+
 def save(model: Any, path: str | Path) -> None:
     """Write ``model``'s weights and blueprint to ``path``, with the format marker, the vitdsl version and
-    the SHA-256 of the contents. The file appears whole or not at all (written aside, then renamed)."""
+    the SHA-256 of the contents: a safetensors file (its metadata holds the rest), or what ``torch.save``
+    writes when the name ends in .pt, .pth, .ckpt, .bin or .pkl. The file appears whole or not at all
+    (written aside, then renamed)."""
     import torch
 
     from . import __version__
@@ -102,11 +158,17 @@ def save(model: Any, path: str | Path) -> None:
     state = model.state_dict()
     record = {"format": FORMAT, "format_version": FORMAT_VERSION, "vitdsl_version": __version__,
               "sha256": fingerprint(blueprint, state), "blueprint": blueprint, "state_dict": state}
+    if path.suffix.lower() in TORCH_SUFFIXES:
+        def write(f):
+            torch.save(record, f)
+    else:
+        def write(f):
+                    stfile.write(f, *safetensors_record(record))
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # as open() would: the umask decides
     try:
         with os.fdopen(fd, "wb") as f:
-            torch.save(record, f)
+            write(f)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -151,7 +213,10 @@ def read(path: str | Path, stacklevel: int = 1) -> Checkpoint:
     import torch
 
     path = Path(path)
-    data = torchfile.load(path, CHECKPOINT)
+    if path.is_file() and stfile.looks_like(path):  # first: its length can read as a pickle's opcodes
+        data = _safetensors_data(path)
+    else:
+        data = torchfile.load(path, CHECKPOINT)
     verified, version = True, None
     if isinstance(data, dict) and "format" not in data and set(data) == {"blueprint", "state_dict"}:
         warnings.warn(f"checkpoint '{path}' was saved before checkpoints carried a SHA-256: its weights are "

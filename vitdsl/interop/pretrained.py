@@ -54,7 +54,7 @@ def read(source: str | Path) -> Weights:
         raise VitdslError(f"weights file '{path}' does not exist" if not path.exists() else
                           f"weights file '{path}' is not a file")
     if path.suffix == ".safetensors":
-        from . import stfile
+        from .. import stfile
 
         return Weights(stfile.read(path), str(path))
     if not looks_like_torch_file(path):
