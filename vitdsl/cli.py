@@ -14,7 +14,7 @@ import time
 import warnings
 from pathlib import Path
 
-from . import cli_weights
+from . import cli_graph, cli_weights
 from .errors import VitdslError, safe_text
 
 EPILOG = ("PATH_OR_NAME is a blueprint file, a zoo name (see 'vitdsl list') or a checkpoint written by "
@@ -79,6 +79,7 @@ def parser() -> argparse.ArgumentParser:
                                    "torch, and list the square input sizes that work.", epilog=EPILOG)
     _add_target(p)
 
+    cli_graph.add_graph(sub, _add_target)
     cli_weights.add_verify(sub)
 
     p = sub.add_parser("list", help="list the zoo", description="List the blueprints of the zoo, and the "
@@ -305,6 +306,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     commands = {"build": lambda a: cmd_summary(a, build=True), "summary": cmd_summary,
                 "validate": cmd_validate, "list": cmd_list, "schema": cmd_schema,
+                "graph": lambda a: cli_graph.cmd_graph(a, _blueprint(a)),
                 "verify": lambda a: cli_weights.cmd_verify(a, _overrides(a.overrides), _overrides(a.reference_args),
                                                            _console())}
     try:
@@ -318,6 +320,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # the reader stopped reading (| head): not an error; quiet the final flush too
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except MemoryError:
         print("error: out of memory", file=sys.stderr)
         return 2

@@ -2,14 +2,13 @@
 summary as given: summary.py renders through this module, so this one does not import it back.)"""
 from __future__ import annotations
 
-from itertools import groupby
-
 from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
 from ..blocks.shape import groups_text
 from ..errors import safe_text
+from .rows import fold
 
 
 def fmt_int(n: int) -> str:
@@ -32,41 +31,6 @@ def fmt_bytes(n: float) -> str:
 
 def fmt_shape(s) -> str:
     return "×".join(map(str, s))
-
-
-def _signature(rows: list, prefix_len: int):
-    return tuple((r.path[prefix_len:], r.block, r.pattern, tuple(r.inputs), r.output, r.params, r.flops,
-                  r.input_groups, r.groups) for r in rows)
-
-
-def fold(rows: list, depth: int = 0) -> list:
-    """Rows, with each run of identical consecutive repeat iterations replaced by
-    ('run', repeat_path, first, last, folded_rows_of_one_iteration)."""
-    out: list = []
-    i = 0
-    while i < len(rows):
-        r = rows[i]
-        if len(r.repeats) <= depth:
-            out.append(r)
-            i += 1
-            continue
-        rp = r.repeats[depth][0]
-        j = i
-        while j < len(rows) and len(rows[j].repeats) > depth and rows[j].repeats[depth][0] == rp:
-            j += 1
-        iterations = [(k, list(g)) for k, g in groupby(rows[i:j], key=lambda x: x.repeats[depth][1])]
-        prefix = len(rp) + 1
-        runs: list = []
-        for k, its in iterations:
-            sig = _signature(its, prefix + len(str(k)) + 1)
-            if runs and runs[-1][3] == sig:
-                runs[-1][2] = k
-            else:
-                runs.append([rp, k, k, sig, its])
-        for rp_, first, last, _, its in runs:
-            out.append(("run", rp_, first, last, fold(its, depth + 1)))
-        i = j
-    return out
 
 
 def _emit(table: Table, items: list, indent: int, multiplier: int, prefix: str = "") -> None:

@@ -15,20 +15,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from ..blueprint.expand import INPUT
 from ..graph.build import Graph, build_graph
 from ..graph.network import Network, compile_graph
-
-
-@dataclass
-class Row:
-    path: str
-    block: str
-    pattern: str
-    inputs: list[tuple[int, ...]]
-    output: tuple[int, ...]
-    params: int
-    flops: int
-    repeats: tuple[tuple[str, int], ...] = ()
-    input_groups: tuple[int, ...] = ()  # groups per sample of each input and of the output (frames
-    groups: int = 1                     # folded into the batch); the shapes above are one group's
+from .rows import Row, pattern
 
 
 @dataclass
@@ -133,27 +120,12 @@ def trace(obj: Any, variant: str | None = None, overrides: Mapping[str, Any] | N
             params = [p for p in module.parameters() if id(p) not in seen]
             seen.update(id(p) for p in params)
             shapes = graph.nx.nodes[path]
-            pattern = "; ".join(filter(None, (node.spec.pattern(*shapes["inputs"]), _shared(node))))
-            summary.rows.append(Row(path, node.spec.block, pattern,
+            summary.rows.append(Row(path, node.spec.block, pattern(node, shapes["inputs"]),
                                     [tuple(a.shape[1:]) for a in args], tuple(out.shape[1:]),
                                     sum(p.numel() for p in params),
                                     counter.get_total_flops() // batch if batch else 0, node.repeats,
                                     tuple(x.groups for x in shapes["inputs"]), shapes["output"].groups))
     return summary
-
-
-def _shared(node) -> str:
-    """'weights of local', 'rel_pos_bias of blocks.0.attn': the owner named relative to this block."""
-    if node.share is None:
-        return ""
-    mine, theirs = node.path.split("."), node.share.owner.split(".")
-    i = 0
-    while i < min(len(mine), len(theirs)) - 1 and mine[i] == theirs[i]:
-        i += 1
-    if theirs[i].isdigit() and i > 0:
-        i -= 1
-    what = "weights" if node.share.parts is None else ", ".join(node.share.parts)
-    return f"{what} of {'.'.join(theirs[i:])}"
 
 
 def _persistent(model: torch.nn.Module, name: str) -> bool:
