@@ -85,7 +85,8 @@ def picture(graph, title: str, folded: bool = True) -> Picture:
             ids[item.path] = f"n{len(ids)}"
             name = item.path.removeprefix(prefix)
             said = name.rpartition(".")[2].replace("_", "-") == item.block  # 'norm' is a norm: say it once
-            what = [item.pattern] if said else [item.block + (f": {item.pattern}" if item.pattern else "")]
+            pattern = item.pattern or _short(graph.nx.nodes[item.path]["node"].spec)
+            what = [pattern] if said else [item.block + (f": {pattern}" if pattern else "")]
             members.append(Box(ids[item.path], [name, *filter(None, what), str(graph.shape(item.path))]))
         return members
 
@@ -110,6 +111,13 @@ def picture(graph, title: str, folded: bool = True) -> Picture:
         members.append(Box(out, [f"output {i}" if many else "output", str(graph.shape(path))], end=True))
         edges.append((ids[reps[path][0]], out))
     return Picture(title, members, edges)
+
+
+def _short(spec) -> str:
+    """The value of a block's shorthand field when it is a word ('add' for a merge, 'layer' for a norm): what
+    the blueprint would write after the block's name."""
+    value = getattr(spec, spec.shorthand, None) if isinstance(getattr(spec, "shorthand", None), str) else None
+    return value if isinstance(value, str) else ""
 
 
 def _mermaid_text(text: str) -> str:
