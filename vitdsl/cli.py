@@ -119,7 +119,12 @@ def _console(stderr: bool = False):
     console = Console(stderr=stderr, highlight=False)
     if not console.is_terminal:  # piped or captured: do not squeeze tables into 80 columns
         console = Console(stderr=stderr, highlight=False, width=160)
+    console.on_broken_pipe = _reader_gone  # rich would exit with status 1; main ends every command alike
     return console
+
+
+def _reader_gone():
+    raise BrokenPipeError
 
 
 def cmd_validate(args) -> int:

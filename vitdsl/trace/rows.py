@@ -18,6 +18,14 @@ class Row:
     repeats: tuple[tuple[str, int], ...] = ()
     input_groups: tuple[int, ...] = ()  # groups per sample of each input and of the output (frames
     groups: int = 1                     # folded into the batch); the shapes above are one group's
+    input_kinds: tuple[str, ...] = ()
+    output_kind: str = ""
+    kept: int = 0  # bytes of the tensors the block keeps for the backward pass, for the summary's whole batch
+
+    @property
+    def macs(self) -> int:
+        """Multiply-adds: every FLOP counted is half of one (matmuls, convolutions, attention products)."""
+        return self.flops // 2
 
 
 def pattern(node, inputs) -> str:
@@ -51,7 +59,7 @@ def rule_rows(graph) -> list[Row]:
             params -= shared_params(graph.nx, node)
         rows.append(Row(node.path, node.spec.block, pattern(node, inputs), [x.dims for x in inputs], output.dims,
                         params, node.spec.total_flops(*inputs), node.repeats, tuple(x.groups for x in inputs),
-                        output.groups))
+                        output.groups, tuple(x.kind for x in inputs), output.kind))
     return rows
 
 
