@@ -154,3 +154,11 @@ def test_drawing_never_imports_torch(tmp_path):
             "assert 'torch' not in sys.modules, 'torch imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
     assert (tmp_path / "g.dot").read_text().startswith('digraph "cross_vit" {')
+
+
+def test_graph_has_help(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["graph", "--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: vitdsl graph") and "--format {mermaid,dot,svg,html}" in out

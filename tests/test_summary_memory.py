@@ -79,7 +79,7 @@ def test_batch_shows_in_the_text(capsys):
     s = vitdsl.summary(DIGITS, batch=8)
     lines = out.splitlines()
     assert lines[0].rstrip().endswith("digits_vit  image 1×8×8 → vector 10  batch 8")
-    assert "Kept for backward (batch 8)" in lines[2]
+    assert lines[2].endswith("Kept for ┃") and lines[3].endswith("backward ┃")  # the column's two-line header
     assert "For the batch of 8: 18.10 MFLOPs, 9.05 MMACs" in out and s.total_flops * 8 == 18_098_176
     assert "Training memory, estimated (batch 8, float32, AdamW): " in out
 

@@ -67,10 +67,13 @@ def parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("summary", help="print the shape-traced summary without allocating weights",
                        description="Trace a blueprint on the meta device (no weights are allocated, so any "
-                                   "size works) and print every block's shapes, parameters and FLOPs.",
+                                   "size works) and print every block's shapes, parameters, FLOPs and the "
+                                   "activations it keeps for backward, then the totals: FLOPs and MACs, weight "
+                                   "memory and a training-memory estimate for the batch.",
                        epilog=EPILOG)
     _add_target(p)
-    p.add_argument("--batch", type=int, default=1, help="batch size for the traced shapes (default 1)")
+    p.add_argument("--batch", type=int, default=1, help="batch size for the traced shapes and the memory "
+                                                        "estimates (default 1)")
     p.add_argument("--expand", action="store_true", help="show every repeat iteration")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
 

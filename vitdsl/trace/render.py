@@ -63,7 +63,7 @@ def render(s, folded: bool = True):
     table = Table(title=title, title_justify="left", header_style="bold", expand=False)
     for col, kw in (("Block path", {}), ("Block", {}), ("Pattern", {}), ("Input", {"justify": "right"}),
                     ("Output", {"justify": "right"}), ("Params", {"justify": "right"}),
-                    ("FLOPs", {"justify": "right"}), (f"Kept for backward (batch {s.batch})", {"justify": "right"})):
+                    ("FLOPs", {"justify": "right"}), ("Kept for\nbackward", {"justify": "right"})):
         table.add_column(col, **kw)
     items = fold(s.rows) if folded else s.rows
     _emit(table, items, 0, 1)

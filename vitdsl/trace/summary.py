@@ -86,7 +86,7 @@ class Summary:
 
         from rich.console import Console
 
-        console = Console(width=140, file=io.StringIO(), color_system=None)
+        console = Console(width=160, file=io.StringIO(), color_system=None)
         console.print(self)
         return console.file.getvalue()
 
