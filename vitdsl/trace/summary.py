@@ -3,6 +3,11 @@
 FLOPs are counted by ``torch.utils.flop_counter.FlopCounterMode`` while attention runs on its
 explicit path (the counter sees no FLOPs in CPU ``scaled_dot_product_attention``), so attention
 products are included; the block specs' own FLOP rules are held against these counts in the tests.
+A FLOP here is half a multiply-add: MACs, the figure papers and timm quote, are half the FLOPs.
+
+The model runs with autograd on (eval mode: no dropout masks), and its saved-tensor hooks count what each
+block keeps for the backward pass: the activations of training, for the whole batch, each storage once.
+On the explicit attention path the attention matrix is among them; a fused kernel would keep less.
 """
 from __future__ import annotations
 
