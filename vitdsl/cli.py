@@ -14,7 +14,7 @@ import time
 import warnings
 from pathlib import Path
 
-from . import cli_diff, cli_weights
+from . import cli_diff, cli_graph, cli_weights
 from .errors import VitdslError, safe_text
 
 EPILOG = ("PATH_OR_NAME is a blueprint file, a zoo name (see 'vitdsl list') or a checkpoint written by "
@@ -71,10 +71,13 @@ def parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("summary", help="print the shape-traced summary without allocating weights",
                        description="Trace a blueprint on the meta device (no weights are allocated, so any "
-                                   "size works) and print every block's shapes, parameters and FLOPs.",
+                                   "size works) and print every block's shapes, parameters, FLOPs and the "
+                                   "activations it keeps for backward, then the totals: FLOPs and MACs, weight "
+                                   "memory and a training-memory estimate for the batch.",
                        epilog=EPILOG)
     _add_target(p)
-    p.add_argument("--batch", type=int, default=1, help="batch size for the traced shapes (default 1)")
+    p.add_argument("--batch", type=int, default=1, help="batch size for the traced shapes and the memory "
+                                                        "estimates (default 1)")
     p.add_argument("--expand", action="store_true", help="show every repeat iteration")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
 
@@ -83,6 +86,7 @@ def parser() -> argparse.ArgumentParser:
                                    "torch, and list the square input sizes that work.", epilog=EPILOG)
     _add_target(p)
 
+    cli_graph.add_graph(sub, _add_target)
     cli_weights.add_verify(sub)
     cli_diff.add_diff(sub, _add_files)
 
@@ -125,7 +129,12 @@ def _console(stderr: bool = False):
     console = Console(stderr=stderr, highlight=False)
     if not console.is_terminal:  # piped or captured: do not squeeze tables into 80 columns
         console = Console(stderr=stderr, highlight=False, width=160)
+    console.on_broken_pipe = _reader_gone  # rich would exit with status 1; main ends every command alike
     return console
+
+
+def _reader_gone():
+    raise BrokenPipeError
 
 
 def cmd_validate(args) -> int:
@@ -315,6 +324,7 @@ def main(argv: list[str] | None = None) -> int:
     commands = {"build": lambda a: cmd_summary(a, build=True), "summary": cmd_summary,
                 "validate": cmd_validate, "list": cmd_list, "schema": cmd_schema,
                 "diff": lambda a: cli_diff.cmd_diff(a, _overrides, _console()),
+                "graph": lambda a: cli_graph.cmd_graph(a, _blueprint(a)),
                 "verify": lambda a: cli_weights.cmd_verify(a, _overrides(a.overrides), _overrides(a.reference_args),
                                                            _console())}
     try:
@@ -328,6 +338,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # the reader stopped reading (| head): not an error; quiet the final flush too
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except MemoryError:
         print("error: out of memory", file=sys.stderr)
         return 2

@@ -2,14 +2,13 @@
 summary as given: summary.py renders through this module, so this one does not import it back.)"""
 from __future__ import annotations
 
-from itertools import groupby
-
 from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
 from ..blocks.shape import groups_text
 from ..errors import safe_text
+from .rows import fold
 
 
 def fmt_int(n: int) -> str:
@@ -34,41 +33,6 @@ def fmt_shape(s) -> str:
     return "×".join(map(str, s))
 
 
-def _signature(rows: list, prefix_len: int):
-    return tuple((r.path[prefix_len:], r.block, r.pattern, tuple(r.inputs), r.output, r.params, r.flops,
-                  r.input_groups, r.groups) for r in rows)
-
-
-def fold(rows: list, depth: int = 0) -> list:
-    """Rows, with each run of identical consecutive repeat iterations replaced by
-    ('run', repeat_path, first, last, folded_rows_of_one_iteration)."""
-    out: list = []
-    i = 0
-    while i < len(rows):
-        r = rows[i]
-        if len(r.repeats) <= depth:
-            out.append(r)
-            i += 1
-            continue
-        rp = r.repeats[depth][0]
-        j = i
-        while j < len(rows) and len(rows[j].repeats) > depth and rows[j].repeats[depth][0] == rp:
-            j += 1
-        iterations = [(k, list(g)) for k, g in groupby(rows[i:j], key=lambda x: x.repeats[depth][1])]
-        prefix = len(rp) + 1
-        runs: list = []
-        for k, its in iterations:
-            sig = _signature(its, prefix + len(str(k)) + 1)
-            if runs and runs[-1][3] == sig:
-                runs[-1][2] = k
-            else:
-                runs.append([rp, k, k, sig, its])
-        for rp_, first, last, _, its in runs:
-            out.append(("run", rp_, first, last, fold(its, depth + 1)))
-        i = j
-    return out
-
-
 def _emit(table: Table, items: list, indent: int, multiplier: int, prefix: str = "") -> None:
     pad = "  " * indent
     for item in items:
@@ -77,7 +41,7 @@ def _emit(table: Table, items: list, indent: int, multiplier: int, prefix: str =
             count = last - first + 1
             label = f"{rp}.{first}" if count == 1 else f"{rp}.{first}–{last}"
             note = "" if count == 1 else f"×{count}, identical"
-            table.add_row(Text(pad + label, style="bold cyan"), Text(note, style="dim"), "", "", "", "", "")
+            table.add_row(Text(pad + label, style="bold cyan"), Text(note, style="dim"), "", "", "", "", "", "")
             _emit(table, inner, indent + 1, multiplier * count, f"{rp}.{first}.")
             continue
         r = item
@@ -87,18 +51,19 @@ def _emit(table: Table, items: list, indent: int, multiplier: int, prefix: str =
         table.add_row(pad + name, r.block, r.pattern,
                       " + ".join(fmt_shape(s) + groups_text(g) for s, g in zip(r.inputs, groups)),
                       fmt_shape(r.output) + groups_text(r.groups), fmt_int(r.params) + times if r.params else "–",
-                      fmt_flops(r.flops) + times if r.flops else "–")
+                      fmt_flops(r.flops) + times if r.flops else "–", fmt_bytes(r.kept) + times if r.kept else "–")
 
 
 def render(s, folded: bool = True):
     # the name is the blueprint's own text: shown as text, never read as markup or control codes
     title = Text.assemble((safe_text(s.name, keep_newlines=False), "bold"),
                           f"  {s.input_kind} {fmt_shape(s.input)} → {s.output_kind} {fmt_shape(s.output)}",
-                          f"  (compat: {s.compat})" if s.compat else "")
+                          f"  (compat: {s.compat})" if s.compat else "",
+                          f"  batch {s.batch}" if s.batch != 1 else "")
     table = Table(title=title, title_justify="left", header_style="bold", expand=False)
     for col, kw in (("Block path", {}), ("Block", {}), ("Pattern", {}), ("Input", {"justify": "right"}),
                     ("Output", {"justify": "right"}), ("Params", {"justify": "right"}),
-                    ("FLOPs", {"justify": "right"})):
+                    ("FLOPs", {"justify": "right"}), ("Kept for\nbackward", {"justify": "right"})):
         table.add_column(col, **kw)
     items = fold(s.rows) if folded else s.rows
     _emit(table, items, 0, 1)
@@ -106,8 +71,18 @@ def render(s, folded: bool = True):
     footer = Text()
     footer.append(f"Total FLOPs: {fmt_flops(s.total_flops)}FLOPs per image "
                   f"({fmt_int(s.total_flops)}; matmuls and convolutions, attention included)\n")
+    footer.append(f"Total MACs: {fmt_flops(s.total_macs)}MACs per image ({fmt_int(s.total_macs)}; 2 FLOPs each: "
+                  "papers and timm quote MACs, often calling them FLOPs)\n")
+    if s.batch != 1:
+        footer.append(f"For the batch of {s.batch}: {fmt_flops(s.total_flops * s.batch)}FLOPs, "
+                      f"{fmt_flops(s.total_macs * s.batch)}MACs\n")
     footer.append(f"Weight memory: {fmt_bytes(s.params_bytes + s.buffers_bytes)} "
                   f"(parameters {fmt_bytes(s.params_bytes)}, buffers {fmt_bytes(s.buffers_bytes)})\n")
+    t = s.training_bytes
+    footer.append(f"Training memory, estimated (batch {s.batch}, float32, AdamW): {fmt_bytes(t['total'])}\n"
+                  f"  = activations kept for backward {fmt_bytes(t['activations'])} "
+                  f"+ weights {fmt_bytes(t['weights'])} + gradients {fmt_bytes(t['gradients'])} "
+                  f"+ AdamW's two moments {fmt_bytes(t['adamw_moments'])}\n")
     footer.append(f"Trainable params: {fmt_int(s.trainable_params)}\n")
     footer.append(f"Non-trainable params: {fmt_int(s.total_params - s.trainable_params)}\n")
     footer.append(f"Total params: {fmt_int(s.total_params)}", style="bold")

@@ -3,6 +3,11 @@
 FLOPs are counted by ``torch.utils.flop_counter.FlopCounterMode`` while attention runs on its
 explicit path (the counter sees no FLOPs in CPU ``scaled_dot_product_attention``), so attention
 products are included; the block specs' own FLOP rules are held against these counts in the tests.
+A FLOP here is half a multiply-add: MACs, the figure papers and timm quote, are half the FLOPs.
+
+The model runs with autograd on (eval mode: no dropout masks), and its saved-tensor hooks count what each
+block keeps for the backward pass: the activations of training, for the whole batch, each storage once.
+On the explicit attention path the attention matrix is among them; a fused kernel would keep less.
 """
 from __future__ import annotations
 
@@ -15,20 +20,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from ..blueprint.expand import INPUT
 from ..graph.build import Graph, build_graph
 from ..graph.network import Network, compile_graph
-
-
-@dataclass
-class Row:
-    path: str
-    block: str
-    pattern: str
-    inputs: list[tuple[int, ...]]
-    output: tuple[int, ...]
-    params: int
-    flops: int
-    repeats: tuple[tuple[str, int], ...] = ()
-    input_groups: tuple[int, ...] = ()  # groups per sample of each input and of the output (frames
-    groups: int = 1                     # folded into the batch); the shapes above are one group's
+from .rows import Row, pattern
 
 
 @dataclass
@@ -46,19 +38,43 @@ class Summary:
     buffers_bytes: int = 0
     params_bytes: int = 0
     compat: str | None = None  # the compatibility overlay the blueprint was resolved with
+    trainable_bytes: int = 0
 
     @property
     def total_flops(self) -> int:
         return sum(r.flops for r in self.rows)
 
+    @property
+    def total_macs(self) -> int:
+        """Multiply-adds per image: half the FLOPs (the figure papers and timm quote, often as "FLOPs")."""
+        return sum(r.macs for r in self.rows)
+
+    @property
+    def kept_bytes(self) -> int:
+        """Activations kept for the backward pass, for the whole batch."""
+        return sum(r.kept for r in self.rows)
+
+    @property
+    def training_bytes(self) -> dict[str, int]:
+        """One training step's memory, estimated: the activations kept for backward, the weights, their
+        gradients and AdamW's two moments (gradients and moments for the trainable parameters only)."""
+        parts = {"activations": self.kept_bytes, "weights": self.params_bytes + self.buffers_bytes,
+                 "gradients": self.trainable_bytes, "adamw_moments": 2 * self.trainable_bytes}
+        return {**parts, "total": sum(parts.values())}
+
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "compat": self.compat, "input": list(self.input), "output": list(self.output),
-                "batch": self.batch,
+        return {"name": self.name, "compat": self.compat, "variant_params": self.variant_params,
+                "input_kind": self.input_kind, "input": list(self.input),
+                "output_kind": self.output_kind, "output": list(self.output), "batch": self.batch, "dtype": "float32",
                 "total_params": self.total_params, "trainable_params": self.trainable_params,
-                "total_flops": self.total_flops, "weight_bytes": self.params_bytes + self.buffers_bytes,
+                "total_flops": self.total_flops, "total_macs": self.total_macs,
+                "weight_bytes": self.params_bytes + self.buffers_bytes, "params_bytes": self.params_bytes,
+                "buffers_bytes": self.buffers_bytes, "training_bytes": self.training_bytes,
                 "blocks": [{"path": r.path, "block": r.block, "pattern": r.pattern,
-                            "inputs": [list(s) for s in r.inputs], "output": list(r.output),
-                            "params": r.params, "flops": r.flops,
+                            "input_kinds": list(r.input_kinds), "inputs": [list(s) for s in r.inputs],
+                            "output_kind": r.output_kind, "output": list(r.output),
+                            "params": r.params, "flops": r.flops, "macs": r.macs, "kept_bytes": r.kept,
+                            "repeats": [list(x) for x in r.repeats],
                             "input_groups": list(r.input_groups), "groups": r.groups} for r in self.rows]}
 
     def render(self, folded: bool = True):
@@ -75,7 +91,7 @@ class Summary:
 
         from rich.console import Console
 
-        console = Console(width=140, file=io.StringIO(), color_system=None)
+        console = Console(width=160, file=io.StringIO(), color_system=None)
         console.print(self)
         return console.file.getvalue()
 
@@ -116,44 +132,56 @@ def trace(obj: Any, variant: str | None = None, overrides: Mapping[str, Any] | N
     summary.total_params = sum(p.numel() for p in model.parameters())
     summary.trainable_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
     summary.params_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
+    summary.trainable_bytes = sum(p.numel() * p.element_size() for p in model.parameters() if p.requires_grad)
     summary.buffers_bytes = sum(b.numel() * b.element_size() for _, b in model.named_buffers()
                                 if _persistent(model, _))
     values: dict[str, torch.Tensor] = {INPUT: torch.empty(batch, *graph.input.dims, device="meta")}
     nodes = {n.path: n for n in design.nodes}
     seen: set[int] = set()  # tensors already counted: a block sharing another's weights counts only its own
+    kept = _Kept(model)
     model.eval()
-    with torch.no_grad(), explicit_attention():
+    # grad on, so that autograd saves for backward what training would (eval: no dropout masks); on meta
+    with torch.enable_grad(), explicit_attention(), torch.autograd.graph.saved_tensors_hooks(kept.pack, kept.unpack):
         for path in model.paths:
             module = model.block(path)
             node = nodes[path]
             args = [values[p] for p in node.inputs]
+            before = kept.bytes
             with FlopCounterMode(display=False) as counter:
                 out = module(*args)
             values[path] = out
             params = [p for p in module.parameters() if id(p) not in seen]
             seen.update(id(p) for p in params)
             shapes = graph.nx.nodes[path]
-            pattern = "; ".join(filter(None, (node.spec.pattern(*shapes["inputs"]), _shared(node))))
-            summary.rows.append(Row(path, node.spec.block, pattern,
+            summary.rows.append(Row(path, node.spec.block, pattern(node, shapes["inputs"]),
                                     [tuple(a.shape[1:]) for a in args], tuple(out.shape[1:]),
                                     sum(p.numel() for p in params),
                                     counter.get_total_flops() // batch if batch else 0, node.repeats,
-                                    tuple(x.groups for x in shapes["inputs"]), shapes["output"].groups))
+                                    tuple(x.groups for x in shapes["inputs"]), shapes["output"].groups,
+                                    tuple(x.kind for x in shapes["inputs"]), shapes["output"].kind,
+                                    kept.bytes - before))
     return summary
 
 
-def _shared(node) -> str:
-    """'weights of local', 'rel_pos_bias of blocks.0.attn': the owner named relative to this block."""
-    if node.share is None:
-        return ""
-    mine, theirs = node.path.split("."), node.share.owner.split(".")
-    i = 0
-    while i < min(len(mine), len(theirs)) - 1 and mine[i] == theirs[i]:
-        i += 1
-    if theirs[i].isdigit() and i > 0:
-        i -= 1
-    what = "weights" if node.share.parts is None else ", ".join(node.share.parts)
-    return f"{what} of {'.'.join(theirs[i:])}"
+class _Kept:
+    """Counts the bytes of the tensors autograd saves for backward, each storage once (a view counts as its
+    base; weights and buffers are counted as weights, not here)."""
+
+    def __init__(self, model: torch.nn.Module):
+        self.weights = {id(t) for t in [*model.parameters(), *model.buffers()]}
+        self.seen: dict[int, torch.Tensor] = {}  # holding each tensor keeps its id from being reused
+        self.bytes = 0
+
+    def pack(self, t: torch.Tensor) -> torch.Tensor:
+        base = t if t._base is None else t._base
+        if id(base) not in self.weights and id(base) not in self.seen:
+            self.seen[id(base)] = base
+            self.bytes += base.numel() * base.element_size()
+        return t
+
+    @staticmethod
+    def unpack(t: torch.Tensor) -> torch.Tensor:
+        return t
 
 
 def _persistent(model: torch.nn.Module, name: str) -> bool:
