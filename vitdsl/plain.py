@@ -57,7 +57,7 @@ def timm_names(bp: Blueprint) -> list[str]:
         t = vt.target(name)
         if t.blueprint == bp.name and size(load(t.blueprint, t.variant, t.overrides).params) == mine:
             out.append(name)
-    return out
+    return sorted(out, key=lambda n: not n.startswith(bp.name + "_"))  # the blueprint's own family first
 
 
 Blueprint.operations = PlainOperations()

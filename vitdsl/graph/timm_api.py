@@ -71,7 +71,7 @@ class TimmApi:
 
     # -- structure --------------------------------------------------------------------------------
     @property
-    def layout(self) -> Layout:
+    def classifier_layout(self) -> Layout:
         found = self.__dict__.get("_layout")
         if found is None:
             found = self.__dict__["_layout"] = layout(self.graph)
@@ -79,15 +79,15 @@ class TimmApi:
 
     @property
     def num_classes(self) -> int:
-        return self.__dict__.get("_classes", self.layout.num_classes)
+        return self.__dict__.get("_classes", self.classifier_layout.num_classes)
 
     @property
     def num_features(self) -> int:
-        return self.layout.num_features
+        return self.classifier_layout.num_features
 
     @property
     def head_hidden_size(self) -> int:
-        return self.layout.num_features
+        return self.classifier_layout.num_features
 
     def _slot(self, path: str) -> int:
         return self.paths.index(path) + 1
@@ -158,13 +158,13 @@ class TimmApi:
     # -- features and head ------------------------------------------------------------------------
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Every layer up to the features (the last layer whose output is not a vector)."""
-        slot = self._slot(self.layout.features)
+        slot = self._slot(self.classifier_layout.features)
         return self._execute(x, slot, frozenset({slot}))[slot]
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         """The head on ``forward_features``' output; ``pre_logits``: what the classifiers' linear maps read
         (several classifiers, as DeiT's: what the head makes of theirs, e.g. their mean)."""
-        head = self.layout
+        head = self.classifier_layout
         values = {head.features: x}
         for path in head.head:
             module = self._at(tuple(path.split(".")))
@@ -174,14 +174,14 @@ class TimmApi:
         return values[head.head[-1]]
 
     def get_classifier(self) -> nn.Module | tuple[nn.Module, ...]:
-        fcs = tuple(self.get_submodule(p).fc for p in self.layout.classifiers)
+        fcs = tuple(self.get_submodule(p).fc for p in self.classifier_layout.classifiers)
         return fcs[0] if len(fcs) == 1 else fcs if fcs else nn.Identity()
 
     def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
         """A new linear map of ``num_classes`` outputs in each classifier (0: the identity, as timm's), its
         norm and pre-logits layer kept. ``global_pool`` must name the pool the blueprint has (a different
         pool is a blueprint change)."""
-        head = self.layout
+        head = self.classifier_layout
         if global_pool is not None:
             pools = {TIMM_POOL[self.get_submodule(p).mode] for p in head.pools}
             if pools != {global_pool}:
@@ -221,14 +221,14 @@ class TimmApi:
     def group_matcher(self, coarse: bool = False) -> dict[str, Any]:
         """timm's parameter groups (layer-wise decay, freezing): the layers before the first stage, one group
         per stage, and what follows the last (the head falls in the last group, as in timm)."""
-        head = self.layout
+        head = self.classifier_layout
         order = self.paths[:self._slot(head.features)]
         cut = self._slot(head.stages[0].path) - 1 if head.stages else len(order)
         last = self._slot(head.stages[-1].path) if head.stages else len(order)
         starts = {s.module for s in head.stages}
 
         def of(paths: list[str]) -> str:
-            return "^(" + "|".join(re.escape(p) + r"\." for p in paths) + ")"
+            return "^(?:" + "|".join(re.escape(p) + r"\." for p in paths) + ")"  # timm reads groups as numbers
 
         stem = [p for p in order[:cut] if not any(p.startswith(m + ".") for m in starts)]
         tail = order[last:]
@@ -245,7 +245,7 @@ class TimmApi:
         ``norm``: the final norm applied to those of its shape."""
         if output_fmt not in ("NCHW", "NLC"):
             raise VitdslError(f"output_fmt must be 'NCHW' or 'NLC', got {output_fmt!r}")
-        head = self.layout
+        head = self.classifier_layout
         if not head.stages:
             raise no_answer(self.graph, "has no repeat or stages item before its features, so no stages")
         stages = [head.stages[i] for i in take_indices(len(head.stages), indices)]
@@ -289,7 +289,7 @@ class TimmApi:
         """Make this network a backbone (timm's ``features_only=True``): forward returns the outputs of
         ``which`` (stage modules as ``feature_info`` names them, e.g. ``stages.1``, or layer paths; True: every
         stage) in execution order, token outputs as maps; the layers after the last are removed."""
-        head = self.layout
+        head = self.classifier_layout
         stages = {s.module: s for s in head.stages} | {s.path: s for s in head.stages}
         names = [s.module for s in head.stages] if which is True else list(which)
         trunk = self.paths[:self._slot(head.features)]
@@ -321,7 +321,7 @@ class TimmApi:
         if self.feature_paths is not None:
             return self.__dict__["_feature_info"]
         return FeatureInfo({"num_chs": s.channels, "reduction": s.reduction, "module": s.module}
-                           for s in self.layout.stages)
+                           for s in self.classifier_layout.stages)
 
     # -- configuration ----------------------------------------------------------------------------
     def timm_names(self) -> list[str]:
@@ -337,7 +337,7 @@ class TimmApi:
     def pretrained_cfg(self) -> dict[str, Any]:
         names = self.timm_names()
         try:
-            head: Layout | None = self.layout
+            head: Layout | None = self.classifier_layout
         except VitdslError:
             head = None
         classifiers = head.classifiers if head else ()
