@@ -241,3 +241,28 @@ def test_a_timm_exact_vit_answers_as_timm():
     assert model.pretrained_cfg["timm_names"] == ["vit_tiny_patch16_224", "deit_tiny_patch16_224"]
     assert model.pretrained_cfg["input_size"] == ref.pretrained_cfg["input_size"]
     assert model.no_weight_decay() == {"pos_embed.pos", "tokens.cls"}  # timm's {"pos_embed", "cls_token", …}
+
+
+def test_a_timm_exact_swin_answers_as_timm():
+    ref, model, x = imported("swin_tiny_patch4_window7_224")
+    with torch.no_grad():
+        (want, theirs), (got, ours) = ref.forward_intermediates(x), model.forward_intermediates(x)
+        assert (got - want.permute(0, 3, 1, 2)).abs().max() < 1e-5  # maps are (B, C, H, W) here, timm's Swin NHWC
+        assert (model.forward_head(got, pre_logits=True) - ref.forward_head(want, pre_logits=True)).abs().max() < 1e-5
+        ours.append(model.forward_intermediates(x, indices=1, norm=True, intermediates_only=True)[0])
+        theirs.append(ref.forward_intermediates(x, indices=1, norm=True, intermediates_only=True)[0])
+        assert [t.shape for t in ours] == [t.shape for t in theirs]
+        assert all((a - b).abs().max() < 1e-5 * b.abs().max() for a, b in zip(ours, theirs))
+    assert model.feature_info.channels() == [f["num_chs"] for f in ref.feature_info] == [96, 192, 384, 768]
+    assert model.feature_info.reduction() == [f["reduction"] for f in ref.feature_info] == [4, 8, 16, 32]
+    assert model.pretrained_cfg["architecture"] == "swin_tiny_patch4_window7_224"
+
+
+def test_networks_without_their_head_refuse_the_api():
+    backbone = vitdsl.build("vit", overrides=TINY_VIT, features=True)
+    for call in (lambda: backbone.forward_features(torch.zeros(1, 3, 32, 32)), backbone.get_classifier,
+                 lambda: backbone.reset_classifier(2)):
+        with pytest.raises(VitdslError) as e:
+            call()
+        assert e.value.message == ("this network holds only some layers (an objective's, or a features-only "
+                                   "backbone's): timm's model API needs the whole network")

@@ -72,6 +72,12 @@ class TimmApi:
     # -- structure --------------------------------------------------------------------------------
     @property
     def classifier_layout(self) -> Layout:
+        """Where the features, head and stages are (``structure.layout``); refused for a network without
+        its head (an objective's partial one, a features-only one)."""
+        if not self.complete or self.feature_paths is not None:
+            raise VitdslError("this network holds only some layers (an objective's, or a features-only backbone's):"
+                              " timm's model API needs the whole network",
+                              hint="build the blueprint itself; a backbone's forward returns its features")
         found = self.__dict__.get("_layout")
         if found is None:
             found = self.__dict__["_layout"] = layout(self.graph)
@@ -209,14 +215,15 @@ class TimmApi:
         self.grad_checkpointing = enable
 
     def no_weight_decay(self) -> set[str]:
-        """Parameters timm's optimizers keep free of weight decay besides 1-D ones: position embeddings
-        and special tokens (whole pos-embed and tokens blocks) and relative position tables."""
+        """Parameters timm's optimizers keep free of weight decay besides 1-D ones: those of pos-embed and
+        tokens blocks, of any module with the word ``pos`` in its name (relative position tables such as
+        ``rel_pos_bias``, NesT's ``pos``) and attention temperatures (as timm's XCiT)."""
         names = set()
         for node, _, _ in self.graph:
             if node.spec.block in ("pos-embed", "tokens"):
                 names |= {f"{node.path}.{n}" for n, _ in self.get_submodule(node.path).named_parameters()}
-        return names | {n for n, _ in self.named_parameters() if re.search(r"(^|[._])(rel_pos|relative_position)",
-                                                                           n.rsplit(".", 1)[-1])}
+        return names | {n for n, _ in self.named_parameters() if n.endswith("temperature") or any(
+            "pos" in part.split("_") for part in n.split("."))}
 
     def group_matcher(self, coarse: bool = False) -> dict[str, Any]:
         """timm's parameter groups (layer-wise decay, freezing): the layers before the first stage, one group
