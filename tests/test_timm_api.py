@@ -266,3 +266,14 @@ def test_networks_without_their_head_refuse_the_api():
             call()
         assert e.value.message == ("this network holds only some layers (an objective's, or a features-only "
                                    "backbone's): timm's model API needs the whole network")
+
+
+@pytest.mark.parametrize("classes", [3, 0])
+def test_a_reset_classifier_is_what_the_saved_checkpoint_rebuilds(tmp_path, classes):
+    model = tiny_vit().eval()
+    model.reset_classifier(classes)
+    assert model.blueprint.params["classes"] == classes
+    vitdsl.save(model, tmp_path / "reset.pt")
+    again = vitdsl.load_checkpoint(tmp_path / "reset.pt").eval()
+    x = torch.randn(1, 3, 32, 32)
+    assert torch.equal(again(x), model(x)) and again.num_classes == classes

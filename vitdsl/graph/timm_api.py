@@ -12,6 +12,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from ..errors import VitdslError
+from .build import build_graph
 from .structure import Layout, grid, layout, no_answer, reduction
 
 TIMM_POOL = {"cls": "token", "mean": "avg", "seq": "map", "last": "last"}  # our pool modes in timm's words
@@ -208,6 +209,20 @@ class TimmApi:
         self.__dict__["_classes"] = num_classes
         self.output_shape = (num_classes or head.num_features,)
         self.output_shapes = [self.output_shape]
+        self._retarget(num_classes)
+
+    def _retarget(self, num_classes: int) -> None:
+        """Keep ``self.blueprint`` this network's recipe (``vitdsl.save`` embeds it): its ``classes`` parameter
+        set to ``num_classes`` where the classifiers it then checks to have that many are what it sets."""
+        if "classes" not in self.blueprint.params:
+            return
+        try:
+            blueprint = self.blueprint.with_params(overrides={"classes": num_classes})
+            found = layout(build_graph(blueprint.resolve()))
+        except VitdslError:
+            return
+        if found.num_classes == num_classes and len(found.classifiers) in (0, len(self.classifier_layout.classifiers)):
+            self.blueprint = blueprint
 
     # -- training ---------------------------------------------------------------------------------
     def set_grad_checkpointing(self, enable: bool = True) -> None:
