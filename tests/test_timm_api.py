@@ -277,3 +277,13 @@ def test_a_reset_classifier_is_what_the_saved_checkpoint_rebuilds(tmp_path, clas
     again = vitdsl.load_checkpoint(tmp_path / "reset.pt").eval()
     x = torch.randn(1, 3, 32, 32)
     assert torch.equal(again(x), model(x)) and again.num_classes == classes
+
+
+def test_a_wrapped_container_is_named_not_silently_skipped():
+    from torch.distributed.algorithms._checkpoint.checkpoint_wrapper import checkpoint_wrapper
+
+    model = tiny_vit()
+    model.blocks["0"] = checkpoint_wrapper(model.blocks[0])  # its forward never runs: the plan calls blocks
+    with pytest.raises(VitdslError) as e:
+        model(torch.randn(1, 3, 32, 32))
+    assert e.value.message == "no module at blocks.0.attn: a container above it was replaced after the build"

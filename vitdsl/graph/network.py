@@ -114,8 +114,14 @@ class Network(TimmApi, nn.Module):
     def _at(self, keys: tuple[str, ...]) -> nn.Module:
         """The module now at a block's path (``get_submodule`` without its checks: this runs every step)."""
         m: nn.Module = self
-        for k in keys:
-            m = m._modules[k]
+        try:
+            for k in keys:
+                m = m._modules[k]
+        except KeyError:
+            raise VitdslError(f"no module at {'.'.join(keys)}: a container above it was replaced after the build",
+                              path=".".join(keys), hint="wrap or replace blocks themselves (e.g. checkpoint_wrapper "
+                              "on model.block(path)); for activation checkpointing, model.set_grad_checkpointing()"
+                              ) from None
         return m
 
     def segment(self, first: str, last: str) -> tuple:
