@@ -38,7 +38,7 @@ def validate(blueprint: str | Path | Blueprint, variant: str | None = None,
 def build(blueprint: str | Path | Blueprint, variant: str | None = None,
           overrides: Mapping[str, Any] | None = None, device: Any = None, seed: int | None = None, *,
           allow_paths: Iterable[str | Path] = (), check_memory: bool = True, compat: str | None = None,
-          **objective_args: Any) -> "Network | Any":
+          features: list[str] | bool | None = None, **objective_args: Any) -> "Network | Any":
     """Compile a blueprint (path, zoo name or Blueprint) into an ``nn.Module``. An objective blueprint gives
     a module whose forward returns the loss; ``objective_args`` are what that objective takes besides
     (a distillation ``teacher``, an ``augment`` function, …).
@@ -47,13 +47,21 @@ def build(blueprint: str | Path | Blueprint, variant: str | None = None,
     state_dict in any process, on the same kind of device. The seed applies to this build only: torch's
     random state is the same afterwards as before, so the caller's own draws are unaffected. Weights that
     would not fit in the memory available are refused before any is allocated, unless
-    ``check_memory=False``. ``compat`` as for :func:`validate`."""
+    ``check_memory=False``. ``compat`` as for :func:`validate`. ``features`` (stage names such as
+    ``"stages.1"``, layer paths, or True for every stage) gives a backbone whose forward returns those
+    outputs as maps, like timm's ``features_only=True`` (``model.feature_info`` has their channels and
+    strides)."""
     from .graph.network import seeded
 
     rng = seeded(seed, device)  # a bad seed fails before the blueprint is checked
     bp = load(blueprint, variant, overrides, allow_paths=allow_paths, compat=compat)
     with rng:
-        return bp.build(device, check_memory, **objective_args)
+        model = bp.build(device, check_memory, **objective_args)
+    if features:
+        if not hasattr(model, "features_only"):
+            raise VitdslError(f"features= applies to architectures; '{bp.name}' is an objective blueprint")
+        model.features_only(features)
+    return model
 
 
 def summary(model_or_blueprint: Any, variant: str | None = None, overrides: Mapping[str, Any] | None = None,

@@ -28,7 +28,9 @@ class PlainOperations:
             check_fits([checked], device)
         if kwargs:
             raise VitdslError(f"build got {', '.join(sorted(kwargs))}, which only objective blueprints take")
-        return compile_graph(checked, device=device)
+        network = compile_graph(checked, device=device)
+        network.name_source = timm_names  # pretrained_cfg's timm names, looked up on first use
+        return network
 
     def trace(self, bp: Blueprint, batch: int):
         from .trace import trace
@@ -43,6 +45,22 @@ class PlainOperations:
         return [f"{totals['blocks']} blocks, {graph.input} → {graph.output}",
                 f"  params: {totals['params']:,} (from the shape rules)",
                 f"  FLOPs:  {totals['flops']:,} per image", *([f"  {sizes}"] if sizes else [])]
+
+
+def timm_names(bp: Blueprint) -> list[str]:
+    """The timm models whose target is ``bp`` (its blueprint, variant and overrides; the class count aside)."""
+    from .blueprint.load import load
+    from .interop import timm as vt
+
+    def size(params: dict) -> dict:
+        return {k: v for k, v in params.items() if k != "classes"}
+
+    mine, out = size(bp.params), []
+    for name in vt.names():
+        t = vt.target(name)
+        if t.blueprint == bp.name and size(load(t.blueprint, t.variant, t.overrides).params) == mine:
+            out.append(name)
+    return sorted(out, key=lambda n: not n.startswith(bp.name + "_"))  # the blueprint's own family first
 
 
 Blueprint.operations = PlainOperations()

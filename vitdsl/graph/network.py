@@ -13,14 +13,16 @@ from ..blueprint.expand import INPUT
 from ..errors import VitdslError
 from .build import Graph
 from .share import tie
+from .timm_api import Layers, TimmApi
 
 
-class Network(nn.Module):
+class Network(TimmApi, nn.Module):
     """A blueprint compiled to a module.
 
     ``model.blueprint`` is the Blueprint it was built from (parameters resolved to the chosen variant
     and overrides), so a checkpoint can rebuild it. ``model.paths`` lists the block paths in
-    execution order; ``model.block(path)`` returns one block's module.
+    execution order; ``model.block(path)`` returns one block's module. timm's model API (forward_features,
+    forward_head, reset_classifier, forward_intermediates, …) comes from ``TimmApi``.
     """
 
     def __init__(self, graph: Graph, keep: set[str] | None = None):
@@ -101,7 +103,7 @@ class Network(nn.Module):
         for part in parts[:-1]:
             child = parent._modules.get(part)
             if child is None:
-                child = nn.ModuleDict()
+                child = Layers()
                 parent.add_module(part, child)
             parent = child
         parent.add_module(parts[-1], module)
@@ -112,8 +114,14 @@ class Network(nn.Module):
     def _at(self, keys: tuple[str, ...]) -> nn.Module:
         """The module now at a block's path (``get_submodule`` without its checks: this runs every step)."""
         m: nn.Module = self
-        for k in keys:
-            m = m._modules[k]
+        try:
+            for k in keys:
+                m = m._modules[k]
+        except KeyError:
+            raise VitdslError(f"no module at {'.'.join(keys)}: a container above it was replaced after the build",
+                              path=".".join(keys), hint="wrap or replace blocks themselves (e.g. checkpoint_wrapper "
+                              "on model.block(path)); for activation checkpointing, model.set_grad_checkpointing()"
+                              ) from None
         return m
 
     def segment(self, first: str, last: str) -> tuple:
@@ -151,6 +159,10 @@ class Network(nn.Module):
         if not self.complete:
             raise VitdslError("this network holds only the layers an objective runs; call run(x, first, last)",
                               hint="build the blueprint itself for the whole network")
+        if self.feature_paths is not None:
+            return self._features(x)
+        if self.grad_checkpointing and torch.is_grad_enabled():
+            return self._checkpointed(x)
         skip = self._dropped() if self.training and self.layer_drops else None
         if self.chain is not None and not skip:
             for keys in self.chain:

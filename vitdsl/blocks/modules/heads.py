@@ -53,12 +53,16 @@ class Head(nn.Module):
         self.fc = nn.Linear(pre_logits or dim, classes, bias=bias)
         self.act = make_act(act)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """What the final linear map reads (timm's ``forward_head(x, pre_logits=True)``)."""
         if self.norm is not None:
             x = self.norm(x)
         if self.pre_logits is not None:
             x = torch.tanh(self.pre_logits(x))
-        x = self.fc(x)
+        return x
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.fc(self.features(x))
         return x if self.act is None else self.act(x)
 
 
