@@ -23,7 +23,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __version__ = "0.1.0"
 __all__ = ["Blueprint", "VitdslError", "build", "load", "loads", "summary", "validate", "register_block",
-           "save", "load_checkpoint", "share", "capture", "probe"]
+           "save", "load_checkpoint", "save_pretrained", "from_pretrained", "share", "capture", "probe"]
 
 def validate(blueprint: str | Path | Blueprint, variant: str | None = None,
              overrides: Mapping[str, Any] | None = None, allow_paths: Iterable[str | Path] = (),
@@ -90,6 +90,23 @@ def save(model: "Network", path: str | Path) -> None:
     from .checkpoint import save as _save
 
     _save(model, path)
+
+
+def save_pretrained(model: "Network", directory: str | Path) -> Path:
+    """Write ``model`` as a Hugging Face Hub-style folder: ``model.safetensors`` (a checkpoint, see :func:`save`)
+    and ``blueprint.yaml`` (see ``vitdsl.hub``); returns the folder."""
+    from .hub import save_pretrained as _save_pretrained
+
+    return _save_pretrained(model, directory)
+
+
+def from_pretrained(source: str | Path, device: Any = None, revision: str | None = None,
+                    **objective_args: Any) -> "Network | Any":
+    """The model of a folder :func:`save_pretrained` wrote, or of a Hugging Face Hub repository id
+    (``owner/name``; needs huggingface_hub), checked as :func:`load_checkpoint` checks a checkpoint."""
+    from .hub import from_pretrained as _from_pretrained
+
+    return _from_pretrained(source, device, revision, **objective_args)
 
 
 def share(model: Any, source: Any, freeze: bool = True) -> list[str]:
