@@ -26,6 +26,10 @@ PAPERS_AGREE = {
     ("rope_vit", "global-attn", "qkv_bias"),
     *(("swin", block, "norm_eps") for block in ("patchify", "local-attn", "mlp", "norm")),
     *(("swin", "patchify", field) for field in ("pre_norm", "post_norm")),
+    # the hybrids keep their sources' values: PVT v2's stem eps, Swin's norms and eps
+    ("pvt_v2_map", "conv-stem", "norm_eps"),
+    *(("swin_rope_swiglu", block, "norm_eps") for block in ("patchify", "local-attn", "mlp", "norm")),
+    *(("swin_rope_swiglu", "patchify", field) for field in ("pre_norm", "post_norm")),
 }
 
 
