@@ -38,6 +38,7 @@ FAMILIES: tuple[str, ...] = (
     "swin",
     "siglip",
     "dinov2",
+    "davit",
 )
 
 
