@@ -145,3 +145,11 @@ def test_what_channel_attn_refuses(write):
            "form: cross-covariance" in _refusal(write, "channel-attn: {form: channel-groups, temperature: exp}")
     assert _refusal(write, "channel-attn: {form: channel-groups, dim_head: 5}").startswith(
         "width 12 is not divisible by dim_head 5, so heads cannot be derived")
+
+
+def test_the_overlay_leaves_channel_groups_alone(write):
+    """vit-pytorch's exp temperature is XCiT's quirk: a channel-groups block under compat: vit-pytorch has none."""
+    path = write("name: t\ncompat: vit-pytorch\ninput: {image: [12, 8, 8]}\nlayers:\n"
+                 "  - channel-attn: {dim_head: 4, form: channel-groups}\n  - channel-attn: {dim_head: 4}\n")
+    first, second = (node.spec for node, _, _ in vitdsl.validate(str(path)))
+    assert (first.form, second.form, second.temperature) == ("channel-groups", "cross-covariance", "exp")
