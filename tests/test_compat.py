@@ -15,7 +15,7 @@ VARIANTS = [(name, v) for name in zoo_names(examples=True) for v in load(name).v
 # patch embedding with PyTorch's LayerNorm, eps 1e-5; MaxViT's TensorFlow code, and timm's maxvit_*_tf, normalise
 # with LayerNorm eps 1e-5 too; so does PVT v2's code, and timm, after each overlapping patch embedding; so does Swin,
 # everywhere, and its patch embedding and merging normalise, after and before their projections; timm's SBB
-# vit_mediumd_patch16_rope_reg1_gap_256 has no qkv bias)
+# vit_mediumd_patch16_rope_reg1_gap_256 has no qkv bias; DaViT normalises as Swin does)
 PAPERS_AGREE = {
     ("t2t_vit", "global-attn", "qkv_bias"),
     ("small_data_vit", "patchify", "pre_norm"),
@@ -30,6 +30,7 @@ PAPERS_AGREE = {
     ("pvt_v2_map", "conv-stem", "norm_eps"),
     *(("swin_rope_swiglu", block, "norm_eps") for block in ("patchify", "local-attn", "mlp", "norm")),
     *(("swin_rope_swiglu", "patchify", field) for field in ("pre_norm", "post_norm")),
+    *(("davit", block, "norm_eps") for block in ("conv-stem", "norm", "local-attn", "channel-attn", "mlp")),
 }
 
 
@@ -60,12 +61,12 @@ def test_no_paper_variant_carries_a_quirk(name, variant):
 
 def test_the_zoo_defaults_apply_the_overlay():
     """Every zoo file that reproduces a vit-pytorch class (its `reference`) does so by default, so it selects the
-    overlay; the files of papers vit-pytorch has no class for (BEiT, timm's distilled DeiT, DeiT III, DINOv2, EVA-02,
-    MViTv2, PVT v2, RoPE-ViT, SigLIP, Swin, Twins-PCPVT) select none."""
+    overlay; the files of papers vit-pytorch has no class for (BEiT, timm's distilled DeiT, DaViT, DeiT III, DINOv2,
+    EVA-02, MViTv2, PVT v2, RoPE-ViT, SigLIP, Swin, Twins-PCPVT) select none."""
     assert [n for n in zoo_names() if (load(n).compat == "vit-pytorch") != (load(n).reference is not None)] == []
-    assert [n for n in zoo_names() if load(n).reference is None] == ["beit", "deit", "deit3", "dinov2", "eva02",
-                                                                          "mvitv2", "pvt_v2", "rope_vit", "siglip",
-                                                                          "swin", "twins_pcpvt"]
+    assert [n for n in zoo_names() if load(n).reference is None] == ["beit", "davit", "deit", "deit3", "dinov2",
+                                                                          "eva02", "mvitv2", "pvt_v2", "rope_vit",
+                                                                          "siglip", "swin", "twins_pcpvt"]
     eps = "norm_eps=1e-05"  # every norm of vit-pytorch keeps PyTorch's LayerNorm eps
     assert quirks(load("vit").resolve()) == [
         "patchify: pre_norm='layer'", "patchify: post_norm='layer'", f"patchify: {eps}", "tokens: init_std=1.0",

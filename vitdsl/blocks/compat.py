@@ -66,7 +66,8 @@ VIT_PYTORCH: tuple[Rule, ...] = (
          "way, the residual around both; CrossViT's code (and timm) with LayerNorm → GELU → Linear, the residual "
          "between them."),
     Rule("channel-attn", {"temperature": "exp"},
-         "vit-pytorch's XCiT scales the cross-covariance logits by exp(t); XCiT's code (and timm) by t."),
+         "vit-pytorch's XCiT scales the cross-covariance logits by exp(t); XCiT's code (and timm) by t.",
+         when=lambda f, ref: f.get("form", "cross-covariance") == "cross-covariance"),
     Rule("dwconv", {"mid_order": "norm-act"},
          "vit-pytorch's local patch interaction (XCiT) runs BatchNorm before GELU; XCiT's code (and timm) after.",
          when=lambda f, ref: f.get("convs", 2) == 2),

@@ -40,6 +40,7 @@ FAMILIES: tuple[str, ...] = (
     "dinov2",
     "rope_vit",
     "mvitv2",
+    "davit",
 )
 
 
