@@ -80,3 +80,16 @@ def test_dynamic_bias_output_bias_is_softmax_invariant():
         for attn in invariant.values():  # while the same layer's weight does matter
             attn.rel_pos_mlp[-1].weight += 3.0
         assert (model(x) - before).abs().max() > 1e-3 * before.abs().max()
+
+
+def test_the_summary_names_each_mixed_in_attention():
+    """The pattern column says what each paper's attention does (issue 14's names), in the hybrids that mix them."""
+    def patterns(name, variant=None):
+        return {node.spec.pattern(*inputs) for node, inputs, _ in vitdsl.validate(name, variant)}
+
+    assert {"shifted window 7×7, rope", "window 7×7, rope"} <= patterns("examples/swin_rope_swiglu")
+    assert "pooled q ×1, kv ×8, rel-pos decomposed" in patterns("examples/maxvit_mvit")
+    assert "pooled q/kv ×2, rel-pos decomposed" in patterns("mvitv2")
+    assert {"channel groups", "window 7×7"} <= patterns("davit")
+    assert "global, rope mixed" in {node.spec.pattern(*inputs) for node, inputs, _ in
+                                    vitdsl.validate("rope_vit", overrides={"rope": "mixed"})}
