@@ -3,7 +3,7 @@ parameters at every image size, and base's outputs once timm's weights, all re-d
 The rest of the family runs in the sweep (``make timm-sweep``)."""
 import pytest
 import torch
-from timm_oracle import TOLERANCE, imported
+from timm_oracle import TOLERANCE, assert_exact, outputs
 
 import vitdsl
 import vitdsl.interop.timm as vt
@@ -17,16 +17,11 @@ timm = pytest.importorskip("timm")
 
 @pytest.fixture(scope="module")
 def base():
-    ref, model, x = imported("beit_base_patch16_224")
-    with torch.no_grad():
-        return model, x, ref(x)
+    return outputs("beit_base_patch16_224")
 
 
 def test_base_is_timms_exactly(base):
-    model, x, want = base
-    assert want.abs().max() > 1
-    with torch.no_grad():
-        assert (model(x) - want).abs().max() < TOLERANCE
+    assert_exact(*base)
 
 
 def _cls_rows_swapped(index: torch.Tensor, rows: int) -> None:

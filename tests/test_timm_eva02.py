@@ -8,7 +8,7 @@ import re
 import pytest
 import torch
 import yaml
-from timm_oracle import TOLERANCE, difference, imported
+from timm_oracle import TOLERANCE, difference, outputs
 from torch.utils.flop_counter import FlopCounterMode
 
 import vitdsl
@@ -36,9 +36,7 @@ def test_the_summary_names_the_rotary_positions_and_the_gate():
 
 @pytest.fixture(scope="module")
 def tiny():
-    ref, model, x = imported("eva02_tiny_patch14_224")
-    with torch.no_grad():
-        return model, x, ref(x)
+    return outputs("eva02_tiny_patch14_224")
 
 
 def _ropes(model):

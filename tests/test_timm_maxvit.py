@@ -7,7 +7,7 @@ import copy
 import pytest
 import torch
 from rules_check import assert_graph_agrees
-from timm_oracle import TOLERANCE, imported
+from timm_oracle import TOLERANCE, assert_exact, outputs
 
 import vitdsl
 import vitdsl.interop.timm as vt
@@ -21,16 +21,11 @@ timm = pytest.importorskip("timm")
 
 @pytest.fixture(scope="module")
 def tiny():
-    ref, model, x = imported("maxvit_tiny_tf_224")
-    with torch.no_grad():
-        return model, x, ref(x)
+    return outputs("maxvit_tiny_tf_224")
 
 
 def test_tiny_is_timms_exactly(tiny):
-    model, x, want = tiny
-    assert want.abs().max() > 1
-    with torch.no_grad():
-        assert (model(x) - want).abs().max() < TOLERANCE
+    assert_exact(*tiny)
 
 
 def _mirrored_table(model):

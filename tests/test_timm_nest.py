@@ -8,7 +8,7 @@ import copy
 import pytest
 import torch
 from rules_check import assert_graph_agrees
-from timm_oracle import TOLERANCE, difference, imported
+from timm_oracle import TOLERANCE, difference, outputs
 
 import vitdsl
 from vitdsl.errors import VitdslError
@@ -29,9 +29,7 @@ def test_nest_tiny_is_timms_exactly():
 
 @pytest.fixture(scope="module")
 def tiny():
-    ref, model, x = imported("nest_tiny")
-    with torch.no_grad():
-        return model, x, ref(x)
+    return outputs("nest_tiny")
 
 
 def _transpose_the_blocks(model):

@@ -62,6 +62,21 @@ def sample(ref: torch.nn.Module, batch: int = 1) -> torch.Tensor:
     return torch.randn(batch, *ref.pretrained_cfg["input_size"], generator=torch.Generator().manual_seed(1))
 
 
+def outputs(name: str, **kwargs) -> tuple[torch.nn.Module, torch.Tensor, torch.Tensor]:
+    """(the zoo's model with timm's re-drawn weights, an input, timm's output on it): one build for a family's
+    exactness check and its wrong-wiring checks (a module fixture)."""
+    ref, model, x = imported(name, **kwargs)
+    with torch.no_grad():
+        return model, x, ref(x)
+
+
+def assert_exact(model: torch.nn.Module, x: torch.Tensor, want: torch.Tensor) -> None:
+    """``model`` gives timm's output ``want`` on ``x``, and ``want`` is large enough that a wrong wiring shows."""
+    assert want.abs().max() > 1
+    with torch.no_grad():
+        assert (model(x) - want).abs().max() < TOLERANCE
+
+
 def imported(name: str, std: float = 0.2, batch: int = 1,
              **kwargs) -> tuple[torch.nn.Module, torch.nn.Module, torch.Tensor]:
     """(timm's ``name`` redrawn, the zoo's ``vt.build(name)`` with those weights imported strictly, an input);
