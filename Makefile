@@ -6,7 +6,7 @@ PIP    := $(PY) -m pip --disable-pip-version-check
 # The reference implementations are test-only oracles; they import torchvision, which the tests stub.
 ORACLES := vit-pytorch==1.26.11 timm==1.0.31
 
-.PHONY: demo test timm-sweep docs bench clean
+.PHONY: demo test timm-sweep docs docs-site bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -33,8 +33,12 @@ timm-sweep: $(VENV)/.test-installed
 docs: $(VENV)/.installed
 	$(PY) tools/docgen.py
 
+# the docs as a website (mkdocs.yml) in site/; `$(VENV)/bin/mkdocs serve` previews it at localhost:8000
+docs-site: $(VENV)/.test-installed
+	$(VENV)/bin/mkdocs build --strict
+
 bench: $(VENV)/.test-installed
 	$(PY) benchmarks/forward.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache site
