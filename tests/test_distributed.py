@@ -1,7 +1,8 @@
 """Distributed and precision recipes on CPU: two gloo processes, each on half the batch, train a tiny ViT
-three SGD steps under DDP and under FSDP2 (``vitdsl.distributed.shard``) and end with the parameters one
-process gets on the whole batch; ``units`` names the blueprint's repeat iterations; bf16 autocast and
-channels_last inputs give what float32 and contiguous inputs give."""
+three SGD steps under DDP and under FSDP2 (``vitdsl.distributed.shard``, with and without activation
+checkpointing) and end with the parameters one process gets on the whole batch; ``units`` names the
+blueprint's repeat iterations; bf16 autocast and channels_last inputs give what float32 and contiguous
+inputs give."""
 import tempfile
 import traceback
 from pathlib import Path
@@ -64,6 +65,11 @@ def train_three_ways(rank: int, init: str, results) -> None:
         sharded = (sorted(fsdp), groups)
         train(model, x[half], y[half])
         fsdp_diff = worst(expected, model)
+
+        model = vitdsl.build("vit", overrides=VIT, seed=0)
+        model.set_grad_checkpointing()  # recomputes each unit in backward, re-gathering its weights
+        train(vd.shard(model), x[half], y[half])
+        fsdp_diff = max(fsdp_diff, worst(expected, model))
         results.put((rank, moved, ddp_diff, fsdp_diff, sharded))
     except BaseException:
         results.put((rank, traceback.format_exc()))
@@ -122,7 +128,7 @@ def test_bf16_autocast_stays_near_float32():
         with torch.autocast("cpu", dtype=torch.bfloat16):
             low = model(x)
     assert low.dtype == torch.bfloat16
-    assert (low.float() - exact).abs().max().item() <= 0.05 * exact.abs().max().item()
+    assert (low.float() - exact).abs().max().item() <= 0.02 * exact.abs().max().item()  # 0.47% here
 
 
 def test_channels_last_input_gives_the_contiguous_output():
