@@ -47,8 +47,8 @@ def from_pretrained(source: str | Path, device: Any = None, revision: str | None
     elif not folder.exists() and REPO_ID.match(str(source)):
         from .interop.pretrained import hub_file
 
-        weights = hub_file(str(source), WEIGHTS, f"{source}", revision)
-        written = hub_file(str(source), BLUEPRINT, f"{source}", revision)
+        weights = hub_file(str(source), WEIGHTS, f"{source}", revision, "the folder")
+        written = hub_file(str(source), BLUEPRINT, f"{source}", revision, "the folder")
     else:
         raise VitdslError(f"'{source}' is neither a folder save_pretrained wrote nor a Hugging Face Hub "
                           "repository id (owner/name)", hint=HINT)

@@ -98,20 +98,21 @@ def _download(name: str) -> Path:
     return hub_file(name, "model.safetensors", f"{HUB}{name}")
 
 
-def hub_file(repo: str, filename: str, label: str, revision: str | None = None) -> Path:
+def hub_file(repo: str, filename: str, label: str, revision: str | None = None, what: str = "the file") -> Path:
     """``filename`` of the Hugging Face Hub repository ``repo``, downloaded (or from the local cache) with
-    huggingface_hub, an optional dependency; ``label`` is what errors call the request."""
+    huggingface_hub, an optional dependency; ``label`` is what errors call the request, ``what`` what the user
+    could download instead."""
     try:
         from huggingface_hub import hf_hub_download
     except ImportError:
         raise VitdslError(f"'{label}' needs huggingface_hub, which is not installed",
-                          hint="pip install huggingface_hub, or download the files and pass their path") from None
+                          hint=f"pip install huggingface_hub, or download {what} and pass its path") from None
     try:
         return Path(hf_hub_download(repo, filename, revision=revision))
     except Exception as e:  # offline, unknown repository, no such file: the hub's own error says which
         raise VitdslError(f"cannot fetch '{label}': {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}",
-                          hint="check the name and the network (or HF_HUB_OFFLINE), or download the files and "
-                               "pass their path") from None
+                          hint="check the name and the network (or HF_HUB_OFFLINE), or download "
+                               f"{what} and pass its path") from None
 
 
 @dataclass
