@@ -61,7 +61,7 @@ def test_option_combinations_that_do_not_fit(fields, message):
     assert message in e.value.message
 
 
-@pytest.mark.parametrize("block", ["global-attn", "channel-attn", "memory-attn", "sampling-attn"])
+@pytest.mark.parametrize("block", ["global-attn", "memory-attn", "sampling-attn"])  # channel-attn takes maps (DaViT)
 def test_token_attention_on_a_map(block):
     with pytest.raises(ShapeError) as e:
         vitdsl.validate(one_block(f"  - {block}: {{heads: 2, samples: 2}}" if block == "sampling-attn"
