@@ -23,8 +23,9 @@ $(VENV)/.test-installed: $(VENV)/.installed
 demo: $(VENV)/.installed
 	$(VENV)/bin/vitdsl build blueprints/maxvit.yaml
 
+# one worker per core (pytest-xdist): the suite is mostly single-threaded Python
 test: $(VENV)/.test-installed
-	$(PY) -m pytest
+	$(PY) -m pytest -n 2
 
 # every timm model the zoo reproduces, outputs compared (large models too: minutes, several GiB)
 timm-sweep: $(VENV)/.test-installed

@@ -1,3 +1,4 @@
+import os
 import sys
 from pathlib import Path
 
@@ -7,6 +8,12 @@ sys.path.insert(0, str(Path(__file__).parent))
 import torchvision_stub  # noqa: E402
 
 torchvision_stub.install()
+
+if os.environ.get("PYTEST_XDIST_WORKER") and "OMP_NUM_THREADS" not in os.environ:
+    import torch
+
+    # `make test` runs one worker per core (pytest -n 2): more torch threads than cores would slow both down
+    torch.set_num_threads(1)
 
 # the checkpoint tests' fixtures (a tiny saved model), shared without importing them into each module
 pytest_plugins = ("checkpoint_files",)

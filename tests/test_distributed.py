@@ -3,15 +3,12 @@ three SGD steps under DDP and under FSDP2 (``vitdsl.distributed.shard``, with an
 checkpointing) and end with the parameters one process gets on the whole batch; ``units`` names the
 blueprint's repeat iterations; bf16 autocast and channels_last inputs give what float32 and contiguous
 inputs give."""
-import tempfile
-import traceback
 from pathlib import Path
 
 import pytest
 import torch
-import torch.distributed as dist
-import torch.multiprocessing as mp
 import torch.nn.functional as F
+from two_processes import on_two_processes
 
 import vitdsl
 import vitdsl.distributed as vd
@@ -42,57 +39,38 @@ def worst(params: dict[str, torch.Tensor], model: torch.nn.Module, prefix: str =
     return max((full[n] - p).abs().max().item() for n, p in params.items())
 
 
-def train_three_ways(rank: int, init: str, results) -> None:
-    try:
-        torch.set_num_threads(1)
-        dist.init_process_group("gloo", init_method=init, rank=rank, world_size=2)
-        x, y = data()
-        half = slice(rank * BATCH // 2, (rank + 1) * BATCH // 2)
-        alone = vitdsl.build("vit", overrides=VIT, seed=0)
-        train(alone, x, y)
-        expected = {n: p.detach() for n, p in alone.named_parameters()}
-        moved = max((p.detach() - q).abs().max().item() for p, q in
-                    zip(vitdsl.build("vit", overrides=VIT, seed=0).parameters(), expected.values()))
+def train_three_ways(rank: int) -> tuple:
+    """One of two processes (tests/two_processes.py): the parameters it ends with under DDP and under FSDP2,
+    against one process trained on the whole batch."""
+    x, y = data()
+    half = slice(rank * BATCH // 2, (rank + 1) * BATCH // 2)
+    alone = vitdsl.build("vit", overrides=VIT, seed=0)
+    train(alone, x, y)
+    expected = {n: p.detach() for n, p in alone.named_parameters()}
+    moved = max((p.detach() - q).abs().max().item() for p, q in
+                zip(vitdsl.build("vit", overrides=VIT, seed=0).parameters(), expected.values()))
 
-        ddp = torch.nn.parallel.DistributedDataParallel(vitdsl.build("vit", overrides=VIT, seed=0))
-        train(ddp, x[half], y[half])
-        ddp_diff = worst(expected, ddp, "module.")
+    ddp = torch.nn.parallel.DistributedDataParallel(vitdsl.build("vit", overrides=VIT, seed=0))
+    train(ddp, x[half], y[half])
+    ddp_diff = worst(expected, ddp, "module.")
 
-        model = vitdsl.build("vit", overrides=VIT, seed=0)
-        vd.shard(model)
-        fsdp = {n: m for n, m in model.named_modules() if type(m).__name__.startswith("FSDP")}
-        groups = len({id(m._get_fsdp_state()) for m in fsdp.values()})
-        sharded = (sorted(fsdp), groups)
-        train(model, x[half], y[half])
-        fsdp_diff = worst(expected, model)
+    model = vitdsl.build("vit", overrides=VIT, seed=0)
+    vd.shard(model)
+    fsdp = {n: m for n, m in model.named_modules() if type(m).__name__.startswith("FSDP")}
+    groups = len({id(m._get_fsdp_state()) for m in fsdp.values()})
+    sharded = (sorted(fsdp), groups)
+    train(model, x[half], y[half])
+    fsdp_diff = worst(expected, model)
 
-        model = vitdsl.build("vit", overrides=VIT, seed=0)
-        model.set_grad_checkpointing()  # recomputes each unit in backward, re-gathering its weights
-        train(vd.shard(model), x[half], y[half])
-        fsdp_diff = max(fsdp_diff, worst(expected, model))
-        results.put((rank, moved, ddp_diff, fsdp_diff, sharded))
-    except BaseException:
-        results.put((rank, traceback.format_exc()))
-    finally:
-        if dist.is_initialized():
-            dist.destroy_process_group()
+    model = vitdsl.build("vit", overrides=VIT, seed=0)
+    model.set_grad_checkpointing()  # recomputes each unit in backward, re-gathering its weights
+    train(vd.shard(model), x[half], y[half])
+    fsdp_diff = max(fsdp_diff, worst(expected, model))
+    return moved, ddp_diff, fsdp_diff, sharded
 
 
 def test_ddp_and_fsdp2_on_half_batches_match_one_process_on_the_whole(tmp_path: Path):
-    ctx = mp.get_context("spawn")
-    results = ctx.Queue()
-    init = "file://" + tempfile.mktemp(dir=tmp_path)
-    procs = [ctx.Process(target=train_three_ways, args=(rank, init, results)) for rank in range(2)]
-    for p in procs:
-        p.start()
-    got = sorted((results.get(timeout=120) for _ in procs), key=lambda r: r[0])
-    for p in procs:
-        p.join(30)
-    for r in got:
-        assert len(r) == 5, r[1]  # a child's traceback
-    assert [p.exitcode for p in procs] == [0, 0]
-    for rank, (r, moved, ddp_diff, fsdp_diff, sharded) in enumerate(got):
-        assert r == rank
+    for rank, (moved, ddp_diff, fsdp_diff, sharded) in enumerate(on_two_processes(train_three_ways, tmp_path)):
         assert moved > 1e-2  # training moved the weights, so agreeing is not vacuous
         assert ddp_diff <= 1e-5 and fsdp_diff <= 1e-5, (ddp_diff, fsdp_diff)
         # the root, and each iteration's blocks as one group (one all-gather a unit)
