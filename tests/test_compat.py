@@ -216,3 +216,14 @@ def test_every_block_with_a_norm_eps_keeps_pytorchs_under_vit_pytorch():
         return lookup("norm")(**fields).build(Shape.tokens(4, 8))
 
     assert (norm(type="rms").eps, norm(type="batch").eps, norm(type="layer", norm_eps=1e-3).eps) == (1e-6, 1e-5, 1e-3)
+
+
+def test_mean_pooling_leaves_the_class_token_out_except_in_the_overlay():
+    """The papers' (and timm's) mean pool averages the patch tokens; vit-pytorch's averages its class token in."""
+    bp = vitdsl.loads("name: t\ncompat: vit-pytorch\ninput: {image: [3, 16, 16]}\nlayers:\n"
+                      "  - patchify: {patch: 4, dim: 16}\n  - tokens: 1\n  - pool: mean\n")
+    quirk, paper = (next(n.spec for n, _, _ in vitdsl.validate(bp, compat=c) if n.path == "pool")
+                    for c in (None, "none"))
+    assert (quirk.over, paper.over) == ("all", "patches")
+    x = vitdsl.validate(bp).shape("tokens")
+    assert (quirk.pattern(x), paper.pattern(x)) == ("mean", "mean of patches")

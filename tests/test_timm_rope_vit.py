@@ -137,7 +137,7 @@ def test_mean_over_patches_leaves_the_leading_tokens_out():
 
     x = Shape.tokens(7, 4, grid=(2, 2), prefix=2, suffix=1)
     tokens = torch.randn(1, 7, 4)
-    patches, every = Pool(over="patches").build(x), Pool().build(x)
+    patches, every = Pool().build(x), Pool(over="all").build(x)
     assert torch.equal(patches(tokens), tokens[:, 2:6].mean(dim=1))
     assert torch.equal(every(tokens), tokens[:, :6].mean(dim=1))  # vit-pytorch's: the class token counted in
 

@@ -61,6 +61,9 @@ VIT_PYTORCH: tuple[Rule, ...] = (
            "vit-pytorch's talking heads (CaiT) mix with two bare (h, h) matrices; CaiT's code (and timm) with "
            "nn.Linear layers over the heads, which have biases.", when=lambda f, ref: f.get("head_mix") == "talking")
       for block in ATTENTION),
+    Rule("pool", {"over": "all"},
+         "vit-pytorch's mean pool averages every token, its class token included; the papers' code (and timm's "
+         "global_pool 'avg') average the patch tokens only.", when=lambda f, ref: f.get("mode", "mean") == "mean"),
     Rule("cross-attn", {"projection": "linear"},
          "vit-pytorch's CrossViT projects a cls token to the other stream's width and back with one Linear map each "
          "way, the residual around both; CrossViT's code (and timm) with LayerNorm → GELU → Linear, the residual "

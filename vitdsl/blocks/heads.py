@@ -59,8 +59,9 @@ class Pool(BlockSpec):
     """Reduce tokens or a feature map to one vector: the first (cls) token, the last token, the mean, or a
     learned weighted sum (``seq``: CCT's sequence pooling, softmax over positions of a Linear(D → 1) score).
     ``mean`` and ``seq`` leave out trailing special tokens (a distillation token), as vit-pytorch does; ``mean``
-    averages the leading ones (cls, registers) in too, as vit-pytorch's mean pool does, unless ``over: patches``
-    leaves them out (timm's avg pool: the registers are discarded at the output, as Darcet et al. do)."""
+    leaves out the leading ones (cls, registers) too (``over: patches``, timm's avg pool: the registers are
+    discarded at the output, as Darcet et al. do), or averages them in (``over: all``, vit-pytorch's mean pool,
+    which the vit-pytorch overlay selects)."""
 
     block = "pool"
     capabilities = frozenset({"readout"})
@@ -77,10 +78,10 @@ class Pool(BlockSpec):
     index: int = Field(0, ge=0, description="cls: which special token to take, counting from 0 (a backbone's "
                                             "own cls behind an adapter's task token is 1).")
     over: Literal["all", "patches"] = Field(
-        "all", description="mean: the tokens averaged. all: every token but trailing special ones (vit-pytorch's "
-                           "mean pool, its class token included); patches: the patch tokens only, the leading cls "
-                           "and registers left out (timm's global_pool 'avg' with prefix tokens: RoPE-ViT's "
-                           "reg/gap models, EVA-02).")
+        "patches", description="mean: the tokens averaged. patches: the patch tokens only, the leading cls and "
+                               "registers left out (the papers' and timm's global_pool 'avg': RoPE-ViT's reg/gap "
+                               "models, EVA-02); all: every token but trailing special ones (vit-pytorch's mean "
+                               "pool, its class token included: the vit-pytorch overlay's).")
 
     def infer(self, x: Shape) -> Shape:
         if self.mode == "cls":
@@ -92,10 +93,11 @@ class Pool(BlockSpec):
                  "lead the sequence", "index counts the tokens added by tokens blocks, from 0")
         else:
             need(self.index == 0, f"pool index {self.index} is for mode cls, not {self.mode}", "remove index")
-        need(self.over == "all" or self.mode == "mean", f"over: patches is for mode mean, not {self.mode}",
-             "remove over")
-        need(self.over == "all" or x.kind == "tokens", "'pool: {mode: mean, over: patches}' takes tokens, but a "
-             "feature map reaches it", "a map has no special tokens: remove over")
+        written = "over" in self.model_fields_set  # the default (patches) asks for nothing a block cannot do
+        need(not written or self.over == "all" or self.mode == "mean",
+             f"over: patches is for mode mean, not {self.mode}", "remove over")
+        need(not written or self.over == "all" or x.kind == "tokens", "'pool: {mode: mean, over: patches}' takes "
+             "tokens, but a feature map reaches it", "a map has no special tokens: remove over")
         if self.mode == "last":
             need(x.kind == "tokens" and x.suffix >= 1, "'pool: last' needs a trailing special token, but none "
                  "ends the sequence", "append one with '- tokens: {cls: 1, position: last}'")
@@ -109,13 +111,17 @@ class Pool(BlockSpec):
         return 4 * (x.numel - x.suffix * x.features) if self.mode == "seq" else 0
 
     def pattern(self, x: Shape) -> str:
-        return self.mode + (" of patches" if self.over == "patches" else "")
+        return self.mode + (" of patches" if self.leaves_out(x) else "")
+
+    def leaves_out(self, x: Shape) -> bool:
+        """Whether the mean leaves out leading special tokens (there are some, and over is patches)."""
+        return self.mode == "mean" and self.over == "patches" and x.kind == "tokens" and x.prefix > 0
 
     def build(self, x: Shape):
         from .modules.heads import Pool
 
         return Pool(self.mode, x.kind, x.features, self.index, suffix=x.suffix,
-                    prefix=x.prefix if self.over == "patches" else 0)
+                    prefix=x.prefix if self.leaves_out(x) else 0)
 
 
 @register
