@@ -23,7 +23,7 @@ def test_changed_fields_added_and_removed_blocks():
     stages = diff(a, b)
     texts = {s.name: [c.text() for c in s.blocks] for s in stages}
     assert texts["tokens"] == ["- tokens (tokens)"]
-    assert texts["pool"] == ["~ pool (pool): mode: cls → mean"]
+    assert texts["pool"] == ["~ pool (pool): mode: cls → mean, over: patches → all"]  # the overlay's mean
     assert texts["blocks"][0] == ("~ blocks.*.attn (global-attn) ×6 → ×4: attn_dropout: 0.1 → 0.0, dropout: 0.1 → "
                                   "0.0, out_bias: true → false, project_out: auto → always")
     assert sum(s.a.params for s in stages if s.a) == info(a)["params"]
