@@ -21,6 +21,9 @@ class Row:
     input_kinds: tuple[str, ...] = ()
     output_kind: str = ""
     kept: int = 0  # bytes of the tensors the block keeps for the backward pass, for the summary's whole batch
+    # numbers in the attention weights (softmax(q·kᵀ): heads × queries × keys per window) per sample, summed
+    # over the attention calls of the block; traced summaries only
+    attn_weights: int = 0
 
     @property
     def macs(self) -> int:

@@ -139,14 +139,16 @@ def trace(obj: Any, variant: str | None = None, overrides: Mapping[str, Any] | N
     nodes = {n.path: n for n in design.nodes}
     seen: set[int] = set()  # tensors already counted: a block sharing another's weights counts only its own
     kept = _Kept(model)
+    weights = _Weights()
     model.eval()
     # grad on, so that autograd saves for backward what training would (eval: no dropout masks); on meta
-    with torch.enable_grad(), explicit_attention(), torch.autograd.graph.saved_tensors_hooks(kept.pack, kept.unpack):
+    with (torch.enable_grad(), explicit_attention(weights.record),
+          torch.autograd.graph.saved_tensors_hooks(kept.pack, kept.unpack)):
         for path in model.paths:
             module = model.block(path)
             node = nodes[path]
             args = [values[p] for p in node.inputs]
-            before = kept.bytes
+            before, weights_before = kept.bytes, weights.numel
             with FlopCounterMode(display=False) as counter:
                 out = module(*args)
             values[path] = out
@@ -159,8 +161,17 @@ def trace(obj: Any, variant: str | None = None, overrides: Mapping[str, Any] | N
                                     counter.get_total_flops() // batch if batch else 0, node.repeats,
                                     tuple(x.groups for x in shapes["inputs"]), shapes["output"].groups,
                                     tuple(x.kind for x in shapes["inputs"]), shapes["output"].kind,
-                                    kept.bytes - before))
+                                    kept.bytes - before, (weights.numel - weights_before) // batch))
     return summary
+
+
+class _Weights:
+    """Counts the numbers of the attention weights (after the softmax) the explicit attention path makes."""
+
+    numel = 0
+
+    def record(self, module: torch.nn.Module, attn: torch.Tensor) -> None:
+        self.numel += attn.numel()
 
 
 class _Kept:
