@@ -21,7 +21,7 @@ LAYERS = [
     {"vitdsl.trace", "vitdsl.interop", "vitdsl.probes"},
     {"vitdsl.objectives"},
     {"vitdsl"},
-    {"vitdsl.cli", "vitdsl.cli_weights", "vitdsl.cli_graph", "vitdsl.cli_diff", "vitdsl.__main__"},
+    {"vitdsl.cli", "vitdsl.cli_weights", "vitdsl.cli_graph", "vitdsl.cli_diff", "vitdsl.cli_sweep", "vitdsl.__main__"},
 ]
 
 

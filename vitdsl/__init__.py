@@ -22,7 +22,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .objectives.design import ObjectiveDesign
 
 __version__ = "0.1.0"
-__all__ = ["Blueprint", "VitdslError", "build", "load", "loads", "summary", "validate", "register_block",
+__all__ = ["Blueprint", "VitdslError", "build", "load", "loads", "summary", "sweep", "validate", "register_block",
            "save", "load_checkpoint", "save_pretrained", "from_pretrained", "share", "capture", "probe"]
 
 def validate(blueprint: str | Path | Blueprint, variant: str | None = None,
@@ -74,6 +74,21 @@ def summary(model_or_blueprint: Any, variant: str | None = None, overrides: Mapp
     bp = built if built is not None else load(model_or_blueprint, variant, overrides, allow_paths=allow_paths,
                                               compat=compat)
     return bp.trace(batch)
+
+
+def sweep(model_or_blueprint: Any, sizes: Iterable[int] = (224, 384, 512), variant: str | None = None,
+          overrides: Mapping[str, Any] | None = None, allow_paths: Iterable[str | Path] = (),
+          compat: str | None = None):
+    """The summary's costs per stage at each square input size of ``sizes`` (set through the blueprint's
+    ``image_size``; traced on the meta device): tokens, FLOPs and MACs, and the attention weights, with how
+    each grows from the first size to the last; a size the design cannot take is that column's error. A rich
+    renderable; ``to_dict()`` and ``markdown()`` give the same data."""
+    from .trace.sweep import sweep as _sweep
+
+    built = getattr(model_or_blueprint, "blueprint", None)
+    if built is not None and (variant is not None or overrides or compat is not None):
+        raise ValueError("variant, overrides and compat apply to blueprints, not to a built model")
+    return _sweep(built if built is not None else model_or_blueprint, sizes, variant, overrides, allow_paths, compat)
 
 
 def register_block(cls):

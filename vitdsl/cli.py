@@ -14,7 +14,7 @@ import time
 import warnings
 from pathlib import Path
 
-from . import cli_diff, cli_graph, cli_weights
+from . import cli_diff, cli_graph, cli_sweep, cli_weights
 from .errors import VitdslError, safe_text
 
 EPILOG = ("PATH_OR_NAME is a blueprint file, a zoo name (see 'vitdsl list') or a checkpoint written by "
@@ -79,7 +79,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--batch", type=int, default=1, help="batch size for the traced shapes and the memory "
                                                         "estimates (default 1)")
     p.add_argument("--expand", action="store_true", help="show every repeat iteration")
-    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.add_argument("--json", action="store_true", help="print the summary (or the sweep) as JSON")
+    cli_sweep.add_sweep(p)
 
     p = sub.add_parser("validate", help="check a blueprint completely, without torch",
                        description="Check schema, wiring and every shape rule of a blueprint without importing "
@@ -224,6 +225,8 @@ def cmd_summary(args, build: bool = False) -> int:
         bp = model.blueprint
     else:
         bp = _blueprint(args)
+    if getattr(args, "sweep", None) is not None:
+        return cli_sweep.cmd_sweep(args, bp, _console())
     if build:
         from . import build as build_model
 
