@@ -4,8 +4,8 @@
     python tools/docgen.py --check   # exit 1, listing stale pages, if they differ from the specs
 
 Everything on a page comes from the spec class (docstring, ClassVars, pydantic fields) or from the
-zoo blueprints' text, so the pages cannot drift from the code without ``--check`` noticing. Only
-``vitdsl.blocks`` is imported: no torch, no blueprint machinery.
+zoo blueprints' text, so the pages cannot drift from the code without ``--check`` noticing. The block pages
+need only ``vitdsl.blocks``; docs/scaling.md (``docgen_scaling``) traces three designs on the meta device.
 """
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ from pydantic_core import PydanticUndefined
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from docgen_readme import cell, readme  # noqa: E402  (beside this script)
+from docgen_scaling import scaling_page  # noqa: E402  (beside this script)
 
 import vitdsl  # noqa: E402
 from vitdsl.blocks import REGISTRY, BlockSpec, MixerSpec, Shape  # noqa: E402
@@ -327,6 +328,7 @@ def pages() -> dict[Path, str]:
     out[DOCS / "index.md"] = index()
     out[README] = readme()
     out[ROOT / "docs" / "objectives.md"] = objectives_page()
+    out[ROOT / "docs" / "scaling.md"] = scaling_page()
     out[SHIPPED] = schema_text(blueprint_schema())
     return out
 
