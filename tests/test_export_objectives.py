@@ -152,8 +152,35 @@ def tile(batch: int, size: int, patch: int = 8) -> torch.Tensor:
     return torch.rand(1, 3, patch, patch).repeat(batch, 1, size // patch, size // patch)
 
 
+@pytest.fixture(scope="module")
+def one_registry():
+    """The exporter builds its table of ONNX functions anew for every model (a third of an export here);
+    these models, exported without custom translations, leave it as it is, so they share one. Without the
+    private function (another torch), every export builds its own, as it would anyway."""
+    from torch.onnx._internal.exporter import _registration
+
+    registry = getattr(_registration, "ONNXRegistry", None)
+    original = vars(registry).get("from_torchlib") if registry is not None else None
+    if original is None:
+        yield
+        return
+    made, tables = registry.from_torchlib, {}
+
+    def shared(*args, **kwargs):
+        key = (args, tuple(sorted(kwargs.items())))
+        if key not in tables:
+            tables[key] = made(*args, **kwargs)
+        return tables[key]
+
+    registry.from_torchlib = staticmethod(shared)
+    try:
+        yield
+    finally:
+        registry.from_torchlib = original
+
+
 @pytest.mark.parametrize("kind", ONNX)
-def test_onnx_runs_in_onnxruntime(kind, tmp_path):
+def test_onnx_runs_in_onnxruntime(kind, tmp_path, one_registry):
     import onnxruntime
 
     model, program, size = exported(kind)
