@@ -320,7 +320,37 @@ def objectives_page() -> str:
             out.append("")
         if cls.provides:
             out += ["Values for the parts: " + "; ".join(f"`${k}` {v}" for k, v in cls.provides.items()) + ".", ""]
-    return "\n".join(out)
+    return "\n".join(out + EXPORT)
+
+
+EXPORT = ["## Export", "",
+          "Every objective's forward is one graph for `torch.compile(fullgraph=True)` (no graph break) and "
+          "exports with `torch.export.export` with a dynamic batch; under the same `torch.manual_seed` the "
+          "exported program draws the same masks as the module, so it gives the same loss. DINO's and EsViT's "
+          "views and distill's teacher are traced into the graph, so they must be traceable themselves "
+          "(the teacher is traced in eval mode unless `teacher_eval: false`); the moving averages "
+          "(`update_moving_average`) are a separate step, not part of the graph. The ONNX (dynamo) exporter "
+          "takes every objective, and onnxruntime gives eager's loss for dino, distill, mae, mp3, mpp and "
+          "simmim (`tests/test_export_objectives.py`), its random masks drawn by onnxruntime's generator, "
+          "not torch's. EsViT's runs too, but onnxruntime normalises with the batch norms' running "
+          "statistics even in training mode (CvT's conv projections have batch norms), so it gives the loss "
+          "of `model.eval()`. DINO's and EsViT's default views (kornia's random augmentations) are not "
+          "covered: pass your own.", "",
+          "```python",
+          "import torch",
+          "import vitdsl",
+          "",
+          "small = {\"encoder.image_size\": 32, \"encoder.patch\": 8, \"encoder.dim\": 32, \"encoder.depth\": 1,",
+          "         \"encoder.heads\": 2, \"encoder.mlp\": 64}",
+          "simmim = vitdsl.build(\"objectives/simmim\", overrides=small)",
+          "batch = torch.export.Dim(\"batch\", min=2, max=1024)",
+          "program = torch.export.export(simmim, (torch.rand(2, 3, 32, 32),), dynamic_shapes=({0: batch},))",
+          "images = torch.rand(8, 3, 32, 32)",
+          "torch.manual_seed(1)",
+          "exported = program.module()(images)",
+          "torch.manual_seed(1)",
+          "assert abs(exported.item() - simmim(images).item()) <= 1e-5",
+          "```", ""]
 
 
 def pages() -> dict[Path, str]:

@@ -25,6 +25,14 @@ class Objective(nn.Module):
         self._prefix = design.roles.prefix
         for name, part in parts.items():
             setattr(self, name, part)
+        # What forward needs from the graph, read now as plain ints and tuples: a forward that walked the
+        # networkx graph would break torch.compile's graph (and does not trace into torch.export)
+        patchify = design.roles.patchify
+        self._patch_count = encoder.graph.nx.nodes[patchify]["output"].dims[0] if patchify else None
+        if design.roles.body is not None:
+            encoder.segment(*design.roles.body)
+        if design.roles.embedding is not None:
+            encoder.segment(encoder.paths[0], design.roles.embedding)
 
     # -- the encoder's roles ------------------------------------------------------------------
     def patch_values(self, images: torch.Tensor) -> torch.Tensor:
@@ -43,8 +51,7 @@ class Objective(nn.Module):
         table = getattr(module, "pos", None)
         if table is None:  # kind: none
             return None
-        n = self.encoder.graph.nx.nodes[self.roles.patchify]["output"].dims[0]
-        return table[self._prefix:self._prefix + n]
+        return table[self._prefix:self._prefix + self._patch_count]
 
     def body(self, tokens: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
         first, last = self.roles.body

@@ -12,8 +12,10 @@ from .patches import chosen_count
 
 
 def coin(b: int, n: int, prob: float, device) -> torch.Tensor:
-    """(b, n) bools, true with chance ``prob``, drawn on the CPU as vit-pytorch's prob_mask_like."""
-    return (torch.zeros((b, n)).float().uniform_(0, 1) < prob).to(device)
+    """(b, n) bools, true with chance ``prob``, drawn on the CPU as vit-pytorch's prob_mask_like. torch.rand
+    draws the very numbers of its zeros().uniform_(0, 1), and exports (to ONNX too, where an in-place uniform_
+    has no counterpart)."""
+    return (torch.rand((b, n)) < prob).to(device)
 
 
 class MPP(Objective):
@@ -59,4 +61,9 @@ class MPP(Objective):
         x = torch.where(replace[..., None], self.mask_token.to(x.dtype), x)
         encoded = self.body(self.embed(x))
         logits = self.to_bits(encoded[:, self.special:self.special + n])
-        return F.cross_entropy(logits[chosen], self.targets(images)[chosen])
+        # the chosen patches in the order a boolean mask reads them (row by row, ascending), gathered by index:
+        # the same elements in the same order as logits[chosen] (so the same loss, bit for bit), with a shape
+        # known before the draw (every row has the same count), which torch.compile and export need
+        chosen_idx = chosen_idx.sort(dim=-1).values
+        picked = logits.gather(1, chosen_idx[..., None].expand(-1, -1, logits.shape[-1]))
+        return F.cross_entropy(picked.flatten(0, 1), self.targets(images).gather(1, chosen_idx).flatten())
