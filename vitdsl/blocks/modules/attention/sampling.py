@@ -8,8 +8,8 @@ How many tokens go on depends on the draws: eager keeps as many as the batch's w
 vit-pytorch). That size cannot be captured, so under ``torch.compile``, ``torch.export`` and the
 ONNX exporter (``torch.compiler.is_compiling()``) every sampling block gives its static budget,
 ``samples`` tokens after the class token, the rest padding, and decides whether to sample from the
-padding mask as eager decides from the width: the logits are the same, ``token-ids`` get trailing −1
-columns.
+padding mask as eager decides from the width: for the same draws the logits are the same,
+``token-ids`` get trailing −1 columns.
 """
 from __future__ import annotations
 
@@ -60,7 +60,7 @@ class SamplingAttention(SelfAttention):
                 sampling = mask.sum(dim=1).max() - 1 > self.samples
                 whole = torch.arange(self.samples + 1, device=keep.device).expand(b, -1)
                 keep = torch.where(sampling, keep, whole)
-                drawn = torch.where(sampling, drawn, mask[:, :self.samples + 1])
+                drawn = (drawn & sampling) | (mask[:, :self.samples + 1] & ~sampling)  # no bool Where in onnxruntime
             mask = drawn
             attn = attn.gather(2, keep[:, None, :, None].expand(b, heads, keep.shape[1], n))
         return self.merge(torch.matmul(attn, v)), mask, keep
