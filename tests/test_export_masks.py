@@ -101,3 +101,14 @@ def test_navit_packed_lists_stay_eager_and_per_image(navit):
         torch._dynamo.reset()
         explained = torch._dynamo.explain(navit)([[a, b], [c]])  # a compiled list: shapes specialise
         assert explained.graph_break_count == 0
+
+
+def test_checkpointed_and_segment_runs_carry_the_packing(navit):
+    batch = [[torch.randn(3, 32, 16), torch.randn(3, 16, 32)], [torch.randn(3, 32, 32)]]
+    with torch.no_grad():
+        want = navit(batch)
+        assert torch.equal(navit.run(batch, "patchify", "head"), want)
+    navit.set_grad_checkpointing()
+    got = navit(batch)  # gradients on: each repeat iteration runs under torch.utils.checkpoint
+    got.sum().backward()
+    assert (got - want).abs().max() <= 1e-6 and navit.patchify.proj.weight.grad is not None
