@@ -83,7 +83,8 @@ class SamplingAttention(SelfAttention):
     def noise(self, b: int, n: int, like: torch.Tensor) -> torch.Tensor:
         """(B, samples, n) uniform draws in [0, 1) for Gumbel-max: its own method, so that a test can swap in
         values that eager, exported and ONNX runs share."""
-        return torch.empty((b, self.samples, n), device=like.device, dtype=like.dtype).uniform_(0, 1)
+        # torch.rand draws as vit-pytorch's empty().uniform_(0, 1) does, and the ONNX exporter can translate it
+        return torch.rand((b, self.samples, n), device=like.device, dtype=like.dtype)
 
     def extra_repr(self) -> str:
         return f"samples={self.samples}"
