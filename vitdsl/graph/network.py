@@ -116,18 +116,19 @@ class Network(TimmApi, nn.Module):
     def _step(self, step: Step, values: Any, extras: Any, context: torch.Tensor | None = None) -> None:
         """Run one step: ``values`` and ``extras`` are indexed by slot (lists, or dicts in a checkpointed span)."""
         module = self._at(step.keys)
-        kwargs = {}
-        if step.reads:
-            kwargs["extras"] = extras[step.src]
-        if context is not None and getattr(module, "takes_context", False):
-            kwargs["context"] = context
-        y = module(*[values[j] for j in step.ins], **kwargs)
-        e = None
+        args = [values[j] for j in step.ins]
+        if step.reads or context is not None:
+            kwargs = {"extras": extras[step.src]} if step.reads else {}
+            if context is not None and getattr(module, "takes_context", False):
+                kwargs["context"] = context
+            y = module(*args, **kwargs)
+        else:
+            y = module(*args)
         if step.gives:
-            y, e = y
+            y, extras[step.out] = y
         elif step.passes:
-            e = extras[step.src]
-        values[step.out], extras[step.out] = y, e
+            extras[step.out] = extras[step.src]
+        values[step.out] = y
 
     def _iteration(self, paths: list[str], index: dict, slot: dict, graph: Graph) -> tuple[int, int, int, int]:
         """(first step, end step, input slot, output slot) of one repeat iteration that layer dropout may skip."""

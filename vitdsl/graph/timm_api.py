@@ -124,7 +124,7 @@ class TimmApi:
         values, found = dict(zip(ins, args)), dict(zip(ins, extras))
         for step in self.steps[start:end]:
             self._step(step, values, found)
-        return tuple(values[j] for j in outs), tuple(found[j] for j in outs)
+        return tuple(values[j] for j in outs), tuple(found.get(j) for j in outs)
 
     def _execute(self, x: Any, upto: int, keep: frozenset) -> list:
         """The values of the first ``upto`` steps (slots in ``keep`` kept), each repeat iteration under
