@@ -7,6 +7,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from vitdsl.blocks.modules.attention import explicit_attention
+from vitdsl.blocks.modules.padded import gives_extras
 
 
 def assert_block_agrees(spec, *inputs, module: torch.nn.Module | None = None, batch: int = 1, where: str = "",
@@ -26,6 +27,8 @@ def assert_block_agrees(spec, *inputs, module: torch.nn.Module | None = None, ba
     # explicit attention: the fused kernel's FLOPs are counted differently, the rules count the textbook ones
     with torch.no_grad(), explicit_attention(), FlopCounterMode(display=False) as counter:
         out = module(*args)
+    if gives_extras(module):  # (tokens, extras): the rules describe the tokens
+        out = out[0]
     assert tuple(out.shape) == tuple((output or spec.infer(*inputs)).batched(batch)), where
     assert sum(p.numel() for p in module.parameters()) == spec.count_params(*inputs), where
     assert counter.get_total_flops() == batch * spec.total_flops(*inputs), where

@@ -24,8 +24,10 @@ def test_rules_agree_with_modules(name, variant):
 def test_summary_shapes_equal_a_real_forward_pass(name):
     model = vitdsl.build(name).eval()
     seen = {}
-    hooks = [model.block(p).register_forward_hook(lambda m, i, o, p=p: seen.__setitem__(p, tuple(o.shape[1:])))
-             for p in model.paths]
+    def note(path, out):  # a block that gives extras returns (tokens, extras)
+        seen[path] = tuple((out[0] if isinstance(out, tuple) else out).shape[1:])
+
+    hooks = [model.block(p).register_forward_hook(lambda m, i, o, p=p: note(p, o)) for p in model.paths]
     with torch.no_grad():
         model(torch.randn(1, *model.input_shape))
     for h in hooks:

@@ -7,7 +7,7 @@ import vitdsl
 from vitdsl import VitdslError
 from vitdsl.blocks.mlp import MLP
 from vitdsl.blocks.modules.token_merge import TokenMerge
-from vitdsl.blocks.modules.token_sampling import PaddedTokens
+from vitdsl.blocks.modules.token_sampling import Padding
 from vitdsl.blocks.shape import Shape
 
 BASE = """\
@@ -81,10 +81,8 @@ def test_token_merge_gives_padding_rows_no_weight():
     merge = TokenMerge(8, 3, "layer", 1.0).eval()
     x = torch.randn(1, 5, 8)
     mask = torch.tensor([[True, True, True, False, False]])
-    padded = PaddedTokens.wrap(x, mask, torch.arange(5)[None])
     with torch.no_grad():
-        assert torch.allclose(merge(padded), merge(x[:, :3]), atol=1e-6)
-        assert not isinstance(merge(padded), PaddedTokens)
+        assert torch.allclose(merge(x, extras=Padding(mask, torch.arange(5)[None])), merge(x[:, :3]), atol=1e-6)
 
 
 def test_factorized_positions_refuse_trailing_tokens():
@@ -117,9 +115,8 @@ def test_pool_gives_padding_rows_no_weight(mode):
     pool = Pool(mode=mode).build(Shape.tokens(5, 8)).eval()
     x = torch.randn(2, 5, 8)
     mask = torch.tensor([[True, True, True, False, False], [True] * 5])
-    padded = PaddedTokens.wrap(x, mask, torch.arange(5).expand(2, 5))
     with torch.no_grad():
-        got = pool(padded)
+        got = pool(x, extras=Padding(mask, torch.arange(5).expand(2, 5)))
         assert torch.allclose(got[0], pool(x[:1, :3])[0], atol=1e-6)
         assert torch.allclose(got[1], pool(x[1:])[0], atol=1e-6)
 
@@ -130,10 +127,10 @@ def test_global_attn_after_token_sampling_attends_to_no_padding(block, fields):
 
     attn = lookup(block)(heads=2, dim_head=4, **fields).build(Shape.tokens(5, 8, prefix=1)).eval()
     x = torch.randn(1, 5, 8)
-    padded = PaddedTokens.wrap(x, torch.tensor([[True, True, True, False, False]]), torch.arange(5)[None])
+    padding = Padding(torch.tensor([[True, True, True, False, False]]), torch.arange(5)[None])
     with torch.no_grad():
-        got = attn(padded)
-        assert isinstance(got, PaddedTokens)
+        got = attn(x, extras=padding)
+        assert got.shape == x.shape
         assert torch.allclose(got[:, :3], attn(x[:, :3]), atol=1e-6)
 
 

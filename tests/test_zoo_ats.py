@@ -1,4 +1,4 @@
-"""ATS ViT: adaptive token sampling (sampling-attn), its padding convention (PaddedTokens) and the
+"""ATS ViT: adaptive token sampling (sampling-attn), its padding convention (Padding extras) and the
 token ids it returns, on small models."""
 import pytest
 import torch
@@ -6,7 +6,7 @@ from vit_pytorch.ats_vit import ViT
 
 import vitdsl
 from vitdsl.blocks import Shape, lookup
-from vitdsl.blocks.modules.token_sampling import PaddedTokens, unpad
+from vitdsl.blocks.modules.token_sampling import Padding
 from vitdsl.interop.vit_pytorch import import_weights
 
 SMALL = {"image_size": 32, "patch": 4, "dim": 32, "max_tokens": [16, 16, 4], "heads": 2, "dim_head": 16,
@@ -84,8 +84,8 @@ def test_padding_rows_never_reach_real_tokens():
     outs = []
     for scale in (0.0, 100.0):  # the padding rows hold anything: here zeros, or large noise
         garbage = torch.where(mask[..., None], x, scale * torch.randn(3, 17, 32))
-        out = seeded(1, lambda: attn(PaddedTokens.wrap(garbage, mask, ids)))
-        outs.append(unpad(out))
+        out, padding = seeded(1, lambda: attn(garbage, extras=Padding(mask, ids)))
+        outs.append((out, padding.mask, padding.ids))
     (a, mask_a, ids_a), (b, mask_b, ids_b) = outs
     assert torch.equal(mask_a, mask_b) and torch.equal(ids_a, ids_b)
     assert torch.equal(a[mask_a], b[mask_b])
@@ -98,9 +98,9 @@ def test_without_sampling_it_is_global_attention():
     plain.load_state_dict(attn.state_dict())
     x = torch.randn(2, 17, 32)
     with torch.no_grad():
-        out = attn(x)
-        assert isinstance(out, PaddedTokens) and out.mask.all()
-        assert torch.equal(out.ids, torch.arange(17).expand(2, 17))
+        out, padding = attn(x)
+        assert padding.mask.all()
+        assert torch.equal(padding.ids, torch.arange(17).expand(2, 17))
         assert torch.allclose(out, plain(x), atol=1e-6)
     assert spec.infer(shape) == shape and spec.pattern(shape) == "global"
 
@@ -110,19 +110,20 @@ def test_sampled_shape_rule_is_an_upper_bound():
     assert spec.infer(shape) == Shape.tokens(5, 32, prefix=1)  # a subset: no grid; only cls is sure
     assert spec.pattern(shape) == "global, samples ≤4"
     assert spec.data_dependent() and not lookup("global-attn")().data_dependent()
-    out = seeded(0, lambda: attn(torch.randn(8, 17, 32)))
+    out, _ = seeded(0, lambda: attn(torch.randn(8, 17, 32)))
     assert 2 <= out.shape[1] <= 5
 
 
 def test_padding_travels_through_per_token_blocks_and_stops_at_pooling():
-    _, _, attn = build(4)
-    mlp = lookup("mlp")(hidden=64).build(Shape.tokens(5, 32, prefix=1))
-    x = seeded(0, lambda: attn(torch.randn(6, 17, 32)))
-    with torch.no_grad():
-        y = mlp(x)
-    assert isinstance(y, PaddedTokens) and y.mask is x.mask and y.ids is x.ids
-    assert type(y[:, 0]) is torch.Tensor and type(y.mean(dim=1)) is torch.Tensor
-    assert torch.equal(y.as_subclass(torch.Tensor), mlp(x.as_subclass(torch.Tensor)))
+    _, model = pair((16, 16, 4))
+    flow = {p: (s.gives, s.reads, s.passes) for p, s in zip(model.paths, model.steps)}  # the compiled plan
+    assert flow["blocks.0.attn"] == (True, False, False)  # plain tokens come in: nothing to read
+    assert flow["blocks.0.ff"] == flow["blocks.2.ff"] == (False, False, True)
+    assert flow["blocks.1.attn"] == (True, True, False)
+    assert flow["token_ids"] == flow["pool"] == (False, True, False)
+    assert flow["head"] == (False, False, False)
+    assert [p for p in model.paths if model.carries[p]] == [f"blocks.{i}.{b}" for i in range(3) for b in ("attn", "ff")]
+    assert model.chain is None
 
 
 def test_training_gives_finite_gradients_to_every_parameter():

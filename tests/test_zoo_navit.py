@@ -4,7 +4,7 @@ import torch
 from vit_pytorch.na_vit import NaViT, group_images_by_max_seq_len
 
 import vitdsl
-from vitdsl.blocks.modules.packed import PackedTokens, group_images
+from vitdsl.blocks.modules.packed import group_images
 from vitdsl.errors import ShapeError
 from vitdsl.interop.vit_pytorch import import_weights
 
@@ -71,14 +71,19 @@ def test_token_dropout_in_training_draws_as_the_reference_does():
         assert not close(model.eval()(batch), got)  # tokens were dropped
 
 
-def test_the_packing_rides_along_token_wise_ops_only():
+def test_the_packing_rides_along_token_wise_blocks_only():
     _, model = pair()
     with torch.no_grad():
-        x = model.pos_embed(model.patchify([images((32, 64), (16, 16))]))
-        y = model.block("blocks.0.ff")(x)
-    assert isinstance(y, PackedTokens) and y.packing is x.packing
-    assert x.shape == (1, 9, 64) and x.packing.valid.all() and x.packing.ids.tolist() == [[0] * 8 + [1]]
-    assert not isinstance(y.sum(dim=1), PackedTokens) and not isinstance(y[:, :3], PackedTokens)
+        x, packing = model.patchify([images((32, 64), (16, 16))])
+    assert x.shape == (1, 9, 64) and packing.valid.all() and packing.ids.tolist() == [[0] * 8 + [1]]
+    assert packing.counts == (2,) and not packing.single and packing.attn_mask.shape == (1, 1, 9, 9)
+    flow = {p: (s.gives, s.reads, s.passes) for p, s in zip(model.paths, model.steps)}  # the compiled plan
+    assert flow["patchify"] == (True, False, False)
+    assert flow["pos_embed"] == flow["blocks.0.attn"] == (False, True, True)
+    assert flow["pool"] == (False, True, False)
+    assert flow["blocks.0.ff"] == flow["norm"] == (False, False, True)
+    assert flow["head"] == (False, False, False)
+    assert [p for p in model.paths if not model.carries[p]] == ["pool", "head"]
 
 
 def test_summary_traces_one_image_of_the_maximum_size():

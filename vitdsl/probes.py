@@ -22,6 +22,7 @@ from typing import Iterable
 import torch
 from torch import nn
 
+from .blocks.modules.padded import gives_extras
 from .errors import VitdslError, suggest
 
 
@@ -114,9 +115,11 @@ def capture(model: nn.Module, attention: bool | str | Iterable[str] = False,
         batch.append(x.shape[0] if isinstance(x, torch.Tensor) else len(x))  # a list of images (NaViT)
 
     hooks = [model.register_forward_pre_hook(note_batch)]
-    for path in keep:
-        hooks.append(model.get_submodule(path).register_forward_hook(
-            lambda _, __, out, path=path: cap.outputs.__setitem__(path, take(out))))
+    for path in keep:  # a block that gives extras returns (tokens, extras): the tokens are its output
+        module = model.get_submodule(path)
+        first = gives_extras(module)
+        hooks.append(module.register_forward_hook(
+            lambda _, __, out, path=path, first=first: cap.outputs.__setitem__(path, take(out[0] if first else out))))
     try:
         if attend:
             with explicit_attention(record):

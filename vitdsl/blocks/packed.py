@@ -2,7 +2,7 @@
 
 ``patchify`` turns an ``images`` input (samples that are lists of images of any size up to the
 declared maximum) into ``packed`` tokens; the packing (image of each token, padding, patch row and
-column) travels with the tensor at run time (see ``modules/packed.py``). Token-wise blocks (``mlp``,
+column) travels beside the tensor at run time as its extras (see ``modules/packed.py``). Token-wise blocks (``mlp``,
 ``norm``) take packed tokens as they are; blocks that mix tokens must keep images apart, so only the
 packed-aware ones (``global-attn``, ``pos-embed: factorized`` and ``attn-pool``) take them. Shape
 rules see one image of the maximum size per sample.

@@ -8,8 +8,8 @@ that need a grid (sincos positions, local attention) can check for one before an
 
 Two kinds describe variable-size inputs (NaViT): ``images`` (C, H, W) is a batch of samples, each a
 list of images of any size up to H×W; ``packed`` (N, D) is their tokens packed per sample into one
-padded sequence, which carries its layout (which image each token belongs to, its patch row and
-column) at run time (``blocks.modules.packed.PackedTokens``). N is the token count of one image of
+padded sequence, whose layout (which image each token belongs to, its patch row and column) travels
+beside it at run time as its extras (``blocks.modules.packed.Packing``). N is the token count of one image of
 the maximum size, which is what the shape rules and the summary trace.
 
 Any shape may hold ``groups`` G > 1 independent items per sample (the frames of a video): at run time

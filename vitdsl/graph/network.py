@@ -1,19 +1,47 @@
 """The compiled model: an ordinary ``nn.Module`` whose submodules sit at their block paths and whose
-forward runs a precomputed static plan (no graph walking per call) over the modules the tree holds."""
+forward runs a precomputed static plan (no graph walking per call) over the modules the tree holds.
+
+Next to the tensor on each edge the plan carries its extras (NaViT's packing, token sampling's padding;
+``blocks/modules/padded.py``): at build time each step learns whether its module gives extras, reads
+them and whether they pass from its input to its output, so a model without extras runs as before."""
 from __future__ import annotations
 
 import contextlib
 import operator
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
 
+from ..blocks.modules.padded import gives_extras, reads_extras
+from ..blocks.shape import Shape
 from ..blueprint.expand import INPUT
 from ..errors import VitdslError
 from .build import Graph
 from .share import tie
 from .timm_api import Layers, TimmApi
+
+
+class Step(NamedTuple):
+    """One step of the plan: the module at ``keys`` on the values in slots ``ins`` into slot ``out``; ``frees``:
+    slots read for the last time. ``src``: the slot whose extras it sees (-1: none); ``gives``: the module
+    returns (tensor, extras); ``reads``: it takes ``extras=``; ``passes``: its output keeps those of ``src``."""
+
+    keys: tuple[str, ...]
+    ins: tuple[int, ...]
+    out: int
+    frees: tuple[int, ...] = ()
+    src: int = -1
+    gives: bool = False
+    reads: bool = False
+    passes: bool = False
+
+
+def keeps_tokens(node, x: Shape, y: Shape) -> bool:
+    """Whether a block's output keeps its input's tokens row for row (the same kind, count and groups, and
+    a block that does not drop padding): then extras pass through it."""
+    return (y.kind in ("tokens", "packed") and (y.kind, y.dims[0], y.groups) == (x.kind, x.dims[0], x.groups)
+            and node.spec.takes_padding() != "drop")
 
 
 class Network(TimmApi, nn.Module):
@@ -48,6 +76,17 @@ class Network(TimmApi, nn.Module):
             self._place(node.path, module)
             modules[node.path] = module
         self.segments: dict[tuple[str, str], tuple] = {}
+        self.carries: dict[str, bool] = {INPUT: False}  # whether a path's output has extras
+        self.flow: dict[str, tuple[int | None, bool, bool, bool]] = {}  # (input index, gives, reads, passes)
+        for node, inputs, output in graph:
+            if node.path not in modules:
+                continue
+            module = modules[node.path]
+            src = next((k for k, p in enumerate(node.inputs) if self.carries.get(p)), None)
+            gives = gives_extras(module)
+            passes = src is not None and not gives and keeps_tokens(node, inputs[src], output)
+            self.flow[node.path] = (src, gives, src is not None and reads_extras(module), passes)
+            self.carries[node.path] = gives or passes
         if keep is not None:
             self.steps, self.out_slots, self.chain, self.layer_drops = [], (), None, []
             return
@@ -59,16 +98,37 @@ class Network(TimmApi, nn.Module):
         steps = []
         for i, (node, _, _) in enumerate(graph):
             frees = tuple(slot[p] for p in set(node.inputs) if last_use[p] == i and p not in graph.output_paths)
-            steps.append((tuple(node.path.split(".")), tuple(slot[p] for p in node.inputs), slot[node.path], frees))
+            steps.append(self._plan(node.path, tuple(slot[p] for p in node.inputs), slot[node.path], frees))
         # A step names its module by its path in the tree, looked up at every call: a block replaced or
         # wrapped after the build (activation checkpointing, FSDP, a user's swap) is what runs.
         self.steps = steps
         self.out_slots = tuple(slot[p] for p in graph.output_paths)
-        chain = all(ins == (k,) for k, (_, ins, _, _) in enumerate(steps)) and self.out_slots == (len(steps),)
-        self.chain = [keys for keys, *_ in steps] if chain else None
+        chain = all(s.ins == (k,) and not s.gives for k, s in enumerate(steps)) and self.out_slots == (len(steps),)
+        self.chain = [s.keys for s in steps] if chain else None
         index = {p: i for i, p in enumerate(self.paths)}
         self.layer_drops = [(drop.p, [self._iteration(it, index, slot, graph) for it in drop.iterations])
                             for drop in design.layer_drops]
+
+    def _plan(self, path: str, ins: tuple[int, ...], out: int, frees: tuple[int, ...] = ()) -> Step:
+        src, gives, reads, passes = self.flow[path]
+        return Step(tuple(path.split(".")), ins, out, frees, -1 if src is None else ins[src], gives, reads, passes)
+
+    def _step(self, step: Step, values: Any, extras: Any, context: torch.Tensor | None = None) -> None:
+        """Run one step: ``values`` and ``extras`` are indexed by slot (lists, or dicts in a checkpointed span)."""
+        module = self._at(step.keys)
+        args = [values[j] for j in step.ins]
+        if step.reads or context is not None:
+            kwargs = {"extras": extras[step.src]} if step.reads else {}
+            if context is not None and getattr(module, "takes_context", False):
+                kwargs["context"] = context
+            y = module(*args, **kwargs)
+        else:
+            y = module(*args)
+        if step.gives:
+            y, extras[step.out] = y
+        elif step.passes:
+            extras[step.out] = extras[step.src]
+        values[step.out] = y
 
     def _iteration(self, paths: list[str], index: dict, slot: dict, graph: Graph) -> tuple[int, int, int, int]:
         """(first step, end step, input slot, output slot) of one repeat iteration that layer dropout may skip."""
@@ -124,9 +184,9 @@ class Network(TimmApi, nn.Module):
                               ) from None
         return m
 
-    def segment(self, first: str, last: str) -> tuple:
-        """The plan of the layers ``first`` … ``last`` (execution order): (steps, input position) where each
-        step is (module, input slots, output slot); slot 0 holds the segment's one outside input."""
+    def segment(self, first: str, last: str) -> tuple[Step, ...]:
+        """The plan of the layers ``first`` … ``last`` (execution order); slot 0 holds the segment's one outside
+        input."""
         key = (first, last)
         if key not in self.segments:
             paths = self.paths[self.paths.index(first): self.paths.index(last) + 1]
@@ -137,22 +197,19 @@ class Network(TimmApi, nn.Module):
                                   f"({', '.join(sorted(outside))}); a segment runs on one tensor",
                                   path=first, hint="choose a segment that is a chain")
             slot = {outside.pop(): 0, **{p: i + 1 for i, p in enumerate(paths)}}
-            self.segments[key] = tuple((tuple(p.split(".")), tuple(slot[i] for i in nodes[p].inputs), slot[p])
-                                       for p in paths)
+            self.segments[key] = tuple(self._plan(p, tuple(slot[i] for i in nodes[p].inputs), slot[p]) for p in paths)
         return self.segments[key]
 
-    def run(self, x: torch.Tensor, first: str, last: str, context: torch.Tensor | None = None) -> torch.Tensor:
-        """Run only the layers ``first`` … ``last`` on ``x`` (the input of ``first``); with ``context``,
-        every attention that can attend to a context (``takes_context``) takes its keys and values from it."""
+    def run(self, x: torch.Tensor, first: str, last: str, context: torch.Tensor | None = None,
+            extras: Any = None) -> torch.Tensor:
+        """Run only the layers ``first`` … ``last`` on ``x`` (the input of ``first``, with its ``extras`` if it
+        has some); with ``context``, every attention that can attend to a context (``takes_context``) takes its
+        keys and values from it."""
         steps = self.segment(first, last)
         values: list[Any] = [x] + [None] * len(steps)
-        for keys, ins, out in steps:
-            module = self._at(keys)
-            args = [values[j] for j in ins]
-            if context is not None and getattr(module, "takes_context", False):
-                values[out] = module(*args, context=context)
-            else:
-                values[out] = module(*args)
+        found: list[Any] = [extras] + [None] * len(steps)
+        for step in steps:
+            self._step(step, values, found, context)
         return values[-1]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -161,26 +218,12 @@ class Network(TimmApi, nn.Module):
                               hint="build the blueprint itself for the whole network")
         if self.feature_paths is not None:
             return self._features(x)
-        if self.grad_checkpointing and torch.is_grad_enabled():
-            return self._checkpointed(x)
-        skip = self._dropped() if self.training and self.layer_drops else None
-        if self.chain is not None and not skip:
+        checkpointed = self.grad_checkpointing and torch.is_grad_enabled()
+        if self.chain is not None and not checkpointed and not (self.training and self.layer_drops):
             for keys in self.chain:
                 x = self._at(keys)(x)
             return x
-        values: list[Any] = [x] + [None] * len(self.steps)
-        i, steps = 0, self.steps
-        while i < len(steps):
-            if skip and i in skip:
-                end, src, dst = skip[i]
-                values[dst] = values[src]
-                i = end
-                continue
-            keys, ins, out, frees = steps[i]
-            values[out] = self._at(keys)(*[values[j] for j in ins])
-            for j in frees:
-                values[j] = None
-            i += 1
+        values = self._execute(x, len(self.steps), frozenset(self.out_slots))
         if len(self.out_slots) == 1:
             return values[self.out_slots[0]]
         return tuple(values[i] for i in self.out_slots)

@@ -113,18 +113,18 @@ class TimmApi:
                     j += 1
                 if keys[i] is not None:
                     made = frozenset(range(i + 1, j + 2))
-                    ins = sorted({s for step in self.steps[i:j + 1] for s in step[1]} - made)
-                    later = {s for step in self.steps[j + 1:] for s in step[1]} | set(self.out_slots)
+                    ins = sorted({s for step in self.steps[i:j + 1] for s in step.ins} - made)
+                    later = {s for step in self.steps[j + 1:] for s in step.ins} | set(self.out_slots)
                     table[i] = (j + 1, tuple(ins), made, tuple(sorted(made & later)))
                 i = j + 1
             self.__dict__["_span_table"] = table
         return table
 
-    def _span(self, start: int, end: int, ins: tuple, outs: tuple, *args: Any) -> tuple:
-        values = dict(zip(ins, args))
-        for keys, step_ins, out, _ in self.steps[start:end]:
-            values[out] = self._at(keys)(*[values[j] for j in step_ins])
-        return tuple(values[j] for j in outs)
+    def _span(self, start: int, end: int, ins: tuple, outs: tuple, extras: tuple, *args: Any) -> tuple:
+        values, found = dict(zip(ins, args)), dict(zip(ins, extras))
+        for step in self.steps[start:end]:
+            self._step(step, values, found)
+        return tuple(values[j] for j in outs), tuple(found.get(j) for j in outs)
 
     def _execute(self, x: Any, upto: int, keep: frozenset) -> list:
         """The values of the first ``upto`` steps (slots in ``keep`` kept), each repeat iteration under
@@ -132,35 +132,30 @@ class TimmApi:
         spans = self._spans() if self.grad_checkpointing and torch.is_grad_enabled() else {}
         skip = self._dropped() if self.training and self.layer_drops else {}
         values: list[Any] = [x] + [None] * len(self.steps)
+        extras: list[Any] = [None] * len(values)  # beside each value (graph/network.py)
         i = 0
         while i < upto:
             if i in skip:
                 end, src, dst = skip[i]
-                values[dst] = values[src]
+                values[dst], extras[dst] = values[src], extras[src]
                 i = end
                 continue
             if i in spans and spans[i][0] <= upto:
                 end, ins, made, outs = spans[i]
                 outs = tuple(sorted(set(outs) | (keep & made)))
-                got = checkpoint(self._span, i, end, ins, outs, *[values[j] for j in ins], use_reentrant=False)
-                for j, v in zip(outs, got):
-                    values[j] = v
-                frees = {j for step in self.steps[i:end] for j in step[3]}
+                got, got_extras = checkpoint(self._span, i, end, ins, outs, tuple(extras[j] for j in ins),
+                                             *[values[j] for j in ins], use_reentrant=False)
+                for j, v, e in zip(outs, got, got_extras):
+                    values[j], extras[j] = v, e
+                frees = {j for step in self.steps[i:end] for j in step.frees}
             else:
-                keys, ins, out, frees = self.steps[i]
-                values[out] = self._at(keys)(*[values[j] for j in ins])
-                end = i + 1
+                self._step(self.steps[i], values, extras)
+                frees, end = self.steps[i].frees, i + 1
             for j in frees:
                 if j not in keep:
-                    values[j] = None
+                    values[j] = extras[j] = None
             i = end
         return values
-
-    def _checkpointed(self, x: Any) -> Any:
-        values = self._execute(x, len(self.steps), frozenset(self.out_slots))
-        if len(self.out_slots) == 1:
-            return values[self.out_slots[0]]
-        return tuple(values[i] for i in self.out_slots)
 
     # -- features and head ------------------------------------------------------------------------
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:

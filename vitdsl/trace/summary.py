@@ -17,7 +17,6 @@ from typing import Any, Mapping
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from ..blueprint.expand import INPUT
 from ..graph.build import Graph, build_graph
 from ..graph.network import Network, compile_graph
 from .rows import Row, pattern
@@ -135,7 +134,9 @@ def trace(obj: Any, variant: str | None = None, overrides: Mapping[str, Any] | N
     summary.trainable_bytes = sum(p.numel() * p.element_size() for p in model.parameters() if p.requires_grad)
     summary.buffers_bytes = sum(b.numel() * b.element_size() for _, b in model.named_buffers()
                                 if _persistent(model, _))
-    values: dict[str, torch.Tensor] = {INPUT: torch.empty(batch, *graph.input.dims, device="meta")}
+    # slots of the network's own plan, which carries the extras (packing, padding) beside the tensors
+    values: list[Any] = [torch.empty(batch, *graph.input.dims, device="meta")] + [None] * len(model.steps)
+    extras: list[Any] = [None] * len(values)
     nodes = {n.path: n for n in design.nodes}
     seen: set[int] = set()  # tensors already counted: a block sharing another's weights counts only its own
     kept = _Kept(model)
@@ -144,14 +145,14 @@ def trace(obj: Any, variant: str | None = None, overrides: Mapping[str, Any] | N
     # grad on, so that autograd saves for backward what training would (eval: no dropout masks); on meta
     with (torch.enable_grad(), explicit_attention(weights.record),
           torch.autograd.graph.saved_tensors_hooks(kept.pack, kept.unpack)):
-        for path in model.paths:
+        for path, step in zip(model.paths, model.steps):
             module = model.block(path)
             node = nodes[path]
-            args = [values[p] for p in node.inputs]
+            args = [values[j] for j in step.ins]
             before, weights_before = kept.bytes, weights.numel
             with FlopCounterMode(display=False) as counter:
-                out = module(*args)
-            values[path] = out
+                model._step(step, values, extras)
+            out = values[step.out]
             params = [p for p in module.parameters() if id(p) not in seen]
             seen.update(id(p) for p in params)
             shapes = graph.nx.nodes[path]

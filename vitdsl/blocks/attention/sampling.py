@@ -21,9 +21,10 @@ class SamplingAttn(AttentionSpec):
     Images that keep fewer tokens than the batch's most are padded on the right; the padding is
     masked out of every later attention (``global-attn``, ``memory-attn``, ``sampling-attn``), and
     honoured by per-token blocks (``mlp``, ``norm``), ``pool``, ``token-merge`` and ``token-ids``. The
-    token count it gives is an upper bound, and such a model cannot be captured by ``torch.export``
-    (the kept count depends on the data). The scores read plain softmax attention, so the block takes
-    none of the logit options of ``global-attn``.
+    token count it gives is an upper bound: eager runs keep as many as the batch's widest image, while
+    ``torch.compile``, ``torch.export`` and the ONNX exporter keep the budget, ``samples`` tokens after the
+    class token (for the same draws the same logits; ``token-ids`` then ends in −1 columns). The scores
+    read plain softmax attention, so the block takes none of the logit options of ``global-attn``.
     """
 
     block = "sampling-attn"

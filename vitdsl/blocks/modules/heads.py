@@ -4,10 +4,12 @@ import torch
 from torch import nn
 
 from .common import make_act, make_norm
-from .padded import PaddedTokens, unpad
+from .padded import Padding, padding_keys
 
 
 class Pool(nn.Module):
+    reads_extras = True  # padding rows must not count: an image's result would depend on its batch
+
     def __init__(self, mode: str, kind: str, dim: int | None = None, index: int = 0, suffix: int = 0,
                  prefix: int = 0):
         super().__init__()
@@ -15,10 +17,8 @@ class Pool(nn.Module):
         self.prefix = prefix  # leading tokens mean leaves out (over: patches)
         self.score = nn.Linear(dim, 1) if mode == "seq" else None
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        mask = None
-        if isinstance(x, PaddedTokens):  # padding rows must not count: an image's result would depend on its batch
-            x, mask, _ = unpad(x)
+    def forward(self, x: torch.Tensor, extras: Padding | None = None) -> torch.Tensor:
+        mask = padding_keys(extras)
         if self.mode == "last":
             return x[:, -1]
         if self.suffix:

@@ -3,19 +3,20 @@
 A batch is a list of samples, each a list of images (C, h, w) of any size up to the blueprint's
 maximum; a plain (B, C, H, W) tensor is B samples of one image each. ``PackedPatchify`` cuts every
 image into patches and concatenates a sample's patches into one sequence, padded to the longest
-sample. The result is a ``PackedTokens``: an ordinary (B, N, D) tensor that also carries its
-``Packing`` — which image of its sample each token belongs to, which tokens are padding, each
-token's patch row and column, and how many images each sample holds.
+sample. It gives the (B, N, D) tokens and, as their extras (``padded.py``), their ``Packing`` —
+which image of its sample each token belongs to, which tokens are padding, each token's patch row and
+column, and how many images each sample holds.
 
-The packing rides along with the tensor through token-wise modules (norms, linears, MLPs, residual
-additions: any op whose result keeps the (B, N) leading sizes), so the generic blocks work on packed
-tokens unchanged and the compiler knows nothing about it. The blocks that need it read it:
-``FactorizedPositions`` (row and column of each patch), ``PackedAttention`` (attend within one's
-own image) and ``AttentionPool`` (one query per image).
+The compiled network carries the packing next to the tokens through the blocks that keep them
+(norms, MLPs, residual blocks), so the generic blocks work on packed tokens unchanged. The blocks that
+need it read it: ``FactorizedPositions`` (row and column of each patch), ``PackedAttention`` (attend
+within one's own image) and ``AttentionPool`` (one query per image). A plain (B, C, H, W) batch packs
+with static shapes and no mask, so it exports and compiles; a list packs with sizes read from the
+images (Python ints: a compiled model specialises on them).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -33,91 +34,40 @@ class Packing:
 
     ``ids`` (B, N): the token's image within its sample (0 on padding, as vit-pytorch pads, so that no
     attention row is empty); ``valid`` (B, N): False on padding; ``pos`` (B, N, 2): patch row and
-    column; ``counts``: images per sample. ``single``: one image per sample and no padding, so no mask
-    is needed.
+    column; ``counts``: images per sample, None for one each. ``single``: one image per sample and no
+    padding, so no mask is needed.
     """
 
     ids: torch.Tensor
     valid: torch.Tensor
     pos: torch.Tensor
-    counts: tuple[int, ...]
+    counts: tuple[int, ...] | None = None
     single: bool = False
-    _mask: torch.Tensor | None = field(default=None, repr=False)
+
+    def __post_init__(self):
+        # (B, 1, N, N): query and key in the same image, key not padding; made once for all attention blocks
+        ids, valid = self.ids, self.valid
+        same = ids[:, None, :, None] == ids[:, None, None, :]
+        self.attn_mask = None if self.single else same & valid[:, None, None, :]
 
     @property
-    def size(self) -> tuple[int, int]:
-        return tuple(self.ids.shape)
+    def slots(self) -> int:
+        """Query slots per sample: the most images a sample holds."""
+        return max(self.counts) if self.counts else 1
 
-    def attn_mask(self) -> torch.Tensor | None:
-        """(B, 1, N, N) bool: query and key in the same image, key not padding."""
-        if self.single:
-            return None
-        if self._mask is None:
-            self._mask = (self.ids[:, None, :, None] == self.ids[:, None, None, :]) & self.valid[:, None, None, :]
-        return self._mask
-
-    def pool_mask(self, queries: int) -> torch.Tensor | None:
+    def pool_mask(self) -> torch.Tensor | None:
         """(B, 1, Q, N) bool: query i sees the tokens of image i of its sample."""
         if self.single:
             return None
-        image = torch.arange(queries, device=self.ids.device)
+        image = torch.arange(self.slots, device=self.ids.device)
         return ((image[:, None] == self.ids[:, None, :]) & self.valid[:, None, :])[:, None]
 
-    def real_queries(self, queries: int) -> torch.Tensor:
-        """(B·Q,) bool: which of Q query slots per sample stand for an image."""
-        counts = torch.tensor(self.counts, device=self.ids.device)
-        return (torch.arange(queries, device=self.ids.device)[None, :] < counts[:, None]).flatten()
-
-
-class PackedTokens(torch.Tensor):
-    """A (B, N, D) token tensor with its ``packing``; results of ops on it that keep the leading
-    (B, N) sizes are PackedTokens with the same packing, all others plain tensors."""
-
-    packing: Packing
-
-    @staticmethod
-    def wrap(x: torch.Tensor, packing: Packing) -> PackedTokens:
-        out = x.as_subclass(PackedTokens)
-        out.packing = packing
-        return out
-
-    @classmethod
-    def __torch_function__(cls, func, types, args=(), kwargs=None):
-        kwargs = kwargs or {}
-        packing = _find_packing(args) or _find_packing(kwargs.values())
-        with torch._C.DisableTorchFunctionSubclass():
-            out = func(*args, **kwargs)
-        if func in torch.overrides.get_default_nowrap_functions():
-            return out
-        if isinstance(out, (tuple, list)):
-            return type(out)(_rewrap(o, packing) for o in out)
-        return _rewrap(out, packing)
-
-
-def _find_packing(values) -> Packing | None:
-    for v in values:
-        if isinstance(v, PackedTokens):
-            return v.packing
-        if isinstance(v, (tuple, list)):
-            found = _find_packing(v)
-            if found is not None:
-                return found
-    return None
-
-
-def _rewrap(out, packing: Packing | None):
-    if not isinstance(out, torch.Tensor):
-        return out
-    if packing is not None and out.dim() == 3 and tuple(out.shape[:2]) == packing.size:
-        return PackedTokens.wrap(out, packing)
-    return out.as_subclass(torch.Tensor) if isinstance(out, PackedTokens) else out
-
-
-def unpack(x: torch.Tensor) -> tuple[torch.Tensor, Packing | None]:
-    """The plain tensor and its packing (None for a plain tensor: one image per sample)."""
-    if isinstance(x, PackedTokens):
-        return x.as_subclass(torch.Tensor), x.packing
-    return x, None
+    def real_queries(self) -> list[int] | None:
+        """Which of the B·Q query slots stand for an image (None: all), as Python ints: a static index."""
+        q = self.slots
+        if self.counts is None or all(c == q for c in self.counts):
+            return None
+        return [b * q + i for b, c in enumerate(self.counts) for i in range(c)]
 
 
 def grid_positions(gh: int, gw: int, device=None) -> torch.Tensor:
@@ -167,7 +117,9 @@ class PackedPatchify(Patchify):
         self.channels, self.max_size = channels, max_size
         self.token_dropout, self.max_seq_len = token_dropout, max_seq_len
 
-    def forward(self, images) -> PackedTokens:
+    gives_extras = True
+
+    def forward(self, images) -> tuple[torch.Tensor, Packing]:
         dropping = self.training and self.token_dropout > 0
         if isinstance(images, torch.Tensor) and not dropping:
             patches, packing = self._pack_batch(images)
@@ -178,7 +130,7 @@ class PackedPatchify(Patchify):
         x = self.proj(patches)
         if self.post_norm is not None:
             x = self.post_norm(x)
-        return PackedTokens.wrap(x, packing)
+        return x, packing
 
     def _samples(self, images, dropping: bool) -> list[list[torch.Tensor]]:
         if isinstance(images, torch.Tensor):
@@ -228,7 +180,7 @@ class PackedPatchify(Patchify):
         patches = x.reshape(b, gh * gw, c * ph * pw)
         ids = torch.zeros(b, gh * gw, dtype=torch.long, device=x.device)
         pos = grid_positions(gh, gw, x.device).expand(b, -1, -1)
-        return patches, Packing(ids, torch.ones_like(ids, dtype=torch.bool), pos, (1,) * b, single=True)
+        return patches, Packing(ids, torch.ones_like(ids, dtype=torch.bool), pos, single=True)
 
     def _pack(self, samples: list[list[torch.Tensor]]) -> tuple[torch.Tensor, Packing]:
         dropping = self.training and self.token_dropout > 0
@@ -249,14 +201,14 @@ class PackedPatchify(Patchify):
                     seq, pos = seq[keep], pos[keep]
                 sample_seqs.append(seq)
                 sample_pos.append(pos)
-            lengths = torch.tensor([s.shape[0] for s in sample_seqs], device=sample_seqs[0].device)
-            ids.append(torch.repeat_interleave(torch.arange(len(sample), device=lengths.device), lengths))
+            device = sample_seqs[0].device  # image ids from Python sizes: no data-dependent shape to compile
+            ids.append(torch.cat([torch.full((s.shape[0],), i, device=device) for i, s in enumerate(sample_seqs)]))
             seqs.append(torch.cat(sample_seqs))
             positions.append(torch.cat(sample_pos))
             counts.append(len(sample))
         lengths = [s.shape[0] for s in seqs]
         device = seqs[0].device
-        valid = torch.arange(max(lengths), device=device)[None, :] < torch.tensor(lengths, device=device)[:, None]
+        valid = torch.stack([torch.arange(max(lengths), device=device) < n for n in lengths])
         single = all(c == 1 for c in counts) and len(set(lengths)) == 1
         packing = Packing(pad_sequence(ids, batch_first=True), valid, pad_sequence(positions, batch_first=True),
                           tuple(counts), single)
@@ -266,6 +218,8 @@ class PackedPatchify(Patchify):
 class FactorizedPositions(nn.Module):
     """x + rows[r] + cols[c] for each token's patch row r and column c."""
 
+    reads_extras = True
+
     def __init__(self, grid: tuple[int, int], dim: int, init_std: float, dropout: float):
         super().__init__()
         self.grid = grid
@@ -273,8 +227,8 @@ class FactorizedPositions(nn.Module):
         self.cols = nn.Parameter(torch.randn(grid[1], dim) * init_std)
         self.drop = nn.Dropout(dropout) if dropout > 0 else None
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        _, packing = unpack(x)
+    def forward(self, x: torch.Tensor, extras: Packing | None = None) -> torch.Tensor:
+        packing = extras
         if packing is not None:
             pos = packing.pos
         else:
@@ -291,9 +245,10 @@ class PackedAttention(TokenAttention):
     """Self-attention in which a token sees only the tokens of its own image (plain tensors: all
     tokens)."""
 
-    def mix(self, x: torch.Tensor) -> torch.Tensor:
-        x, packing = unpack(x)
-        return self.merge(self.attend(*self.qkv_heads(x), packing.attn_mask() if packing is not None else None))
+    def forward(self, x: torch.Tensor, extras: Packing | None = None) -> torch.Tensor:
+        h = self.norm(x) if self.norm_position == "pre" else x
+        mask = extras.attn_mask if extras is not None else None
+        return self.join(self.branch(self.merge(self.attend(*self.qkv_heads(h), mask))), x)
 
 
 class AttentionPool(PackedAttention):
@@ -304,19 +259,20 @@ class AttentionPool(PackedAttention):
         super().__init__(**kwargs)
         self.query = nn.Parameter(torch.randn(kwargs["dim"]) * init_std)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        context, packing = unpack(x)
+    def forward(self, x: torch.Tensor, extras: Packing | None = None) -> torch.Tensor:
+        context, packing = x, extras
         b, n, d = context.shape
-        slots = max(packing.counts) if packing is not None else 1
+        slots = packing.slots if packing is not None else 1
         queries = self.query.repeat(b, slots, 1)
         y = self.norm(queries) if self.norm_position == "pre" else queries
         inner = self.heads * self.dim_head
         weight, bias = self.qkv.weight, self.qkv.bias
         q = F.linear(y, weight[:inner], None if bias is None else bias[:inner])
         k, v = F.linear(context, weight[inner:], None if bias is None else bias[inner:]).chunk(2, dim=-1)
-        mask = packing.pool_mask(slots) if packing is not None else None
+        mask = packing.pool_mask() if packing is not None else None
         # a query slot without an image has an all-masked row: the finite -max fill keeps it finite,
         # and it is dropped afterwards
         y = self.merge(self.attend(self.split(q), self.split(k), self.split(v), mask))
         y = self.join(self.branch(y), queries).reshape(b * slots, d)
-        return y if packing is None or packing.single else y[packing.real_queries(slots)]
+        real = packing.real_queries() if packing is not None else None
+        return y if real is None else y[torch.tensor(real, device=y.device)]

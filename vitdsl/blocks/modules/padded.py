@@ -1,62 +1,57 @@
-"""Padded token sequences: what a block that keeps a data-dependent number of tokens per image gives
-(adaptive token sampling, ``sampling-attn``), and what every block that takes them reads.
+"""Extras: the side values that travel next to a (B, N, D) token tensor on a graph edge, and the
+padding that adaptive token sampling (``sampling-attn``) leaves.
 
-Padding convention: such a block returns ``PaddedTokens``, an ordinary (B, N, D) tensor that also
-carries ``mask`` (B, N), False on the padding rows at the right end, and ``ids`` (B, N), the index of
-each row in the sequence that entered the first sampling block. It is still one tensor on one graph
-edge, so the graph, the compiled network and the summary need nothing new. Any op whose result keeps
-the (B, N) leading sizes of a 3-D input (norm, linear, activation, dropout, the residual add: every
-per-token block) returns PaddedTokens with the same mask and ids; anything else (``x[:, 0]``) gives a
-plain tensor. Its own module, below attention and the blocks that read padding, so none of them
-depends on another to know the convention.
+A module takes part in three ways, each decided once when the network is compiled, never per call:
+
+- it GIVES extras when its class sets ``gives_extras = True``: its forward returns ``(tokens, extras)``
+  (the packing patchify of NaViT, ``sampling-attn``);
+- it READS them when its class sets ``reads_extras = True``: its forward takes ``extras=`` (None:
+  plain tokens), given whenever its input edge carries some (attention that must not attend to
+  padding or across images, the pools, ``token-ids``, ``token-merge``, factorized positions);
+- the extras PASS from its input to its output when the graph's shapes say the output keeps the
+  input's tokens (the same token count, a block that does not drop padding: ``mlp``, ``norm``,
+  residual blocks); anywhere else they stop.
+
+Plain tensors are all a module ever returns besides, so ``torch.export``, the ONNX exporter and
+``torch.compile`` see ordinary tensors (see ``graph/network.py`` for the plan).
+
+Padding convention: ``Padding.mask`` (B, N) is False on the padding rows at the right end; ``ids``
+(B, N) is the index of each row in the sequence that entered the first sampling block.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
-from torch.utils._pytree import tree_leaves, tree_map_only
 
 
-class PaddedTokens(torch.Tensor):
-    """(B, N, D) tokens with a padding ``mask`` (B, N) and source ``ids`` (B, N)."""
+def gives_extras(module: torch.nn.Module) -> bool:
+    """Whether the module's forward returns (tokens, extras)."""
+    return bool(getattr(module, "gives_extras", False))
+
+
+def reads_extras(module: torch.nn.Module) -> bool:
+    """Whether the module's forward takes ``extras=``."""
+    return bool(getattr(module, "reads_extras", False))
+
+
+@dataclass(eq=False)
+class Padding:
+    """The padding of (B, N, D) tokens: ``mask`` (B, N) False on padding, source ``ids`` (B, N)."""
 
     mask: torch.Tensor
     ids: torch.Tensor
 
-    @staticmethod
-    def wrap(x: torch.Tensor, mask: torch.Tensor, ids: torch.Tensor) -> "PaddedTokens":
-        out = x.as_subclass(PaddedTokens)
-        out.mask, out.ids = mask, ids
-        return out
 
-    @classmethod
-    def __torch_function__(cls, func, types, args=(), kwargs=None):
-        kwargs = kwargs or {}
-        with torch._C.DisableTorchFunctionSubclass():
-            out = func(*args, **kwargs)
-            src = next((a for a in tree_leaves((args, kwargs)) if isinstance(a, PaddedTokens)), None)
-            if src is None:
-                return out
-            lead = src.shape[:2]
-
-        def keep(t: torch.Tensor) -> torch.Tensor:
-            if isinstance(t, PaddedTokens) or t.dim() != 3 or t.shape[:2] != lead:
-                return t
-            return PaddedTokens.wrap(t, src.mask, src.ids)
-
-        return tree_map_only(torch.Tensor, keep, out)
-
-
-def unpad(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(plain tokens, mask, ids); a plain (B, N, D) input has no padding and ids 0..N-1."""
-    if isinstance(x, PaddedTokens):
-        with torch._C.DisableTorchFunctionSubclass():
-            return x.as_subclass(torch.Tensor), x.mask, x.ids
+def padding_of(x: torch.Tensor, extras: Padding | None) -> Padding:
+    """The padding of x: ``extras``, or for plain (B, N, D) tokens none, with ids 0..N-1."""
+    if extras is not None:
+        return extras
     b, n, _ = x.shape
-    mask = torch.ones(b, n, dtype=torch.bool, device=x.device)
-    return x, mask, torch.arange(n, device=x.device).expand(b, n)
+    return Padding(torch.ones(b, n, dtype=torch.bool, device=x.device), torch.arange(n, device=x.device).expand(b, n))
 
 
-def padding_keys(x: torch.Tensor) -> torch.Tensor | None:
+def padding_keys(extras: Padding | None) -> torch.Tensor | None:
     """(B, N) True on the real rows of padded tokens, None for plain ones: no token may attend to
     padding, or an image's result would depend on the others in its batch."""
-    return x.mask if isinstance(x, PaddedTokens) else None
+    return extras.mask if isinstance(extras, Padding) else None

@@ -4,13 +4,15 @@ import torch
 from torch import nn
 
 from .common import make_norm
-from .padded import PaddedTokens, unpad
+from .padded import Padding, padding_keys
 
 
 class TokenMerge(nn.Module):
     """(B, N, D) → (B, K, D): K learned queries attend over the normalised tokens, which are also the values.
-    The padding rows of token sampling's PaddedTokens get no weight, so an image's result does not depend
+    The padding rows that token sampling leaves get no weight, so an image's result does not depend
     on how many tokens the others in its batch kept."""
+
+    reads_extras = True
 
     def __init__(self, dim: int, tokens: int, norm: str, init_std: float, eps: float | None = None):
         super().__init__()
@@ -18,10 +20,8 @@ class TokenMerge(nn.Module):
         self.queries = nn.Parameter(torch.randn(tokens, dim) * init_std)
         self.scale = dim ** -0.5
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        mask = None
-        if isinstance(x, PaddedTokens):
-            x, mask, _ = unpad(x)  # a plain tensor from here, so no result is mistaken for padded tokens
+    def forward(self, x: torch.Tensor, extras: Padding | None = None) -> torch.Tensor:
+        mask = padding_keys(extras)
         if self.norm is not None:
             x = self.norm(x)
         logits = self.queries @ x.transpose(-1, -2) * self.scale

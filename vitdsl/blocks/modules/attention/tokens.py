@@ -15,16 +15,20 @@ from .windows import relative_index
 class TokenAttention(SelfAttention):
     """Self-attention over tokens; padded tokens (token sampling) are masked out of the keys."""
 
+    reads_extras = True  # the padding that token sampling leaves (padded.py)
+
     @property
     def takes_context(self) -> bool:
         """Whether ``forward(x, context=c)`` works: plain attention, whose keys and values can come from
         other tokens (MP3's pre-training attends to the visible tokens)."""
         return type(self) is TokenAttention
 
-    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
-        if context is None:
-            return super().forward(x)
+    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None, extras=None) -> torch.Tensor:
         pre = self.norm_position == "pre"
+        if context is None:
+            if extras is None:
+                return super().forward(x)
+            return self.join(self.branch(self.mix(self.norm(x) if pre else x, keys=padding_keys(extras))), x)
         h, c = (self.norm(x), self.norm(context)) if pre else (x, context)  # one norm for both, as MP3
         return self.join(self.branch(self.mix(h, c)), x)
 
@@ -32,7 +36,8 @@ class TokenAttention(SelfAttention):
         """Keys and values beyond the tokens' own (memories); none here."""
         return k, v
 
-    def mix(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
+    def mix(self, x: torch.Tensor, context: torch.Tensor | None = None,
+            keys: torch.Tensor | None = None) -> torch.Tensor:
         if context is not None:  # queries from x, keys and values from the context: the one qkv weight, cut
             inner = self.widths[0]
             w, bias = self.qkv.weight, self.qkv.bias
@@ -42,7 +47,6 @@ class TokenAttention(SelfAttention):
         q, k, v = self.qkv_heads(x)
         n = k.shape[2]
         k, v = self.more_keys(x, k, v)
-        keys = padding_keys(x)
         if keys is not None and k.shape[2] > n:  # the extra keys are never padding
             keys = F.pad(keys, (0, k.shape[2] - n), value=True)
         return self.merge(self.attend(q, k, v, None if keys is None else keys[:, None, None, :]))
