@@ -1,5 +1,6 @@
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,9 @@ if os.environ.get("PYTEST_XDIST_WORKER") and "OMP_NUM_THREADS" not in os.environ
 
     # `make test` runs one worker per core (pytest -n 2): more torch threads than cores would slow both down
     torch.set_num_threads(1)
+
+# `vitdsl list` keeps a cache under the user's cache folder: the tests' own, so that no run reads another's
+os.environ.setdefault("VITDSL_CACHE_DIR", tempfile.mkdtemp(prefix="vitdsl-test-cache-"))
 
 # the checkpoint tests' fixtures (a tiny saved model), shared without importing them into each module
 pytest_plugins = ("checkpoint_files",)

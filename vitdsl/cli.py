@@ -256,30 +256,23 @@ def cmd_summary(args, build: bool = False) -> int:
 def cmd_list(args) -> int:
     from rich.table import Table
 
-    from .blueprint.load import find, load, objective_names, zoo_names
-    from .graph.build import build_graph, info
+    from .blueprint.load import objective_names, zoo_names
+    from .listing import zoo_rows
 
-    names = zoo_names(examples=True)
     if args.names:
-        print("\n".join(names + objective_names()))
+        print("\n".join(zoo_names(examples=True) + objective_names()))
         return 0
-    table = Table(title="The vitdsl zoo", title_justify="left", header_style="bold")
-    for col, kw in (("Name", {}), ("Params", {"justify": "right"}), ("Description", {})):
-        table.add_column(col, **kw)
-    for name in names:
-        bp = load(find(name))
-        params = info(build_graph(bp.resolve()))["params"]
-        table.add_row(name, f"{params:,}", bp.description)
+    # what a plugin does is not part of the cache's key: with one loaded, every blueprint is validated afresh
+    plain, objectives = zoo_rows(cached=not args.global_plugins)
     console = _console()
-    console.print(table)
-    objectives = Table(title="Objectives (the loss around an encoder; parameters trained)", title_justify="left",
-                       header_style="bold")
-    for col, kw in (("Name", {}), ("Params", {"justify": "right"}), ("Description", {})):
-        objectives.add_column(col, **kw)
-    for name in objective_names():
-        bp = load(find(name))
-        objectives.add_row(name, f"{bp.resolve().trained_params:,}", bp.description)
-    console.print(objectives)
+    for title, rows in (("The vitdsl zoo", plain),
+                        ("Objectives (the loss around an encoder; parameters trained)", objectives)):
+        table = Table(title=title, title_justify="left", header_style="bold")
+        for col, kw in (("Name", {}), ("Params", {"justify": "right"}), ("Description", {})):
+            table.add_column(col, **kw)
+        for name, params, description in rows:
+            table.add_row(name, f"{params:,}", description)
+        console.print(table)
     return 0
 
 

@@ -161,7 +161,8 @@ class BlockSpec(BaseModel):
     ``capabilities`` what the block is, in the words of ``CAPABILITIES``: objectives find their roles by
     these (the layer that cuts patches, the one that adds positions), never by a block's name."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # deferred: a spec's validator is built when a blueprint first uses the block, not at import
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     @field_validator("*", mode="before")
     @classmethod

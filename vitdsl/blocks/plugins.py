@@ -9,7 +9,6 @@ vitdsl chooses the code, on the command line or by installing a package.
 from __future__ import annotations
 
 import importlib
-import importlib.metadata
 import importlib.util
 import os
 import sys
@@ -29,6 +28,8 @@ def installed() -> dict[str, type[BlockSpec]]:
     """The block registry, with the blocks of installed packages' entry points (loaded on the first call)."""
     global _installed
     if not _installed:
+        import importlib.metadata  # not at import: a `vitdsl list` answered from its cache never needs it
+
         for ep in importlib.metadata.entry_points(group=GROUP):
             _load_entry_point(ep)
         _installed = True

@@ -8,6 +8,7 @@ never says anything of the target but its name.
 """
 from __future__ import annotations
 
+import os
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
@@ -88,12 +89,35 @@ def check_name(ref: str, what: str = "blueprint") -> None:
         raise VitdslError(f"the {what} name {ref!r} names no file", hint="give a file path or a zoo name")
 
 
+RECORDINGS: list[dict[str, list]] = []  # open recordings (vitdsl list's cache): what a load looked at
+
+
+@contextmanager
+def recording() -> Iterator[dict[str, list]]:
+    """Within, note every file looked for (``lookups``: path, found) and read (``files``: resolved path and the
+    SHA-256 of its text, noted by the reader): what decided the outcome of a load, besides vitdsl itself."""
+    seen: dict[str, list] = {"lookups": [], "files": []}
+    RECORDINGS.append(seen)
+    try:
+        yield seen
+    finally:
+        RECORDINGS.remove(seen)
+
+
+def note(kind: str, *what) -> None:
+    for seen in RECORDINGS:
+        seen[kind].append(list(what))
+
+
 def is_file(path: Path) -> bool:
     """``path.is_file()``, with names the system cannot even look up (too long, bad bytes) counted as absent."""
     try:
-        return path.is_file()
+        found = path.is_file()
     except (OSError, ValueError):
-        return False
+        found = False
+    if RECORDINGS:
+        note("lookups", os.path.abspath(path), found)
+    return found
 
 
 def is_regular(path: Path) -> bool:

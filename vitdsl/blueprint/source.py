@@ -6,6 +6,7 @@ positions live in a :class:`SourceMap` keyed by the value's path in the document
 """
 from __future__ import annotations
 
+import hashlib
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ from typing import Any
 import yaml
 
 from ..errors import Location, VitdslError, clip
-from . import limits
+from . import confine, limits
 
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _scalars = yaml.constructor.SafeConstructor()
@@ -203,6 +204,13 @@ def read_text(path: Path, what: str = "blueprint") -> str:
     return text
 
 
+def text_digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
 def read_yaml(path: str | Path) -> tuple[Any, SourceMap]:
     path = Path(path)
-    return parse_yaml(read_text(path), str(path))
+    text = read_text(path)
+    if confine.RECORDINGS:
+        confine.note("files", str(path.resolve()), text_digest(text))
+    return parse_yaml(text, str(path))

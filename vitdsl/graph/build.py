@@ -212,13 +212,7 @@ def _shapes(g: nx.DiGraph, order: list[str], src: Shape, *, explain: bool = True
         spec = node.spec
         inputs = [out_of[p] for p in node.inputs]
         _check_arity(node)  # before the shape rules, which take exactly their arity
-        for p, shape in zip(node.inputs, inputs):
-            if shape.kind not in spec.takes:
-                giver = "the input" if p == INPUT else f"'{p}' ({g.nodes[p]['node'].spec.block})"
-                want = " or ".join(spec.takes)
-                raise ShapeError(f"'{spec.block}' takes {want}, but {giver} gives {shape}",
-                                 location=node.location, path=path,
-                                 hint=FIXES.get((shape.kind, spec.takes[0])))
+        _check_kinds(g, node, inputs)
         try:
             out = _carry_groups(spec, inputs)
         except ShapeError as e:
@@ -232,6 +226,16 @@ def _shapes(g: nx.DiGraph, order: list[str], src: Shape, *, explain: bool = True
         out_of[path] = out
         result[path] = (inputs, out)
     return result
+
+
+def _check_kinds(g: nx.DiGraph, node, inputs: list[Shape]) -> None:
+    spec = node.spec
+    for p, shape in zip(node.inputs, inputs):
+        if shape.kind not in spec.takes:
+            giver = "the input" if p == INPUT else f"'{p}' ({g.nodes[p]['node'].spec.block})"
+            want = " or ".join(spec.takes)
+            raise ShapeError(f"'{spec.block}' takes {want}, but {giver} gives {shape}", location=node.location,
+                             path=node.path, hint=FIXES.get((shape.kind, spec.takes[0])))
 
 
 def _check_arity(node) -> None:
@@ -271,13 +275,28 @@ def valid_input_sizes(g: nx.DiGraph, order: list[str], src: Shape, limit: int = 
     """'input sizes that work: ...' for square images (or the frame size of volumes), by trying each."""
     if src.kind not in CHANNELS_FIRST:
         return None
+    steps = [g.nodes[path]["node"] for path in order]
+    # each block's answer for the inputs it saw: after a stride the sizes meet, so most are looked up
+    known: dict[tuple, Shape | None] = {}
     ok = []
     for s in range(8, limit + 1):
-        try:
-            _shapes(g, order, Shape(src.kind, (*src.dims[:-2], s, s)), explain=False)
-        except VitdslError:
-            continue
-        ok.append(s)
+        out_of = {INPUT: Shape(src.kind, (*src.dims[:-2], s, s))}
+        for node in steps:
+            inputs = [out_of[p] for p in node.inputs]
+            key = (node.path, *inputs)
+            if key not in known:
+                try:  # what _shapes checks, block by block
+                    _check_arity(node)
+                    _check_kinds(g, node, inputs)
+                    known[key] = _carry_groups(node.spec, inputs)
+                except VitdslError:
+                    known[key] = None
+            out = known[key]
+            if out is None:
+                break
+            out_of[node.path] = out
+        else:
+            ok.append(s)
     if not ok:
         return None  # the problem is not the input size
     return f"square input sizes that work (up to {limit}): {compact(ok)}"

@@ -62,7 +62,7 @@ class ObjectiveSpec(BaseModel):
     which parts they need (``parts``) and what they tell the parts (``provides``); the work is done by
     their methods, on the checked encoder graph, without torch (except ``module``)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)  # built when a blueprint uses the kind
 
     @field_validator("*", mode="before")
     @classmethod

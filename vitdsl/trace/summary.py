@@ -141,6 +141,7 @@ def trace(obj: Any, variant: str | None = None, overrides: Mapping[str, Any] | N
     seen: set[int] = set()  # tensors already counted: a block sharing another's weights counts only its own
     kept = _Kept(model)
     weights = _Weights()
+    repeated: dict[tuple, tuple] = {}  # _repeat_key → (an output, FLOPs, bytes kept, attention weights) traced already
     model.eval()
     # grad on, so that autograd saves for backward what training would (eval: no dropout masks); on meta
     with (torch.enable_grad(), explicit_attention(weights.record),
@@ -149,20 +150,32 @@ def trace(obj: Any, variant: str | None = None, overrides: Mapping[str, Any] | N
             module = model.block(path)
             node = nodes[path]
             args = [values[j] for j in step.ins]
-            before, weights_before = kept.bytes, weights.numel
-            with FlopCounterMode(display=False) as counter:
-                model._step(step, values, extras)
-            out = values[step.out]
+            # a step that meets extras (packing, padding) is traced each time: its result depends on more than args
+            meets_extras = step.gives or (step.src >= 0 and extras[step.src] is not None)
+            key = None if meets_extras else _repeat_key(node, graph.nx.nodes[path], args, kept)
+            if key in repeated:  # the same block on the same inputs again: what tracing it again would find
+                out, flops, kept_bytes, attn = _replay(*repeated[key])
+                values[step.out] = out
+            else:
+                before, weights_before = kept.bytes, weights.numel
+                with FlopCounterMode(display=False) as counter:
+                    model._step(step, values, extras)
+                out = values[step.out]
+                flops, kept_bytes = counter.get_total_flops(), kept.bytes - before
+                attn = weights.numel - weights_before
+                fresh = out._base is None and id(out) not in kept.seen and all(out is not a for a in args)
+                if key is not None and fresh:  # an output of its own, not yet kept: a replay can stand for it
+                    repeated[key] = (out, flops, kept_bytes, attn)
             params = [p for p in module.parameters() if id(p) not in seen]
             seen.update(id(p) for p in params)
             shapes = graph.nx.nodes[path]
             summary.rows.append(Row(path, node.spec.block, pattern(node, shapes["inputs"]),
                                     [tuple(a.shape[1:]) for a in args], tuple(out.shape[1:]),
                                     sum(p.numel() for p in params),
-                                    counter.get_total_flops() // batch if batch else 0, node.repeats,
+                                    flops // batch if batch else 0, node.repeats,
                                     tuple(x.groups for x in shapes["inputs"]), shapes["output"].groups,
                                     tuple(x.kind for x in shapes["inputs"]), shapes["output"].kind,
-                                    kept.bytes - before, (weights.numel - weights_before) // batch))
+                                    kept_bytes, attn // batch))
     return summary
 
 
@@ -173,6 +186,27 @@ class _Weights:
 
     def record(self, module: torch.nn.Module, attn: torch.Tensor) -> None:
         self.numel += attn.numel()
+
+
+def _repeat_key(node, shapes: dict, args: list[torch.Tensor], kept: "_Kept") -> tuple | None:
+    """What a block's trace depends on: its spec and checked shapes (the module is built from them alone, and
+    no block keeps state between calls), and for each input its layout, dtype, grad, which inputs are the same
+    storage, and whether that storage is already counted as kept (then saving it again adds nothing).
+    A deep model repeats a few blocks many times: each is traced once (the 20B ViT: 2 of its 88 blocks)."""
+    if node.share is not None:  # its parameters are another block's: traced as the model runs them
+        return None
+    bases = [a if a._base is None else a._base for a in args]
+    first = {}
+    inputs = tuple((tuple(a.shape), a.stride(), a.dtype, a.requires_grad, first.setdefault(id(b), i),
+                    a.storage_offset(), tuple(b.shape), id(b) in kept.seen)
+                   for i, (a, b) in enumerate(zip(args, bases)))
+    return type(node.spec), node.spec.model_dump_json(), repr(shapes["inputs"]), repr(shapes["output"]), inputs
+
+
+def _replay(out: torch.Tensor, flops: int, kept_bytes: int, attn: int) -> tuple[torch.Tensor, int, int, int]:
+    """A fresh output like ``out`` (a storage of its own, as the block's own output would be)."""
+    fresh = torch.empty_strided(out.shape, out.stride(), dtype=out.dtype, device=out.device)
+    return fresh.requires_grad_(out.requires_grad), flops, kept_bytes, attn
 
 
 class _Kept:
