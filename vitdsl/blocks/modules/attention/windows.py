@@ -124,10 +124,27 @@ class LocalAttention(SelfAttention):
         """The shifted windows' mask for b = batch × windows windows, (b, 1, n, n), or None."""
         return None if self.shift_mask is None else self.per_window(self.shift_mask, b).unsqueeze(1)
 
+    mask_logits = False  # set by mix: the explicit softmax's pre_softmax adds the shift mask
+
+    def pre_softmax(self, sim: torch.Tensor) -> torch.Tensor:
+        sim = super().pre_softmax(sim)
+        if not self.mask_logits:
+            return sim
+        # The shifted windows' mask as -max added window by window, as timm adds its -100: no mask copied
+        # per image and window, and none kept for the backward (Swin-T, batch 16: 3.4 MiB).
+        mask = self.shift_mask
+        blocked = sim.new_zeros(mask.shape).masked_fill(~mask, torch.finfo(sim.dtype).min)
+        return (sim.view(-1, mask.shape[0], *sim.shape[1:]) + blocked[:, None]).view(sim.shape)
+
     def mix(self, x: torch.Tensor) -> torch.Tensor:
         if self.pad_keep is not None:
             x = x * self.per_window(self.pad_keep, x.shape[0])
-        out = self.attend(*self.qkv_heads(x), mask=self.window_mask(x.shape[0]))  # (B, heads, N, d)
+        q, k, v = self.qkv_heads(x)
+        # with an explicit softmax, the shift mask is added to the logits in pre_softmax
+        biased = self.rel_pos_bias is not None or self.rel_pos_mlp is not None
+        self.mask_logits = self.shift_mask is not None and self.head_mix == "none" and not self.fuses(biased, x.device)
+        mask = None if self.mask_logits else self.window_mask(x.shape[0])
+        out = self.attend(q, k, v, mask=mask)  # (B, heads, N, d)
         return self.output(out.permute(0, 2, 3, 1).flatten(2)) if self.interleave else self.merge(out)
 
     def windowed(self, x: torch.Tensor, window: tuple[int, int]) -> tuple[torch.Tensor, tuple[int, ...]]:
