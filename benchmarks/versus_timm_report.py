@@ -90,6 +90,10 @@ def notes(report: dict) -> list[str]:
            f"{meta['gemm']['flops_per_s'] / 1e9:.1f} GFLOP/s ({meta['gemm']['n']}x{meta['gemm']['n']} matmul; "
            f"{meta['gemm']['flops_per_s_after'] / 1e9:.1f} after the models); training counted as 3x the forward",
            f"train mem = {meta['memory']}", LEVERS_LEGEND]
+    compiles = [f"{m['name']} {e['label'].split()[1]} {e['compile_s']['vitdsl']:.0f} / {e['compile_s']['timm']:.0f}"
+                for m in report["models"] for e in m["measures"] if "compile_s" in e]
+    if compiles:
+        out.append("torch.compile time, s (vitdsl / timm; the first call): " + ", ".join(compiles))
     breaks = [f"{m['name']} ({side}: {n})" for m in report["models"] for e in m["measures"]
               for side, n in e.get("graph_breaks", {}).items() if n]
     if breaks:

@@ -28,13 +28,15 @@ def fabricated(vitdsl_eval=(0.5, 0.75, 0.5)) -> dict:
             "gemm": {"n": 1024, "flops_per_s": 1e10, "flops_per_s_after": 8e9}}
     measures = [measure_entry("eval b1", {"vitdsl": list(vitdsl_eval), "timm": [0.5, 0.5, 0.625]}, 2e9, 1e10),
                 measure_entry("train b16", {"vitdsl": [2.0, 2.0, 2.0], "timm": [4.0, 4.0, 4.0]}, 4e10, 1e10,
-                              peaks={"vitdsl": [3 * MiB] * 3, "timm": [4 * MiB] * 3})]
+                              peaks={"vitdsl": [3 * MiB] * 3, "timm": [4 * MiB] * 3}),
+                {**measure_entry("compiled eval b1", {"vitdsl": [0.25] * 3, "timm": [0.5] * 3}, 2e9, 1e10),
+                 "compile_s": {"vitdsl": 40.4, "timm": 20.0}, "graph_breaks": {"vitdsl": 0, "timm": 2}}]
     model = {"name": "vit_small_patch16_224", "flops_per_image": 9.2e9, "levers": LEVERS, "measures": measures}
     return {"meta": meta, "models": [model]}
 
 
 def test_a_measure_entry_holds_the_median_per_round_ratio_and_the_gemm_shares():
-    eval_b1, train = fabricated()["models"][0]["measures"]
+    eval_b1, train, _ = fabricated()["models"][0]["measures"]
     assert eval_b1["ratio"] == {"median": 1.0, "min": 0.8, "max": 1.5, "per_round": [1.0, 1.5, 0.8]}
     assert eval_b1["vitdsl"] == {"median": 0.5, "min": 0.5, "max": 0.75, "rounds": [0.5, 0.75, 0.5]}
     assert eval_b1["gemm_share"] == {"vitdsl": 0.4, "timm": 0.4}
@@ -47,13 +49,16 @@ def test_a_measure_entry_holds_the_median_per_round_ratio_and_the_gemm_shares():
 def test_the_markdown_table_has_one_row_per_model_with_ratios_and_ranges():
     lines = to_markdown(fabricated()).splitlines()
     assert lines[:3] == [
-        "| model | GFLOPs | levers | eval b1 | train b16 | train mem | GEMM share eval b1 | GEMM share train b16 |",
-        "|---|---|---|--:|--:|--:|--:|--:|",
+        "| model | GFLOPs | levers | eval b1 | train b16 | train mem | compiled eval b1 | GEMM share eval b1 "
+        "| GEMM share train b16 |",
+        "|---|---|---|--:|--:|--:|--:|--:|--:|",
         "| `vit_small_patch16_224` | 9.20 | sdpa 12/12, qkv 12/12 | 1.00 (0.80–1.50) | 0.50 (0.50–0.50) "
-        "| 0.75 (0.75–0.75) | 40% / 40% | 200% / 100% |"]
+        "| 0.75 (0.75–0.75) | 0.50 (0.50–0.50) | 40% / 40% | 200% / 100% |"]
     assert lines[4] == ("- ratio = vitdsl / timm per round, median (range below) over 3 rounds: < 1.0 means vitdsl "
                         "is faster (or, for train mem, uses less)")
     assert "10.0 GFLOP/s (1024x1024 matmul; 8.0 after the models)" in lines[5]
+    assert "- torch.compile time, s (vitdsl / timm; the first call): vit_small_patch16_224 eval 40 / 20" in lines
+    assert "- torch.compile graph breaks: vit_small_patch16_224 (timm: 2)" in lines
     assert not any("busy" in line for line in lines)
 
 
