@@ -3,7 +3,8 @@
 For each model, ``vitdsl.interop.timm.build(name)`` gets the weights of ``timm.create_model(name,
 pretrained=False)`` (``vitdsl.interop.timm.import_weights``), and the two outputs are checked to agree
 (max abs diff <= 1e-4) before anything is timed, so both compute the same maths. Then, interleaved in one
-run (vitdsl and timm swap who goes first every round, so that drift in machine speed hits both alike):
+run (vitdsl and timm swap who goes first every round, so that drift in machine speed hits both alike), with
+a fixed torch thread count (all the cores this process may use, os.sched_getaffinity; --threads to change):
 
 * eval: forwards under ``torch.inference_mode()``, at batch 1 and 8 (several per round, the median kept);
 * train: one step, forward + cross-entropy backward + AdamW step, at batch 16, gradients set to None
@@ -12,7 +13,7 @@ run (vitdsl and timm swap who goes first every round, so that drift in machine s
   gradients and temporaries (weights and AdamW's moments are already there). Linux only: before each
   step a garbage collection and glibc's ``malloc_trim(0)`` return what earlier steps freed, writing 5 to
   ``/proc/self/clear_refs`` resets the kernel's high-water mark VmHWM to the current RSS, and after the step
-  VmHWM from ``/proc/self/status`` is read. Verified on the Linux development machine (kernel 6.x, glibc);
+  VmHWM from ``/proc/self/status`` is read. Verified on the development machine (Linux 6.18, glibc 2.36);
   each run checks again that the reset works (probes.PeakRSS) and otherwise, or off Linux, leaves memory out;
 * compiled: eval (the largest eval batch) and train again, both models through ``torch.compile``
   (inductor, default mode; dynamo's caches are reset between models). Compile time, graph breaks and the
