@@ -1,8 +1,9 @@
 """vitdsl's timm-exact blueprints against timm itself, on CPU: eval and training speed, memory, compiled.
 
 For each model, ``vitdsl.interop.timm.build(name)`` gets the weights of ``timm.create_model(name,
-pretrained=False)`` (``vitdsl.interop.timm.import_weights``), and the two outputs are checked to agree
-(max abs diff <= 1e-4) before anything is timed, so both compute the same maths. Then, interleaved in one
+pretrained=False, drop_path_rate=0)`` (``vitdsl.interop.timm.import_weights``; Swin's default stochastic
+depth, 0.1, would make the training steps differ), and the two outputs, in eval and in train mode, are checked
+to agree (max abs diff <= 1e-4) before anything is timed, so both compute the same maths. Then, interleaved in one
 run (vitdsl and timm swap who goes first every round, so that drift in machine speed hits both alike), with
 a fixed torch thread count (all the cores this process may use, os.sched_getaffinity; --threads to change):
 
@@ -100,7 +101,8 @@ class Bench:
         a = self.args
         torch.manual_seed(0)
         ours = vt.build(name).eval()
-        theirs = self.timm.create_model(name, pretrained=False).eval()
+        # drop_path_rate=0: timm's Swin defaults to stochastic depth 0.1 (random, and no op of vitdsl's build)
+        theirs = self.timm.create_model(name, pretrained=False, drop_path_rate=0.0).eval()
         vt.import_weights(ours, theirs)
         summary = vitdsl.summary(ours)
         shape = tuple(summary.input)
