@@ -40,6 +40,7 @@ docs-site: $(VENV)/.test-installed
 
 bench: $(VENV)/.test-installed
 	$(PY) benchmarks/forward.py
+	$(PY) benchmarks/versus_timm.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache site

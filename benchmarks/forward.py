@@ -29,33 +29,18 @@ vitdsl takes 10% longer.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
-import time
 from importlib.metadata import version
-from pathlib import Path
 
 import torch
+from common import BUSY_SPREAD, busiest, busy_note, default_threads, import_references, interleave, ratios
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-import torchvision_stub  # noqa: E402  (vit-pytorch and timm import torchvision, not installable here)
-
-torchvision_stub.install()
-
-try:
-    import timm
-    import vit_pytorch
-    from vit_pytorch.max_vit import MaxViT
-except ImportError as exc:
-    print(f"error: {exc}.\nThe reference models (vit-pytorch, timm) come with the `make test` set-up; "
-          "to install them by hand:\n"
-          "  .venv/bin/pip install --no-deps vit-pytorch==1.26.11 timm==1.0.31\n"
-          "  .venv/bin/pip install pillow huggingface_hub safetensors", file=sys.stderr)
-    sys.exit(2)
+timm, vit_pytorch = import_references()
 
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
+from vit_pytorch.max_vit import MaxViT  # noqa: E402
 
 import vitdsl  # noqa: E402
 from vitdsl.interop.vit_pytorch import import_weights  # noqa: E402
@@ -78,19 +63,7 @@ def check_same(model, reference, x, what: str) -> float:
 def bench(console: Console, title: str, models: dict, x: torch.Tensor, iters: int, rounds: int, warmup: int):
     """Time ``models`` (name -> module; the first is the blueprint) interleaved; print a table."""
     names = list(models)
-    for model in models.values():
-        for _ in range(warmup):
-            model(x)
-    times = {name: [] for name in names}  # per round: the median of that round's forwards, in seconds
-    for r in range(rounds):
-        k = r % len(names)
-        for name in names[k:] + names[:k]:
-            laps = []
-            for _ in range(iters):
-                start = time.perf_counter()
-                models[name](x)
-                laps.append(time.perf_counter() - start)
-            times[name].append(statistics.median(laps))
+    times = interleave({name: (lambda m=models[name]: m(x)) for name in names}, rounds, iters, warmup)
     ours = names[0]
     table = Table(title=f"{title} ({rounds} rounds x {iters} fwd)", title_justify="left")
     for col in ("model", "params", "median ms", "min ms", "ratio", "ratio range"):
@@ -101,18 +74,17 @@ def bench(console: Console, title: str, models: dict, x: torch.Tensor, iters: in
         if name == ours:
             row += ["", ""]
         else:
-            ratios = [a / b for a, b in zip(times[ours], times[name])]
-            row += [f"[bold]{statistics.median(ratios):.3f}[/bold]", f"{min(ratios):.2f}-{max(ratios):.2f}"]
+            r = ratios(times[ours], times[name])
+            row += [f"[bold]{r['median']:.3f}[/bold]", f"{r['min']:.2f}-{r['max']:.2f}"]
         table.add_row(*row)
     console.print(table)
-    spread = max(max(t) / min(t) for t in times.values())
-    if spread > 1.5:
-        console.print(f"[yellow]note: a model's round times varied {spread:.1f}x: the CPU was busy with something "
-                      "else; ratios are less reliable (rerun, or try fewer --threads)[/yellow]")
+    factor = busiest(times)
+    if factor > BUSY_SPREAD:
+        console.print(f"[yellow]{busy_note(factor)}[/yellow]")
 
 
 def main(argv=None) -> int:
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    cores = default_threads()
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] + " Ratios are vitdsl/reference: "
                                      "< 1.0 means vitdsl is faster.")
     parser.add_argument("--threads", type=int, default=cores, help=f"torch threads (default: all cores, {cores})")

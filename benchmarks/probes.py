@@ -1,0 +1,152 @@
+"""What a benchmark reads off a model and the process besides time: which performance levers a model
+pulls (seen by running it), the CPU's GEMM rate, and the peak resident memory of one call."""
+from __future__ import annotations
+
+import collections
+import ctypes
+import gc
+import re
+import statistics
+import sys
+import time
+
+import torch
+from torch import nn
+from torch.overrides import TorchFunctionMode
+
+
+class _Calls(TorchFunctionMode):
+    """Counts the torch functions one forward calls, and the conv2d calls whose input is channels_last."""
+
+    def __init__(self):
+        super().__init__()
+        self.calls: collections.Counter[str] = collections.Counter()
+        self.channels_last = 0
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        name = getattr(func, "__name__", "")
+        self.calls[name] += 1
+        # a (B, C, 1, 1) input is both layouts at once; only a genuinely channels_last one counts
+        if name == "conv2d" and args and args[0].dim() == 4 and not args[0].is_contiguous() \
+                and args[0].is_contiguous(memory_format=torch.channels_last):
+            self.channels_last += 1
+        return func(*args, **(kwargs or {}))
+
+
+def levers(model: nn.Module, x: torch.Tensor) -> dict[str, int]:
+    """The performance levers ``model`` pulls on ``x``, seen in one eval forward: how many calls take the
+    fused ``scaled_dot_product_attention`` kernel, how many conv2d calls run channels_last; for a vitdsl
+    model also its attention modules' calls and how many of those modules project q, k and v with one
+    fused Linear. vitdsl has no lever switchboard to ask, so they are read off what runs."""
+    from vitdsl.blocks.modules.attention.core import Attention, QVBiasLinear
+
+    cores = [m for m in model.modules() if isinstance(m, Attention)]
+    attention_calls = [0]
+    hooks = [m.register_forward_hook(lambda *_: attention_calls.__setitem__(0, attention_calls[0] + 1))
+             for m in cores]
+    try:
+        with torch.inference_mode(), _Calls() as seen:
+            model.eval()(x)
+    finally:
+        for h in hooks:
+            h.remove()
+    out = {"sdpa_calls": seen.calls["scaled_dot_product_attention"], "conv2d_calls": seen.calls["conv2d"],
+           "channels_last_conv2d_calls": seen.channels_last}
+    if cores:
+        fused = sum(isinstance(getattr(m, "qkv", None), (nn.Linear, QVBiasLinear)) for m in cores)
+        out.update(attention_modules=len(cores), attention_calls=attention_calls[0], fused_qkv_modules=fused)
+    return out
+
+
+def lever_words(lv: dict[str, int]) -> str:
+    """``levers``' findings in a few words: 'sdpa 12/12, qkv 12/12, cl 33/38'."""
+    words = []
+    if "attention_calls" in lv:
+        words.append(f"sdpa {lv['sdpa_calls']}/{lv['attention_calls']}")
+        words.append(f"qkv {lv['fused_qkv_modules']}/{lv['attention_modules']}")
+    elif lv.get("sdpa_calls"):
+        words.append(f"sdpa {lv['sdpa_calls']}")
+    if lv.get("conv2d_calls"):
+        words.append(f"cl {lv['channels_last_conv2d_calls']}/{lv['conv2d_calls']}")
+    return ", ".join(words) or "-"
+
+
+LEVERS_LEGEND = ("levers (vitdsl, seen in one forward): sdpa k/n = attention calls on the fused "
+                 "scaled_dot_product_attention kernel (the others run the explicit softmax: on CPU a "
+                 "relative-position bias takes it, as it measured faster than SDPA's math fallback); qkv k/n = "
+                 "attention modules with one fused q/k/v Linear; cl k/n = conv2d calls on channels_last inputs")
+
+
+def gemm_laps(n: int, reps: int) -> list[float]:
+    """Seconds per fp32 (n x n) @ (n x n) matmul, ``reps`` of them after one warm-up."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    torch.mm(a, b)
+    laps = []
+    for _ in range(reps):
+        start = time.perf_counter()
+        torch.mm(a, b)
+        laps.append(time.perf_counter() - start)
+    return laps
+
+
+def gemm_rate(n: int, laps: list[float]) -> float:
+    """FLOP/s of the median lap (2 n^3 FLOPs a matmul)."""
+    return 2 * n ** 3 / statistics.median(laps)
+
+
+def _status_kib(field: str) -> int:
+    match = re.search(rf"^{field}:\s+(\d+) kB", open("/proc/self/status").read(), re.M)
+    if match is None:
+        raise OSError(f"no {field} in /proc/self/status")
+    return int(match.group(1))
+
+
+class PeakRSS:
+    """The peak resident memory of one call above the resident memory just before it (Linux).
+
+    Before the call: a garbage collection and glibc's ``malloc_trim(0)``, so that what earlier calls freed
+    is handed back to the kernel rather than counted as "before"; then writing 5 to
+    ``/proc/self/clear_refs``, which resets the kernel's high-water mark ``VmHWM`` to the current RSS.
+    After it: ``VmHWM`` minus the RSS before. ``check()`` proves the reset works on this machine (a 64 MiB
+    buffer, touched and freed, must stop counting after the reset); where it does not, ``reason`` says why
+    and no memory figures are given."""
+
+    def __init__(self):
+        self.reason = self.check()
+        self.peaks: dict[str, list[int]] = collections.defaultdict(list)
+        self._start = 0
+        try:
+            self._trim = ctypes.CDLL("libc.so.6").malloc_trim
+        except (OSError, AttributeError):
+            self._trim = None
+
+    @staticmethod
+    def _reset() -> None:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+
+    def check(self) -> str | None:
+        if not sys.platform.startswith("linux"):
+            return f"peak RSS needs Linux's /proc/self/clear_refs (this is {sys.platform})"
+        try:
+            self._reset()
+            buffer = torch.ones(16 * 2**20)  # 64 MiB, every page touched
+            high = _status_kib("VmHWM")
+            del buffer
+            self._reset()
+            after = _status_kib("VmHWM")
+        except OSError as exc:
+            return f"peak RSS unavailable: {exc}"
+        if high - after < 32 * 1024:
+            return "peak RSS unavailable: writing 5 to /proc/self/clear_refs does not reset VmHWM here"
+        return None
+
+    def before(self, name: str) -> None:
+        gc.collect()
+        if self._trim is not None:
+            self._trim(0)
+        self._start = _status_kib("VmRSS")
+        self._reset()
+
+    def after(self, name: str) -> None:
+        self.peaks[name].append((_status_kib("VmHWM") - self._start) * 1024)
