@@ -19,8 +19,9 @@ if os.environ.get("PYTEST_XDIST_WORKER") and "OMP_NUM_THREADS" not in os.environ
 # `vitdsl list` keeps a cache under the user's cache folder: the tests' own, so that no run reads another's
 os.environ.setdefault("VITDSL_CACHE_DIR", tempfile.mkdtemp(prefix="vitdsl-test-cache-"))
 
-# the checkpoint tests' fixtures (a tiny saved model), shared without importing them into each module
-pytest_plugins = ("checkpoint_files",)
+# fixtures shared without importing them into each module: the checkpoint tests' (a tiny saved model) and
+# the ONNX checks'
+pytest_plugins = ("checkpoint_files", "onnx_runtime")
 
 ROOT = Path(__file__).resolve().parent.parent
 

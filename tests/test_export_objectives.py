@@ -20,6 +20,7 @@ own, at small sizes.
 import pytest
 import torch
 import torch.nn.functional as F
+from onnx_runtime import onnx_run, onnx_session
 from torch import nn
 
 import vitdsl
@@ -152,46 +153,16 @@ def tile(batch: int, size: int, patch: int = 8) -> torch.Tensor:
     return torch.rand(1, 3, patch, patch).repeat(batch, 1, size // patch, size // patch)
 
 
-@pytest.fixture(scope="module")
-def one_registry():
-    """The exporter builds its table of ONNX functions anew for every model (a third of an export here);
-    these models, exported without custom translations, leave it as it is, so they share one. Without the
-    private function (another torch), every export builds its own, as it would anyway."""
-    from torch.onnx._internal.exporter import _registration
-
-    registry = getattr(_registration, "ONNXRegistry", None)
-    original = vars(registry).get("from_torchlib") if registry is not None else None
-    if original is None:
-        yield
-        return
-    made, tables = registry.from_torchlib, {}
-
-    def shared(*args, **kwargs):
-        key = (args, tuple(sorted(kwargs.items())))
-        if key not in tables:
-            tables[key] = made(*args, **kwargs)
-        return tables[key]
-
-    registry.from_torchlib = staticmethod(shared)
-    try:
-        yield
-    finally:
-        registry.from_torchlib = original
-
-
 @pytest.mark.parametrize("kind", ONNX)
-def test_onnx_runs_in_onnxruntime(kind, tmp_path, one_registry):
-    import onnxruntime
-
+def test_onnx_runs_in_onnxruntime(kind, torchlib_once):
     model, program, size = exported(kind)
     if kind in DRAWS:  # in place: the program holds the model's very parameters
         mask_blind(kind, model, size)
-    torch.onnx.export(program, inputs(kind, size, 2), dynamo=True, verbose=False).save(tmp_path / "m.onnx")
-    session = onnxruntime.InferenceSession(tmp_path / "m.onnx", providers=["CPUExecutionProvider"])
+    session = onnx_session(program)
     args = inputs(kind, size, 3)
     if kind in DRAWS:
         args = (tile(3, size),)
         assert abs(seeded(model, args, 1).item() - seeded(model, args, 2).item()) <= 1e-6  # blind to the draws
-    got = session.run(None, {i.name: a.numpy() for i, a in zip(session.get_inputs(), args)})
+    (got,) = onnx_run(session, *args)
     want = seeded(model, args)
-    assert got[0].shape == () and abs(float(got[0]) - want.item()) <= 1e-5, (float(got[0]), want.item())
+    assert got.shape == () and abs(got.item() - want.item()) <= 1e-5, (got.item(), want.item())

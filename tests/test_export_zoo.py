@@ -3,16 +3,16 @@ exports with a dynamic batch (the program matches eager at the traced batch and 
 exported program converts to ONNX (the dynamo exporter) that onnxruntime runs to eager's numbers."""
 from __future__ import annotations
 
-import contextlib
-import functools
-import io
-
 import pytest
 import torch
 import zoo_small
+from onnx_runtime import onnx_run, onnx_session
 from torch.utils._pytree import tree_leaves
 
 NAMES = sorted(zoo_small.SMALL)
+# exported, adaptive token sampling pads the tokens it keeps to its budget (static shapes) where eager keeps the
+# batch's widest: its token ids differ in width by design, and tests/test_export_masks.py compares them so
+EXPORTED_ELSEWHERE = {"ats_vit"}
 # torch.export copies its own pytree specs through a deprecated check of torch's (2.13); nothing of ours
 pytestmark = pytest.mark.filterwarnings("ignore:`isinstance(treespec, LeafSpec)` is deprecated:FutureWarning")
 
@@ -39,34 +39,6 @@ def export(model, x):
     return torch.export.export(model, (x,), dynamic_shapes=({0: batch},))
 
 
-@pytest.fixture(scope="module")
-def torchlib_once():
-    """The exporter rebuilds its table of ATen → ONNX functions on every call, parsing the source of each
-    (about a second of the few each small model takes); no export changes the table, so build it once."""
-    from torch.onnx._internal.exporter import _registration
-
-    build = functools.cache(_registration.ONNXRegistry.from_torchlib)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(_registration.ONNXRegistry, "from_torchlib", staticmethod(lambda **opset: build(**opset)))
-        yield
-
-
-def onnx_run(program, xs: list[torch.Tensor]) -> list[list[torch.Tensor]]:
-    """The exported program through the dynamo ONNX exporter, run by onnxruntime on each input."""
-    import onnxruntime
-
-    # the exporter reports its steps on stdout; its optional graph optimizer (onnxscript's rewrites, a sixth
-    # of the time) is left out: what is checked is that every operation of ours has an ONNX translation
-    with contextlib.redirect_stdout(io.StringIO()):
-        onnx_program = torch.onnx.export(program, dynamo=True, verbose=False, optimize=False)
-    options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = options.inter_op_num_threads = 1
-    session = onnxruntime.InferenceSession(onnx_program.model_proto.SerializeToString(), options,
-                                           providers=["CPUExecutionProvider"])
-    (name,) = [i.name for i in session.get_inputs()]
-    return [[torch.from_numpy(o) for o in session.run(None, {name: x.numpy()})] for x in xs]
-
-
 def test_the_table_has_one_entry_per_blueprint_file():
     assert NAMES == zoo_small.files()
 
@@ -79,7 +51,7 @@ def test_compiles_to_one_graph(name):
     assert explanation.graph_count == 1
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", sorted(set(NAMES) - EXPORTED_ELSEWHERE))
 def test_exports_with_a_dynamic_batch_and_to_onnx(name, torchlib_once):
     model, x = small(name)
     other = torch.randn(3, *model.input_shape)
@@ -88,5 +60,7 @@ def test_exports_with_a_dynamic_batch_and_to_onnx(name, torchlib_once):
         expected = [model(x), model(other)]
         for inp, want in zip((x, other), expected):
             assert max_diff(program.module()(inp), want) <= 1e-5
-    for got, want in zip(onnx_run(program, [x, other]), expected):
+    session = onnx_session(program)
+    for inp, want in zip((x, other), expected):
+        got = onnx_run(session, inp)
         assert max_diff(got, want) <= 1e-4

@@ -83,7 +83,7 @@ def test_the_packing_rides_along_token_wise_blocks_only():
     assert flow["pool"] == (False, True, False)
     assert flow["blocks.0.ff"] == flow["norm"] == (False, False, True)
     assert flow["head"] == (False, False, False)
-    assert [p for p in model.paths if not model.carries[p]] == ["pool", "head"]
+    assert [p for p in model.paths if not model._carries[p]] == ["pool", "head"]
 
 
 def test_summary_traces_one_image_of_the_maximum_size():

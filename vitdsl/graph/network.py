@@ -76,17 +76,17 @@ class Network(TimmApi, nn.Module):
             self._place(node.path, module)
             modules[node.path] = module
         self.segments: dict[tuple[str, str], tuple] = {}
-        self.carries: dict[str, bool] = {INPUT: False}  # whether a path's output has extras
-        self.flow: dict[str, tuple[int | None, bool, bool, bool]] = {}  # (input index, gives, reads, passes)
+        self._carries: dict[str, bool] = {INPUT: False}  # whether a path's output has extras
+        self._flow: dict[str, tuple[int | None, bool, bool, bool]] = {}  # (input index, gives, reads, passes)
         for node, inputs, output in graph:
             if node.path not in modules:
                 continue
             module = modules[node.path]
-            src = next((k for k, p in enumerate(node.inputs) if self.carries.get(p)), None)
+            src = next((k for k, p in enumerate(node.inputs) if self._carries.get(p)), None)
             gives = gives_extras(module)
             passes = src is not None and not gives and keeps_tokens(node, inputs[src], output)
-            self.flow[node.path] = (src, gives, src is not None and reads_extras(module), passes)
-            self.carries[node.path] = gives or passes
+            self._flow[node.path] = (src, gives, src is not None and reads_extras(module), passes)
+            self._carries[node.path] = gives or passes
         if keep is not None:
             self.steps, self.out_slots, self.chain, self.layer_drops = [], (), None, []
             return
@@ -110,7 +110,7 @@ class Network(TimmApi, nn.Module):
                             for drop in design.layer_drops]
 
     def _plan(self, path: str, ins: tuple[int, ...], out: int, frees: tuple[int, ...] = ()) -> Step:
-        src, gives, reads, passes = self.flow[path]
+        src, gives, reads, passes = self._flow[path]
         return Step(tuple(path.split(".")), ins, out, frees, -1 if src is None else ins[src], gives, reads, passes)
 
     def _step(self, step: Step, values: Any, extras: Any, context: torch.Tensor | None = None) -> None:
