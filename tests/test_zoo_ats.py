@@ -122,7 +122,8 @@ def test_padding_travels_through_per_token_blocks_and_stops_at_pooling():
     assert flow["blocks.1.attn"] == (True, True, False)
     assert flow["token_ids"] == flow["pool"] == (False, True, False)
     assert flow["head"] == (False, False, False)
-    assert [p for p in model.paths if model._carries[p]] == [f"blocks.{i}.{b}" for i in range(3) for b in ("attn", "ff")]
+    carrying = [p for p in model.paths if model._carries[p]]
+    assert carrying == [f"blocks.{i}.{b}" for i in range(3) for b in ("attn", "ff")]
     assert model.chain is None
 
 
