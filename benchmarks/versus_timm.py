@@ -162,14 +162,14 @@ class Bench:
     def run(self) -> dict:
         a = self.args
         n = 1024 if a.quick else 2048
-        laps = gemm_laps(n, 5)
+        laps = gemm_laps(n, 10)
         self.gemm = gemm_rate(n, laps)
         self.say(f"fp32 GEMM ({n}x{n}): {self.gemm / 1e9:.1f} GFLOP/s")
         report = {"meta": {}, "models": []}
         for name in a.models:
             report["models"].append(self.model(name))
             gc.collect()
-        after = gemm_laps(n, 5)
+        after = gemm_laps(n, 10)
         report["meta"] = {
             "torch": torch.__version__, "timm": self.timm.__version__, "vitdsl": vitdsl.__version__,
             "threads": torch.get_num_threads(), "device": "cpu", "rounds": a.rounds, "eval_iters": a.iters,

@@ -110,8 +110,8 @@ def test_the_peak_rss_of_a_call_is_what_it_allocated():
     assert all(abs(p - 64 * MiB) < 4 * MiB for p in peak.peaks["x"]), peak.peaks
 
 
-def test_the_gemm_rate_is_that_of_the_median_lap():
-    assert gemm_rate(1000, [2.0, 0.5, 1.0]) == 2e9
+def test_the_gemm_rate_is_that_of_the_fastest_lap():
+    assert gemm_rate(1000, [2.0, 0.5, 1.0]) == 4e9
 
 
 def test_options():
