@@ -49,7 +49,10 @@ def test_unfolding_with_stride_equal_to_patch_is_the_plain_cut(order):
     unfolded = Patchify(patch=4, dim=6, order=order, stride=4).build(shape)
     unfolded.load_state_dict(plain.state_dict())
     x = torch.randn(2, *shape.dims)
-    assert torch.equal(plain(x), unfolded(x))
+    with torch.no_grad():
+        assert torch.equal(plain(x), unfolded(x))
+    # with gradients the plain cut may run as a strided convolution (timm's patch embedding): other rounding
+    assert torch.allclose(plain(x), unfolded(x), atol=1e-6, rtol=0)
 
 
 def test_patchify_on_tokens_folds_them_along_their_grid():
