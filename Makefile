@@ -41,6 +41,7 @@ docs-site: $(VENV)/.test-installed
 bench: $(VENV)/.test-installed
 	$(PY) benchmarks/forward.py
 	$(PY) benchmarks/versus_timm.py
+	$(PY) benchmarks/gemm_ceiling.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache site

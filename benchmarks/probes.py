@@ -21,10 +21,13 @@ class _Calls(TorchFunctionMode):
         super().__init__()
         self.calls: collections.Counter[str] = collections.Counter()
         self.channels_last = 0
+        self.query_rows: list[int] = []
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         name = getattr(func, "__name__", "")
         self.calls[name] += 1
+        if name in ("scaled_dot_product_attention", "softmax") and args:
+            self.query_rows.append(args[0].shape[-2])  # of the attention weights (explicit: the logits)
         # a (B, C, 1, 1) input is both layouts at once; only a genuinely channels_last one counts
         if name == "conv2d" and args and args[0].dim() == 4 and not args[0].is_contiguous() \
                 and args[0].is_contiguous(memory_format=torch.channels_last):
@@ -49,11 +52,16 @@ def levers(model: nn.Module, x: torch.Tensor) -> dict[str, int]:
     finally:
         for h in hooks:
             h.remove()
+    # unwatched (a hooked vitdsl model computes every row): which attention calls have fewer query rows
+    with torch.inference_mode(), _Calls() as free:
+        model(x)
+    row_calls = [sum(a != b for a, b in zip(seen.query_rows, free.query_rows))]
     out = {"sdpa_calls": seen.calls["scaled_dot_product_attention"], "conv2d_calls": seen.calls["conv2d"],
            "channels_last_conv2d_calls": seen.channels_last}
     if cores:
         fused = sum(isinstance(getattr(m, "qkv", None), (nn.Linear, QVBiasLinear)) for m in cores)
-        out.update(attention_modules=len(cores), attention_calls=attention_calls[0], fused_qkv_modules=fused)
+        out.update(attention_modules=len(cores), attention_calls=attention_calls[0], fused_qkv_modules=fused,
+                   read_rows_calls=row_calls[0])
     return out
 
 
@@ -65,6 +73,8 @@ def lever_words(lv: dict[str, int]) -> str:
         words.append(f"qkv {lv['fused_qkv_modules']}/{lv['attention_modules']}")
     elif lv.get("sdpa_calls"):
         words.append(f"sdpa {lv['sdpa_calls']}")
+    if lv.get("read_rows_calls"):
+        words.append(f"rows {lv['read_rows_calls']}")
     if lv.get("conv2d_calls"):
         words.append(f"cl {lv['channels_last_conv2d_calls']}/{lv['conv2d_calls']}")
     return ", ".join(words) or "-"
@@ -73,7 +83,9 @@ def lever_words(lv: dict[str, int]) -> str:
 LEVERS_LEGEND = ("levers (vitdsl, seen in one forward): sdpa k/n = attention calls on the fused "
                  "scaled_dot_product_attention kernel (the others run the explicit softmax: on CPU a "
                  "relative-position bias takes it, as it measured faster than SDPA's math fallback); qkv k/n = "
-                 "attention modules with one fused q/k/v Linear; cl k/n = conv2d calls on channels_last inputs")
+                 "attention modules with one fused q/k/v Linear; rows k = attention calls that compute only "
+                 "the tokens read after them (the last block, for the class token: Network.skip_unread_tokens); "
+                 "cl k/n = conv2d calls on channels_last inputs")
 
 
 def gemm_laps(n: int, reps: int) -> list[float]:

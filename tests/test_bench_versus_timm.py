@@ -87,10 +87,12 @@ def test_levers_are_read_off_one_forward():
     x = torch.randn(1, 3, 32, 32)
     found = levers(tiny, x)
     assert found == {"sdpa_calls": 3, "conv2d_calls": 0, "channels_last_conv2d_calls": 0, "attention_modules": 3,
-                     "attention_calls": 3, "fused_qkv_modules": 3}
-    assert lever_words(found) == "sdpa 3/3, qkv 3/3"
+                     "attention_calls": 3, "fused_qkv_modules": 3, "read_rows_calls": 1}
+    assert lever_words(found) == "sdpa 3/3, qkv 3/3, rows 1"
     with explicit_attention(model=tiny):
-        assert lever_words(levers(tiny, x)) == "sdpa 0/3, qkv 3/3"
+        assert lever_words(levers(tiny, x)) == "sdpa 0/3, qkv 3/3, rows 1"
+    tiny.skip_unread_tokens = False
+    assert lever_words(levers(tiny, x)) == "sdpa 3/3, qkv 3/3"
     conv = nn.Conv2d(3, 4, 3)
     assert lever_words(levers(conv, x)) == "cl 0/1"
     assert lever_words(levers(conv, x.contiguous(memory_format=torch.channels_last))) == "cl 1/1"

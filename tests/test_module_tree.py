@@ -62,6 +62,7 @@ def test_a_replaced_block_is_what_runs(case):
 @pytest.mark.parametrize("case", range(2), ids=["chain", "plan"])
 def test_activation_checkpointing_recomputes_the_wrapped_blocks(case):
     model, x, path = models()[case]
+    model.skip_unread_tokens = False  # the run below is hooked, so computes every row: compare with the same
     expected = model(x).square().sum()
     expected.backward()
     grads = {n: p.grad.clone() for n, p in model.named_parameters()}

@@ -154,6 +154,9 @@ def test_features_and_head_split_the_forward():
     model = tiny_vit().eval()
     x = torch.randn(2, 3, 32, 32)
     features = model.forward_features(x)
+    # forward computes the last block for the cls token alone (the same sums, another GEMM shape)
+    torch.testing.assert_close(model.forward_head(features), model(x), rtol=0, atol=1e-6)
+    model.skip_unread_tokens = False
     assert torch.equal(model.forward_head(features), model(x))
     assert torch.equal(model.forward_head(features, pre_logits=True), features[:, 0])  # the cls token
     assert (model.num_features, model.num_classes, model.head_hidden_size) == (32, 10, 32)

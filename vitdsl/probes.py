@@ -114,6 +114,9 @@ def capture(model: nn.Module, attention: bool | str | Iterable[str] = False,
         x = args[0]
         batch.append(x.shape[0] if isinstance(x, torch.Tensor) else len(x))  # a list of images (NaViT)
 
+    # every token's map and output, as the blueprint describes them (not the class token's alone)
+    skipping = model.__dict__.get("skip_unread_tokens")
+    model.skip_unread_tokens = False
     hooks = [model.register_forward_pre_hook(note_batch)]
     for path in keep:  # a block that gives extras returns (tokens, extras): the tokens are its output
         module = model.get_submodule(path)
@@ -129,6 +132,10 @@ def capture(model: nn.Module, attention: bool | str | Iterable[str] = False,
     finally:
         for h in hooks:
             h.remove()
+        if skipping is None:
+            del model.skip_unread_tokens
+        else:
+            model.skip_unread_tokens = skipping
 
 
 def probe(model: nn.Module, x: torch.Tensor, attention: bool | str | Iterable[str] = True,

@@ -210,6 +210,16 @@ class BlockSpec(BaseModel):
         """Who attends to whom (attention blocks); empty for the rest."""
         return ""
 
+    def row_rule(self, *inputs: Shape) -> str | None:
+        """How its output's token rows follow from its input's, so that a network can compute only the rows
+        read downstream (``Network.skip_unread_tokens``): "row" (row i from row i alone), "cut" (each row from
+        every row, and its module's ``forward(x, rows=n)`` gives the first n rows only), or None."""
+        return None
+
+    def rows_read(self, *inputs: Shape) -> int | None:
+        """How many leading rows of its input its output depends on (pool: cls); None: all of them."""
+        return None
+
     def part_params(self, part: str, *inputs: Shape) -> int | None:
         """Parameters in one named part of the module (a submodule or tensor, as ``share: {params: [...]}``
         names it); None when the spec does not say, and the graph then counts on a module built on meta."""

@@ -34,6 +34,10 @@ class Norm(BlockSpec):
              "special tokens leading the sequence", "add a tokens block before it, or set tokens: all")
         return x
 
+    def row_rule(self, x: Shape) -> str | None:
+        # batch statistics in training mix the rows
+        return "row" if x.kind == "tokens" and self.tokens == "all" and self.type != "batch" else None
+
     def count_params(self, x: Shape) -> int:
         if self.type == "l2":
             return 0
@@ -102,6 +106,9 @@ class Pool(BlockSpec):
             need(x.kind == "tokens" and x.suffix >= 1, "'pool: last' needs a trailing special token, but none "
                  "ends the sequence", "append one with '- tokens: {cls: 1, position: last}'")
         return Shape.vector(x.features)
+
+    def rows_read(self, x: Shape) -> int | None:
+        return self.index + 1 if self.mode == "cls" else None
 
     def count_params(self, x: Shape) -> int:
         return linear_params(x.features, 1) if self.mode == "seq" else 0

@@ -53,6 +53,11 @@ class MLP(MixerSpec):
     gate_norm: bool = Field(False, description="swiglu: a LayerNorm over the gated hidden width before the second "
                             "projection (EVA-02-B/L's scale_mlp, after NormFormer); its eps is norm_eps.")
 
+    def row_rule(self, x: Shape) -> str | None:
+        # a convolution mixes neighbours, batch statistics (training) every row
+        plain = self.dwconv is None and self.proj_norm == "none" and self.norm_type != "batch"
+        return "row" if x.kind == "tokens" and self.tokens == "all" and plain else None
+
     def out_dim(self, x: Shape) -> int:
         return self.dim or x.features
 

@@ -23,7 +23,7 @@ MODULE_DICT = frozenset("clear items keys pop update values".split())
 # what the compiled Network adds (vitdsl.graph.network)
 NETWORK = frozenset("""
 block blueprint chain complete graph input_shape layer_drops out_slots output_shape output_shapes paths run
-segment segments steps
+segment segments skip_unread_tokens steps
 classifier_layout default_cfg feature_info feature_paths features_only forward_features forward_head
 forward_intermediates get_classifier grad_checkpointing group_matcher head_hidden_size name_source
 no_weight_decay num_classes num_features pretrained_cfg reset_classifier set_grad_checkpointing timm_names

@@ -12,6 +12,12 @@ from typing import Any, NamedTuple
 
 import torch
 from torch import nn
+from torch.nn.modules.module import (
+    _global_backward_hooks,
+    _global_backward_pre_hooks,
+    _global_forward_hooks,
+    _global_forward_pre_hooks,
+)
 
 from ..blocks.modules.padded import gives_extras, reads_extras
 from ..blocks.shape import Shape
@@ -52,6 +58,11 @@ class Network(TimmApi, nn.Module):
     execution order; ``model.block(path)`` returns one block's module. timm's model API (forward_features,
     forward_head, reset_classifier, forward_intermediates, …) comes from ``TimmApi``.
     """
+
+    # When only the leading tokens of the last blocks reach the output (pool: cls), forward computes those
+    # rows alone there: the last attention's queries, projection and what follows, for the class token only.
+    # A call where a hook watches one of those modules computes every row; False: always every row.
+    skip_unread_tokens = True
 
     def __init__(self, graph: Graph, keep: set[str] | None = None):
         super().__init__()
@@ -105,6 +116,7 @@ class Network(TimmApi, nn.Module):
         self.out_slots = tuple(slot[p] for p in graph.output_paths)
         chain = all(s.ins == (k,) and not s.gives for k, s in enumerate(steps)) and self.out_slots == (len(steps),)
         self.chain = [s.keys for s in steps] if chain else None
+        self._cut = unread_cut(graph, modules) if chain else None
         index = {p: i for i, p in enumerate(self.paths)}
         self.layer_drops = [(drop.p, [self._iteration(it, index, slot, graph) for it in drop.iterations])
                             for drop in design.layer_drops]
@@ -220,6 +232,15 @@ class Network(TimmApi, nn.Module):
             return self._features(x)
         checkpointed = self.grad_checkpointing and torch.is_grad_enabled()
         if self.chain is not None and not checkpointed and not (self.training and self.layer_drops):
+            cut = self._cut if self.skip_unread_tokens and self._cut is not None else None
+            if cut is not None and (cut[2] or not self.training) and self._cuts(cut[0]):
+                at, rows = cut[0], cut[1]
+                for keys in self.chain[:at]:
+                    x = self._at(keys)(x)
+                x = self._at(self.chain[at])(x, rows=rows)
+                for keys in self.chain[at + 1:]:
+                    x = self._at(keys)(x)
+                return x
             for keys in self.chain:
                 x = self._at(keys)(x)
             return x
@@ -228,8 +249,41 @@ class Network(TimmApi, nn.Module):
             return values[self.out_slots[0]]
         return tuple(values[i] for i in self.out_slots)
 
+    def _cuts(self, start: int) -> bool:
+        """Whether the attention at step ``start`` still gives its first rows (it was not replaced or wrapped
+        since the build) and no hook watches a module from there on (or every module): a hook sees every
+        row, as the blueprint describes the block."""
+        if not getattr(self._at(self.chain[start]), "takes_rows", False):
+            return False
+        if _global_forward_hooks or _global_forward_pre_hooks or _global_backward_hooks or _global_backward_pre_hooks:
+            return False
+        return not any(m._forward_hooks or m._forward_pre_hooks or m._backward_hooks or m._backward_pre_hooks
+                       for keys in self.chain[start:] for m in self._at(keys).modules())
+
     def extra_repr(self) -> str:
         return f"blueprint={self.blueprint.name!r}, input={tuple(self.input_shape)}"
+
+
+def unread_cut(graph: Graph, modules: dict[str, nn.Module]) -> tuple[int, int, bool] | None:
+    """Where a chain may compute only the leading rows that are read: (the step of the last attention, its
+    rows, whether in training too). A pool that reads the first rows (``rows_read``), behind row-wise blocks
+    (``row_rule`` "row") behind an attention that can give its first rows (``row_rule`` "cut"); in training
+    only without dropout there, as fewer rows would draw fewer random numbers than the full model."""
+    nodes = list(graph)
+    rows = None
+    for i in range(len(nodes) - 1, -1, -1):
+        node, inputs, _ = nodes[i]
+        if rows is None:
+            rows = node.spec.rows_read(*inputs)
+            continue
+        rule = node.spec.row_rule(*inputs)
+        if rule == "cut":
+            dropout = any((isinstance(m, nn.Dropout) and m.p > 0) or getattr(m, "attn_dropout", 0) > 0
+                          for n, _, _ in nodes[i:] for m in modules[n.path].modules())
+            return i, rows, not dropout
+        if rule != "row":
+            return None
+    return None
 
 
 def compile_graph(graph: Graph, device: Any = None, keep: set[str] | None = None) -> Network:

@@ -63,6 +63,11 @@ class GlobalAttn(Numerics):
         self.rope_kwargs(x)
         return x
 
+    def row_rule(self, x: Shape) -> str | None:
+        # the queries of the first rows attend to every key (TokenAttention's rows=); rotary turns only patch rows
+        plain = self.over == "tokens" and self.rel_pos_bias == "none" and self.norm_type != "batch"
+        return "cut" if x.kind == "tokens" and plain else None
+
     def bias_rows(self, x: Shape) -> int:
         """Rows of the relative position table (0 without one)."""
         if self.rel_pos_bias == "none":

@@ -32,10 +32,12 @@ class AxialRope(nn.Module):
         self.register_buffer("cos", angles.cos().repeat_interleave(2, -1), persistent=False)
 
     def forward(self, t: torch.Tensor) -> torch.Tensor:
-        """(B, heads, prefix + H·W, d) → the same, the patch tokens rotated."""
+        """(B, heads, prefix + H·W, d) → the same, the patch tokens rotated; or the first rows of it (queries
+        of the leading tokens only, ``TokenAttention``'s rows)."""
         head, x = t[..., :self.prefix, :], t[..., self.prefix:, :]
         turned = torch.stack([-x[..., 1::2], x[..., ::2]], -1).reshape(x.shape)  # (x0, x1) → (-x1, x0)
-        return torch.cat([head, x * self.cos + turned * self.sin], dim=-2)
+        n = x.shape[-2]
+        return torch.cat([head, x * self.cos[:n] + turned * self.sin[:n]], dim=-2)
 
 
 class MixedRope(nn.Module):
@@ -63,10 +65,12 @@ class MixedRope(nn.Module):
         self.register_buffer("second", second.flatten(), persistent=False)
 
     def forward(self, t: torch.Tensor) -> torch.Tensor:
-        """(B, heads, prefix + H·W, d) → the same, the patch tokens rotated by their head's own angles."""
+        """(B, heads, prefix + H·W, d) → the same, the patch tokens rotated by their head's own angles; or the
+        first rows of it."""
+        n = max(t.shape[-2] - self.prefix, 0)
         # the first coordinate's part plus the second's, in timm's order, so that the angles agree bit for bit
-        angles = self.first.unsqueeze(-1) * self.freqs[0].unsqueeze(-2) + self.second.unsqueeze(-1) * self.freqs[
-            1].unsqueeze(-2)  # (heads, H·W, d/2)
+        angles = self.first[:n].unsqueeze(-1) * self.freqs[0].unsqueeze(-2) + self.second[:n].unsqueeze(
+            -1) * self.freqs[1].unsqueeze(-2)  # (heads, H·W, d/2)
         sin, cos = angles.sin().repeat_interleave(2, -1), angles.cos().repeat_interleave(2, -1)
         head, x = t[..., :self.prefix, :], t[..., self.prefix:, :]
         turned = torch.stack([-x[..., 1::2], x[..., ::2]], -1).reshape(x.shape)  # (x0, x1) → (-x1, x0)

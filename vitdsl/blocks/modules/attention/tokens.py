@@ -23,8 +23,19 @@ class TokenAttention(SelfAttention):
         other tokens (MP3's pre-training attends to the visible tokens)."""
         return type(self) is TokenAttention
 
-    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None, extras=None) -> torch.Tensor:
+    @property
+    def takes_rows(self) -> bool:
+        """Whether ``forward(x, rows=n)`` works: plain attention (no groups, no relative position table)."""
+        return type(self) is TokenAttention
+
+    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None, extras=None,
+                rows: int | None = None) -> torch.Tensor:
+        """``rows``: the first ``rows`` tokens' outputs only, each still attending to every token (what
+        ``Network.skip_unread_tokens`` asks of the last block when only the class token is read)."""
         pre = self.norm_position == "pre"
+        if rows is not None:
+            h = self.norm(x) if pre else x
+            return self.join(self.branch(self.mix(h, rows=rows)), x[:, :rows])
         if context is None:
             if extras is None:
                 return super().forward(x)
@@ -37,12 +48,14 @@ class TokenAttention(SelfAttention):
         return k, v
 
     def mix(self, x: torch.Tensor, context: torch.Tensor | None = None,
-            keys: torch.Tensor | None = None) -> torch.Tensor:
-        if context is not None:  # queries from x, keys and values from the context: the one qkv weight, cut
+            keys: torch.Tensor | None = None, rows: int | None = None) -> torch.Tensor:
+        if context is not None or rows is not None:
+            # queries from x (its first rows), keys and values from the context (x): the one qkv weight, cut
             inner = self.widths[0]
             w, bias = self.qkv.weight, self.qkv.bias
-            k, v = F.linear(context, w[inner:], None if bias is None else bias[inner:]).split(self.widths[1:], -1)
-            q = F.linear(x, w[:inner], None if bias is None else bias[:inner])
+            source = x if context is None else context
+            k, v = F.linear(source, w[inner:], None if bias is None else bias[inner:]).split(self.widths[1:], -1)
+            q = F.linear(x if rows is None else x[:, :rows], w[:inner], None if bias is None else bias[:inner])
             return self.merge(self.attend(self.split(q), self.split(k), self.split(v)))
         q, k, v = self.qkv_heads(x)
         n = k.shape[2]
