@@ -49,42 +49,66 @@ def input_sizes(g: "nx.DiGraph", order: list[str], src: Shape, limit: int = 1024
             _check_arity(node)
         except VitdslError:
             return []
+    position = {INPUT: 0, **{node.path: i + 1 for i, node in enumerate(steps)}}
+    sources = [[position[p] for p in node.inputs] for node in steps]
     rules = _alike(steps)
-    shapes: dict[tuple, object] = {}  # (block's rules, inputs) -> pass 1's answer
-    checked: dict[tuple, object] = {}  # the same -> pass 2's
+    # Shapes are numbered as they appear, and the answers kept by (block's rules, input numbers): a walk
+    # then hashes small tuples of ints, not shapes
+    shapes: list[Shape] = []
+    number: dict[Shape, int] = {}
+    by_shape: dict[tuple, object] = {}  # pass 1: the output's number, None (refused) or _UNSURE
+    checked: dict[tuple, object] = {}  # pass 2: the same
 
-    def by_shape(i, node, inputs):
-        key = (rules[i], inputs)
-        out = shapes.get(key, shapes)
-        if out is shapes:
+    def numbered(shape: Shape) -> int:
+        n = number.setdefault(shape, len(shapes))
+        if n == len(shapes):
+            shapes.append(shape)
+        return n
+
+    def walk(first: int, answer) -> object:
+        """Block by block from the input numbered ``first``: the last output's number, or what stopped it."""
+        ids = [first]
+        for i, src in enumerate(sources):
+            key = (rules[i], *[ids[j] for j in src])
+            out = answer(i, key)
+            if out is None or out is _UNSURE:
+                return out
+            ids.append(out)
+        return ids[-1]
+
+    def shape_rules(i, key):
+        out = by_shape.get(key, by_shape)
+        if out is by_shape:
+            inputs = [shapes[j] for j in key[1:]]
             try:
-                _check_kinds(g, node, list(inputs))
-                out = _grouped(node.spec, list(inputs))
+                _check_kinds(g, steps[i], inputs)
+                out = numbered(_grouped(steps[i].spec, inputs))
             except VitdslError:
                 out = None
             except Exception:  # a block's bug: pass 2 runs the builder's checks, and raises as it would
                 out = _UNSURE
-            shapes[key] = out
+            by_shape[key] = out
         return out
 
-    def fully(i, node, inputs):
-        key = (rules[i], inputs)
+    def everything(i, key):
         out = checked.get(key, checked)
         if out is checked:
-            out = shapes.get(key, _UNSURE)  # None: the shape rules refuse these inputs
+            out = by_shape.get(key, _UNSURE)  # None: the shape rules refuse these inputs
+            inputs = [shapes[j] for j in key[1:]]
             try:
                 if out is _UNSURE:  # what _shapes does
-                    _check_kinds(g, node, list(inputs))
-                    out = _carry_groups(node.spec, list(inputs))
+                    _check_kinds(g, steps[i], inputs)
+                    out = numbered(_carry_groups(steps[i].spec, inputs))
                 elif out is not None:  # the rest of _carry_groups, on the output pass 1 found
-                    _within_limits(node.spec, list(inputs), out)
+                    _within_limits(steps[i].spec, inputs, shapes[out])
             except VitdslError:
                 out = None
             checked[key] = out
         return out
 
-    survivors = [s for s in range(SMALLEST, limit + 1) if _walk(steps, _sized(src, s), by_shape) is not None]
-    return [s for s in survivors if _walk(steps, _sized(src, s), fully) is not None]
+    inputs = {s: numbered(Shape(src.kind, (*src.dims[:-2], s, s))) for s in range(SMALLEST, limit + 1)}
+    survivors = [s for s, n in inputs.items() if walk(n, shape_rules) is not None]
+    return [s for s in survivors if walk(inputs[s], everything) is not None]
 
 
 def _alike(steps) -> list[int]:
@@ -99,25 +123,6 @@ def _alike(steps) -> list[int]:
                repr(spec.__pydantic_private__), repr(spec.__pydantic_extra__))
         out.append(seen.setdefault(key, len(seen)))
     return out
-
-
-def _sized(src: Shape, s: int) -> Shape:
-    return Shape(src.kind, (*src.dims[:-2], s, s))
-
-
-def _walk(steps, first: Shape, answer) -> object:
-    """Run one input through the blocks: ``answer(i, node, inputs)`` gives block i's output, None when it
-    refuses them, or _UNSURE; what the walk ended on (the last output, None or _UNSURE)."""
-    index = {INPUT: 0}
-    out_of = [first]
-    for i, node in enumerate(steps):
-        inputs = tuple(out_of[index[p]] for p in node.inputs)
-        out = answer(i, node, inputs)
-        if out is None or out is _UNSURE:
-            return out
-        index[node.path] = i + 1
-        out_of.append(out)
-    return out_of[-1]
 
 
 def compact(sizes: list[int], show: int = 6) -> str:
