@@ -41,11 +41,12 @@ ROOT = Path(__file__).resolve().parent.parent
 TIMM = ("vit_base_patch16_224", "swin_tiny_patch4_window7_224", "maxvit_tiny_tf_224")
 OVERRIDES_20B = {"image_size": 224, "patch": 14, "dim": 6144, "depth": 44, "heads": 48, "dim_head": 128,
                  "mlp": 24576, "dropout": 0.0, "emb_dropout": 0.0}
-# runs the CLI, then says on stderr (last line) whether torch got imported
+# runs the CLI as the console script does (main() reads sys.argv), then says on stderr (last line) whether
+# torch got imported
 CLI = ("import sys, atexit\n"
        "atexit.register(lambda: print('torch' in sys.modules, file=sys.stderr))\n"
        "from vitdsl.cli import main\n"
-       "sys.exit(main(sys.argv[1:]))\n")
+       "sys.exit(main())\n")
 
 
 def _env(cache: str) -> dict:
