@@ -69,18 +69,20 @@ class Registry(dict):
         self._complete = False
 
     def _fill(self, name) -> None:
-        module = self._pending.pop(name, None) if isinstance(name, str) and self._pending else None
+        module = self._pending.get(name) if isinstance(name, str) and self._pending else None
         if module is not None:
+            # pending until imported: a second thread that asks meanwhile waits on the import's lock, not a miss
             importlib.import_module(module)
+            self._pending.pop(name, None)
 
     def load_all(self) -> None:
         """Import every spec module of the library (their blocks register as they are imported)."""
         if self._complete:
             return
-        self._complete = True  # first: a module imported here that looks a block up must not come back here
-        self._pending.clear()
-        for module in library_modules():
+        for module in library_modules():  # one another thread imports meanwhile is waited for, on its lock
             importlib.import_module(module)
+        self._pending.clear()
+        self._complete = True
 
     def __missing__(self, name):
         self._fill(name)
