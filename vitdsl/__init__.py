@@ -9,12 +9,17 @@ Importing vitdsl does not import torch: loading and validating blueprints never 
 """
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
-from . import objectives, plain  # noqa: F401  (each installs what its kind of blueprint does)
+from . import plain  # noqa: F401  (installs what a plain blueprint does)
 from .blueprint import Blueprint, load, loads
+from .blueprint.kinds import register_kind_later
 from .errors import VitdslError
+
+# the objective kind (vitdsl.objectives installs what it does) is imported with the first objective blueprint read
+register_kind_later("objective", lambda: importlib.import_module(".objectives", __name__))
 
 if TYPE_CHECKING:  # pragma: no cover
     from .graph.build import Graph
@@ -142,10 +147,8 @@ def load_checkpoint(path: str | Path, device: Any = None, **objective_args: Any)
 
 
 def __getattr__(name: str):
-    if name == "interop":
-        import importlib
-
-        return importlib.import_module(".interop", __name__)
+    if name in ("interop", "objectives"):
+        return importlib.import_module(f".{name}", __name__)
     if name in ("capture", "probe"):  # torch-bound: imported on first use
         from . import probes as _probe
 

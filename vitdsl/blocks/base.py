@@ -14,9 +14,11 @@ from typing import Annotated, Any, ClassVar, Literal, Union, get_args, get_origi
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from ..errors import ShapeError, VitdslError, suggest
+from .registry import LIBRARY, Registry
 from .shape import Shape
 
-REGISTRY: dict[str, type["BlockSpec"]] = {}
+# name -> spec class; the library's spec modules are imported as their blocks are first looked up (see registry)
+REGISTRY: dict[str, type["BlockSpec"]] = Registry(LIBRARY)
 
 # What a block can be, for whoever looks for a layer by what it does rather than by its name (the
 # objectives: MAE embeds patches with the encoder's "patchify" layer). A block declares the words that

@@ -174,7 +174,8 @@ ShareParts = TypedDict("ShareParts", {"with": str, "params": list[str] | str})
 class Item(BaseModel):
     """What every layer item may carry."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    # never validated whole (each key is, by its field's rule: ``checked``), so no validator is built
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, defer_build=True)
 
     name: Annotated[str | None, _rule(_name)] = Field(
         None, description="the item's name: its path segment, and what `from`, `share` and `output` refer to",

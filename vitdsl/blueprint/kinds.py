@@ -5,7 +5,8 @@ compared, dumped, given variants and overrides the same way; they differ in what
 compiling and tracing mean. Those operations are declared here and carried out by the layers that can:
 the graph, trace and objective machinery sits above this package, so a kind's ``operations`` are
 installed by whoever implements them (the package API for plain blueprints, ``vitdsl.objectives`` for
-objectives) when it is imported — and ``import vitdsl`` imports both.
+objectives) when it is imported — ``import vitdsl`` imports the first, and the second once the loader meets
+an objective blueprint (``register_kind_later``).
 """
 from __future__ import annotations
 
@@ -38,7 +39,7 @@ class Operations(Protocol):
 class BlueprintBase(BaseModel):
     """The fields, source positions, identity and round trip every blueprint kind has."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)  # validators built on a kind's first document
 
     name: str = Field(description="Short name (the zoo file name for zoo blueprints).")
     description: str = Field("", description="One line shown by `vitdsl list`.")
@@ -188,7 +189,18 @@ def register_kind(key: str | None) -> Callable[[type[BlueprintBase]], type[Bluep
     return add
 
 
+LATER: dict[str, Callable[[], Any]] = {}  # a key → what registers its kind, called on the first document holding it
+
+
+def register_kind_later(key: str, install: Callable[[], Any]) -> None:
+    """Documents holding ``key`` are of the kind ``install()`` registers, called when the loader first meets
+    one: ``import vitdsl`` then leaves out the machinery of kinds a session never reads."""
+    LATER[key] = install
+
+
 def kind_of(data: dict) -> type[BlueprintBase]:
+    for key in [key for key in LATER if key in data]:
+        LATER.pop(key)()
     return next((cls for key, cls in KINDS.items() if key in data), PLAIN[0])
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import networkx as nx
 
-from ..blocks.shape import CHANNELS_FIRST, Shape
+from ..blocks.shape import Shape
 from ..blueprint.expand import INPUT, Design
 from ..errors import ShapeError, VitdslError
 
@@ -250,14 +250,21 @@ def _check_arity(node) -> None:
 
 def _carry_groups(spec, inputs: list[Shape]) -> Shape:
     """The block's output shape, holding its input's groups unless the block makes or undoes groups."""
+    out = _grouped(spec, inputs)
+    _within_limits(spec, inputs, out)
+    return out
+
+
+def _grouped(spec, inputs: list[Shape]) -> Shape:
+    """The block's shape rule, its output holding the input's groups (``_carry_groups`` without the limits)."""
     groups = {x.groups for x in inputs}
     if len(groups) > 1:
         raise ShapeError(f"the inputs hold different numbers of groups ({', '.join(str(x.groups) for x in inputs)}); "
                          f"'{spec.block}' joins them item by item", hint="give every branch the same groups")
     out = spec.infer(*inputs)
-    out = out if spec.regroups or not inputs else out.with_groups(inputs[0].groups)
-    _within_limits(spec, inputs, out)
-    return out
+    if spec.regroups or not inputs or out.groups == inputs[0].groups:  # a copy would be equal: spare it
+        return out
+    return out.with_groups(inputs[0].groups)
 
 
 def _within_limits(spec, inputs: list[Shape], out: Shape) -> None:
@@ -272,50 +279,10 @@ def _within_limits(spec, inputs: list[Shape], out: Shape) -> None:
 
 
 def valid_input_sizes(g: nx.DiGraph, order: list[str], src: Shape, limit: int = 1024) -> str | None:
-    """'input sizes that work: ...' for square images (or the frame size of volumes), by trying each."""
-    if src.kind not in CHANNELS_FIRST:
-        return None
-    steps = [g.nodes[path]["node"] for path in order]
-    # each block's answer for the inputs it saw: after a stride the sizes meet, so most are looked up
-    known: dict[tuple, Shape | None] = {}
-    ok = []
-    for s in range(8, limit + 1):
-        out_of = {INPUT: Shape(src.kind, (*src.dims[:-2], s, s))}
-        for node in steps:
-            inputs = [out_of[p] for p in node.inputs]
-            key = (node.path, *inputs)
-            if key not in known:
-                try:  # what _shapes checks, block by block
-                    _check_arity(node)
-                    _check_kinds(g, node, inputs)
-                    known[key] = _carry_groups(node.spec, inputs)
-                except VitdslError:
-                    known[key] = None
-            out = known[key]
-            if out is None:
-                break
-            out_of[node.path] = out
-        else:
-            ok.append(s)
-    if not ok:
-        return None  # the problem is not the input size
-    return f"square input sizes that work (up to {limit}): {compact(ok)}"
+    """'square input sizes that work (up to LIMIT): ...' (see ``vitdsl.graph.sizes``)."""
+    from .sizes import valid_input_sizes as search
 
-
-def compact(sizes: list[int], show: int = 6) -> str:
-    """'multiples of 16 from 16 to 1024', or runs such as '221–224, 445–448, ...'."""
-    if len(sizes) > 2:
-        step = sizes[1] - sizes[0]
-        if step > 1 and all(b - a == step for a, b in zip(sizes, sizes[1:])) and sizes[0] % step == 0:
-            return f"multiples of {step} from {sizes[0]} to {sizes[-1]}"
-    runs: list[list[int]] = []
-    for s in sizes:
-        if runs and s == runs[-1][1] + 1:
-            runs[-1][1] = s
-        else:
-            runs.append([s, s])
-    parts = [str(a) if a == b else f"{a}–{b}" for a, b in runs]
-    return ", ".join(parts[:show]) + (", ..." if len(parts) > show else "")
+    return search(g, order, src, limit)
 
 
 def info(graph: Graph) -> dict[str, Any]:

@@ -4,19 +4,17 @@ dropout, the numerics options of attention over tokens and windows), ``global-at
 ``sampling-attn`` (ATS), ``channel-attn`` (XCiT), ``reduced-attn`` (Twins, ScalableViT), ``pool-attn`` (MViTv2) and
 ``region-attn`` (RegionViT). Specs
 only: their modules are in ``vitdsl.blocks.modules.attention``, so that a blueprint validates without
-importing torch."""
-from .channels import ChannelAttn
-from .core import AttentionSpec, Numerics
-from .cross import CrossAttn
-from .global_attn import GlobalAttn
-from .local import LocalAttn
-from .lsa import LsaAttn
-from .memory import MemoryAttn
-from .pooled import PoolAttn
-from .reduced import ReducedAttn
-from .regional import RegionAttn
-from .sampling import SamplingAttn
-from .windows import Windows
+importing torch. Each is imported when first asked for (``from vitdsl.blocks.attention import LocalAttn``
+or a lookup of its block), so a blueprint pays only for the attention it uses."""
+import importlib
 
-__all__ = ["AttentionSpec", "ChannelAttn", "CrossAttn", "GlobalAttn", "LocalAttn", "LsaAttn", "MemoryAttn", "Numerics",
-           "PoolAttn", "ReducedAttn", "RegionAttn", "SamplingAttn", "Windows"]
+_WHERE = {"AttentionSpec": "core", "ChannelAttn": "channels", "CrossAttn": "cross", "GlobalAttn": "global_attn",
+          "LocalAttn": "local", "LsaAttn": "lsa", "MemoryAttn": "memory", "Numerics": "core", "PoolAttn": "pooled",
+          "ReducedAttn": "reduced", "RegionAttn": "regional", "SamplingAttn": "sampling", "Windows": "windows"}
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str):
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
