@@ -17,8 +17,8 @@ a fixed torch thread count (all the cores this process may use, os.sched_getaffi
   VmHWM from ``/proc/self/status`` is read. Verified on the development machine (Linux 6.18, glibc 2.36);
   each run checks again that the reset works (probes.PeakRSS) and otherwise, or off Linux, leaves memory out;
 * compiled: eval (the largest eval batch) and train again, both models through ``torch.compile``
-  (inductor, default mode; dynamo's caches are reset between models). Compile time, graph breaks and the
-  compiled eval's difference from eager go to --json;
+  (inductor, default mode; dynamo's caches are reset between models). Compile time (each side from an
+  empty inductor cache: first_calls), graph breaks and the compiled eval's difference from eager go to --json;
 * the CPU's fp32 GEMM rate (2048 x 2048 matmuls, before and after the models), and each model's share of
   it: the blueprint's FLOPs (``vitdsl.summary(model).total_flops``: matmuls, convolutions and attention,
   per image; a training step counted as 3x the forward) per second over that rate.
@@ -65,15 +65,25 @@ def train_step(model, optimizer, x, y):
 
 
 def first_calls(tasks: dict) -> tuple[dict[str, float], dict[str, int]]:
-    """Run each task once (for a compiled one: the compilation), timed; with the graph breaks dynamo saw."""
-    from torch._dynamo.utils import counters
+    """Run each task once (for a compiled one: the compilation), timed; with the graph breaks dynamo saw.
 
+    Each compiles from an empty inductor cache (``fresh_cache``: a new cache folder, the in-memory caches
+    cleared), after inductor's one-time start-up ran on a toy function. In one shared cache the second model
+    reuses the kernels the first compiled (the two generate the same C++ source), so timm, always second, looked
+    2.7× faster to compile (EVA02-T 403 s / 149 s); cold, each alone, they take the same (EVA02-T eval: 33.6 and
+    33.0 CPU-seconds; at depth 2 and 56 px, 36 s / 27 s shared, vitdsl first, and 16.6 s / 17.0 s here)."""
+    from torch._dynamo.utils import counters
+    from torch._inductor.utils import fresh_cache
+
+    with fresh_cache():
+        torch.compile(lambda t: t.sin() + 1)(torch.ones(2))
     seconds, breaks = {}, {}
     for name, task in tasks.items():
         counters.clear()
-        start = time.perf_counter()
-        task()
-        seconds[name] = time.perf_counter() - start
+        with fresh_cache():
+            start = time.perf_counter()
+            task()
+            seconds[name] = time.perf_counter() - start
         breaks[name] = sum(counters["graph_break"].values())
     return seconds, breaks
 

@@ -124,11 +124,15 @@ class LocalAttention(SelfAttention):
         """The shifted windows' mask for b = batch × windows windows, (b, 1, n, n), or None."""
         return None if self.shift_mask is None else self.per_window(self.shift_mask, b).unsqueeze(1)
 
-    mask_logits = False  # set by mix: the explicit softmax's pre_softmax adds the shift mask
+    def masks_logits(self) -> bool:
+        """Whether the explicit softmax adds the shift mask to the logits in ``pre_softmax`` (plain heads), else
+        ``attend`` takes it as a mask. A property of the module, not a flag ``mix`` sets: a forward that writes
+        an attribute is a side effect torch.compile must replay after every compiled call."""
+        return self.shift_mask is not None and self.head_mix == "none"
 
     def pre_softmax(self, sim: torch.Tensor) -> torch.Tensor:
         sim = super().pre_softmax(sim)
-        if not self.mask_logits:
+        if not self.masks_logits():  # pre_softmax runs on the explicit path only
             return sim
         # The shifted windows' mask as -max added window by window, as timm adds its -100: no mask copied
         # per image and window, and none kept for the backward (Swin-T, batch 16: 3.4 MiB).
@@ -142,8 +146,7 @@ class LocalAttention(SelfAttention):
         q, k, v = self.qkv_heads(x)
         # with an explicit softmax, the shift mask is added to the logits in pre_softmax
         biased = self.rel_pos_bias is not None or self.rel_pos_mlp is not None
-        self.mask_logits = self.shift_mask is not None and self.head_mix == "none" and not self.fuses(biased, x.device)
-        mask = None if self.mask_logits else self.window_mask(x.shape[0])
+        mask = None if self.masks_logits() and not self.fuses(biased, x.device) else self.window_mask(x.shape[0])
         out = self.attend(q, k, v, mask=mask)  # (B, heads, N, d)
         return self.output(out.permute(0, 2, 3, 1).flatten(2)) if self.interleave else self.merge(out)
 
