@@ -1,8 +1,14 @@
-"""What the attention modules keep: the kv convolution keeps no copy of the map for the backward."""
+"""What the attention modules keep: the kv convolution keeps no copy of the map for the backward, and the
+axial ropes of a model share one table."""
+import copy
+
 import pytest
 import torch
+import zoo_small
 
+import vitdsl
 from vitdsl.blocks import lookup
+from vitdsl.blocks.modules.attention.rope import AxialRope
 from vitdsl.blocks.shape import Shape
 
 
@@ -32,3 +38,23 @@ def test_the_kv_convolution_keeps_no_copy_of_the_map(kv_norm):
     assert not [s for s in shapes if s[-1] == 8 * 4 * 4]
     with torch.no_grad():  # without gradients: the Linear over the patches, the same maths
         assert (module(x) - module.eval()(x)).abs().max() <= 1e-5
+
+
+def ropes(model) -> list[AxialRope]:
+    return [m for m in model.modules() if isinstance(m, AxialRope)]
+
+
+def test_the_blocks_share_one_rope_table():
+    overrides = {**zoo_small.SMALL["eva02"], "depth": 3}
+    model = vitdsl.build(zoo_small.path("eva02"), overrides=overrides)
+    tables = {id(m.sin) for m in ropes(model)} | {id(m.cos) for m in ropes(model)}
+    assert len(ropes(model)) == 3 and len(tables) == 2
+    twin = copy.deepcopy(model)
+    assert len({id(m.sin) for m in ropes(twin)}) == 1 and ropes(twin)[0].sin is not ropes(model)[0].sin
+    with torch.inference_mode():  # inference tensors cannot be saved for a backward: not shared
+        frozen = vitdsl.build(zoo_small.path("eva02"), overrides=overrides)
+    assert ropes(frozen)[0].sin.is_inference() and not ropes(model)[0].sin.is_inference()
+    x = torch.randn(2, *model.input_shape)
+    model(x).sum().backward()
+    with torch.no_grad():
+        assert torch.equal(model.eval()(x), twin.eval()(x))
