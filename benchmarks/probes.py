@@ -81,8 +81,8 @@ def lever_words(lv: dict[str, int]) -> str:
 
 
 LEVERS_LEGEND = ("levers (vitdsl, seen in one forward): sdpa k/n = attention calls on the fused "
-                 "scaled_dot_product_attention kernel (the others run the explicit softmax: on CPU a "
-                 "relative-position bias takes it, as it measured faster than SDPA's math fallback); qkv k/n = "
+                 "scaled_dot_product_attention kernel (the others run the explicit softmax, as a relative-position "
+                 "bias does in CPU training: faster than SDPA's math fallback); qkv k/n = "
                  "attention modules with one fused q/k/v Linear; rows k = attention calls that compute only "
                  "the tokens read after them (the last block, for the class token: Network.skip_unread_tokens); "
                  "cl k/n = conv2d calls on channels_last inputs")

@@ -4,6 +4,8 @@ import threading
 
 import pytest
 import torch
+import torch.nn.functional as F
+from torch.overrides import TorchFunctionMode
 
 from vitdsl.blocks import lookup
 from vitdsl.blocks.modules.attention import Attention, explicit_attention
@@ -46,8 +48,31 @@ def test_fused_path_equals_explicit_path(block, fields, shape):
     assert torch.equal(explicit, in_context)
 
 
+class SdpaCalls(TorchFunctionMode):
+    def __init__(self):
+        super().__init__()
+        self.calls = 0
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        self.calls += func is F.scaled_dot_product_attention
+        return func(*args, **(kwargs or {}))
+
+
+@pytest.mark.parametrize("fields", [{}, {"shift": 1}], ids=["bias", "bias-and-mask"])
+def test_on_cpu_a_bias_is_fused_without_gradients_only(fields):
+    # SDPA's CPU kernel takes a (1, heads, n, n) bias; with gradients for it, only the slower math fallback
+    module = lookup("local-attn")(heads=2, window=2, **fields).build(IMAGE).eval()
+    x = torch.randn(2, *IMAGE.dims)
+    with torch.no_grad(), SdpaCalls() as fused:
+        without = module(x)
+    with SdpaCalls() as explicit:
+        with_grad = module(x)
+    assert (fused.calls, explicit.calls) == (1, 0)
+    assert (without - with_grad).abs().max() <= 1e-5
+
+
 def test_a_window_bias_gives_the_kernels_maths():
-    # On CPU a bias keeps the explicit path; the hook values it reads must still equal SDPA's maths.
+    # With gradients, on CPU a bias keeps the explicit path; the hook values it reads must still equal SDPA's maths.
     module = lookup("local-attn")(heads=2, window=2).build(IMAGE).eval()
     q, k, v = (torch.randn(6, 2, 4, 8) for _ in range(3))
     bias = module.bias()
