@@ -13,7 +13,7 @@ from vitdsl.blocks.shape import CHANNELS_FIRST, Shape
 from vitdsl.blueprint.expand import INPUT
 from vitdsl.blueprint.load import zoo_names
 from vitdsl.errors import ShapeError, VitdslError
-from vitdsl.graph.build import _carry_groups, _check_arity, _check_kinds
+from vitdsl.graph.rules import carry_groups, check_arity, check_kinds
 from vitdsl.graph.sizes import compact, input_sizes, valid_input_sizes
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,9 +33,9 @@ def every_size(graph, limit: int = LIMIT) -> list[int]:
             key = (node.path, *inputs)
             if key not in known:
                 try:
-                    _check_arity(node)
-                    _check_kinds(graph.nx, node, inputs)
-                    known[key] = _carry_groups(node.spec, inputs)
+                    check_arity(node)
+                    check_kinds(graph.nx, node, inputs)
+                    known[key] = carry_groups(node.spec, inputs)
                 except VitdslError:
                     known[key] = None
             if known[key] is None:

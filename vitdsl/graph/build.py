@@ -14,22 +14,7 @@ import networkx as nx
 from ..blocks.shape import Shape
 from ..blueprint.expand import INPUT, Design
 from ..errors import ShapeError, VitdslError
-
-# What to put between two blocks whose kinds do not match.
-FIXES = {
-    ("image", "tokens"): "cut the map into tokens first, e.g. '- patchify: {patch: 1, dim: ...}'",
-    ("tokens", "vector"): "pool the tokens first, e.g. '- pool: cls' or '- pool: mean'",
-    ("image", "vector"): "pool the map first, e.g. '- pool: mean'",
-    ("vector", "tokens"): "this block needs a sequence: move it before the pool",
-    ("vector", "image"): "this block needs a feature map: move it before the pool",
-    ("tokens", "image"): "this block works on feature maps; it cannot follow a token sequence",
-    ("volume", "image"): "this block works on 2-D maps; the input is a video volume",
-    ("packed", "tokens"): "these tokens pack several images per sample: only token-wise blocks (mlp, norm), "
-                          "global-attn (which attends within each image), pos-embed with kind: factorized "
-                          "and attn-pool take them",
-    ("images", "image"): "images of varying sizes must be packed first: '- patchify: {patch: ..., dim: ...}'",
-    ("images", "tokens"): "images of varying sizes must be packed first: '- patchify: {patch: ..., dim: ...}'",
-}
+from .rules import MAX_NUMEL, carry_groups, check_arity, check_kinds
 
 
 @dataclass
@@ -82,11 +67,6 @@ def _wire(design: Design) -> tuple[nx.DiGraph, list[str]]:
                           hint="a 'from:' must name a layer that comes earlier in the data flow")
     order = [p for p in nx.lexicographical_topological_sort(g, key=rank.__getitem__) if p != INPUT]
     return g, order
-
-
-# Most numbers one tensor may hold per sample: torch sizes storage in bytes as int64, so a model the shape
-# rules accept must stay far below 2**63 bytes for any batch, or validate would pass what build cannot make.
-MAX_NUMEL = 2**48
 
 
 def build_graph(design: Design) -> Graph:
@@ -211,10 +191,10 @@ def _shapes(g: nx.DiGraph, order: list[str], src: Shape, *, explain: bool = True
         node = g.nodes[path]["node"]
         spec = node.spec
         inputs = [out_of[p] for p in node.inputs]
-        _check_arity(node)  # before the shape rules, which take exactly their arity
-        _check_kinds(g, node, inputs)
+        check_arity(node)  # before the shape rules, which take exactly their arity
+        check_kinds(g, node, inputs)
         try:
-            out = _carry_groups(spec, inputs)
+            out = carry_groups(spec, inputs)
         except ShapeError as e:
             hint = e.hint
             if explain:
@@ -226,56 +206,6 @@ def _shapes(g: nx.DiGraph, order: list[str], src: Shape, *, explain: bool = True
         out_of[path] = out
         result[path] = (inputs, out)
     return result
-
-
-def _check_kinds(g: nx.DiGraph, node, inputs: list[Shape]) -> None:
-    spec = node.spec
-    for p, shape in zip(node.inputs, inputs):
-        if shape.kind not in spec.takes:
-            giver = "the input" if p == INPUT else f"'{p}' ({g.nodes[p]['node'].spec.block})"
-            want = " or ".join(spec.takes)
-            raise ShapeError(f"'{spec.block}' takes {want}, but {giver} gives {shape}", location=node.location,
-                             path=node.path, hint=FIXES.get((shape.kind, spec.takes[0])))
-
-
-def _check_arity(node) -> None:
-    lo, hi = node.spec.arity
-    n = len(node.inputs)
-    if n < lo or (hi is not None and n > hi):
-        want = f"{lo}" if lo == hi else f"at least {lo}" if hi is None else f"{lo} to {hi}"
-        raise VitdslError(f"'{node.spec.block}' takes {want} input(s), got {n}", location=node.location,
-                          path=node.path, hint="name its inputs with from: [a, b]" if lo > 1 else
-                          "give 'from:' one name" if hi == 1 else None)
-
-
-def _carry_groups(spec, inputs: list[Shape]) -> Shape:
-    """The block's output shape, holding its input's groups unless the block makes or undoes groups."""
-    out = _grouped(spec, inputs)
-    _within_limits(spec, inputs, out)
-    return out
-
-
-def _grouped(spec, inputs: list[Shape]) -> Shape:
-    """The block's shape rule, its output holding the input's groups (``_carry_groups`` without the limits)."""
-    groups = {x.groups for x in inputs}
-    if len(groups) > 1:
-        raise ShapeError(f"the inputs hold different numbers of groups ({', '.join(str(x.groups) for x in inputs)}); "
-                         f"'{spec.block}' joins them item by item", hint="give every branch the same groups")
-    out = spec.infer(*inputs)
-    if spec.regroups or not inputs or out.groups == inputs[0].groups:  # a copy would be equal: spare it
-        return out
-    return out.with_groups(inputs[0].groups)
-
-
-def _within_limits(spec, inputs: list[Shape], out: Shape) -> None:
-    """Refuse sizes no tensor can hold: the output, the weights, and (bounded by the FLOPs) what the block
-    computes on the way, such as an attention matrix."""
-    sizes = [("its output", out.numel * out.groups, "numbers"), ("its weights", spec.count_params(*inputs), "numbers"),
-             ("its work", spec.total_flops(*inputs), "FLOPs")]
-    for what, n, unit in sizes:
-        if n >= MAX_NUMEL:
-            raise ShapeError(f"too large: {what} would take {n:,} {unit} per sample, 2**48 or more",
-                             hint="use smaller sizes")
 
 
 def valid_input_sizes(g: nx.DiGraph, order: list[str], src: Shape, limit: int = 1024) -> str | None:

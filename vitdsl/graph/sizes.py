@@ -5,7 +5,7 @@ well under a second, so the search runs in two passes that give exactly that ans
 
 1. the shape rules alone (``infer``, kinds, groups): most sizes fail one, mostly early, and are out;
 2. the sizes that pass (rarely more than a few dozen) go block by block through everything the graph
-   builder checks, the limits on what a tensor can hold included (``_carry_groups``).
+   builder checks, the limits on what a tensor can hold included (``carry_groups``).
 
 A size passes 2 only if it passes every check, and a size that fails 1 fails a check the builder makes too,
 at that block or before it, so both passes together refuse exactly the sizes one full pass refuses. A block
@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from ..blocks.shape import CHANNELS_FIRST, Shape
 from ..blueprint.expand import INPUT
 from ..errors import VitdslError
-from .build import _carry_groups, _check_arity, _check_kinds, _grouped, _within_limits
+from .rules import carry_groups, check_arity, check_kinds, grouped, within_limits
 
 if TYPE_CHECKING:  # pragma: no cover
     import networkx as nx
@@ -46,7 +46,7 @@ def input_sizes(g: "nx.DiGraph", order: list[str], src: Shape, limit: int = 1024
     steps = [g.nodes[path]["node"] for path in order]
     for node in steps:  # a block's arity does not depend on the size: refused for one size, refused for all
         try:
-            _check_arity(node)
+            check_arity(node)
         except VitdslError:
             return []
     position = {INPUT: 0, **{node.path: i + 1 for i, node in enumerate(steps)}}
@@ -81,8 +81,8 @@ def input_sizes(g: "nx.DiGraph", order: list[str], src: Shape, limit: int = 1024
         if out is by_shape:
             inputs = [shapes[j] for j in key[1:]]
             try:
-                _check_kinds(g, steps[i], inputs)
-                out = numbered(_grouped(steps[i].spec, inputs))
+                check_kinds(g, steps[i], inputs)
+                out = numbered(grouped(steps[i].spec, inputs))
             except VitdslError:
                 out = None
             except Exception:  # a block's bug: pass 2 runs the builder's checks, and raises as it would
@@ -97,10 +97,10 @@ def input_sizes(g: "nx.DiGraph", order: list[str], src: Shape, limit: int = 1024
             inputs = [shapes[j] for j in key[1:]]
             try:
                 if out is _UNSURE:  # what _shapes does
-                    _check_kinds(g, steps[i], inputs)
-                    out = numbered(_carry_groups(steps[i].spec, inputs))
-                elif out is not None:  # the rest of _carry_groups, on the output pass 1 found
-                    _within_limits(steps[i].spec, inputs, shapes[out])
+                    check_kinds(g, steps[i], inputs)
+                    out = numbered(carry_groups(steps[i].spec, inputs))
+                elif out is not None:  # the rest of carry_groups, on the output pass 1 found
+                    within_limits(steps[i].spec, inputs, shapes[out])
             except VitdslError:
                 out = None
             checked[key] = out
