@@ -46,7 +46,8 @@ def test_deepcopy_and_pickle(name):
     buf = io.BytesIO()
     torch.save(model, buf)
     buf.seek(0)
-    assert torch.equal(torch.load(buf, weights_only=False)(x), expected)
+    with torch.no_grad():  # as expected was: without gradients biased attention takes SDPA's fused kernel
+        assert torch.equal(torch.load(buf, weights_only=False)(x), expected)
 
 
 @pytest.mark.parametrize("name", sorted(SMALL))
