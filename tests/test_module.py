@@ -87,6 +87,20 @@ def test_twenty_billion_parameter_blueprint_summarises_in_seconds():
     assert "Total params: 19,945,410,688" in str(summary)
 
 
+def test_learned_tables_draw_as_torch_randn_and_nothing_on_meta():
+    from vitdsl.blocks.modules.common import randn
+
+    torch.manual_seed(3)
+    expected = torch.randn(4, 5) * 0.02
+    torch.manual_seed(3)
+    assert torch.equal(randn(4, 5, std=0.02), expected)
+    # on meta no kernel runs: the generator is untouched (a meta randn would be a Python reference kernel)
+    state = torch.get_rng_state()
+    with torch.device("meta"):
+        table = randn(4, 5, std=0.02)
+    assert table.is_meta and table.shape == (4, 5) and torch.equal(torch.get_rng_state(), state)
+
+
 def test_validate_does_not_import_torch():
     code = ("import sys, vitdsl; g = vitdsl.validate('maxvit'); "
             "from vitdsl.graph import info; print(info(g)['params'], 'torch' in sys.modules)")

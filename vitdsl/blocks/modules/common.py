@@ -6,6 +6,16 @@ from functools import partial
 import torch
 from torch import nn
 
+
+def randn(*shape: int, std: float = 1.0) -> torch.Tensor:
+    """``torch.randn(shape) * std``, the same draw; on the meta device (the summary's trace) an empty tensor
+    instead: there randn and the product run Python reference kernels whose first call imports torch._dynamo,
+    about 2 s of a summary spent on values nobody reads."""
+    if torch.get_default_device().type == "meta":
+        return torch.empty(shape)
+    return torch.randn(shape) * std if std != 1.0 else torch.randn(shape)
+
+
 ACTIVATIONS = {"gelu": nn.GELU, "gelu-tanh": partial(nn.GELU, approximate="tanh"), "relu": nn.ReLU, "silu": nn.SiLU,
                "hardswish": nn.Hardswish, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid}
 

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .common import make_norm
+from .common import make_norm, randn
 
 # (B, C, rows, ph, cols, pw) → (B, rows, cols, the patch's values in this order)
 PATCH_ORDERS = {"hwc": (0, 2, 4, 3, 5, 1), "chw": (0, 2, 4, 1, 3, 5), "whc": (0, 2, 4, 5, 3, 1)}
@@ -102,7 +102,7 @@ class LearnedPositions(nn.Module):
             # windows: kept window by window, (windows², positions of a window, C)
             shape = (groups, n, dim) if windows is None else (windows ** 2, n // windows * (dim // windows), groups)
         self.windows = windows
-        self.pos = nn.Parameter(torch.randn(shape) * init_std)
+        self.pos = nn.Parameter(randn(*shape, std=init_std))
         if init == "trunc_normal":
             nn.init.trunc_normal_(self.pos, std=init_std)
         self.drop = nn.Dropout(dropout) if dropout > 0 else None
@@ -126,7 +126,7 @@ class ScalarPositions(nn.Module):
     def __init__(self, n: int, window: tuple[int, int] | None, windows: int, init_std: float, dropout: float,
                  init: str = "normal"):
         super().__init__()
-        self.pos = nn.Parameter(torch.randn(n) * init_std)
+        self.pos = nn.Parameter(randn(n, std=init_std))
         if init == "trunc_normal":
             nn.init.trunc_normal_(self.pos, std=init_std)
         self.window, self.windows = window, windows
@@ -245,8 +245,8 @@ class NoPositions(nn.Module):
 class ClassTokens(nn.Module):
     def __init__(self, count: int, dim: int, init_std: float, append: bool = False, registers: int = 0):
         super().__init__()
-        self.cls = nn.Parameter(torch.randn(count, dim) * init_std) if count else None  # none: registers only
-        self.registers = nn.Parameter(torch.randn(registers, dim) * init_std) if registers else None
+        self.cls = nn.Parameter(randn(count, dim, std=init_std)) if count else None  # none: registers only
+        self.registers = nn.Parameter(randn(registers, dim, std=init_std)) if registers else None
         self.append = append
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

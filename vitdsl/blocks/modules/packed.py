@@ -25,6 +25,7 @@ from torch.nn.utils.rnn import pad_sequence
 
 from ...errors import ShapeError
 from .attention import TokenAttention
+from .common import randn
 from .embed import Patchify
 
 
@@ -223,8 +224,8 @@ class FactorizedPositions(nn.Module):
     def __init__(self, grid: tuple[int, int], dim: int, init_std: float, dropout: float):
         super().__init__()
         self.grid = grid
-        self.rows = nn.Parameter(torch.randn(grid[0], dim) * init_std)
-        self.cols = nn.Parameter(torch.randn(grid[1], dim) * init_std)
+        self.rows = nn.Parameter(randn(grid[0], dim, std=init_std))
+        self.cols = nn.Parameter(randn(grid[1], dim, std=init_std))
         self.drop = nn.Dropout(dropout) if dropout > 0 else None
 
     def forward(self, x: torch.Tensor, extras: Packing | None = None) -> torch.Tensor:
@@ -257,7 +258,7 @@ class AttentionPool(PackedAttention):
 
     def __init__(self, init_std: float, **kwargs):
         super().__init__(**kwargs)
-        self.query = nn.Parameter(torch.randn(kwargs["dim"]) * init_std)
+        self.query = nn.Parameter(randn(kwargs["dim"], std=init_std))
 
     def forward(self, x: torch.Tensor, extras: Packing | None = None) -> torch.Tensor:
         context, packing = x, extras

@@ -5,6 +5,7 @@ import torch
 from torch import nn
 
 from .attention import LocalAttention
+from .common import randn
 
 
 class SeparableAttention(LocalAttention):
@@ -15,7 +16,7 @@ class SeparableAttention(LocalAttention):
         super().__init__(partition=partition, window=window, rel_pos_bias="none", **kwargs)
         dim, inner = kwargs["dim"], self.heads * self.dim_head
         self.groups = groups
-        self.window_token = nn.Parameter(torch.randn(dim))
+        self.window_token = nn.Parameter(randn(dim))
         self.token_norm = nn.LayerNorm(self.dim_head)
         self.token_act = nn.GELU()
         self.token_qk = nn.Linear(inner, 2 * inner)

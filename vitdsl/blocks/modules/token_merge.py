@@ -3,7 +3,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .common import make_norm
+from .common import make_norm, randn
 from .padded import Padding, padding_keys
 
 
@@ -17,7 +17,7 @@ class TokenMerge(nn.Module):
     def __init__(self, dim: int, tokens: int, norm: str, init_std: float, eps: float | None = None):
         super().__init__()
         self.norm = make_norm(norm, dim, eps)
-        self.queries = nn.Parameter(torch.randn(tokens, dim) * init_std)
+        self.queries = nn.Parameter(randn(tokens, dim, std=init_std))
         self.scale = dim ** -0.5
 
     def forward(self, x: torch.Tensor, extras: Padding | None = None) -> torch.Tensor:

@@ -5,6 +5,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ...blocks.modules.common import randn
 from ..module import Objective
 from .patches import masked_count
 
@@ -13,7 +14,7 @@ class MAE(Objective):
     def __init__(self, design, encoder, parts, spec):
         super().__init__(design, encoder, parts)
         self.masking_ratio = spec.masking_ratio
-        self.mask_token = nn.Parameter(torch.randn(spec.own_tensors(design)["mask_token"]))
+        self.mask_token = nn.Parameter(randn(*spec.own_tensors(design)["mask_token"]))
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         patches = self.patch_values(images)

@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ...blocks.modules.common import randn
 from ..module import Objective
 from .patches import chosen_count
 
@@ -23,7 +24,7 @@ class MPP(Objective):
         super().__init__(design, encoder, parts)
         self.spec = spec
         self.patch = self.encoder.get_submodule(self.roles.patchify).patch
-        self.mask_token = nn.Parameter(torch.randn(spec.own_tensors(design)["mask_token"]))
+        self.mask_token = nn.Parameter(randn(*spec.own_tensors(design)["mask_token"]))
         out = design.encoder.shape(self.roles.body[1])
         self.special = out.prefix  # the patch tokens follow the leading special tokens
         for name in ("mean", "std"):

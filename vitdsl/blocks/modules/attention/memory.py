@@ -5,6 +5,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..common import randn
 from .tokens import TokenAttention
 
 
@@ -14,7 +15,7 @@ class MemoryAttention(TokenAttention):
 
     def __init__(self, memories: int, task_tokens: int, **kwargs):
         super().__init__(**kwargs)
-        self.memories = nn.Parameter(torch.randn(memories, kwargs["dim"])) if memories else None
+        self.memories = nn.Parameter(randn(memories, kwargs["dim"])) if memories else None
         self.task_tokens = task_tokens
 
     def mask(self, n: int, keys: int, device) -> torch.Tensor | None:

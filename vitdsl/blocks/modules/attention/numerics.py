@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..common import randn
 from .core import Attention
 from .rope import build_rope
 
@@ -37,10 +38,10 @@ class SelfAttention(Attention):
         if head_mix == "talking" and talking_bias:  # CaiT's code: Linear layers over the heads, (out, in) weights
             self.talk_pre, self.talk_post = nn.Linear(heads, heads), nn.Linear(heads, heads)
         elif head_mix == "talking":
-            self.mix_pre = nn.Parameter(torch.randn(heads, heads))
-            self.mix_post = nn.Parameter(torch.randn(heads, heads))
+            self.mix_pre = nn.Parameter(randn(heads, heads))
+            self.mix_post = nn.Parameter(randn(heads, heads))
         elif head_mix == "reattention":
-            self.reattn = nn.Parameter(torch.randn(heads, heads))
+            self.reattn = nn.Parameter(randn(heads, heads))
             self.reattn_norm = nn.LayerNorm(heads)
         self.q_norm = HeadRMSNorm(heads, dim_head) if qk_norm else nn.Identity()
         self.k_norm = HeadRMSNorm(heads, dim_head) if qk_norm else nn.Identity()

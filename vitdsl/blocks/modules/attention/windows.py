@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
+from ..common import randn
 from .numerics import SelfAttention
 
 # The map's height and width as gh windows of sh rows (block) or sh rows of gh windows (grid: dilated)
@@ -45,7 +46,7 @@ class HeadsFirstTable(nn.Module):
 
     def __init__(self, heads: int, wh: int, ww: int):
         super().__init__()
-        self.weight = nn.Parameter(torch.randn(heads, 2 * wh - 1, 2 * ww - 1) * 0.02)
+        self.weight = nn.Parameter(randn(heads, 2 * wh - 1, 2 * ww - 1, std=0.02))
 
     def forward(self, index: torch.Tensor) -> torch.Tensor:
         # key - query is the offset mirrored in both axes: flat index (rows·cols - 1) - that of query - key
