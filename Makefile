@@ -42,6 +42,7 @@ bench: $(VENV)/.test-installed
 	$(PY) benchmarks/forward.py
 	$(PY) benchmarks/versus_timm.py
 	$(PY) benchmarks/gemm_ceiling.py
+	$(PY) benchmarks/tool.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache site
