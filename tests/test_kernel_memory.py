@@ -1,5 +1,5 @@
-"""What the attention modules keep: the kv convolution keeps no copy of the map for the backward, and the
-axial ropes of a model share one table."""
+"""What the attention modules keep: the kv convolution keeps no copy of the map for the backward (compiled,
+it is a Linear over the patches), and the axial ropes of a model share one table."""
 import copy
 
 import pytest
@@ -38,6 +38,24 @@ def test_the_kv_convolution_keeps_no_copy_of_the_map(kv_norm):
     assert not [s for s in shapes if s[-1] == 8 * 4 * 4]
     with torch.no_grad():  # without gradients: the Linear over the patches, the same maths
         assert (module(x) - module.eval()(x)).abs().max() <= 1e-5
+
+
+def test_compiled_the_kv_reduction_is_a_linear_over_patches():
+    # inductor's training step is faster with the Linear; eagerly the convolution keeps less
+    shape = Shape.image(8, 8, 8)
+    module = lookup("reduced-attn")(heads=2, dim_head=4, kv_reduction=4).build(shape)
+    graphs = []
+
+    def record(gm, example_inputs):
+        graphs.append(gm)
+        return gm.forward
+
+    x = torch.randn(2, *shape.dims)
+    out = torch.compile(module, backend=record, fullgraph=True)(x)
+    ops = {getattr(n.target, "__name__", str(n.target)) for g in graphs for n in g.graph.nodes}
+    assert "linear" in ops and "conv2d" not in ops
+    assert (out - module(x)).abs().max() <= 1e-5
+    out.sum().backward()
 
 
 def ropes(model) -> list[AxialRope]:
