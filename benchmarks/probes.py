@@ -65,6 +65,27 @@ def levers(model: nn.Module, x: torch.Tensor) -> dict[str, int]:
     return out
 
 
+def sliced_mlps(model: nn.Module, x: torch.Tensor) -> int:
+    """How many MLP calls of one inference forward of ``model`` on ``x`` run their tokens in slices (a hidden
+    activation over 32 MiB: ``vitdsl/blocks/modules/mlp.py``); it depends on the batch, so it is read at the
+    largest eval batch."""
+    from vitdsl.blocks.modules.mlp import MLP
+
+    found = [0]
+
+    def seen(module, args):
+        found[0] += module.slice_step(args[0].permute(0, 2, 3, 1) if module.maps else args[0]) is not None
+
+    hooks = [m.register_forward_pre_hook(seen) for m in model.modules() if isinstance(m, MLP)]
+    try:
+        with torch.inference_mode():
+            model.eval()(x)
+    finally:
+        for h in hooks:
+            h.remove()
+    return found[0]
+
+
 def lever_words(lv: dict[str, int]) -> str:
     """``levers``' findings in a few words: 'sdpa 12/12, qkv 12/12, cl 33/38'."""
     words = []
@@ -77,6 +98,8 @@ def lever_words(lv: dict[str, int]) -> str:
         words.append(f"rows {lv['read_rows_calls']}")
     if lv.get("conv2d_calls"):
         words.append(f"cl {lv['channels_last_conv2d_calls']}/{lv['conv2d_calls']}")
+    if lv.get("sliced_mlp_calls"):
+        words.append(f"slices {lv['sliced_mlp_calls']} (b{lv['sliced_at_batch']})")
     return ", ".join(words) or "-"
 
 
@@ -85,7 +108,8 @@ LEVERS_LEGEND = ("levers (vitdsl, seen in one forward): sdpa k/n = attention cal
                  "bias does in CPU training: faster than SDPA's math fallback); qkv k/n = "
                  "attention modules with one fused q/k/v Linear; rows k = attention calls that compute only "
                  "the tokens read after them (the last block, for the class token: Network.skip_unread_tokens); "
-                 "cl k/n = conv2d calls on channels_last inputs")
+                 "cl k/n = conv2d calls on channels_last inputs; slices k (bB) = MLP calls at batch B that run "
+                 "their tokens in slices, in inference a hidden activation over 32 MiB")
 
 
 def gemm_laps(n: int, reps: int) -> list[float]:

@@ -42,7 +42,7 @@ import time
 import torch
 import torch.nn.functional as F
 from common import default_threads, import_references, interleave
-from probes import PeakRSS, gemm_laps, gemm_rate, levers
+from probes import PeakRSS, gemm_laps, gemm_rate, levers, sliced_mlps
 from rich.console import Console
 from versus_timm_report import measure_entry, render, to_markdown
 
@@ -128,6 +128,9 @@ class Bench:
         out = {"name": name, "input": list(shape), "params": summary.total_params, "flops_per_image": flops,
                "max_abs_diff": diff, "levers": levers(ours, one), "timm_levers": levers(theirs, one),
                "measures": []}
+        widest = max(a.eval_batches)
+        out["levers"].update(sliced_mlp_calls=sliced_mlps(ours, torch.randn(widest, *shape)),
+                             sliced_at_batch=widest)
         models = dict(zip(SIDES, (ours, theirs)))
         measures = out["measures"]
         with torch.inference_mode():

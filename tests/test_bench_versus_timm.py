@@ -12,7 +12,7 @@ from rich.console import Console
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from probes import PeakRSS, gemm_rate, lever_words, levers  # noqa: E402
+from probes import PeakRSS, gemm_rate, lever_words, levers, sliced_mlps  # noqa: E402
 from versus_timm_report import measure_entry, render, to_markdown  # noqa: E402
 
 import vitdsl  # noqa: E402
@@ -96,6 +96,21 @@ def test_levers_are_read_off_one_forward():
     conv = nn.Conv2d(3, 4, 3)
     assert lever_words(levers(conv, x)) == "cl 0/1"
     assert lever_words(levers(conv, x.contiguous(memory_format=torch.channels_last))) == "cl 1/1"
+
+
+def test_sliced_mlps_are_counted_at_a_batch(monkeypatch):
+    import vitdsl.blocks.modules.mlp as mlp_module
+
+    tiny = vitdsl.build("swin", overrides={"image_size": 32, "patch": 2, "dims": [8, 16], "depths": [2, 2],
+                                           "dim_head": 4, "window": 4, "classes": 10})
+    x = torch.randn(2, 3, 32, 32)
+    assert sliced_mlps(tiny, x) == 0
+    # the first stage: 2·16·16 tokens × 32 × 4 bytes = 64 KiB of hidden, in slices of 128 tokens; the second: 32 KiB
+    monkeypatch.setattr(mlp_module, "SLICE_ABOVE", 32 << 10)
+    monkeypatch.setattr(mlp_module, "SLICE_BYTES", 16 << 10)
+    monkeypatch.setattr(mlp_module, "SLICE_ROWS", 16)
+    assert sliced_mlps(tiny, x) == 2
+    assert lever_words({"sliced_mlp_calls": 2, "sliced_at_batch": 8}) == "slices 2 (b8)"
 
 
 def test_the_peak_rss_of_a_call_is_what_it_allocated():
