@@ -49,9 +49,8 @@ def interleave(tasks: dict[str, Callable[[], object]], rounds: int, iters: int =
         for _ in range(warmup):
             tasks[name]()
     times: dict[str, list[float]] = {name: [] for name in names}
-    for r in range(rounds):
-        k = r % len(names)
-        for name in names[k:] + names[:k]:
+    for order in rotations(names, rounds):
+        for name in order:
             laps = []
             for _ in range(iters):
                 if before is not None:
@@ -63,6 +62,11 @@ def interleave(tasks: dict[str, Callable[[], object]], rounds: int, iters: int =
                     after(name)
             times[name].append(statistics.median(laps))
     return times
+
+
+def rotations(names: list[str], rounds: int) -> list[list[str]]:
+    """The order of each round: ``names`` rotated by one more every round."""
+    return [names[r % len(names):] + names[:r % len(names)] for r in range(rounds)]
 
 
 def spread(values: list[float]) -> dict[str, float]:

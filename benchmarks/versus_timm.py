@@ -3,9 +3,11 @@
 For each model, ``vitdsl.interop.timm.build(name)`` gets the weights of ``timm.create_model(name,
 pretrained=False, drop_path_rate=0)`` (``vitdsl.interop.timm.import_weights``; Swin's default stochastic
 depth, 0.1, would make the training steps differ), and the two outputs, in eval and in train mode, are checked
-to agree (max abs diff <= 1e-4) before anything is timed, so both compute the same maths. Then, interleaved in one
-run (vitdsl and timm swap who goes first every round, so that drift in machine speed hits both alike), with
-a fixed torch thread count (all the cores this process may use, os.sched_getaffinity; --threads to change):
+to agree (max abs diff <= 1e-4) before anything is timed, so both compute the same maths. Each side runs in a
+process of its own (sides.py: in one process the two shared one heap and moved each other's page faults),
+driven in turn from this one. Then, interleaved in one run (vitdsl and timm swap who goes first every round,
+so that drift in machine speed hits both alike), with a fixed torch thread count (all the cores this process
+may use, os.sched_getaffinity; --threads to change):
 
 * eval: forwards under ``torch.inference_mode()``, at batch 1 and 8 (several per round, the median kept);
 * train: one step, forward + cross-entropy backward + AdamW step, at batch 16, gradients set to None
@@ -17,8 +19,8 @@ a fixed torch thread count (all the cores this process may use, os.sched_getaffi
   VmHWM from ``/proc/self/status`` is read. Verified on the development machine (Linux 6.18, glibc 2.36);
   each run checks again that the reset works (probes.PeakRSS) and otherwise, or off Linux, leaves memory out;
 * compiled: eval (the largest eval batch) and train again, both models through ``torch.compile``
-  (inductor, default mode; dynamo's caches are reset between models). Compile time (each side from an
-  empty inductor cache: first_calls), graph breaks and the compiled eval's difference from eager go to --json;
+  (inductor, default mode; every model's sides are fresh processes). Compile time (each side from an
+  empty inductor cache: sides._first_call), graph breaks and the compiled eval's difference from eager go to --json;
 * the CPU's fp32 GEMM rate (2048 x 2048 matmuls, before and after the models), and each model's share of
   it: the blueprint's FLOPs (``vitdsl.summary(model).total_flops``: matmuls, convolutions and attention,
   per image; a training step counted as 3x the forward) per second over that rate.
@@ -34,16 +36,14 @@ levers each vitdsl model pulls (probes.levers: read off one forward, vitdsl has 
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import sys
-import time
 
 import torch
-import torch.nn.functional as F
-from common import default_threads, import_references, interleave
-from probes import PeakRSS, gemm_laps, gemm_rate, levers, sliced_mlps
+from common import default_threads, import_references
+from probes import gemm_laps, gemm_rate
 from rich.console import Console
+from sides import SIDES, Sides
 from versus_timm_report import measure_entry, render, to_markdown
 
 import vitdsl
@@ -52,124 +52,65 @@ import vitdsl.interop.timm as vt
 MODELS = ("vit_small_patch16_224", "vit_base_patch16_224", "deit3_small_patch16_224",
           "swin_tiny_patch4_window7_224", "maxvit_tiny_tf_224", "eva02_tiny_patch14_224", "pvt_v2_b1")
 TOLERANCE = 1e-4
-SIDES = ("vitdsl", "timm")
-
-
-def train_step(model, optimizer, x, y):
-    def step():
-        F.cross_entropy(model(x), y).backward()
-        optimizer.step()
-        # freed here, not at the start of the next step: the memory probe's "before" holds no gradients
-        optimizer.zero_grad(set_to_none=True)
-    return step
-
-
-def first_calls(tasks: dict) -> tuple[dict[str, float], dict[str, int]]:
-    """Run each task once (for a compiled one: the compilation), timed; with the graph breaks dynamo saw.
-
-    Each compiles from an empty inductor cache (``fresh_cache``: a new cache folder, the in-memory caches
-    cleared), after inductor's one-time start-up ran on a toy function. In one shared cache the second model
-    reuses the kernels the first compiled (the two generate the same C++ source), so timm, always second, looked
-    2.7× faster to compile (EVA02-T 403 s / 149 s); cold, each alone, they take the same (EVA02-T eval: 33.6 and
-    33.0 CPU-seconds; at depth 2 and 56 px, 36 s / 27 s shared, vitdsl first, and 16.6 s / 17.0 s here)."""
-    from torch._dynamo.utils import counters
-    from torch._inductor.utils import fresh_cache
-
-    with fresh_cache():
-        torch.compile(lambda t: t.sin() + 1)(torch.ones(2))
-    seconds, breaks = {}, {}
-    for name, task in tasks.items():
-        counters.clear()
-        with fresh_cache():
-            start = time.perf_counter()
-            task()
-            seconds[name] = time.perf_counter() - start
-        breaks[name] = sum(counters["graph_break"].values())
-    return seconds, breaks
 
 
 class Bench:
     def __init__(self, args, log: Console, timm):
         self.args, self.log, self.timm = args, log, timm
-        self.peak = PeakRSS()
+        self.memory_reason = None
 
     def say(self, text: str) -> None:
         self.log.print(text, highlight=False)
 
-    def time(self, label, tasks, flops, iters, memory=False, extra=None):
+    def time(self, sides: Sides, label, flops, iters, memory=False, extra=None):
         a = self.args
-        probe = self.peak if memory and self.peak.reason is None else None
-        if probe is not None:
-            probe.peaks.clear()
-        times = interleave(tasks, a.rounds, iters, a.warmup, probe and probe.before, probe and probe.after)
-        entry = measure_entry(label, times, flops, self.gemm, dict(probe.peaks) if probe else None)
+        times, peaks = sides.interleave(label, a.rounds, iters, a.warmup, memory)
+        entry = measure_entry(label, times, flops, self.gemm, peaks)
         ms = ", ".join(f"{side} {entry[side]['median'] * 1e3:.1f} ms" for side in SIDES)
         self.say(f"  {label}: ratio {entry['ratio']['median']:.3f} ({ms})")
         return {**entry, **(extra or {})}
 
-    def model(self, name: str) -> dict:
-        a = self.args
-        torch.manual_seed(0)
-        ours = vt.build(name).eval()
-        # drop_path_rate=0: timm's Swin defaults to stochastic depth 0.1 (random, and no op of vitdsl's build)
-        theirs = self.timm.create_model(name, pretrained=False, drop_path_rate=0.0).eval()
-        vt.import_weights(ours, theirs)
-        summary = vitdsl.summary(ours)
-        shape = tuple(summary.input)
-        with torch.inference_mode():
-            probe = torch.randn(2, *shape)  # two images: a mix-up across the batch would show
-            diff = (ours(probe) - theirs(probe)).abs().max().item()
+    def agree(self, name: str, outputs: dict, mode: str) -> float:
+        diff = (outputs["vitdsl"] - outputs["timm"]).abs().max().item()
         if diff > TOLERANCE:
-            sys.exit(f"error: {name}: vitdsl and timm outputs differ by {diff:.2e} (> {TOLERANCE})")
-        flops = summary.total_flops
-        self.say(f"{name}: outputs agree (max abs diff {diff:.1e}), {summary.total_params / 1e6:.1f} M params, "
+            sys.exit(f"error: {name}: {mode}, vitdsl and timm outputs differ by {diff:.2e} (> {TOLERANCE})")
+        return diff
+
+    def model(self, name: str) -> dict:
+        with Sides(name, self.args.threads) as sides:
+            return self.measure(name, sides)
+
+    def measure(self, name: str, sides: Sides) -> dict:
+        a = self.args
+        summary = sides.ask("vitdsl", "summary")
+        shape, flops = tuple(summary["input"]), summary["flops"]
+        self.memory_reason = sides.ask("vitdsl", "memory_reason")
+        probe = torch.randn(2, *shape)  # two images: a mix-up across the batch would show
+        diff = self.agree(name, sides.both("forward", probe, False), "in eval mode")
+        self.say(f"{name}: outputs agree (max abs diff {diff:.1e}), {summary['params'] / 1e6:.1f} M params, "
                  f"{flops / 1e9:.2f} GFLOPs/image")
-        one = torch.randn(1, *shape)
-        out = {"name": name, "input": list(shape), "params": summary.total_params, "flops_per_image": flops,
-               "max_abs_diff": diff, "levers": levers(ours, one), "timm_levers": levers(theirs, one),
-               "measures": []}
-        widest = max(a.eval_batches)
-        out["levers"].update(sliced_mlp_calls=sliced_mlps(ours, torch.randn(widest, *shape)),
-                             sliced_at_batch=widest)
-        models = dict(zip(SIDES, (ours, theirs)))
+        one, widest = torch.randn(1, *shape), max(a.eval_batches)
+        out = {"name": name, "input": list(shape), "params": summary["params"], "flops_per_image": flops,
+               "max_abs_diff": diff, "levers": sides.ask("vitdsl", "levers", one, torch.randn(widest, *shape)),
+               "timm_levers": sides.ask("timm", "levers", one), "measures": []}
         measures = out["measures"]
-        with torch.inference_mode():
-            for b in a.eval_batches:
-                x = torch.randn(b, *shape)
-                tasks = {s: (lambda m=m: m(x)) for s, m in models.items()}
-                measures.append(self.time(f"eval b{b}", tasks, flops * b, a.iters))
-            if a.compile:
-                b = max(a.eval_batches)
-                x = torch.randn(b, *shape)
-                eager = {s: m(x) for s, m in models.items()}
-                compiled = {s: torch.compile(m) for s, m in models.items()}
-                tasks = {s: (lambda m=m: m(x)) for s, m in compiled.items()}
-                seconds, breaks = first_calls(tasks)
-                drift = {s: (compiled[s](x) - eager[s]).abs().max().item() for s in SIDES}
-                measures.append(self.time(f"compiled eval b{b}", tasks, flops * b, a.iters, extra={
-                    "compile_s": seconds, "graph_breaks": breaks, "max_abs_diff_from_eager": drift}))
-                del eager, compiled, tasks
-                torch._dynamo.reset()
-        b = a.train_batch
-        x, y = torch.randn(b, *shape), torch.randint(0, summary.output[-1], (b,))
-        optimizers = {s: torch.optim.AdamW(m.parameters(), lr=1e-4) for s, m in models.items()}
-        for m in models.values():
-            m.train()
-        with torch.no_grad():  # train mode too (dropout, drop-path, batch statistics) must be the same maths
-            out["max_abs_diff_train_mode"] = (ours(probe) - theirs(probe)).abs().max().item()
-        if out["max_abs_diff_train_mode"] > TOLERANCE:
-            sys.exit(f"error: {name}: in train mode, vitdsl and timm outputs differ by "
-                     f"{out['max_abs_diff_train_mode']:.2e} (> {TOLERANCE})")
-        tasks = {s: train_step(m, optimizers[s], x, y) for s, m in models.items()}
-        measures.append(self.time(f"train b{b}", tasks, 3 * flops * b, 1, memory=True))
+        for b in a.eval_batches:
+            sides.both("eval", f"eval b{b}", torch.randn(b, *shape))
+            measures.append(self.time(sides, f"eval b{b}", flops * b, a.iters))
         if a.compile:
-            compiled = {s: torch.compile(m) for s, m in models.items()}
-            tasks = {s: train_step(compiled[s], optimizers[s], x, y) for s in SIDES}
-            seconds, breaks = first_calls(tasks)
-            measures.append(self.time(f"compiled train b{b}", tasks, 3 * flops * b, 1, memory=True,
-                                      extra={"compile_s": seconds, "graph_breaks": breaks}))
-            del compiled, tasks
-            torch._dynamo.reset()
+            label = f"compiled eval b{widest}"
+            found = sides.both("compiled eval", label, torch.randn(widest, *shape))
+            measures.append(self.time(sides, label, flops * widest, a.iters, extra=regroup(found)))
+        b = a.train_batch
+        x, y = torch.randn(b, *shape), torch.randint(0, summary["classes"], (b,))
+        # train mode too (dropout, drop-path, batch statistics) must be the same maths
+        out["max_abs_diff_train_mode"] = self.agree(name, sides.both("forward", probe, True), "in train mode")
+        sides.both("train", f"train b{b}", x, y)
+        measures.append(self.time(sides, f"train b{b}", 3 * flops * b, 1, memory=True))
+        if a.compile:
+            found = sides.both("compiled train", f"compiled train b{b}", x, y)
+            measures.append(self.time(sides, f"compiled train b{b}", 3 * flops * b, 1, memory=True,
+                                      extra=regroup(found)))
         return out
 
     def run(self) -> dict:
@@ -181,7 +122,6 @@ class Bench:
         report = {"meta": {}, "models": []}
         for name in a.models:
             report["models"].append(self.model(name))
-            gc.collect()
         after = gemm_laps(n, 10)
         report["meta"] = {
             "torch": torch.__version__, "timm": self.timm.__version__, "vitdsl": vitdsl.__version__,
@@ -190,8 +130,14 @@ class Bench:
             "quick": a.quick, "tolerance": TOLERANCE,
             "gemm": {"n": n, "flops_per_s_before": self.gemm, "flops_per_s_after": gemm_rate(n, after),
                      "flops_per_s": self.gemm},
-            "memory": self.peak.reason or "peak RSS above the RSS before the step (clear_refs 5, VmHWM)"}
+            "memory": self.memory_reason or "peak RSS above the RSS before the step (clear_refs 5, VmHWM)",
+            "processes": "each side in its own process (sides.py)"}
         return report
+
+
+def regroup(found: dict[str, dict]) -> dict[str, dict]:
+    """Per-side findings ({side: {key: value}}) as {key: {side: value}}, the report's shape."""
+    return {key: {side: found[side][key] for side in SIDES} for key in found[SIDES[0]]}
 
 
 def parse(argv):

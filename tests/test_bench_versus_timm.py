@@ -3,6 +3,7 @@ shared CPU; timings are never asserted): the per-measure entries, the glance tab
 the JSON, the options; and its probes on real models: the levers one forward pulls, the peak-RSS reset."""
 import io
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -148,3 +149,21 @@ def test_an_unknown_model_is_refused(capsys):
     with pytest.raises(SystemExit):
         parse(["--models", "vit_small_patch16_224,resnet50"])
     assert "error: not a timm model the zoo reproduces: resnet50" in capsys.readouterr().err
+
+
+def test_each_side_runs_in_a_process_of_its_own():
+    from sides import SIDES, SideError, Sides
+
+    with Sides("vit_tiny_patch16_224", threads=1) as sides:
+        pids = sides.both("pid")
+        assert len({*pids.values()}) == 2 and os.getpid() not in pids.values()
+        x = torch.randn(2, 3, 224, 224)
+        outputs = sides.both("forward", x, False)
+        assert (outputs["vitdsl"] - outputs["timm"]).abs().max() < 1e-4
+        sides.both("eval", "eval b2", x)
+        times, peaks = sides.interleave("eval b2", rounds=3, iters=2, warmup=1)
+        assert peaks is None and all(len(times[s]) == 3 and min(times[s]) > 0 for s in SIDES)
+        with pytest.raises(SideError, match="(?s)the timm process failed:\n.*KeyError: 'eval b8'"):
+            sides.ask("timm", "laps", "eval b8", 1)
+        assert sides.ask("timm", "pid") == pids["timm"]  # an error ends the request, not the process
+    assert not any(p.is_alive() for p in sides.procs.values())
