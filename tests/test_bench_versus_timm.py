@@ -63,6 +63,12 @@ def test_the_markdown_table_has_one_row_per_model_with_ratios_and_ranges():
     assert not any("busy" in line for line in lines)
 
 
+def test_the_notes_say_where_the_sides_ran():
+    report = fabricated()
+    report["meta"]["processes"] = "each side in its own process (sides.py)"
+    assert to_markdown(report).splitlines()[4].endswith("uses less); each side in its own process (sides.py)")
+
+
 def test_a_busy_cpu_is_noted():
     assert "note: a model's round times varied 2.0x: the CPU was busy" in to_markdown(fabricated((0.5, 1.0, 0.5)))
 
