@@ -55,6 +55,20 @@ def test_inference_slices_a_large_hidden_and_gives_the_same_rows(small_slices, c
     assert (out - whole).abs().max() <= 1e-5
 
 
+@pytest.mark.parametrize("fields", [{"mult": 4, "residual": False}, {"mult": 4}])
+def test_under_autocast_the_slices_give_the_dtype_of_one_pass(small_slices, monkeypatch, fields):
+    module = lookup("mlp")(**fields).build(Shape.tokens(300, 16)).eval()
+    x = torch.randn(3, 300, 16)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        calls, out = fc1_calls(module, x)
+        monkeypatch.setattr(mlp_module, "SLICE_ABOVE", 1 << 30)
+        whole_calls, whole = fc1_calls(module, x)
+    assert (calls, whole_calls) == (15, 1)
+    assert out.dtype == whole.dtype == (torch.float32 if module.residual else torch.bfloat16)
+    # a bf16 product of a row subset may round differently by an ulp (2^-7 near 1) on another CPU
+    assert (out.float() - whole.float()).abs().max() <= 0.05
+
+
 def test_training_small_hiddens_and_one_image_through_a_conv_run_in_one_pass(small_slices):
     shape = Shape.image(16, 12, 20)
     module = lookup("mlp")(mult=4).build(shape)

@@ -107,7 +107,10 @@ class MLP(Mixer):
         if step is None:
             return self.block(x)
         flat = x if self.dwconv is not None else x.reshape(-1, x.shape[-1])
-        out = flat.new_empty(*flat.shape[:-1], self.fc2.out_features)
-        for start in range(0, flat.shape[0], step):
+        first = self.block(flat[:step])
+        # the first slice's dtype, not x's: under autocast one pass gives what the last op gives
+        out = first.new_empty(*flat.shape[:-1], first.shape[-1])
+        out[:step] = first
+        for start in range(step, flat.shape[0], step):
             out[start:start + step] = self.block(flat[start:start + step])
         return out.view(*x.shape[:-1], out.shape[-1])
