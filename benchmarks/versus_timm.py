@@ -43,7 +43,7 @@ import torch
 from common import default_threads, import_references
 from probes import gemm_laps, gemm_rate
 from rich.console import Console
-from sides import SIDES, Sides
+from sides import SIDES, SideError, Sides
 from versus_timm_report import measure_entry, render, to_markdown
 
 import vitdsl
@@ -163,6 +163,8 @@ def parse(argv):
     a.iters = a.iters or (1 if a.quick else 3)
     a.eval_batches = a.eval_batches or ([1, 2] if a.quick else [1, 8])
     a.train_batch = a.train_batch or (2 if a.quick else 16)
+    if min(a.eval_batches + [a.train_batch, a.rounds, a.iters]) < 1:
+        p.error("batch sizes, --rounds and --iters must be at least 1")
     known = set(vt.names())
     unknown = [m for m in a.models if m not in known]
     if unknown:
@@ -177,7 +179,11 @@ def main(argv=None) -> int:
     log = Console(stderr=True)  # progress; stdout holds only the result
     log.print(f"torch {torch.__version__}, timm {timm.__version__}, {torch.get_num_threads()} thread(s), CPU",
               highlight=False)
-    report = Bench(a, log, timm).run()
+    try:
+        report = Bench(a, log, timm).run()
+    except SideError as exc:  # a side's own traceback is in the message; the parent's would add nothing
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     if a.json:
         print(json.dumps(report, indent=1))
     elif a.markdown:

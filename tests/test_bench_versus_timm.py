@@ -173,3 +173,26 @@ def test_each_side_runs_in_a_process_of_its_own():
             sides.ask("timm", "laps", "eval b8", 1)
         assert sides.ask("timm", "pid") == pids["timm"]  # an error ends the request, not the process
     assert not any(p.is_alive() for p in sides.procs.values())
+
+
+def test_a_failed_side_is_one_error_line_and_exit_code_2(monkeypatch, capsys):
+    import versus_timm
+    from sides import SideError
+
+    def fail(self):
+        raise SideError("vit_tiny_patch16_224: the timm process died (exit code -9)")
+
+    monkeypatch.setattr(versus_timm.Bench, "run", fail)
+    assert versus_timm.main(["--models", "vit_tiny_patch16_224", "--quick"]) == 2
+    assert capsys.readouterr().err.endswith(
+        "error: vit_tiny_patch16_224: the timm process died (exit code -9)\n")
+
+
+def test_batches_and_rounds_must_be_positive(capsys):
+    from versus_timm import parse
+
+    with pytest.raises(SystemExit) as exit_info:
+        parse(["--eval-batches", "0"])
+    assert exit_info.value.code == 2
+    assert "error: batch sizes, --rounds and --iters must be at least 1" in capsys.readouterr().err
+
