@@ -86,6 +86,37 @@ def sliced_mlps(model: nn.Module, x: torch.Tensor) -> int:
     return found[0]
 
 
+def recomputing_blocks(model: nn.Module, x: torch.Tensor) -> tuple[int, int]:
+    """Of the residual blocks (MLP, attention, ...) that one training forward of ``model`` on ``x`` calls, how
+    many keep only their matrix products for backward and recompute the rest (``blocks/modules/recompute.py``),
+    and how many there are. The model is left in eval mode, its buffers (batch norm statistics) as they were."""
+    from vitdsl.blocks.modules import common
+    from vitdsl.blocks.modules.common import Mixer
+
+    calls, recomputed = [0], [0]
+    plain = common.recomputed
+
+    def counted(*args, **kwargs):
+        recomputed[0] += 1
+        return plain(*args, **kwargs)
+
+    hooks = [m.register_forward_pre_hook(lambda *_: calls.__setitem__(0, calls[0] + 1))
+             for m in model.modules() if isinstance(m, Mixer)]
+    buffers = {name: b.clone() for name, b in model.named_buffers()}
+    common.recomputed = counted
+    try:
+        model.train()(x)
+    finally:
+        common.recomputed = plain
+        model.eval()
+        with torch.no_grad():
+            for name, b in model.named_buffers():
+                b.copy_(buffers[name])
+        for h in hooks:
+            h.remove()
+    return recomputed[0], calls[0]
+
+
 def lever_words(lv: dict[str, int]) -> str:
     """``levers``' findings in a few words: 'sdpa 12/12, qkv 12/12, cl 33/38'."""
     words = []
@@ -98,6 +129,8 @@ def lever_words(lv: dict[str, int]) -> str:
         words.append(f"rows {lv['read_rows_calls']}")
     if lv.get("conv2d_calls"):
         words.append(f"cl {lv['channels_last_conv2d_calls']}/{lv['conv2d_calls']}")
+    if lv.get("residual_blocks"):
+        words.append(f"recompute {lv['recomputing_blocks']}/{lv['residual_blocks']}")
     if lv.get("sliced_mlp_calls"):
         words.append(f"slices {lv['sliced_mlp_calls']} (b{lv['sliced_at_batch']})")
     return ", ".join(words) or "-"
@@ -108,8 +141,10 @@ LEVERS_LEGEND = ("levers (vitdsl, seen in one forward): sdpa k/n = attention cal
                  "bias does in CPU training: faster than SDPA's math fallback); qkv k/n = "
                  "attention modules with one fused q/k/v Linear; rows k = attention calls that compute only "
                  "the tokens read after them (the last block, for the class token: Network.skip_unread_tokens); "
-                 "cl k/n = conv2d calls on channels_last inputs; slices k (bB) = MLP calls at batch B that run "
-                 "their tokens in slices, in inference a hidden activation over 32 MiB")
+                 "cl k/n = conv2d calls on channels_last inputs; recompute k/n = residual blocks that, in an "
+                 "eager training step, keep only their matrix products for backward and recompute the rest; "
+                 "slices k (bB) = MLP calls at batch B that run their tokens in slices, in inference a hidden "
+                 "activation over 32 MiB")
 
 
 def gemm_laps(n: int, reps: int) -> list[float]:

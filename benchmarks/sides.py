@@ -93,9 +93,11 @@ class _Worker:
                 "classes": summary.output[-1]}
 
     def op_levers(self, x, widest=None):
-        from probes import levers, sliced_mlps
+        from probes import levers, recomputing_blocks, sliced_mlps
 
         found = levers(self.model, x)
+        if self.side == "vitdsl":
+            found["recomputing_blocks"], found["residual_blocks"] = recomputing_blocks(self.model, x)
         if widest is not None:
             found.update(sliced_mlp_calls=sliced_mlps(self.model, widest), sliced_at_batch=widest.shape[0])
         return found

@@ -13,7 +13,7 @@ from rich.console import Console
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from probes import PeakRSS, gemm_rate, lever_words, levers, sliced_mlps  # noqa: E402
+from probes import PeakRSS, gemm_rate, lever_words, levers, recomputing_blocks, sliced_mlps  # noqa: E402
 from versus_timm_report import measure_entry, render, to_markdown  # noqa: E402
 
 import vitdsl  # noqa: E402
@@ -118,6 +118,21 @@ def test_sliced_mlps_are_counted_at_a_batch(monkeypatch):
     monkeypatch.setattr(mlp_module, "SLICE_ROWS", 16)
     assert sliced_mlps(tiny, x) == 2
     assert lever_words({"sliced_mlp_calls": 2, "sliced_at_batch": 8}) == "slices 2 (b8)"
+
+
+def test_recomputing_blocks_are_counted_in_a_training_forward():
+    tiny = vitdsl.build("vit", overrides={"image_size": 32, "patch": 4, "dim": 32, "depth": 3, "heads": 2,
+                                          "dim_head": 16, "mlp": 64, "classes": 10})
+    assert recomputing_blocks(tiny, torch.randn(1, 3, 32, 32)) == (6, 6)
+    assert not tiny.training
+    # Swin's attention has a relative position bias with a gradient: on CPU the explicit softmax, kept whole
+    swin = vitdsl.build("swin", overrides={"image_size": 32, "patch": 2, "dims": [8, 16], "depths": [2, 2],
+                                           "dim_head": 4, "window": 4, "classes": 10})
+    assert recomputing_blocks(swin, torch.randn(2, 3, 32, 32)) == (4, 8)
+    assert lever_words({"recomputing_blocks": 4, "residual_blocks": 8}) == "recompute 4/8"
+    norm = nn.BatchNorm2d(3)  # the training forward's statistics are put back
+    assert recomputing_blocks(norm, torch.randn(2, 3, 4, 4) + 5) == (0, 0)
+    assert torch.equal(norm.running_mean, torch.zeros(3)) and norm.num_batches_tracked.item() == 0
 
 
 def test_the_peak_rss_of_a_call_is_what_it_allocated():

@@ -6,6 +6,8 @@ from functools import partial
 import torch
 from torch import nn
 
+from .recompute import may_recompute, recomputed
+
 
 def randn(*shape: int, std: float = 1.0) -> torch.Tensor:
     """``torch.randn(shape) * std``, the same draw; on the meta device (the summary's trace) an empty tensor
@@ -127,8 +129,28 @@ class Mixer(nn.Module):
 
     channels_first = False  # True when f(x) is a (B, C, H, W) map, so the layer scale broadcasts per channel
 
+    # in training, keep for backward only what matrix products give and recompute the rest (recompute.py);
+    # the blocks that gain from it turn it on. ``MLP.recompute = False`` turns it off for every MLP, the same
+    # on a module for that block.
+    recompute = False
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.join(self.branch(self.mix(self.norm(x) if self.norm_position == "pre" else x)), x)
+        if self.recomputes(x):
+            return self.join(self.branch(recomputed(self.normed_mix, x, self.last_weight())), x)
+        return self.join(self.branch(self.normed_mix(x)), x)
+
+    def normed_mix(self, x: torch.Tensor) -> torch.Tensor:
+        """f(x): the pre norm, if any, and ``mix``."""
+        return self.mix(self.norm(x) if self.norm_position == "pre" else x)
+
+    def recomputes(self, x: torch.Tensor) -> bool:
+        """Whether a call on ``x`` recomputes: ``recompute`` is on, and autograd records the call, in eager mode,
+        with no hook inside the block (``recompute.may_recompute``)."""
+        return self.recompute and may_recompute(self, x)
+
+    def last_weight(self) -> torch.Tensor | None:
+        """The weight of ``mix``'s last matrix product, whose output the recomputation need not keep."""
+        return None
 
     def branch(self, y: torch.Tensor) -> torch.Tensor:
         """Layer scale and drop path on the block's output f(x)."""

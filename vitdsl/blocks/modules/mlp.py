@@ -20,6 +20,8 @@ SLICE_ROWS = 1024
 class MLP(Mixer):
     """Linear → act → dropout → Linear → dropout over the last dimension (channels of a map)."""
 
+    recompute = True
+
     def __init__(self, dim: int, hidden: int, act: str, bias: bool, dropout: float, channels_first: bool = False,
                  prefix: int | None = None, out_dropout: bool = True, proj_norm: str = "none",
                  dwconv: int | None = None, dwconv_relu: bool = False, gate: str = "none", gate_norm: bool = False,
@@ -85,6 +87,13 @@ class MLP(Mixer):
             xn = self.norm(x) if self.norm is not None else x
             return self.shortcut(xn) + self.branch(self.mix(xn))
         return super().forward(x)
+
+    def recomputes(self, x: torch.Tensor) -> bool:
+        # the batch norms (proj_norm) would be kept whole: one pass keeps as much
+        return self.fc1_norm is None and super().recomputes(x)
+
+    def last_weight(self) -> torch.Tensor:
+        return self.fc2.weight
 
     def slice_step(self, x: torch.Tensor) -> int | None:
         """Tokens (row-wise) or images (with the depthwise conv: ``x`` a (B, H, W, C) map) per slice when ``x``

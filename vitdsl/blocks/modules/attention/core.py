@@ -102,6 +102,15 @@ class Attention(Mixer):
         self.out = nn.Linear(inner_v, dim, bias=out_bias) if project_out else nn.Identity()
         self.out_drop = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
 
+    recompute = True
+
+    def recomputes(self, x: torch.Tensor) -> bool:
+        # only on the fused kernel: the explicit softmax's logits product would be kept, and one pass keeps none
+        return super().recomputes(x) and self.fuses(type(self).bias is not Attention.bias, x.device)
+
+    def last_weight(self) -> torch.Tensor | None:
+        return self.out.weight if isinstance(self.out, nn.Linear) else None
+
     # -- hooks -----------------------------------------------------------------------------------
     def bias(self) -> torch.Tensor | None:
         """An additive bias of the logits (relative positions), or None."""

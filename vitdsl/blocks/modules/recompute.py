@@ -1,0 +1,66 @@
+"""Training with less memory: a residual block keeps for backward only what its matrix products give, and
+recomputes the rest (norms, activations, gates, RoPE, reshapes) in backward from that.
+
+Autograd keeps, for an MLP block, the pre norm's output, fc1's output and the activation's (and one hidden
+tensor more per op of a gate or a norm between); for an attention block the pre norm's output and, with RoPE,
+the rotated queries and keys beside the plain ones. The products are what is expensive to compute again;
+everything else is elementwise or a norm, and cheap. So the block runs under selective activation
+checkpointing (``torch.utils.checkpoint``) with a policy: keep the outputs of matrix products, convolutions,
+the fused attention kernel and batch norms (which must not count their running statistics twice); recompute
+everything else. The one product not kept is the block's last (its output is the block's, which no backward
+reads), found by its weight. The gradients are those of one pass: the same ops on the same values, dropout
+with the same random state.
+
+Measured on the 2-core development CPU, training step at batch 16, peak memory against one pass: ViT-S/16
+0.77, EVA-02-T 0.69 (``docs/architecture.md``, "Training: recompute the cheap ops", has the rest).
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.utils.checkpoint import CheckpointPolicy, checkpoint, create_selective_checkpoint_contexts
+
+_aten = torch.ops.aten
+_PRODUCTS = {_aten.mm.default, _aten.addmm.default}
+_KEPT = _PRODUCTS | {getattr(_aten, name).default for name in (
+    "convolution", "native_batch_norm", "_native_batch_norm_legit",
+    "_scaled_dot_product_flash_attention_for_cpu", "_scaled_dot_product_flash_attention",
+    "_scaled_dot_product_efficient_attention", "_scaled_dot_product_cudnn_attention")}
+
+
+def _storage(t: torch.Tensor) -> int:
+    return t.untyped_storage().data_ptr()
+
+
+def _context(last: torch.Tensor | None):
+    ptr = None if last is None else _storage(last)
+
+    def policy(ctx, op, *args, **kwargs) -> CheckpointPolicy:
+        if op not in _KEPT or (ptr is not None and op in _PRODUCTS
+                               and any(isinstance(a, torch.Tensor) and _storage(a) == ptr for a in args)):
+            return CheckpointPolicy.PREFER_RECOMPUTE
+        return CheckpointPolicy.MUST_SAVE
+    return create_selective_checkpoint_contexts(policy)
+
+
+def hooked(module: nn.Module) -> bool:
+    """Whether a forward hook would see the recomputation: one on a module inside ``module`` (its own run once,
+    around the whole block), or a global one."""
+    globally = nn.modules.module
+    if globally._global_forward_hooks or globally._global_forward_pre_hooks:
+        return True
+    return any(m._forward_hooks or m._forward_pre_hooks for m in module.modules() if m is not module)
+
+
+def may_recompute(module: nn.Module, x: torch.Tensor) -> bool:
+    """Whether a block's call on ``x`` can recompute: autograd records it (gradients on, and something to
+    differentiate), in eager mode (a compiler chooses what to recompute itself), with no hook inside."""
+    return (torch.is_grad_enabled()
+            and not (torch.compiler.is_compiling() or torch.compiler.is_exporting() or torch.jit.is_tracing())
+            and (x.requires_grad or any(p.requires_grad for p in module.parameters())) and not hooked(module))
+
+
+def recomputed(fn, x: torch.Tensor, last: torch.Tensor | None) -> torch.Tensor:
+    """``fn(x)``, keeping for backward only what the policy above keeps; ``last``: the weight of ``fn``'s last
+    matrix product, whose output is not kept."""
+    return checkpoint(fn, x, use_reentrant=False, context_fn=lambda: _context(last))
