@@ -148,9 +148,14 @@ def test_no_recomputation_where_it_would_show(recompute_switch):
     recompute_switch(True)
     module, x = make("mlp")
     assert run(module, x)[2] == 2
-    hook = module.fc1.register_forward_hook(lambda *_: None)  # a hook inside would see fc1 twice... or once
+    hook = module.fc1.register_forward_hook(lambda *_: None)  # it would see fc1 run again in backward
     assert run(module, x)[2] == 1
     hook.remove()
+    hook = torch.nn.modules.module.register_module_forward_hook(lambda *_: None)  # global: watches all anyway
+    try:
+        assert run(module, x)[2] == 2
+    finally:
+        hook.remove()
     with torch.no_grad():
         assert module.recomputes(x) is False
     frozen = x.detach()

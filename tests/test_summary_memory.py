@@ -9,6 +9,8 @@ import torch
 
 import vitdsl
 from vitdsl.blocks.modules.attention import explicit_attention
+from vitdsl.blocks.modules.mlp import MLP
+from vitdsl.blocks.modules.recompute import watching
 from vitdsl.cli import main
 
 DIGITS = "examples/digits_vit.yaml"
@@ -57,8 +59,13 @@ def _kept_for_real(model, x) -> int:
             storages[s.data_ptr()] = s.nbytes()
         return t
 
+    def keep(tensors):
+        for t in tensors:
+            pack(t)
+
     model.eval()
-    with explicit_attention(), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+    with (explicit_attention(), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t),
+          watching(keep)):  # what the blocks that recompute keep, which the hooks do not see
         model(x)
     return sum(storages.values())
 
@@ -66,7 +73,12 @@ def _kept_for_real(model, x) -> int:
 def test_the_activations_kept_for_backward_are_what_autograd_saves():
     model = vitdsl.build(DIGITS, seed=0)
     s = vitdsl.summary(model, batch=4)
-    assert s.kept_bytes == _kept_for_real(model, torch.randn(4, 1, 8, 8)) == 450_048
+    assert s.kept_bytes == _kept_for_real(model, torch.randn(4, 1, 8, 8)) == 350_720
+    MLP.recompute = False  # one pass: every MLP keeps its norm's output and its activation's too
+    try:
+        assert vitdsl.summary(model, batch=4).kept_bytes == _kept_for_real(model, torch.randn(4, 1, 8, 8)) == 450_048
+    finally:
+        MLP.recompute = True
     t = s.training_bytes
     assert t["gradients"] == 4 * s.trainable_params and t["adamw_moments"] == 2 * t["gradients"]
     assert t["weights"] == s.params_bytes + s.buffers_bytes

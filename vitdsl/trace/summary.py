@@ -121,6 +121,7 @@ def trace(obj: Any, variant: str | None = None, overrides: Mapping[str, Any] | N
           batch: int = 1) -> Summary:
     """Summarise a blueprint (path, zoo name, Blueprint) or a built model, traced on the meta device."""
     from ..blocks.modules.attention import explicit_attention
+    from ..blocks.modules.recompute import watching
 
     graph = _graph_for(obj, variant, overrides)
     _check_batch(graph, batch)
@@ -143,9 +144,10 @@ def trace(obj: Any, variant: str | None = None, overrides: Mapping[str, Any] | N
     weights = _Weights()
     repeated: dict[tuple, tuple] = {}  # _repeat_key → (an output, FLOPs, bytes kept, attention weights) traced already
     model.eval()
-    # grad on, so that autograd saves for backward what training would (eval: no dropout masks); on meta
+    # grad on, so that autograd saves for backward what training would (eval: no dropout masks); on meta. The
+    # blocks that recompute in training (blocks/modules/recompute.py) keep what they say, not what autograd saves
     with (torch.enable_grad(), explicit_attention(weights.record),
-          torch.autograd.graph.saved_tensors_hooks(kept.pack, kept.unpack)):
+          torch.autograd.graph.saved_tensors_hooks(kept.pack, kept.unpack), watching(kept.keep)):
         for path, step in zip(model.paths, model.steps):
             module = model.block(path)
             node = nodes[path]
@@ -228,6 +230,10 @@ class _Kept:
     @staticmethod
     def unpack(t: torch.Tensor) -> torch.Tensor:
         return t
+
+    def keep(self, tensors: list[torch.Tensor]) -> None:
+        for t in tensors:
+            self.pack(t)
 
 
 def _persistent(model: torch.nn.Module, name: str) -> bool:

@@ -16,8 +16,14 @@ Measured on the 2-core development CPU, training step at batch 16, peak memory a
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Callable
+
 import torch
 from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_leaves
 from torch.utils.checkpoint import CheckpointPolicy, checkpoint, create_selective_checkpoint_contexts
 
 _aten = torch.ops.aten
@@ -29,10 +35,11 @@ _KEPT = _PRODUCTS | {getattr(_aten, name).default for name in (
 
 
 def _storage(t: torch.Tensor) -> int:
-    return t.untyped_storage().data_ptr()
+    """The storage's identity (not its address: on the meta device, where the summary traces, all are 0)."""
+    return t.untyped_storage()._cdata
 
 
-def _context(last: torch.Tensor | None):
+def _policy(last: torch.Tensor | None):
     ptr = None if last is None else _storage(last)
 
     def policy(ctx, op, *args, **kwargs) -> CheckpointPolicy:
@@ -40,15 +47,13 @@ def _context(last: torch.Tensor | None):
                                and any(isinstance(a, torch.Tensor) and _storage(a) == ptr for a in args)):
             return CheckpointPolicy.PREFER_RECOMPUTE
         return CheckpointPolicy.MUST_SAVE
-    return create_selective_checkpoint_contexts(policy)
+    return policy
 
 
 def hooked(module: nn.Module) -> bool:
-    """Whether a forward hook would see the recomputation: one on a module inside ``module`` (its own run once,
-    around the whole block), or a global one."""
-    globally = nn.modules.module
-    if globally._global_forward_hooks or globally._global_forward_pre_hooks:
-        return True
+    """Whether a forward hook on a module inside ``module`` would see the recomputation (the block's own hooks
+    run once, around it). Global hooks (``torch.utils.flop_counter``'s, say) are not asked: they watch every
+    module anyway, and they would see the ops backward runs."""
     return any(m._forward_hooks or m._forward_pre_hooks for m in module.modules() if m is not module)
 
 
@@ -60,7 +65,46 @@ def may_recompute(module: nn.Module, x: torch.Tensor) -> bool:
             and (x.requires_grad or any(p.requires_grad for p in module.parameters())) and not hooked(module))
 
 
+_WATCH: ContextVar[Callable[[list[torch.Tensor]], None] | None] = ContextVar("vitdsl_recompute_watch", default=None)
+
+
+class _Collect(TorchDispatchMode):
+    """Outside the recomputation's own mode: the outputs of the ops its policy keeps."""
+
+    def __init__(self, policy):
+        super().__init__()
+        self.policy, self.kept = policy, []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        if self.policy(None, func, *args, **(kwargs or {})) == CheckpointPolicy.MUST_SAVE:
+            self.kept.extend(t for t in tree_leaves(out) if isinstance(t, torch.Tensor))
+        return out
+
+
+@contextmanager
+def watching(callback: Callable[[list[torch.Tensor]], None]):
+    """Within it, each recomputing call passes ``callback`` what it keeps for backward: its input and the
+    outputs the policy keeps. What autograd's saved-tensor hooks cannot see (the summary counts with them)."""
+    token = _WATCH.set(callback)
+    try:
+        yield
+    finally:
+        _WATCH.reset(token)
+
+
 def recomputed(fn, x: torch.Tensor, last: torch.Tensor | None) -> torch.Tensor:
     """``fn(x)``, keeping for backward only what the policy above keeps; ``last``: the weight of ``fn``'s last
     matrix product, whose output is not kept."""
-    return checkpoint(fn, x, use_reentrant=False, context_fn=lambda: _context(last))
+    policy = _policy(last)
+
+    def context():
+        return create_selective_checkpoint_contexts(policy)
+
+    watch = _WATCH.get()
+    if watch is None:
+        return checkpoint(fn, x, use_reentrant=False, context_fn=context)
+    with _Collect(policy) as collect:
+        out = checkpoint(fn, x, use_reentrant=False, context_fn=context)
+    watch([x, *collect.kept])
+    return out
