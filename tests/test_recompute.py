@@ -104,28 +104,23 @@ def test_training_recomputes_with_the_gradients_of_one_pass(recompute_switch, ca
     assert kept2 < kept
 
 
-def test_an_mlp_keeps_fc1s_output_and_its_own_output_only(recompute_switch):
-    # one pass keeps the pre norm's output (ND), fc1's and the GELU's (4 ND each) and the output (ND); with
-    # recomputation only fc1's and the output (fc2's own output, added to x, is not kept)
-    module, x = make("mlp")
-    recompute_switch(False)
-    kept = run(module, x)[3]
-    recompute_switch(True)
-    kept2 = run(module, x)[3]
-    assert kept == 10 * ND + 2 * B * N * 4  # + the norm's means and deviations
-    assert kept2 == 5 * ND
+# bytes kept after forward, one pass and recomputing. An MLP: one pass keeps the pre norm's output (ND) with
+# its means and deviations, fc1's and the GELU's (4 ND each) and the block's output (ND); recomputing, only
+# fc1's and the output (fc2's own, added to x, is not kept). Attention: one pass keeps the pre norm's output
+# and statistics, q·k·v (3 ND), the attention's output (ND) with its log-sum-exp (B·heads·N) and the block's
+# (ND); recomputing, no norm
+STATS, LSE = 2 * B * N * 4, B * 2 * N * 4
+KEPT = {"mlp": (10 * ND + STATS, 5 * ND), "attention": (6 * ND + STATS + LSE, 5 * ND + LSE)}
 
 
-def test_attention_keeps_no_pre_norm_output(recompute_switch):
-    # one pass: the pre norm's output (ND), its means and deviations, q·k·v (3 ND), the attention's output
-    # (ND) with its log-sum-exp (B·heads·N) and the block's (ND); with recomputation, no norm
-    module, x = make("attention")
-    recompute_switch(False)
-    kept = run(module, x)[3]
-    recompute_switch(True)
-    kept2 = run(module, x)[3]
-    assert kept == 6 * ND + 2 * B * N * 4 + B * 2 * N * 4
-    assert kept2 == 5 * ND + B * 2 * N * 4
+@pytest.mark.parametrize("case", KEPT)
+def test_what_a_block_keeps(recompute_switch, case):
+    module, x = make(case)
+    kept = []
+    for on in (False, True):
+        recompute_switch(on)
+        kept.append(run(module, x)[3])
+    assert tuple(kept) == KEPT[case]
 
 
 def test_batch_norms_count_their_statistics_once(recompute_switch):
