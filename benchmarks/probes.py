@@ -3,6 +3,7 @@ pulls (seen by running it), the CPU's GEMM rate, and the peak resident memory of
 from __future__ import annotations
 
 import collections
+import contextlib
 import ctypes
 import gc
 import re
@@ -35,6 +36,30 @@ class _Calls(TorchFunctionMode):
         return func(*args, **(kwargs or {}))
 
 
+@contextlib.contextmanager
+def onednn_counted(counts: collections.Counter):
+    """Within it, ``counts`` counts vitdsl's matrix products on oneDNN (``blocks/modules/inference.py``) by
+    what is fused into them: "none", an activation ("gelu", "swish", ...) or "add" (the residual)."""
+    from vitdsl.blocks.modules import inference
+
+    plain = inference._pointwise
+
+    class Counted:
+        def __call__(self, x, w, b, attr, scalars, algorithm):
+            counts[attr] += 1
+            return plain(x, w, b, attr, scalars, algorithm)
+
+        def binary(self, *args):
+            counts[args[-1]] += 1
+            return plain.binary(*args)
+
+    inference._pointwise = Counted()
+    try:
+        yield
+    finally:
+        inference._pointwise = plain
+
+
 def levers(model: nn.Module, x: torch.Tensor) -> dict[str, int]:
     """The performance levers ``model`` pulls on ``x``, seen in one eval forward: how many calls take the
     fused ``scaled_dot_product_attention`` kernel, how many conv2d calls run channels_last; for a vitdsl
@@ -46,8 +71,9 @@ def levers(model: nn.Module, x: torch.Tensor) -> dict[str, int]:
     attention_calls = [0]
     hooks = [m.register_forward_hook(lambda *_: attention_calls.__setitem__(0, attention_calls[0] + 1))
              for m in cores]
+    onednn: collections.Counter[str] = collections.Counter()
     try:
-        with torch.inference_mode(), _Calls() as seen:
+        with torch.inference_mode(), _Calls() as seen, onednn_counted(onednn):
             model.eval()(x)
     finally:
         for h in hooks:
@@ -57,7 +83,8 @@ def levers(model: nn.Module, x: torch.Tensor) -> dict[str, int]:
         model(x)
     row_calls = [sum(a != b for a, b in zip(seen.query_rows, free.query_rows))]
     out = {"sdpa_calls": seen.calls["scaled_dot_product_attention"], "conv2d_calls": seen.calls["conv2d"],
-           "channels_last_conv2d_calls": seen.channels_last}
+           "channels_last_conv2d_calls": seen.channels_last, "onednn_linears": onednn.total(),
+           "fused_epilogues": onednn.total() - onednn["none"], "linears": onednn.total() + seen.calls["linear"]}
     if cores:
         fused = sum(isinstance(getattr(m, "qkv", None), (nn.Linear, QVBiasLinear)) for m in cores)
         out.update(attention_modules=len(cores), attention_calls=attention_calls[0], fused_qkv_modules=fused,
@@ -127,6 +154,8 @@ def lever_words(lv: dict[str, int]) -> str:
         words.append(f"sdpa {lv['sdpa_calls']}")
     if lv.get("read_rows_calls"):
         words.append(f"rows {lv['read_rows_calls']}")
+    if lv.get("onednn_linears"):
+        words.append(f"onednn {lv['onednn_linears']}/{lv['linears']} (fused {lv['fused_epilogues']})")
     if lv.get("conv2d_calls"):
         words.append(f"cl {lv['channels_last_conv2d_calls']}/{lv['conv2d_calls']}")
     if lv.get("residual_blocks"):
@@ -141,7 +170,9 @@ LEVERS_LEGEND = ("levers (vitdsl, seen in one forward): sdpa k/n = attention cal
                  "bias does in CPU training: faster than SDPA's math fallback); qkv k/n = "
                  "attention modules with one fused q/k/v Linear; rows k = attention calls that compute only "
                  "the tokens read after them (the last block, for the class token: Network.skip_unread_tokens); "
-                 "cl k/n = conv2d calls on channels_last inputs; recompute k/n = residual blocks that, in an "
+                 "onednn k/n (fused f) = Linear calls that run on oneDNN in CPU inference, f of them with the "
+                 "activation or the residual add fused in; cl k/n = conv2d calls on channels_last inputs; "
+                 "recompute k/n = residual blocks that, in an "
                  "eager training step, keep only their matrix products for backward and recompute the rest; "
                  "slices k (bB) = MLP calls at batch B that run their tokens in slices, in inference a hidden "
                  "activation over 32 MiB")

@@ -88,17 +88,23 @@ def test_the_report_is_json():
     assert json.loads(json.dumps(report)) == report
 
 
-def test_levers_are_read_off_one_forward():
+def test_levers_are_read_off_one_forward(monkeypatch):
+    from vitdsl.blocks.modules import inference
+
     tiny = vitdsl.build("vit", overrides={"image_size": 32, "patch": 4, "dim": 32, "depth": 3, "heads": 2,
                                           "dim_head": 16, "mlp": 64, "classes": 10})
     x = torch.randn(1, 3, 32, 32)
     found = levers(tiny, x)
+    # 13 Linear calls on oneDNN: the patch embedding's and 12 in the blocks, 9 of those with the GELU or the
+    # residual add fused (fc1; fc2 and the attention's output projection); the head's not
     assert found == {"sdpa_calls": 3, "conv2d_calls": 0, "channels_last_conv2d_calls": 0, "attention_modules": 3,
-                     "attention_calls": 3, "fused_qkv_modules": 3, "read_rows_calls": 1}
-    assert lever_words(found) == "sdpa 3/3, qkv 3/3, rows 1"
+                     "attention_calls": 3, "fused_qkv_modules": 3, "read_rows_calls": 1, "onednn_linears": 13,
+                     "fused_epilogues": 9, "linears": 14}
+    assert lever_words(found) == "sdpa 3/3, qkv 3/3, rows 1, onednn 13/14 (fused 9)"
     with explicit_attention(model=tiny):
-        assert lever_words(levers(tiny, x)) == "sdpa 0/3, qkv 3/3, rows 1"
+        assert lever_words(levers(tiny, x)) == "sdpa 0/3, qkv 3/3, rows 1, onednn 13/14 (fused 9)"
     tiny.skip_unread_tokens = False
+    monkeypatch.setattr(inference, "ONEDNN", False)
     assert lever_words(levers(tiny, x)) == "sdpa 3/3, qkv 3/3"
     conv = nn.Conv2d(3, 4, 3)
     assert lever_words(levers(conv, x)) == "cl 0/1"

@@ -82,8 +82,11 @@ def capture(model: nn.Module, attention: bool | str | Iterable[str] = False,
             outputs: str | Iterable[str] = (), detach: bool = True):
     """Record, during the forward calls made inside, the attention maps of the chosen attention blocks
     (``True``: all; or paths and glob patterns such as ``stages.*.attn``) and the outputs of the chosen
-    blocks (paths). Maps and outputs are detached copies unless ``detach=False``. Yields a :class:`Capture`."""
+    blocks (paths). Maps and outputs are detached copies unless ``detach=False``. Yields a :class:`Capture`.
+    Inside, Linear layers run as their modules, not on oneDNN's fused kernels (``blocks/modules/inference.py``):
+    what is recorded is what the modules compute, the reference implementations' numbers bit for bit."""
     from .blocks.modules.attention import explicit_attention
+    from .blocks.modules.inference import plain_kernels
 
     all_paths = _paths(model)
     attend = set(_select(model, attention, attention_paths(model), "attention block"))
@@ -124,10 +127,7 @@ def capture(model: nn.Module, attention: bool | str | Iterable[str] = False,
         hooks.append(module.register_forward_hook(
             lambda _, __, out, path=path, first=first: cap.outputs.__setitem__(path, take(out[0] if first else out))))
     try:
-        if attend:
-            with explicit_attention(record):
-                yield cap
-        else:
+        with plain_kernels(), explicit_attention(record) if attend else contextlib.nullcontext():
             yield cap
     finally:
         for h in hooks:

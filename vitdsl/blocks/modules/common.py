@@ -6,6 +6,7 @@ from functools import partial
 import torch
 from torch import nn
 
+from .inference import eager_cpu_inference
 from .recompute import may_recompute, recomputed
 
 
@@ -134,10 +135,22 @@ class Mixer(nn.Module):
     # on a module for that block.
     recompute = False
 
+    # whether ``mix(x, residual=r)`` adds ``r`` in its last matrix product (inference.py), set by the blocks
+    # whose last op is a Linear
+    adds_in_product = False
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.recomputes(x):
             return self.join(self.branch(recomputed(self.normed_mix, x, self.last_weight())), x)
+        if self.adds_residual(x):
+            return self.mix(self.norm(x) if self.norm_position == "pre" else x, residual=x)
         return self.join(self.branch(self.normed_mix(x)), x)
+
+    def adds_residual(self, x: torch.Tensor) -> bool:
+        """Whether ``mix`` adds the residual itself: in CPU inference, a residual block with nothing between
+        the last product and the add (no layer scale, no post norm; drop path is off in eval mode)."""
+        return (self.adds_in_product and self.residual and self.norm_position != "post" and self.gamma is None
+                and eager_cpu_inference(self, x))
 
     def normed_mix(self, x: torch.Tensor) -> torch.Tensor:
         """f(x): the pre norm, if any, and ``mix``."""

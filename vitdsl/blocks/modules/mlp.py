@@ -4,6 +4,7 @@ import torch
 from torch import nn
 
 from .common import BatchNormLast, Mixer, make_act, norm_eps
+from .inference import eager_cpu_inference, linear
 
 # Inference on CPU: a hidden activation over 32 MiB is one glibc always maps fresh from the kernel (its
 # largest heap threshold), so each call page-faults through all of it, twice (fc1's output, the activation's).
@@ -51,8 +52,29 @@ class MLP(Mixer):
             self.fc1_norm, self.fc2_norm = BatchNormLast(hidden), BatchNormLast(dim_out)
             nn.init.zeros_(self.fc2_norm.weight)
 
-    def mix(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.fc1(x)
+    @property
+    def adds_in_product(self) -> bool:
+        return self.fc2_norm is None and self.shortcut is None
+
+    def mix(self, x: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
+        if self.fc1_norm is None and self.dwconv is None and not self.gated:
+            x = linear(self, x, self.fc1, self.act)
+        else:
+            x = self.expand(x)
+        if self.drop is not None:
+            x = self.drop(x)
+        if self.gate_norm is not None:
+            x = self.gate_norm(x)
+        x = linear(self, x, self.fc2, residual=residual)
+        if self.fc2_norm is not None:
+            x = self.fc2_norm(x)
+        if self.drop is not None and self.out_dropout:
+            x = self.drop(x)
+        return x
+
+    def expand(self, x: torch.Tensor) -> torch.Tensor:
+        """fc1, its norm, the depthwise convolution and the activation or gate: the hidden tensor."""
+        x = linear(self, x, self.fc1)
         if self.fc1_norm is not None:
             x = self.fc1_norm(x)
         if self.dwconv is not None:  # x: a channels-last map (B, H, W, hidden)
@@ -60,19 +82,8 @@ class MLP(Mixer):
             x = self.dwconv(x if self.relu is None else self.relu(x)).permute(0, 2, 3, 1)
         if self.gated:
             gate, x = x.chunk(2, dim=-1)
-            x = self.act(gate) * x
-        else:
-            x = self.act(x)
-        if self.drop is not None:
-            x = self.drop(x)
-        if self.gate_norm is not None:
-            x = self.gate_norm(x)
-        x = self.fc2(x)
-        if self.fc2_norm is not None:
-            x = self.fc2_norm(x)
-        if self.drop is not None and self.out_dropout:
-            x = self.drop(x)
-        return x
+            return self.act(gate) * x
+        return self.act(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.maps:
@@ -99,8 +110,7 @@ class MLP(Mixer):
         """Tokens (row-wise) or images (with the depthwise conv: ``x`` a (B, H, W, C) map) per slice when ``x``
         goes through in slices (see SLICE_BYTES), else None. Only in inference (eval mode, no gradients) on CPU,
         never while compiling or tracing."""
-        if (self.training or torch.is_grad_enabled() or x.device.type != "cpu"
-                or torch.compiler.is_compiling() or torch.jit.is_tracing()):
+        if not eager_cpu_inference(self, x):
             return None
         hidden = self.fc1.out_features * x.element_size()  # bytes of hidden per token
         if x.numel() // x.shape[-1] * hidden <= SLICE_ABOVE:

@@ -47,8 +47,13 @@ class TokenAttention(SelfAttention):
         """Keys and values beyond the tokens' own (memories); none here."""
         return k, v
 
-    def mix(self, x: torch.Tensor, context: torch.Tensor | None = None,
-            keys: torch.Tensor | None = None, rows: int | None = None) -> torch.Tensor:
+    @property
+    def adds_in_product(self) -> bool:
+        # only this mix passes the residual to the output projection
+        return type(self).mix is TokenAttention.mix and isinstance(self.out, nn.Linear)
+
+    def mix(self, x: torch.Tensor, context: torch.Tensor | None = None, keys: torch.Tensor | None = None,
+            rows: int | None = None, residual: torch.Tensor | None = None) -> torch.Tensor:
         if context is not None or rows is not None:
             # queries from x (its first rows), keys and values from the context (x): the one qkv weight, cut
             inner = self.widths[0]
@@ -62,7 +67,7 @@ class TokenAttention(SelfAttention):
         k, v = self.more_keys(x, k, v)
         if keys is not None and k.shape[2] > n:  # the extra keys are never padding
             keys = F.pad(keys, (0, k.shape[2] - n), value=True)
-        return self.merge(self.attend(q, k, v, None if keys is None else keys[:, None, None, :]))
+        return self.merge(self.attend(q, k, v, None if keys is None else keys[:, None, None, :]), residual)
 
 
 class GroupAttention(TokenAttention):
