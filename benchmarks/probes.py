@@ -38,11 +38,11 @@ class _Calls(TorchFunctionMode):
 
 @contextlib.contextmanager
 def onednn_counted(counts: collections.Counter):
-    """Within it, ``counts`` counts vitdsl's matrix products on oneDNN (``blocks/modules/inference.py``) by
+    """Within it, ``counts`` counts vitdsl's matrix products on oneDNN (``blocks/modules/onednn.py``) by
     what is fused into them: "none", an activation ("gelu", "swish", ...) or "add" (the residual)."""
-    from vitdsl.blocks.modules import inference
+    from vitdsl.blocks.modules import onednn
 
-    plain = inference._pointwise
+    plain = onednn._pointwise
 
     class Counted:
         def __call__(self, x, w, b, attr, scalars, algorithm):
@@ -53,11 +53,11 @@ def onednn_counted(counts: collections.Counter):
             counts[args[-1]] += 1
             return plain.binary(*args)
 
-    inference._pointwise = Counted()
+    onednn._pointwise = Counted()
     try:
         yield
     finally:
-        inference._pointwise = plain
+        onednn._pointwise = plain
 
 
 def levers(model: nn.Module, x: torch.Tensor) -> dict[str, int]:

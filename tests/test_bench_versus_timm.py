@@ -89,7 +89,7 @@ def test_the_report_is_json():
 
 
 def test_levers_are_read_off_one_forward(monkeypatch):
-    from vitdsl.blocks.modules import inference
+    from vitdsl.blocks.modules import onednn
 
     tiny = vitdsl.build("vit", overrides={"image_size": 32, "patch": 4, "dim": 32, "depth": 3, "heads": 2,
                                           "dim_head": 16, "mlp": 64, "classes": 10})
@@ -104,7 +104,7 @@ def test_levers_are_read_off_one_forward(monkeypatch):
     with explicit_attention(model=tiny):
         assert lever_words(levers(tiny, x)) == "sdpa 0/3, qkv 3/3, rows 1, onednn 13/14 (fused 9)"
     tiny.skip_unread_tokens = False
-    monkeypatch.setattr(inference, "ONEDNN", False)
+    monkeypatch.setattr(onednn, "ONEDNN", False)
     assert lever_words(levers(tiny, x)) == "sdpa 3/3, qkv 3/3"
     conv = nn.Conv2d(3, 4, 3)
     assert lever_words(levers(conv, x)) == "cl 0/1"

@@ -104,6 +104,22 @@ def test_training_recomputes_with_the_gradients_of_one_pass(recompute_switch, ca
     assert kept2 < kept
 
 
+@pytest.mark.parametrize("case", ["mlp", "mlp, SwiGLU and a norm", "mlp, depthwise conv (PVT v2)"])
+def test_a_double_backward_recomputes_once_more(recompute_switch, case):
+    # a gradient penalty differentiates the gradients: backward runs through the block a second time, when the
+    # selective checkpoint no longer holds what it kept (SDPA's CPU kernel has no double backward: no attention)
+    module, x = make(case)
+    grads = {}
+    for on in (False, True):
+        recompute_switch(on)
+        module.zero_grad(set_to_none=True)
+        (gx,) = torch.autograd.grad(module(x).square().sum(), x, create_graph=True)
+        gx.square().sum().backward()
+        grads[on] = [gx.detach(), *(p.grad for p in module.parameters())]
+    for a, b in zip(grads[False], grads[True], strict=True):
+        assert (a - b).abs().max() <= 1e-5 * max(1.0, a.abs().max().item())
+
+
 # bytes kept after forward, one pass and recomputing. An MLP: one pass keeps the pre norm's output (ND) with
 # its means and deviations, fc1's and the GELU's (4 ND each) and the block's output (ND); recomputing, only
 # fc1's and the output (fc2's own, added to x, is not kept). Attention: one pass keeps the pre norm's output

@@ -83,10 +83,10 @@ def capture(model: nn.Module, attention: bool | str | Iterable[str] = False,
     """Record, during the forward calls made inside, the attention maps of the chosen attention blocks
     (``True``: all; or paths and glob patterns such as ``stages.*.attn``) and the outputs of the chosen
     blocks (paths). Maps and outputs are detached copies unless ``detach=False``. Yields a :class:`Capture`.
-    Inside, Linear layers run as their modules, not on oneDNN's fused kernels (``blocks/modules/inference.py``):
+    Inside, Linear layers run as their modules, not on oneDNN's fused kernels (``blocks/modules/onednn.py``):
     what is recorded is what the modules compute, the reference implementations' numbers bit for bit."""
     from .blocks.modules.attention import explicit_attention
-    from .blocks.modules.inference import plain_kernels
+    from .blocks.modules.onednn import plain_kernels
 
     all_paths = _paths(model)
     attend = set(_select(model, attention, attention_paths(model), "attention block"))

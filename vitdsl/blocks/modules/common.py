@@ -6,7 +6,7 @@ from functools import partial
 import torch
 from torch import nn
 
-from .inference import eager_cpu_inference
+from .onednn import eager_cpu_inference
 from .recompute import may_recompute, recomputed
 
 

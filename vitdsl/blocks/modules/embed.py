@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .common import make_norm, randn
-from .inference import linear
+from .onednn import linear
 
 # (B, C, rows, ph, cols, pw) → (B, rows, cols, the patch's values in this order)
 PATCH_ORDERS = {"hwc": (0, 2, 4, 3, 5, 1), "chw": (0, 2, 4, 1, 3, 5), "whc": (0, 2, 4, 5, 3, 1)}
@@ -43,7 +43,7 @@ class Patchify(nn.Module):
         if self.pre_norm is not None:
             x = self.pre_norm(x)
         if self.proj is not None:
-            x = linear(self, x, self.proj)
+            x = linear(x, self.proj)
         if self.post_norm is not None:
             x = self.post_norm(x)
         return x

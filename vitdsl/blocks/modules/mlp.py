@@ -4,7 +4,7 @@ import torch
 from torch import nn
 
 from .common import BatchNormLast, Mixer, make_act, norm_eps
-from .inference import eager_cpu_inference, linear
+from .onednn import eager_cpu_inference, linear
 
 # Inference on CPU: a hidden activation over 32 MiB is one glibc always maps fresh from the kernel (its
 # largest heap threshold), so each call page-faults through all of it, twice (fc1's output, the activation's).
@@ -58,14 +58,14 @@ class MLP(Mixer):
 
     def mix(self, x: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
         if self.fc1_norm is None and self.dwconv is None and not self.gated:
-            x = linear(self, x, self.fc1, self.act)
+            x = linear(x, self.fc1, self.act)
         else:
             x = self.expand(x)
         if self.drop is not None:
             x = self.drop(x)
         if self.gate_norm is not None:
             x = self.gate_norm(x)
-        x = linear(self, x, self.fc2, residual=residual)
+        x = linear(x, self.fc2, residual=residual)
         if self.fc2_norm is not None:
             x = self.fc2_norm(x)
         if self.drop is not None and self.out_dropout:
@@ -74,7 +74,7 @@ class MLP(Mixer):
 
     def expand(self, x: torch.Tensor) -> torch.Tensor:
         """fc1, its norm, the depthwise convolution and the activation or gate: the hidden tensor."""
-        x = linear(self, x, self.fc1)
+        x = linear(x, self.fc1)
         if self.fc1_norm is not None:
             x = self.fc1_norm(x)
         if self.dwconv is not None:  # x: a channels-last map (B, H, W, hidden)

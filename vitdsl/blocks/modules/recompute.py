@@ -22,12 +22,20 @@ from typing import Callable
 
 import torch
 from torch import nn
-from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._python_dispatch import TorchDispatchMode, _get_current_dispatch_mode, _pop_mode_temporarily
 from torch.utils._pytree import tree_leaves
-from torch.utils.checkpoint import CheckpointPolicy, checkpoint, create_selective_checkpoint_contexts
+from torch.utils.checkpoint import (
+    CheckpointPolicy,
+    _CachedTorchDispatchMode,
+    checkpoint,
+    create_selective_checkpoint_contexts,
+)
+
+from . import onednn
 
 _aten = torch.ops.aten
-_PRODUCTS = {_aten.mm.default, _aten.addmm.default}
+# the products: PyTorch's, and oneDNN's (onednn.py)
+_PRODUCTS = {_aten.mm.default, _aten.addmm.default, torch.ops.mkldnn._linear_pointwise.default}
 _KEPT = _PRODUCTS | {getattr(_aten, name).default for name in (
     "convolution", "native_batch_norm", "_native_batch_norm_legit",
     "_scaled_dot_product_flash_attention_for_cpu", "_scaled_dot_product_flash_attention",
@@ -59,9 +67,11 @@ def hooked(module: nn.Module) -> bool:
 
 def may_recompute(module: nn.Module, x: torch.Tensor) -> bool:
     """Whether a block's call on ``x`` can recompute: autograd records it (gradients on, and something to
-    differentiate), in eager mode (a compiler chooses what to recompute itself), with no hook inside."""
+    differentiate), in eager mode (a compiler chooses what to recompute itself) outside ``torch.func``'s
+    transforms, with no hook inside."""
     return (torch.is_grad_enabled()
-            and not (torch.compiler.is_compiling() or torch.compiler.is_exporting() or torch.jit.is_tracing())
+            and not (torch.compiler.is_compiling() or torch.compiler.is_exporting() or torch.jit.is_tracing()
+                     or torch._C._are_functorch_transforms_active())  # torch.func: tensors without storage
             and (x.requires_grad or any(p.requires_grad for p in module.parameters())) and not hooked(module))
 
 
@@ -103,8 +113,26 @@ def recomputed(fn, x: torch.Tensor, last: torch.Tensor | None) -> torch.Tensor:
 
     watch = _WATCH.get()
     if watch is None:
-        return checkpoint(fn, x, use_reentrant=False, context_fn=context)
+        return checkpoint(_replayable(fn, onednn.allowed()), x, use_reentrant=False, context_fn=context)
     with _Collect(policy) as collect:
-        out = checkpoint(fn, x, use_reentrant=False, context_fn=context)
+        out = checkpoint(_replayable(fn, onednn.allowed()), x, use_reentrant=False, context_fn=context)
     watch([x, *collect.kept])
     return out
+
+
+def _replayable(fn, on: bool):
+    """``fn`` as the checkpoint runs it: its products on oneDNN or not as ``on`` says, in the forward and in
+    each recomputation alike (a dispatch mode around the forward alone, a FLOP counter, must not change which
+    ops backward recomputes). A second backward through the block (``create_graph``: a gradient penalty, a
+    double backward) recomputes it once more, and the selective checkpoint gives what it kept only once: that
+    time every op runs again, the products too."""
+    runs = [0]
+
+    def run(x: torch.Tensor) -> torch.Tensor:
+        runs[0] += 1
+        with onednn.deciding(on):
+            if runs[0] > 2 and isinstance(_get_current_dispatch_mode(), _CachedTorchDispatchMode):
+                with _pop_mode_temporarily():
+                    return fn(x)
+            return fn(x)
+    return run

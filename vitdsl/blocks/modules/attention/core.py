@@ -19,7 +19,7 @@ from einops import rearrange
 from torch import nn
 
 from ..common import Mixer
-from ..inference import linear
+from ..onednn import linear
 
 Recorder = Callable[[nn.Module, torch.Tensor], None]
 
@@ -73,7 +73,7 @@ class QVBiasLinear(nn.Module):
         return torch.cat((self.q_bias, self.q_bias.new_zeros(self.key_width), self.v_bias))
 
     def as_linear(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """The weight and bias of the Linear this is (``inference.linear`` runs it on oneDNN)."""
+        """The weight and bias of the Linear this is (``onednn.linear`` runs it on oneDNN)."""
         return self.weight, self.bias
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -194,7 +194,7 @@ class Attention(Mixer):
     def output(self, out: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
         """The output projection and its dropout, on channels-last outputs; ``residual`` added in the
         projection (``Mixer.adds_residual``)."""
-        return self.out_drop(linear(self, out, self.out, residual=residual))
+        return self.out_drop(linear(out, self.out, residual=residual))
 
     def merge(self, out: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
         """(B, heads, N, d) → (B, N, heads·d), projected. Torch ops, not einops: it runs once per block

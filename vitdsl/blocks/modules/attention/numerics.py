@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..common import randn
-from ..inference import linear
+from ..onednn import linear
 from .core import Attention
 from .rope import build_rope
 
@@ -76,6 +76,6 @@ class SelfAttention(Attention):
         """q, k and v, (B, heads, N, d) each, from channels-last tokens (B, N, D)."""
         if self.dim_value == self.dim_head:  # one view and permute, no copies per tensor
             b, n, _ = x.shape
-            qkv = linear(self, x, self.qkv)
+            qkv = linear(x, self.qkv)
             return qkv.view(b, n, 3, self.heads, self.dim_head).permute(2, 0, 3, 1, 4).unbind(0)
-        return tuple(self.split(t) for t in linear(self, x, self.qkv).split(self.widths, dim=-1))
+        return tuple(self.split(t) for t in linear(x, self.qkv).split(self.widths, dim=-1))

@@ -1,6 +1,7 @@
-"""In CPU inference the blocks' Linear layers run on oneDNN, with the activation after them or the residual add
-fused in (``vitdsl/blocks/modules/inference.py``): the same outputs as the modules up to the GEMM's order of
-sums, and never where anything could tell (gradients, training, autocast, a hook, a FLOP counter, a compiler)."""
+"""On the CPU the blocks' Linear layers run on oneDNN, in inference with the activation after them or the residual
+add fused in (``vitdsl/blocks/modules/onednn.py``): the same outputs as the modules up to the GEMM's order of
+sums, and never where anything could tell (autocast, a hook, a FLOP counter, a compiler). Training:
+tests/test_onednn_training.py."""
 import collections
 import sys
 from pathlib import Path
@@ -10,7 +11,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from vitdsl.blocks import lookup
-from vitdsl.blocks.modules import inference
+from vitdsl.blocks.modules import onednn
 from vitdsl.blocks.shape import Shape
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
@@ -68,7 +69,7 @@ def calls(block, x, *args) -> tuple[torch.Tensor, collections.Counter]:
 
 def plain(block, x) -> torch.Tensor:
     """The block as its modules compute it."""
-    with inference.plain_kernels():
+    with onednn.plain_kernels():
         return block(x)
 
 
@@ -88,11 +89,6 @@ def test_nothing_runs_on_onednn_where_it_could_show(case):
     block, x = make(case)
     with torch.no_grad():
         want = plain(block, x)
-    with torch.enable_grad():  # gradients: oneDNN's op has no backward
-        assert not calls(block, x)[1]
-    with torch.no_grad():
-        assert not calls(block.train(), x)[1]  # dropout and drop path would apply
-        block.eval()
         with torch.autocast("cpu", dtype=torch.bfloat16):  # autocast casts F.linear, not oneDNN's op
             out, counts = calls(block, x)
             cast = plain(block, x)
@@ -103,6 +99,15 @@ def test_nothing_runs_on_onednn_where_it_could_show(case):
             out, counts = calls(block, x)
         assert not counts and flops.get_total_flops() > 0
         assert (out - want).abs().max() == 0
+        with torch.backends.mkldnn.flags(enabled=False):
+            assert not calls(block, x)[1]
+
+
+def test_training_mode_fuses_no_residual():
+    block, x = make("mlp")
+    with torch.no_grad():
+        out, counts = calls(block.train(), x)  # drop path would sit between the product and the add
+    assert counts == {"gelu": 1, "none": 1}
 
 
 def test_a_hook_sees_its_module_run():
@@ -140,7 +145,7 @@ def test_a_replaced_linear_runs_as_itself():
 
 def test_the_global_switch(monkeypatch):
     block, x = make("mlp")
-    monkeypatch.setattr(inference, "ONEDNN", False)
+    monkeypatch.setattr(onednn, "ONEDNN", False)
     with torch.no_grad():
         out, counts = calls(block, x)
         assert not counts and torch.equal(out, plain(block, x))
@@ -165,5 +170,5 @@ def test_the_rows_path_and_the_linear_helper_agree():
     assert (out - want).abs().max() <= 1e-5
     lin = torch.nn.Linear(D, 3)
     with torch.no_grad():
-        y = inference.linear(block, x, lin, residual=torch.ones(B, N, 3))
+        y = onednn.linear(x, lin, residual=torch.ones(B, N, 3))
     assert (y - lin(x) - 1).abs().max() <= 1e-6

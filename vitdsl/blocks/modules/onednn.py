@@ -1,0 +1,154 @@
+"""The blocks' matrix products on the CPU run on oneDNN (``torch.ops.mkldnn._linear_pointwise``), and in
+inference take the activation after them or the residual add into the same call (oneDNN's post-ops).
+
+Why: on the 2-core development CPU, in float32, oneDNN's product took 0.64–0.94 of the time of ``F.linear``
+(MKL's GEMM there) on every ViT-S and ViT-B shape measured, at batch 1, 8 and 16, with or without a bias; so did
+the input's gradient in backward (0.68–0.79). The weight's gradient stays on MKL, which was faster at it (23 vs
+30 ms for ViT-S's fc1 at batch 16). In inference, a fused activation saves a pass over the hidden tensor, the
+fused residual add one over the tokens.
+
+Only where nothing can tell the difference but time: float32 on the CPU, eager (not compiling, exporting,
+tracing or under a ``torch.func`` transform), no dispatch mode watching but the selective checkpoint's (a FLOP
+counter or fake tensors would not know the op), oneDNN enabled, no autocast, an exact ``nn.Linear`` (a quantized
+or adapted replacement runs as itself) and no hook that the call would skip. The results are the same up to the
+order of the GEMM's sums (about 1e-6 relative). ``plain_kernels()`` and ``ONEDNN = False`` turn it off.
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from contextvars import ContextVar
+
+import torch
+import torch.utils.checkpoint as _checkpoint
+from torch import nn
+from torch.nn.modules import module as _module
+from torch.utils._python_dispatch import _get_current_dispatch_mode_stack
+
+# False: every Linear runs as its module (bit for bit what the same model written by hand computes);
+# ``plain_kernels()`` does the same within a block of code
+ONEDNN = True
+_PLAIN: ContextVar[bool] = ContextVar("vitdsl_plain_kernels", default=False)
+# set for a recomputed block (``decided``): whether its products run on oneDNN, decided once as it starts, so
+# that backward's recomputation runs the very ops the forward ran, whatever changed between them
+_DECIDED: ContextVar[bool | None] = ContextVar("vitdsl_onednn_decided", default=None)
+
+_pointwise = torch.ops.mkldnn._linear_pointwise
+# the selective checkpoint's modes (recompute.py) run any op; any other mode may not know this one
+_CHECKPOINT_MODES = (_checkpoint._CachingTorchDispatchMode, _checkpoint._CachedTorchDispatchMode)
+
+# (module type, GELU's approximation) → oneDNN's post-op and its algorithm
+_ACTS = {(nn.GELU, "none"): ("gelu", "none"), (nn.GELU, "tanh"): ("gelu", "tanh"), (nn.ReLU, None): ("relu", ""),
+         (nn.SiLU, None): ("swish", ""), (nn.Hardswish, None): ("hardswish", ""),
+         (nn.Sigmoid, None): ("sigmoid", ""), (nn.Tanh, None): ("tanh", "")}
+
+
+@contextmanager
+def plain_kernels():
+    """Within it, this thread's Linear layers run as their modules (``vitdsl.capture`` records in it, so that
+    maps and outputs are what the modules compute)."""
+    token = _PLAIN.set(True)
+    try:
+        yield
+    finally:
+        _PLAIN.reset(token)
+
+
+def eager_cpu_inference(module: nn.Module, x: torch.Tensor) -> bool:
+    """Whether ``module``'s call on ``x`` is eager inference on the CPU: eval mode, no gradients, not compiling,
+    exporting or tracing."""
+    return not (module.training or torch.is_grad_enabled() or x.device.type != "cpu"
+                or torch.compiler.is_compiling() or torch.jit.is_tracing())
+
+
+def _hooked(*modules: nn.Module | None) -> bool:
+    return bool(_module._global_forward_hooks or _module._global_forward_pre_hooks) or any(
+        m is not None and (m._forward_hooks or m._forward_pre_hooks) for m in modules)
+
+
+def _weights(lin: nn.Module) -> tuple[torch.Tensor, torch.Tensor | None] | None:
+    """The weight and bias of an exact ``nn.Linear``, or of a module that says it is one (``as_linear``)."""
+    if type(lin) is nn.Linear:
+        return lin.weight, lin.bias
+    as_linear = getattr(lin, "as_linear", None)
+    return None if as_linear is None else as_linear()
+
+
+def allowed() -> bool:
+    """What may change between a forward and its recomputation: the switches, autocast, a transform, a global
+    hook, a dispatch mode (the selective checkpoint's own take any op)."""
+    return (ONEDNN and not _PLAIN.get() and torch.backends.mkldnn.enabled and not torch.is_autocast_enabled("cpu")
+            and not torch._C._are_functorch_transforms_active() and not _hooked()
+            and all(isinstance(m, _CHECKPOINT_MODES) for m in _get_current_dispatch_mode_stack()))
+
+
+def runs_on_onednn(x: torch.Tensor, lin: nn.Module) -> bool:
+    """Whether ``lin``'s product on ``x`` runs on oneDNN (``linear``)."""
+    # the compiler's test first: it reads no further (dynamo cannot read a ContextVar)
+    if torch.compiler.is_compiling() or torch.jit.is_tracing():
+        return False
+    decided = _DECIDED.get()
+    if not (decided if decided is not None else allowed() and not _hooked(lin)):
+        return False
+    if not (type(x) is torch.Tensor and x.device.type == "cpu" and x.dtype == torch.float32):
+        return False
+    weights = _weights(lin)
+    return weights is not None and weights[0].dtype == torch.float32
+
+
+@contextmanager
+def deciding(on: bool):
+    """Within it, products run on oneDNN if ``on`` (and the tensors allow), whatever else holds then: a
+    recomputed block runs its forward and its recomputation in it with ``on`` from ``allowed()`` as it starts
+    (recompute.py). A block with a hook inside does not recompute, so no hook can be skipped."""
+    token = _DECIDED.set(on)
+    try:
+        yield
+    finally:
+        _DECIDED.reset(token)
+
+
+class _Linear(torch.autograd.Function):
+    """``F.linear`` with oneDNN's kernel for the output and the input's gradient, MKL's for the weight's."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+        ctx.save_for_backward(x, weight)
+        return _pointwise(x, weight, bias, "none", [], "")
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        x, weight = ctx.saved_tensors
+        flat = grad.reshape(-1, grad.shape[-1])
+        gx = gw = gb = None
+        if ctx.needs_input_grad[0]:
+            # a double backward (create_graph) differentiates this: then ops with derivatives
+            gx = grad @ weight if torch.is_grad_enabled() else _pointwise(grad, weight.t(), None, "none", [], "")
+        if ctx.needs_input_grad[1]:
+            gw = flat.t() @ x.reshape(-1, x.shape[-1])
+        if ctx.needs_input_grad[2]:
+            gb = flat.sum(0)
+        return gx, gw, gb
+
+
+def linear(x: torch.Tensor, lin: nn.Module, act: nn.Module | None = None,
+           residual: torch.Tensor | None = None) -> torch.Tensor:
+    """``act(lin(x)) + residual`` (either left out when None): the product on oneDNN where ``runs_on_onednn``
+    says so; without gradients the activation (unhooked) or the residual in the same call (not both: oneDNN
+    fuses one); else as the modules."""
+    if not runs_on_onednn(x, lin):
+        y = lin(x)
+    elif torch.is_grad_enabled():
+        y = _Linear.apply(x, *_weights(lin))
+    else:
+        weights = _weights(lin)
+        post = ("none", "") if act is None else None if _hooked(act) else _ACTS.get(
+            (type(act), getattr(act, "approximate", None)))
+        if post is not None and residual is None:
+            return _pointwise(x, *weights, post[0], [], post[1])
+        if (act is None and type(residual) is torch.Tensor and residual.dtype == torch.float32
+                and residual.shape == x.shape[:-1] + weights[0].shape[:1]):
+            return _pointwise.binary(x, residual, *weights, "add")
+        y = _pointwise(x, *weights, "none", [], "")
+    if act is not None:
+        y = act(y)
+    return y if residual is None else y + residual
