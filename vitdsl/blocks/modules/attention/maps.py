@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
+from ..onednn import linear
 from .numerics import SelfAttention
 from .windows import AXES, relative_index
 
@@ -81,20 +82,20 @@ class MapAttention(SelfAttention):
         else:
             patches = rearrange(t, "b (h r) (w s) c -> b h w (c r s)", r=self.reduction, s=self.reduction)
             kv = F.linear(patches, conv.weight.flatten(1), conv.bias)
-        return self.kv(self.sr_norm(kv)) if hasattr(self, "sr") else kv
+        return linear(self.sr_norm(kv), self.kv) if hasattr(self, "sr") else kv
 
     def pooled(self, t: torch.Tensor) -> torch.Tensor:
         """Keys and values from the channels-last map average-pooled to p×p (the 1×1 conv as a Linear)."""
         p = F.adaptive_avg_pool2d(t.permute(0, 3, 1, 2), self.pool).permute(0, 2, 3, 1)
-        return self.kv(self.sr_act(self.sr_norm(F.linear(p, self.sr.weight.flatten(1), self.sr.bias))))
+        return linear(self.sr_act(self.sr_norm(F.linear(p, self.sr.weight.flatten(1), self.sr.bias))), self.kv)
 
     def mix(self, t: torch.Tensor) -> torch.Tensor:
         _, h, w, _ = t.shape
         if self.qkv is not None:
-            q, k, v = self.qkv(t).split(self.widths, dim=-1)
+            q, k, v = linear(t, self.qkv).split(self.widths, dim=-1)
         else:
-            q = self.q(t)
-            kv = self.pooled(t) if self.pool else self.kv(t) if self.reduction == 1 else self.reduce(t)
+            q = linear(t, self.q)
+            kv = self.pooled(t) if self.pool else linear(t, self.kv) if self.reduction == 1 else self.reduce(t)
             k, v = kv.split(self.widths[1:], dim=-1)
         cut, sizes = self.patterns(h, w)
         outer, inner = cut.split(" -> ")
