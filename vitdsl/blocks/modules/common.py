@@ -135,7 +135,7 @@ class Mixer(nn.Module):
     # on a module for that block.
     recompute = False
 
-    # whether ``mix(x, residual=r)`` adds ``r`` in its last matrix product (inference.py), set by the blocks
+    # whether ``mix(x, residual=r)`` adds ``r`` in its last matrix product (onednn.py), set by the blocks
     # whose last op is a Linear
     adds_in_product = False
 
