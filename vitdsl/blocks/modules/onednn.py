@@ -28,7 +28,7 @@ from torch.utils._python_dispatch import _get_current_dispatch_mode_stack
 # ``plain_kernels()`` does the same within a block of code
 ONEDNN = True
 _PLAIN: ContextVar[bool] = ContextVar("vitdsl_plain_kernels", default=False)
-# set for a recomputed block (``decided``): whether its products run on oneDNN, decided once as it starts, so
+# set for a recomputed block (``deciding``): whether its products run on oneDNN, decided once as it starts, so
 # that backward's recomputation runs the very ops the forward ran, whatever changed between them
 _DECIDED: ContextVar[bool | None] = ContextVar("vitdsl_onednn_decided", default=None)
 
@@ -81,20 +81,25 @@ def allowed() -> bool:
             and all(isinstance(m, _CHECKPOINT_MODES) for m in _get_current_dispatch_mode_stack()))
 
 
-def runs_on_onednn(x: torch.Tensor, lin: nn.Module) -> bool:
-    """Whether ``lin``'s product on ``x`` runs on oneDNN (``linear``)."""
+def _onednn_weights(x: torch.Tensor, lin: nn.Module) -> tuple[torch.Tensor, torch.Tensor | None] | None:
+    """``lin``'s weight and bias when its product on ``x`` runs on oneDNN, else None."""
     # the compiler's test first: it reads no further (dynamo cannot read a ContextVar)
     if torch.compiler.is_compiling() or torch.jit.is_tracing():
-        return False
+        return None
     decided = _DECIDED.get()
     if not (decided if decided is not None else allowed() and not _hooked(lin)):
-        return False
+        return None
     if not (type(x) is torch.Tensor and x.device.type == "cpu" and x.dtype == torch.float32):
-        return False
+        return None
     weights = _weights(lin)
     # a plain weight: not a DTensor or another subclass, which dispatches the product itself
-    return weights is not None and type(weights[0]) in (torch.Tensor, nn.Parameter) \
-        and weights[0].dtype == torch.float32
+    ok = weights is not None and type(weights[0]) in (torch.Tensor, nn.Parameter) and weights[0].dtype == torch.float32
+    return weights if ok else None
+
+
+def runs_on_onednn(x: torch.Tensor, lin: nn.Module) -> bool:
+    """Whether ``lin``'s product on ``x`` runs on oneDNN (``linear``)."""
+    return _onednn_weights(x, lin) is not None
 
 
 @contextmanager
@@ -137,12 +142,12 @@ def linear(x: torch.Tensor, lin: nn.Module, act: nn.Module | None = None,
     """``act(lin(x)) + residual`` (either left out when None): the product on oneDNN where ``runs_on_onednn``
     says so; without gradients the activation (unhooked) or the residual in the same call (not both: oneDNN
     fuses one); else as the modules."""
-    if not runs_on_onednn(x, lin):
+    weights = _onednn_weights(x, lin)
+    if weights is None:
         y = lin(x)
     elif torch.is_grad_enabled():
-        y = _Linear.apply(x, *_weights(lin))
+        y = _Linear.apply(x, *weights)
     else:
-        weights = _weights(lin)
         post = ("none", "") if act is None else None if _hooked(act) else _ACTS.get(
             (type(act), getattr(act, "approximate", None)))
         if post is not None and residual is None:
