@@ -92,3 +92,23 @@ def test_transforms_run_the_modules():
         total = torch.func.grad(loss)(params, x)
     assert not counts
     assert (per_image["fc1.weight"].sum(0) - total["fc1.weight"]).abs().max() <= 1e-4
+
+
+@pytest.mark.parametrize("early_stop", [True, False], ids=["early stop", "no early stop"])
+@pytest.mark.parametrize("case", [c for c in CASES if c != "window attention (Swin)"])
+def test_the_recomputation_does_not_run_the_last_product_again(case, early_stop, monkeypatch):
+    # the checkpoint stops recomputing as the last product saves its input: that product is not computed
+    # (onednn.unused); with the early stop off the recomputation runs to the end, on real values
+    monkeypatch.setattr(MLP, "recompute", True)
+    monkeypatch.setattr(Attention, "recompute", True)
+    block, x = make(case)
+    block.train()
+    unused = []
+    forward = onednn._Unused.forward
+    monkeypatch.setattr(onednn._Unused, "forward", staticmethod(lambda *a: unused.append(1) or forward(*a)))
+    want, _ = step(block, x, kernels=False)
+    with torch.utils.checkpoint.set_checkpoint_early_stop(early_stop):
+        got, _ = step(block, x)
+    assert len(unused) == early_stop
+    for g, w in zip(got, want, strict=True):
+        assert (g - w).abs().max() <= 1e-5 * max(1.0, w.abs().max().item())

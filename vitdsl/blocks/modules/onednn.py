@@ -22,7 +22,7 @@ import torch
 import torch.utils.checkpoint as _checkpoint
 from torch import nn
 from torch.nn.modules import module as _module
-from torch.utils._python_dispatch import _get_current_dispatch_mode_stack
+from torch.utils._python_dispatch import _disable_current_modes, _get_current_dispatch_mode_stack
 
 # False: every Linear runs as its module (bit for bit what the same model written by hand computes);
 # ``plain_kernels()`` does the same within a block of code
@@ -31,6 +31,8 @@ _PLAIN: ContextVar[bool] = ContextVar("vitdsl_plain_kernels", default=False)
 # set for a recomputed block (``deciding``): whether its products run on oneDNN, decided once as it starts, so
 # that backward's recomputation runs the very ops the forward ran, whatever changed between them
 _DECIDED: ContextVar[bool | None] = ContextVar("vitdsl_onednn_decided", default=None)
+# set in a recomputation that stops as the product with this weight saves its inputs (``unused``)
+_UNUSED: ContextVar[torch.Tensor | None] = ContextVar("vitdsl_onednn_unused", default=None)
 
 _pointwise = torch.ops.mkldnn._linear_pointwise
 # the selective checkpoint's modes (recompute.py) run any op; any other mode may not know this one
@@ -114,6 +116,21 @@ def deciding(on: bool):
         _DECIDED.reset(token)
 
 
+@contextmanager
+def unused(weight: torch.Tensor | None):
+    """Within it, the product with ``weight`` (on oneDNN, with gradients) saves its inputs for backward but
+    computes nothing: its output is NaN. For a recomputation that stops there (recompute.py): the selective
+    checkpoint recomputes until every tensor the forward saved is saved again, and an autograd Function saves
+    after its forward ran, so the block's last product would otherwise run once more, for nothing (ViT-S: 24
+    products a step, 5/12 of the blocks' forward FLOPs). A plain ``F.linear`` saves before it runs, and stops
+    sooner. NaN and not garbage: if anything did read the output, the gradients would say so."""
+    token = _UNUSED.set(weight)
+    try:
+        yield
+    finally:
+        _UNUSED.reset(token)
+
+
 class _Linear(torch.autograd.Function):
     """``F.linear`` with oneDNN's kernel for the output and the input's gradient, MKL's for the weight's."""
 
@@ -137,6 +154,17 @@ class _Linear(torch.autograd.Function):
         return gx, gw, gb
 
 
+class _Unused(_Linear):
+    """``_Linear`` inside ``unused``: the same inputs saved, nothing computed."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+        ctx.save_for_backward(x, weight)
+        # outside the dispatch modes: the selective checkpoint's refuses ops the forward did not run
+        with _disable_current_modes():
+            return x.new_full((), float("nan")).expand(*x.shape[:-1], weight.shape[0])
+
+
 def linear(x: torch.Tensor, lin: nn.Module, act: nn.Module | None = None,
            residual: torch.Tensor | None = None) -> torch.Tensor:
     """``act(lin(x)) + residual`` (either left out when None): the product on oneDNN where ``runs_on_onednn``
@@ -146,7 +174,7 @@ def linear(x: torch.Tensor, lin: nn.Module, act: nn.Module | None = None,
     if weights is None:
         y = lin(x)
     elif torch.is_grad_enabled():
-        y = _Linear.apply(x, *weights)
+        y = (_Unused if weights[0] is _UNUSED.get() else _Linear).apply(x, *weights)
     else:
         post = ("none", "") if act is None else None if _hooked(act) else _ACTS.get(
             (type(act), getattr(act, "approximate", None)))
