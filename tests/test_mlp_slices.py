@@ -1,6 +1,6 @@
 """In CPU inference, an MLP whose hidden activation is over 32 MiB runs in slices (``blocks/modules/mlp.py``):
 of tokens, or of whole images when a depthwise conv mixes neighbouring tokens. The same rows as one pass, and
-never in training or compiled."""
+never compiled. Training's slices, of another size: ``test_mlp_train_slices.py``."""
 import pytest
 import torch
 

@@ -141,7 +141,7 @@ class Mixer(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.recomputes(x):
-            return self.join(self.branch(recomputed(self.normed_mix, x, self.last_weight())), x)
+            return self.join(self.branch(self.recomputed_mix(x)), x)
         if self.adds_residual(x):
             return self.mix(self.norm(x) if self.norm_position == "pre" else x, residual=x)
         return self.join(self.branch(self.normed_mix(x)), x)
@@ -160,6 +160,10 @@ class Mixer(nn.Module):
         """Whether a call on ``x`` recomputes: ``recompute`` is on, and autograd records the call, in eager mode,
         with no hook inside the block (``recompute.may_recompute``)."""
         return self.recompute and may_recompute(self, x)
+
+    def recomputed_mix(self, x: torch.Tensor) -> torch.Tensor:
+        """``normed_mix(x)`` in training, recomputing in backward (recompute.py)."""
+        return recomputed(self.normed_mix, x, self.last_weight())
 
     def last_weight(self) -> torch.Tensor | None:
         """The weight of ``mix``'s last matrix product, whose output the recomputation need not keep."""
