@@ -113,35 +113,43 @@ def sliced_mlps(model: nn.Module, x: torch.Tensor) -> int:
     return found[0]
 
 
-def recomputing_blocks(model: nn.Module, x: torch.Tensor) -> tuple[int, int]:
+def recomputing_blocks(model: nn.Module, x: torch.Tensor) -> tuple[int, int, int]:
     """Of the residual blocks (MLP, attention, ...) that one training forward of ``model`` on ``x`` calls, how
     many keep only their matrix products for backward and recompute the rest (``blocks/modules/recompute.py``),
-    and how many there are. The model is left in eval mode, its buffers (batch norm statistics) as they were."""
-    from vitdsl.blocks.modules import common
+    how many there are, and how many of the recomputing MLP calls run in slices (training's, a hidden over 32
+    MiB: ``blocks/modules/mlp.py``). The model is left in eval mode, its buffers (batch norm statistics) as they
+    were."""
     from vitdsl.blocks.modules.common import Mixer
+    from vitdsl.blocks.modules.mlp import MLP
 
-    calls, recomputed = [0], [0]
-    plain = common.recomputed
+    calls, recomputed, sliced = [0], [0], [0]
 
-    def counted(*args, **kwargs):
-        recomputed[0] += 1
-        return plain(*args, **kwargs)
+    def counting(m: Mixer):
+        plain = m.recomputed_mix  # an MLP's slices call the class's, not this
 
-    hooks = [m.register_forward_pre_hook(lambda *_: calls.__setitem__(0, calls[0] + 1))
-             for m in model.modules() if isinstance(m, Mixer)]
+        def counted(t: torch.Tensor) -> torch.Tensor:
+            recomputed[0] += 1
+            sliced[0] += isinstance(m, MLP) and m.train_slice_step(t) is not None
+            return plain(t)
+        return counted
+
+    mixers = [m for m in model.modules() if isinstance(m, Mixer)]
+    hooks = [m.register_forward_pre_hook(lambda *_: calls.__setitem__(0, calls[0] + 1)) for m in mixers]
     buffers = {name: b.clone() for name, b in model.named_buffers()}
-    common.recomputed = counted
+    for m in mixers:
+        m.recomputed_mix = counting(m)
     try:
         model.train()(x)
     finally:
-        common.recomputed = plain
+        for m in mixers:
+            del m.recomputed_mix
         model.eval()
         with torch.no_grad():
             for name, b in model.named_buffers():
                 b.copy_(buffers[name])
         for h in hooks:
             h.remove()
-    return recomputed[0], calls[0]
+    return recomputed[0], calls[0], sliced[0]
 
 
 def lever_words(lv: dict[str, int]) -> str:
@@ -162,6 +170,8 @@ def lever_words(lv: dict[str, int]) -> str:
         words.append(f"recompute {lv['recomputing_blocks']}/{lv['residual_blocks']}")
     if lv.get("sliced_mlp_calls"):
         words.append(f"slices {lv['sliced_mlp_calls']} (b{lv['sliced_at_batch']})")
+    if lv.get("train_sliced_mlp_calls"):
+        words.append(f"train slices {lv['train_sliced_mlp_calls']} (b{lv['train_sliced_at_batch']})")
     return ", ".join(words) or "-"
 
 
@@ -175,7 +185,7 @@ LEVERS_LEGEND = ("levers (vitdsl, seen in one forward): sdpa k/n = attention cal
                  "recompute k/n = residual blocks that, in an "
                  "eager training step, keep only their matrix products for backward and recompute the rest; "
                  "slices k (bB) = MLP calls at batch B that run their tokens in slices, in inference a hidden "
-                 "activation over 32 MiB")
+                 "activation over 32 MiB; train slices k (bB) = the same in a training step, recomputing each slice")
 
 
 def gemm_laps(n: int, reps: int) -> list[float]:

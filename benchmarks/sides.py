@@ -92,12 +92,15 @@ class _Worker:
         return {"input": list(summary.input), "params": summary.total_params, "flops": summary.total_flops,
                 "classes": summary.output[-1]}
 
-    def op_levers(self, x, widest=None):
+    def op_levers(self, x, widest=None, train=None):
         from probes import levers, recomputing_blocks, sliced_mlps
 
         found = levers(self.model, x)
         if self.side == "vitdsl":
-            found["recomputing_blocks"], found["residual_blocks"] = recomputing_blocks(self.model, x)
+            # at the training batch: whether an MLP slices depends on it
+            blocks = recomputing_blocks(self.model, x if train is None else train)
+            found.update(zip(("recomputing_blocks", "residual_blocks", "train_sliced_mlp_calls"), blocks))
+            found["train_sliced_at_batch"] = (x if train is None else train).shape[0]
         if widest is not None:
             found.update(sliced_mlp_calls=sliced_mlps(self.model, widest), sliced_at_batch=widest.shape[0])
         return found

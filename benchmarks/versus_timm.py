@@ -91,7 +91,8 @@ class Bench:
                  f"{flops / 1e9:.2f} GFLOPs/image")
         one, widest = torch.randn(1, *shape), max(a.eval_batches)
         out = {"name": name, "input": list(shape), "params": summary["params"], "flops_per_image": flops,
-               "max_abs_diff": diff, "levers": sides.ask("vitdsl", "levers", one, torch.randn(widest, *shape)),
+               "max_abs_diff": diff, "levers": sides.ask("vitdsl", "levers", one, torch.randn(widest, *shape),
+                                                        torch.randn(a.train_batch, *shape)),
                "timm_levers": sides.ask("timm", "levers", one), "measures": []}
         measures = out["measures"]
         for b in a.eval_batches:

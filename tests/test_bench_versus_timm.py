@@ -127,17 +127,26 @@ def test_sliced_mlps_are_counted_at_a_batch(monkeypatch):
 
 
 def test_recomputing_blocks_are_counted_in_a_training_forward():
+    import vitdsl.blocks.modules.mlp as mlp_module
+
     tiny = vitdsl.build("vit", overrides={"image_size": 32, "patch": 4, "dim": 32, "depth": 3, "heads": 2,
                                           "dim_head": 16, "mlp": 64, "classes": 10})
-    assert recomputing_blocks(tiny, torch.randn(1, 3, 32, 32)) == (6, 6)
+    assert recomputing_blocks(tiny, torch.randn(1, 3, 32, 32)) == (6, 6, 0)
     assert not tiny.training
     # Swin's attention has a relative position bias with a gradient: on CPU the explicit softmax, kept whole
     swin = vitdsl.build("swin", overrides={"image_size": 32, "patch": 2, "dims": [8, 16], "depths": [2, 2],
                                            "dim_head": 4, "window": 4, "classes": 10})
-    assert recomputing_blocks(swin, torch.randn(2, 3, 32, 32)) == (4, 8)
+    assert recomputing_blocks(swin, torch.randn(2, 3, 32, 32)) == (4, 8, 0)
     assert lever_words({"recomputing_blocks": 4, "residual_blocks": 8}) == "recompute 4/8"
+    # the first stage's two MLPs train in slices (64 KiB of hidden, 16 KiB a slice): still a block each
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(mlp_module, "SLICE_ABOVE", 32 << 10)
+        mp.setattr(mlp_module, "TRAIN_SLICE_BYTES", 16 << 10)
+        mp.setattr(mlp_module, "SLICE_ROWS", 16)
+        assert recomputing_blocks(swin, torch.randn(2, 3, 32, 32)) == (4, 8, 2)
+    assert lever_words({"train_sliced_mlp_calls": 2, "train_sliced_at_batch": 16}) == "train slices 2 (b16)"
     norm = nn.BatchNorm2d(3)  # the training forward's statistics are put back
-    assert recomputing_blocks(norm, torch.randn(2, 3, 4, 4) + 5) == (0, 0)
+    assert recomputing_blocks(norm, torch.randn(2, 3, 4, 4) + 5) == (0, 0, 0)
     assert torch.equal(norm.running_mean, torch.zeros(3)) and norm.num_batches_tracked.item() == 0
 
 
