@@ -114,7 +114,9 @@ class MLP(Mixer):
         if step is None:
             return super().recomputed_mix(x)
         flat = x if self.dwconv is not None else x.reshape(-1, x.shape[-1])
-        out = torch.cat([super(MLP, self).recomputed_mix(flat[i:i + step]) for i in range(0, flat.shape[0], step)])
+        # split, not indexing: backward then joins the slices' gradients once, where each slice's indexing would
+        # spread its gradient over a zero tensor of the whole input, and the sum add those up
+        out = torch.cat([super(MLP, self).recomputed_mix(part) for part in flat.split(step)])
         return out.view(*x.shape[:-1], out.shape[-1])
 
     def train_slice_step(self, x: torch.Tensor) -> int | None:
