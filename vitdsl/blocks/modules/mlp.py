@@ -20,7 +20,7 @@ SLICE_ROWS = 1024
 # pages in forward (fc1's output, kept; the activation's) and in backward (the recomputed activation, the
 # gradients). Each slice recomputes on its own; its hidden stays under glibc's largest mapping threshold, so
 # it is heap memory, reused from step to step. PVT v2-b1's training step at batch 16 went from ~550k page faults
-# to ~25k; slices of 16 MiB were faster than 4 (more, smaller products and weight gradients) or 24.
+# to 25-50k; slices of 16 MiB were faster than 4 (more, smaller products and weight gradients) or 24.
 TRAIN_SLICE_BYTES = 16 << 20
 
 

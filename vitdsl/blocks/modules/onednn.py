@@ -122,7 +122,7 @@ def unused(weight: torch.Tensor | None):
     computes nothing: its output is NaN. For a recomputation that stops there (recompute.py): the selective
     checkpoint recomputes until every tensor the forward saved is saved again, and an autograd Function saves
     after its forward ran, so the block's last product would otherwise run once more, for nothing (ViT-S: 24
-    products a step, 5/12 of the blocks' forward FLOPs). A plain ``F.linear`` saves before it runs, and stops
+    products a step, 5/12 of the blocks' Linear FLOPs). A plain ``F.linear`` saves before it runs, and stops
     sooner. NaN and not garbage: if anything did read the output, the gradients would say so."""
     token = _UNUSED.set(weight)
     try:
