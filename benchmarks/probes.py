@@ -181,7 +181,7 @@ LEVERS_LEGEND = ("levers (vitdsl, seen in one forward): sdpa k/n = attention cal
                  "attention modules with one fused q/k/v Linear; rows k = attention calls that compute only "
                  "the tokens read after them (the last block, for the class token: Network.skip_unread_tokens); "
                  "onednn k/n (fused f) = Linear calls that run on oneDNN in CPU inference, f of them with the "
-                 "activation or the residual add fused in; cl k/n = conv2d calls on channels_last inputs; "
+                 "activation or the residual add fused in (compiled too, as vitdsl::linear custom ops); cl k/n = conv2d calls on channels_last inputs; "
                  "recompute k/n = residual blocks that, in an "
                  "eager training step, keep only their matrix products for backward and recompute the rest; "
                  "slices k (bB) = MLP calls at batch B that run their tokens in slices, in inference a hidden "

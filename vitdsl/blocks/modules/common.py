@@ -6,7 +6,7 @@ from functools import partial
 import torch
 from torch import nn
 
-from .onednn import eager_cpu_inference
+from .onednn import cpu_inference
 from .recompute import may_recompute, recomputed
 
 
@@ -148,9 +148,10 @@ class Mixer(nn.Module):
 
     def adds_residual(self, x: torch.Tensor) -> bool:
         """Whether ``mix`` adds the residual itself: in CPU inference, a residual block with nothing between
-        the last product and the add (no layer scale, no post norm; drop path is off in eval mode)."""
+        the last product and the add (no layer scale, no post norm; drop path is off in eval mode), eager or
+        compiled (``onednn.linear`` adds it as PyTorch's ops would where its product is not oneDNN's)."""
         return (self.adds_in_product and self.residual and self.norm_position != "post" and self.gamma is None
-                and eager_cpu_inference(self, x))
+                and cpu_inference(self, x))
 
     def normed_mix(self, x: torch.Tensor) -> torch.Tensor:
         """f(x): the pre norm, if any, and ``mix``."""

@@ -7,16 +7,18 @@ the input's gradient in backward (0.68–0.79). The weight's gradient stays on M
 30 ms for ViT-S's fc1 at batch 16). In inference, a fused activation saves a pass over the hidden tensor, the
 fused residual add one over the tokens.
 
-Only where nothing can tell the difference but time: float32 on the CPU, eager (not compiling, exporting,
-tracing or under a ``torch.func`` transform), no dispatch mode watching but the selective checkpoint's (a FLOP
-counter or fake tensors would not know the op), oneDNN enabled, no autocast, an exact ``nn.Linear`` (a quantized
-or adapted replacement runs as itself) and no hook that the call would skip. The results are the same up to the
-order of the GEMM's sums (about 1e-6 relative). ``plain_kernels()`` and ``ONEDNN = False`` turn it off.
+Only where nothing can tell the difference but time: float32 on the CPU, eager or compiled (as custom ops the
+compiler calls as they are) but not exporting, tracing or under a ``torch.func`` transform, no dispatch mode
+watching but the selective checkpoint's (a FLOP counter or fake tensors would not know the op), oneDNN enabled,
+no autocast, an exact ``nn.Linear`` (a quantized or adapted replacement runs as itself) and no hook that the call
+would skip. The results are the same up to the order of the GEMM's sums (about 1e-6 relative).
+``plain_kernels()`` (eager) and ``ONEDNN = False`` (everywhere) turn it off.
 """
 from __future__ import annotations
 
 from contextlib import contextmanager
 from contextvars import ContextVar
+from typing import Optional
 
 import torch
 import torch.utils.checkpoint as _checkpoint
@@ -55,11 +57,16 @@ def plain_kernels():
         _PLAIN.reset(token)
 
 
+def cpu_inference(module: nn.Module, x: torch.Tensor) -> bool:
+    """Whether ``module``'s call on ``x`` is inference on the CPU, eager or compiled: eval mode, no gradients,
+    not tracing."""
+    return not (module.training or torch.is_grad_enabled() or x.device.type != "cpu" or torch.jit.is_tracing())
+
+
 def eager_cpu_inference(module: nn.Module, x: torch.Tensor) -> bool:
-    """Whether ``module``'s call on ``x`` is eager inference on the CPU: eval mode, no gradients, not compiling,
-    exporting or tracing."""
-    return not (module.training or torch.is_grad_enabled() or x.device.type != "cpu"
-                or torch.compiler.is_compiling() or torch.jit.is_tracing())
+    """Whether ``module``'s call on ``x`` is eager inference on the CPU: ``cpu_inference``, not compiling or
+    exporting."""
+    return cpu_inference(module, x) and not torch.compiler.is_compiling()
 
 
 def _hooked(*modules: nn.Module | None) -> bool:
@@ -131,13 +138,21 @@ def unused(weight: torch.Tensor | None):
         _UNUSED.reset(token)
 
 
+def _eager(x, weight, bias, attr, algorithm):
+    return _pointwise(x, weight, bias, attr, [], algorithm)
+
+
+def _eager_add(x, residual, weight, bias):
+    return _pointwise.binary(x, residual, weight, bias, "add")
+
+
 class _Linear(torch.autograd.Function):
     """``F.linear`` with oneDNN's kernel for the output and the input's gradient, MKL's for the weight's."""
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
         ctx.save_for_backward(x, weight)
-        return _pointwise(x, weight, bias, "none", [], "")
+        return _eager(x, weight, bias, "none", "")
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
@@ -146,7 +161,7 @@ class _Linear(torch.autograd.Function):
         gx = gw = gb = None
         if ctx.needs_input_grad[0]:
             # a double backward (create_graph) differentiates this: then ops with derivatives
-            gx = grad @ weight if torch.is_grad_enabled() else _pointwise(grad, weight.t(), None, "none", [], "")
+            gx = grad @ weight if torch.is_grad_enabled() else _eager(grad, weight.t(), None, "none", "")
         if ctx.needs_input_grad[1]:
             gw = flat.t() @ x.reshape(-1, x.shape[-1])
         if ctx.needs_input_grad[2]:
@@ -165,25 +180,98 @@ class _Unused(_Linear):
             return x.new_full((), float("nan")).expand(*x.shape[:-1], weight.shape[0])
 
 
+# While compiling, the products are these custom ops: the compiler calls them as they are, as it calls its own
+# GEMM. ``mkldnn._linear_pointwise`` itself cannot go into the graph: inductor's pattern passes take it for a
+# frozen inference weight and fail on a trained one.
+@torch.library.custom_op("vitdsl::linear", mutates_args=())
+def _op(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor], attr: str,
+        algorithm: str) -> torch.Tensor:
+    return _eager(x, weight, bias, attr, algorithm)
+
+
+@torch.library.custom_op("vitdsl::linear_add", mutates_args=())
+def _op_add(x: torch.Tensor, residual: torch.Tensor, weight: torch.Tensor,
+            bias: Optional[torch.Tensor]) -> torch.Tensor:
+    return _eager_add(x, residual, weight, bias)
+
+
+@torch.library.custom_op("vitdsl::linear_input_grad", mutates_args=())
+def _op_input_grad(grad: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    return _eager(grad, weight.t(), None, "none", "")
+
+
+@_op.register_fake
+def _(x, weight, bias, attr, algorithm):
+    return x.new_empty(*x.shape[:-1], weight.shape[0])
+
+
+@_op_add.register_fake
+def _(x, residual, weight, bias):
+    return torch.empty_like(residual)
+
+
+@_op_input_grad.register_fake
+def _(grad, weight):
+    return grad.new_empty(*grad.shape[:-1], weight.shape[1])
+
+
+def _op_setup(ctx, inputs, output):
+    x, weight, bias, attr, _ = inputs
+    if attr != "none":  # ``linear`` fuses an activation only without gradients
+        raise RuntimeError("vitdsl::linear differentiates only without a fused activation")
+    ctx.save_for_backward(x, weight)
+    ctx.bias = bias is not None
+
+
+def _op_backward(ctx, grad):
+    x, weight = ctx.saved_tensors
+    flat = grad.reshape(-1, grad.shape[-1])
+    gx = _op_input_grad(grad, weight) if ctx.needs_input_grad[0] else None
+    gw = flat.t() @ x.reshape(-1, x.shape[-1]) if ctx.needs_input_grad[1] else None
+    gb = flat.sum(0) if ctx.bias and ctx.needs_input_grad[2] else None
+    return gx, gw, gb, None, None
+
+
+_op.register_autograd(_op_backward, setup_context=_op_setup)
+
+
+def compiled_weights(x: torch.Tensor, lin: nn.Module) -> tuple[torch.Tensor, torch.Tensor | None] | None:
+    """While compiling (not exporting: an exported program holds only PyTorch's ops), ``lin``'s weight and bias
+    when its product on ``x`` runs on oneDNN, else None: what ``allowed`` asks that a compiler can read (not the
+    ContextVars: ``plain_kernels`` does not reach into a compiled graph)."""
+    if torch.compiler.is_exporting() or not (ONEDNN and torch.backends.mkldnn.enabled) or _hooked(lin):
+        return None
+    if torch.is_autocast_enabled("cpu") or not (x.device.type == "cpu" and x.dtype == torch.float32):
+        return None
+    weights = _weights(lin)
+    ok = weights is not None and type(weights[0]) in (torch.Tensor, nn.Parameter) and weights[0].dtype == torch.float32
+    return weights if ok else None
+
+
 def linear(x: torch.Tensor, lin: nn.Module, act: nn.Module | None = None,
            residual: torch.Tensor | None = None) -> torch.Tensor:
     """``act(lin(x)) + residual`` (either left out when None): the product on oneDNN where ``runs_on_onednn``
-    says so; without gradients the activation (unhooked) or the residual in the same call (not both: oneDNN
-    fuses one); else as the modules."""
-    weights = _onednn_weights(x, lin)
+    (while compiling, ``compiled_weights``) says so; without gradients the activation (unhooked) or the residual
+    in the same call (not both: oneDNN fuses one); else as the modules."""
+    compiling = torch.compiler.is_compiling()
+    weights = compiled_weights(x, lin) if compiling else _onednn_weights(x, lin)
+    product, product_add = (_op, _op_add) if compiling else (_eager, _eager_add)
     if weights is None:
         y = lin(x)
     elif torch.is_grad_enabled():
-        y = (_Unused if weights[0] is _UNUSED.get() else _Linear).apply(x, *weights)
+        if compiling:
+            y = _op(x, *weights, "none", "")
+        else:
+            y = (_Unused if weights[0] is _UNUSED.get() else _Linear).apply(x, *weights)
     else:
         post = ("none", "") if act is None else None if _hooked(act) else _ACTS.get(
             (type(act), getattr(act, "approximate", None)))
         if post is not None and residual is None:
-            return _pointwise(x, *weights, post[0], [], post[1])
+            return product(x, *weights, *post)
         if (act is None and type(residual) is torch.Tensor and residual.dtype == torch.float32
                 and residual.shape == x.shape[:-1] + weights[0].shape[:1]):
-            return _pointwise.binary(x, residual, *weights, "add")
-        y = _pointwise(x, *weights, "none", [], "")
+            return product_add(x, residual, *weights)
+        y = product(x, *weights, "none", "")
     if act is not None:
         y = act(y)
     return y if residual is None else y + residual
