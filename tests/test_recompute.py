@@ -66,7 +66,21 @@ class Kept(TorchDispatchMode):
 def make(case: str):
     kind, fields, shape = CASES[case]
     torch.manual_seed(0)
-    return lookup(kind)(**fields).build(shape).train(), torch.randn(B, *shape.dims, requires_grad=True)
+    block = lookup(kind)(**fields).build(shape).train()
+    # the class switch decides here, also for the gate and RoPE, which are off on their own modules by default
+    block.__dict__.pop("recompute", None)
+    return block, torch.randn(B, *shape.dims, requires_grad=True)
+
+
+@pytest.mark.parametrize("case", ["mlp, SwiGLU and a norm", "attention, RoPE (EVA-02)"])
+def test_a_gate_and_rope_train_in_one_pass_unless_asked(case):
+    kind, fields, shape = CASES[case]
+    block = lookup(kind)(**fields).build(shape).train()
+    x = torch.randn(B, *shape.dims, requires_grad=True)
+    assert not block.recomputes(x)
+    assert make("mlp" if kind == "mlp" else "attention")[0].recomputes(x[..., :D] if kind == "mlp" else x)
+    block.recompute = True
+    assert block.recomputes(x)
 
 
 def run(module, x, seed: int = 1):

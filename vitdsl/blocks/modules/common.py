@@ -131,8 +131,9 @@ class Mixer(nn.Module):
     channels_first = False  # True when f(x) is a (B, C, H, W) map, so the layer scale broadcasts per channel
 
     # in training, keep for backward only what matrix products give and recompute the rest (recompute.py);
-    # the blocks that gain from it turn it on. ``MLP.recompute = False`` turns it off for every MLP, the same
-    # on a module for that block.
+    # the blocks that gain from it turn it on, and their modules whose recomputation is more than a norm and one
+    # activation (a gate, RoPE) turn it off again. ``MLP.recompute = False`` turns it off for every MLP, the same
+    # on a module for that block (``True`` there: on, for a gated MLP too).
     recompute = False
 
     # whether ``mix(x, residual=r)`` adds ``r`` in its last matrix product (onednn.py), set by the blocks

@@ -45,6 +45,8 @@ class MLP(Mixer):
         self.dwconv = nn.Conv2d(hidden, hidden, dwconv, padding=dwconv // 2, groups=hidden) if dwconv else None
         self.act = make_act("silu" if self.gated else act)
         self.gate_norm = nn.LayerNorm(hidden, eps=norm_eps("layer", mixer.get("norm_eps"))) if gate_norm else None
+        if self.gated:  # the gate's ops over the hidden are not cheap to recompute (recompute.py)
+            self.recompute = False
         dim_out = dim_out or dim
         self.fc2 = nn.Linear(hidden, dim_out, bias=bias)
         # a wider output: the residual is a projection of the normed input (MViTv2)

@@ -47,6 +47,8 @@ class SelfAttention(Attention):
         self.q_norm = HeadRMSNorm(heads, dim_head) if qk_norm else nn.Identity()
         self.k_norm = HeadRMSNorm(heads, dim_head) if qk_norm else nn.Identity()
         self.rope = build_rope(dim_head, **rope) if rope else None
+        if self.rope is not None:  # RoPE's ops on q and k are not cheap to recompute (recompute.py)
+            self.recompute = False
 
     def fused(self) -> bool:
         return self.head_mix == "none"
