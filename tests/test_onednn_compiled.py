@@ -100,3 +100,23 @@ def test_inductor_compiles_the_products_and_matches():
     want = torch.autograd.grad(block(x).sum(), x)[0]
     got = torch.autograd.grad(torch.compile(block)(x).sum(), x)[0]
     assert (got - want).abs().max() <= 1e-5
+
+
+def test_a_strided_residual_gives_a_contiguous_output_as_declared():
+    lin = torch.nn.Linear(8, 6)
+    x, residual = torch.randn(2, 5, 8), torch.randn(2, 6, 5).transpose(1, 2)
+    with torch.no_grad():
+        want = lin(x) + residual
+
+        def add(x, residual):
+            return onednn.linear(x, lin, residual=residual) * 2
+
+        torch._dynamo.reset()
+        got = torch.compile(add)(x, residual)
+    assert (got - 2 * want).abs().max() <= 1e-5
+    # the fake (meta) functions against the real ops: shapes, strides, dtypes; the products' own backward too
+    w, b = lin.weight.detach(), lin.bias.detach()
+    torch.library.opcheck(torch.ops.vitdsl.linear_add.default, (x, residual, w, b))
+    torch.library.opcheck(torch.ops.vitdsl.linear.default, (x, w, b, "gelu", "none"))
+    torch.library.opcheck(torch.ops.vitdsl.linear.default, (x.requires_grad_(), w.requires_grad_(), b, "none", ""))
+    torch.library.opcheck(torch.ops.vitdsl.linear_input_grad.default, (torch.randn(2, 5, 6), w.detach()))
