@@ -98,7 +98,13 @@ def _onednn_weights(x: torch.Tensor, lin: nn.Module) -> tuple[torch.Tensor, torc
     decided = _DECIDED.get()
     if not (decided if decided is not None else allowed() and not _hooked(lin)):
         return None
-    if not (type(x) is torch.Tensor and x.device.type == "cpu" and x.dtype == torch.float32):
+    return _float32_cpu_weights(x, lin) if type(x) is torch.Tensor else None
+
+
+def _float32_cpu_weights(x: torch.Tensor, lin: nn.Module) -> tuple[torch.Tensor, torch.Tensor | None] | None:
+    """``lin``'s weight and bias when ``x`` is float32 on the CPU and ``lin`` an exact Linear (or says it is one)
+    with a plain float32 weight, else None."""
+    if not (x.device.type == "cpu" and x.dtype == torch.float32):
         return None
     weights = _weights(lin)
     # a plain weight: not a DTensor or another subclass, which dispatches the product itself
@@ -239,13 +245,10 @@ def compiled_weights(x: torch.Tensor, lin: nn.Module) -> tuple[torch.Tensor, tor
     """While compiling (not exporting: an exported program holds only PyTorch's ops), ``lin``'s weight and bias
     when its product on ``x`` runs on oneDNN, else None: what ``allowed`` asks that a compiler can read (not the
     ContextVars: ``plain_kernels`` does not reach into a compiled graph)."""
-    if torch.compiler.is_exporting() or not (ONEDNN and torch.backends.mkldnn.enabled) or _hooked(lin):
+    if (torch.compiler.is_exporting() or not (ONEDNN and torch.backends.mkldnn.enabled) or _hooked(lin)
+            or torch.is_autocast_enabled("cpu")):
         return None
-    if torch.is_autocast_enabled("cpu") or not (x.device.type == "cpu" and x.dtype == torch.float32):
-        return None
-    weights = _weights(lin)
-    ok = weights is not None and type(weights[0]) in (torch.Tensor, nn.Parameter) and weights[0].dtype == torch.float32
-    return weights if ok else None
+    return _float32_cpu_weights(x, lin)
 
 
 def linear(x: torch.Tensor, lin: nn.Module, act: nn.Module | None = None,
