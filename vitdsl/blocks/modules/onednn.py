@@ -263,7 +263,10 @@ def linear(x: torch.Tensor, lin: nn.Module, act: nn.Module | None = None,
         y = lin(x)
     elif torch.is_grad_enabled():
         if compiling:
-            y = _op(x, *weights, "none", "")
+            # as a matrix: then the tensor autograd keeps for the weight's gradient is the very node the product
+            # reads, and inductor computes it once. Given (..., C), the product reads the node and the backward
+            # its flattened view: inductor wrote the node twice, a second GELU or LayerNorm pass over the hidden.
+            y = _op(x.reshape(-1, x.shape[-1]), *weights, "none", "").view(*x.shape[:-1], -1)
         else:
             y = (_Unused if weights[0] is _UNUSED.get() else _Linear).apply(x, *weights)
     else:

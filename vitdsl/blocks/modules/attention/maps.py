@@ -70,18 +70,21 @@ class MapAttention(SelfAttention):
         return f"b {rows} {cols} (heads d) -> (b gh gw) heads (sh sw) d", sizes
 
     def reduce(self, t: torch.Tensor) -> torch.Tensor:
-        """The r×r stride-r kv convolution on a channels-last map. Without gradients, a Linear over its
-        (c r r) patch vectors: the same products, without converting the large kernel to channels-last on
-        every call. With them, eagerly, the convolution itself: the Linear would keep its patches, a copy
-        of the map, for the backward, where the convolution keeps the map that q's projection keeps already
-        (PVT v2-b1, batch 16: 44 MiB), in the same time. Compiled, the Linear again: inductor's training
-        step runs it 6-7% faster than the convolution (PVT v2-b1, batch 16: 1.07 → 0.97-1.00 of timm's)."""
+        """The r×r stride-r kv convolution on a channels-last map. Without gradients, a Linear over its patch
+        vectors: the same products, without converting the large kernel to channels-last on every call. With
+        them, eagerly, the convolution itself: the Linear would keep its patches, a copy of the map, for the
+        backward, where the convolution keeps the map that q's projection keeps already (PVT v2-b1, batch 16:
+        44 MiB), in the same time. Compiled, the Linear again. Its patch vectors hold channels innermost
+        (r s c), so the copy reads whole runs of channels and inductor keeps the stage's maps channels-last.
+        Ordered (c r s), as the kernel is, inductor stored the maps rows innermost to suit the copy, and the
+        stage's LayerNorms over channels ran unvectorised (PVT v2-b1 compiled training step, batch 16: 2.73-2.76 s
+        against 2.94-2.99 s; the convolution ran as slowly as (c r s))."""
         conv = self.sr if hasattr(self, "sr") else self.kv
         if torch.is_grad_enabled() and not torch.compiler.is_compiling():
             kv = F.conv2d(t.permute(0, 3, 1, 2), conv.weight, conv.bias, stride=self.reduction).permute(0, 2, 3, 1)
         else:
-            patches = rearrange(t, "b (h r) (w s) c -> b h w (c r s)", r=self.reduction, s=self.reduction)
-            kv = F.linear(patches, conv.weight.flatten(1), conv.bias)
+            patches = rearrange(t, "b (h r) (w s) c -> b h w (r s c)", r=self.reduction, s=self.reduction)
+            kv = F.linear(patches, conv.weight.permute(0, 2, 3, 1).flatten(1), conv.bias)
         return linear(self.sr_norm(kv), self.kv) if hasattr(self, "sr") else kv
 
     def pooled(self, t: torch.Tensor) -> torch.Tensor:
