@@ -8,7 +8,9 @@ import pytest
 import torch
 from test_onednn import CASES, make
 
+from vitdsl.blocks import lookup
 from vitdsl.blocks.modules import onednn
+from vitdsl.blocks.shape import Shape
 
 OURS = {"vitdsl.linear.default", "vitdsl.linear_add.default"}
 
@@ -120,3 +122,21 @@ def test_a_strided_residual_gives_a_contiguous_output_as_declared():
     torch.library.opcheck(torch.ops.vitdsl.linear.default, (x, w, b, "gelu", "none"))
     torch.library.opcheck(torch.ops.vitdsl.linear.default, (x.requires_grad_(), w.requires_grad_(), b, "none", ""))
     torch.library.opcheck(torch.ops.vitdsl.linear_input_grad.default, (torch.randn(2, 5, 6), w.detach()))
+
+
+@pytest.mark.parametrize("patch", [14, 16])
+def test_compiled_patches_of_a_width_not_a_power_of_two_run_as_the_convolution(patch):
+    # inductor's copy that cuts such patches runs scalar (Patchify.convolves); eagerly the Linear either way
+    block = lookup("patchify")(patch=patch, dim=24, order="chw").build(Shape.image(3, 2 * patch, 3 * patch)).eval()
+    x = torch.randn(2, 3, 2 * patch, 3 * patch)
+    ops = set()
+
+    def backend(gm, inputs):
+        ops.update(str(n.target) for n in gm.graph.nodes)
+        return gm
+
+    torch._dynamo.reset()
+    with torch.no_grad():
+        got, want = torch.compile(block, backend=backend, fullgraph=True)(x), block(x)
+    assert ("conv2d" in str(ops)) == (patch == 14), ops
+    assert (got - want).abs().max() <= 1e-5
