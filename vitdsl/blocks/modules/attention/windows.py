@@ -85,8 +85,8 @@ class LocalAttention(SelfAttention):
         # projections as zeros, as in Swin (which pads the normed map)
         keep = None
         if map_size and size != tuple(map_size) and self.norm_position == "pre":
-            ones = self.windowed(torch.ones(1, 1, *map_size), window)[0]
-            keep = rearrange(ones, f"b c {AXES[partition][0]} {AXES[partition][1]} -> {WINDOWS}",
+            ones = self.windowed(torch.ones(1, *map_size, 1), window)[0]
+            keep = rearrange(ones, f"b {AXES[partition][0]} {AXES[partition][1]} c -> {WINDOWS}",
                              sh=window[0], sw=window[1], gh=size[0] // window[0], gw=size[1] // window[1])
         self.register_buffer("pad_keep", keep, persistent=False)
         self.partition, self.window, self.interleave = partition, tuple(window), head_merge == "channels"
@@ -152,31 +152,37 @@ class LocalAttention(SelfAttention):
         return self.output(out.permute(0, 2, 3, 1).flatten(2)) if self.interleave else self.merge(out)
 
     def windowed(self, x: torch.Tensor, window: tuple[int, int]) -> tuple[torch.Tensor, tuple[int, ...]]:
-        """(the map rolled and padded as the windows are cut from it, its padding (left, right, top, bottom))."""
-        _, _, h, w = x.shape
+        """(the (B, H, W, C) map rolled and padded as the windows are cut from it, its padding (left, right,
+        top, bottom))."""
+        _, h, w, _ = x.shape
         pad = (0, (-w) % window[1], 0, (-h) % window[0])
         if any(pad) and self.pad_first:
-            x = F.pad(x, pad)
+            x = F.pad(x, (0, 0, *pad))
         if any(self.shift):
-            x = torch.roll(x, (-self.shift[0], -self.shift[1]), dims=(2, 3))
+            x = torch.roll(x, (-self.shift[0], -self.shift[1]), dims=(1, 2))
         if any(pad) and not self.pad_first:
-            x = F.pad(x, pad)
+            x = F.pad(x, (0, 0, *pad))
         return x, pad
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # Rolled, padded and cut channels-last, the (B, H, W, C) order the memory has: a compiler lays out what it
+        # derives (the roll, and in backward every gradient up to the block's input) contiguous in the logical
+        # order, and (B, C, H, W) there made the backward gather each value across windows (Swin-T: the three
+        # largest kernels of its compiled training step)
         _, _, h, w = x.shape
-        x, pad = self.windowed(x, self.window)
+        x, pad = self.windowed(x.permute(0, 2, 3, 1), self.window)
         sh, sw = self.window
         rows, cols = AXES[self.partition]
-        sizes = dict(sh=sh, sw=sw, gh=x.shape[2] // sh, gw=x.shape[3] // sw)
-        t = super().forward(rearrange(x, f"b c {rows} {cols} -> {WINDOWS}", **sizes))
-        # back to (b, c, h, w), kept channels-last in memory so the next token-wise block needs no copy
-        t = rearrange(t, f"{WINDOWS} -> b {rows} {cols} c", **sizes).permute(0, 3, 1, 2)
+        sizes = dict(sh=sh, sw=sw, gh=x.shape[1] // sh, gw=x.shape[2] // sw)
+        t = super().forward(rearrange(x, f"b {rows} {cols} c -> {WINDOWS}", **sizes))
+        t = rearrange(t, f"{WINDOWS} -> b {rows} {cols} c", **sizes)
         if any(pad) and not self.pad_first:
-            t = t[:, :, :h, :w]
+            t = t[:, :h, :w]
         if any(self.shift):
-            t = torch.roll(t, self.shift, dims=(2, 3))
-        return t[:, :, :h, :w] if any(pad) and self.pad_first else t
+            t = torch.roll(t, self.shift, dims=(1, 2))
+        if any(pad) and self.pad_first:
+            t = t[:, :h, :w]
+        return t.permute(0, 3, 1, 2)  # (b, c, h, w), channels-last in memory: the next token-wise block copies none
 
 
 class RegionalAttention(LocalAttention):
