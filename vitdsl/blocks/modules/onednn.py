@@ -152,6 +152,15 @@ def _eager_add(x, residual, weight, bias):
     return _pointwise.binary(x, residual, weight, bias, "add")
 
 
+def _parameter_grads(needs: tuple[bool, ...], grad: torch.Tensor, x: torch.Tensor, bias: bool):
+    """The weight's gradient (MKL's GEMM) and the bias's, each None where ``needs`` (the backward's
+    ``needs_input_grad``: input, weight, bias) says it is not wanted; for ``_Linear`` and ``vitdsl::linear``."""
+    flat = grad.reshape(-1, grad.shape[-1])
+    gw = flat.t() @ x.reshape(-1, x.shape[-1]) if needs[1] else None
+    gb = flat.sum(0) if bias and needs[2] else None
+    return gw, gb
+
+
 class _Linear(torch.autograd.Function):
     """``F.linear`` with oneDNN's kernel for the output and the input's gradient, MKL's for the weight's."""
 
@@ -163,16 +172,11 @@ class _Linear(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
         x, weight = ctx.saved_tensors
-        flat = grad.reshape(-1, grad.shape[-1])
-        gx = gw = gb = None
+        gx = None
         if ctx.needs_input_grad[0]:
             # a double backward (create_graph) differentiates this: then ops with derivatives
             gx = grad @ weight if torch.is_grad_enabled() else _eager(grad, weight.t(), None, "none", "")
-        if ctx.needs_input_grad[1]:
-            gw = flat.t() @ x.reshape(-1, x.shape[-1])
-        if ctx.needs_input_grad[2]:
-            gb = flat.sum(0)
-        return gx, gw, gb
+        return gx, *_parameter_grads(ctx.needs_input_grad, grad, x, bias=True)
 
 
 class _Unused(_Linear):
@@ -231,11 +235,8 @@ def _op_setup(ctx, inputs, output):
 
 def _op_backward(ctx, grad):
     x, weight = ctx.saved_tensors
-    flat = grad.reshape(-1, grad.shape[-1])
     gx = _op_input_grad(grad, weight) if ctx.needs_input_grad[0] else None
-    gw = flat.t() @ x.reshape(-1, x.shape[-1]) if ctx.needs_input_grad[1] else None
-    gb = flat.sum(0) if ctx.bias and ctx.needs_input_grad[2] else None
-    return gx, gw, gb, None, None
+    return gx, *_parameter_grads(ctx.needs_input_grad, grad, x, ctx.bias), None, None
 
 
 _op.register_autograd(_op_backward, setup_context=_op_setup)
