@@ -4,6 +4,7 @@ import torch
 from torch import nn
 
 from .common import BatchNormLast, Mixer, make_act, norm_eps
+from .depthwise import depthwise
 from .onednn import eager_cpu_inference, linear
 
 # Inference on CPU: a hidden activation over 32 MiB is one glibc always maps fresh from the kernel (its
@@ -86,8 +87,7 @@ class MLP(Mixer):
         if self.fc1_norm is not None:
             x = self.fc1_norm(x)
         if self.dwconv is not None:  # x: a channels-last map (B, H, W, hidden)
-            x = x.permute(0, 3, 1, 2)
-            x = self.dwconv(x if self.relu is None else self.relu(x)).permute(0, 2, 3, 1)
+            x = depthwise(x if self.relu is None else self.relu(x), self.dwconv)
         if self.gated:
             gate, x = x.chunk(2, dim=-1)
             return self.act(gate) * x

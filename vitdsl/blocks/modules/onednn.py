@@ -69,7 +69,8 @@ def eager_cpu_inference(module: nn.Module, x: torch.Tensor) -> bool:
     return cpu_inference(module, x) and not torch.compiler.is_compiling()
 
 
-def _hooked(*modules: nn.Module | None) -> bool:
+def hooked(*modules: nn.Module | None) -> bool:
+    """Whether a forward hook would see the call: one on any of ``modules``, or a global one."""
     return bool(_module._global_forward_hooks or _module._global_forward_pre_hooks) or any(
         m is not None and (m._forward_hooks or m._forward_pre_hooks) for m in modules)
 
@@ -86,7 +87,7 @@ def allowed() -> bool:
     """What may change between a forward and its recomputation: the switches, autocast, a transform, a global
     hook, a dispatch mode (the selective checkpoint's own take any op)."""
     return (ONEDNN and not _PLAIN.get() and torch.backends.mkldnn.enabled and not torch.is_autocast_enabled("cpu")
-            and not torch._C._are_functorch_transforms_active() and not _hooked()
+            and not torch._C._are_functorch_transforms_active() and not hooked()
             and all(isinstance(m, _CHECKPOINT_MODES) for m in _get_current_dispatch_mode_stack()))
 
 
@@ -96,7 +97,7 @@ def _onednn_weights(x: torch.Tensor, lin: nn.Module) -> tuple[torch.Tensor, torc
     if torch.compiler.is_compiling() or torch.jit.is_tracing():
         return None
     decided = _DECIDED.get()
-    if not (decided if decided is not None else allowed() and not _hooked(lin)):
+    if not (decided if decided is not None else allowed() and not hooked(lin)):
         return None
     return _float32_cpu_weights(x, lin) if type(x) is torch.Tensor else None
 
@@ -246,7 +247,7 @@ def compiled_weights(x: torch.Tensor, lin: nn.Module) -> tuple[torch.Tensor, tor
     """While compiling (not exporting: an exported program holds only PyTorch's ops), ``lin``'s weight and bias
     when its product on ``x`` runs on oneDNN, else None: what ``allowed`` asks that a compiler can read (not the
     ContextVars: ``plain_kernels`` does not reach into a compiled graph)."""
-    if (torch.compiler.is_exporting() or not (ONEDNN and torch.backends.mkldnn.enabled) or _hooked(lin)
+    if (torch.compiler.is_exporting() or not (ONEDNN and torch.backends.mkldnn.enabled) or hooked(lin)
             or torch.is_autocast_enabled("cpu")):
         return None
     return _float32_cpu_weights(x, lin)
@@ -271,7 +272,7 @@ def linear(x: torch.Tensor, lin: nn.Module, act: nn.Module | None = None,
         else:
             y = (_Unused if weights[0] is _UNUSED.get() else _Linear).apply(x, *weights)
     else:
-        post = ("none", "") if act is None else None if _hooked(act) else _ACTS.get(
+        post = ("none", "") if act is None else None if hooked(act) else _ACTS.get(
             (type(act), getattr(act, "approximate", None)))
         if post is not None and residual is None:
             return product(x, *weights, *post)
