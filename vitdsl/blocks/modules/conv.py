@@ -5,15 +5,22 @@ import torch.nn.functional as F
 from torch import nn
 
 from .common import BATCH_EPS, DropPath, make_act, norm_eps
+from .depthwise import depthwise
 
 
-def pad_same(x: torch.Tensor, kernel: int, stride: int, value: float = 0.0) -> torch.Tensor:
-    """TensorFlow's SAME padding of a (B, C, H, W) map with ``value``: ceil(size / stride) positions out, the odd
-    pixel of padding at the bottom and right."""
+def same_pads(x: torch.Tensor, kernel: int, stride: int) -> list[int]:
+    """TensorFlow's SAME padding of a (B, C, H, W) map, (left, right, top, bottom): ceil(size / stride) positions
+    out, the odd pixel of padding at the bottom and right."""
     pads = []
     for size in (x.shape[-1], x.shape[-2]):  # F.pad lists the last dimension first
         total = max((-(-size // stride) - 1) * stride + kernel - size, 0)
         pads += [total // 2, total - total // 2]
+    return pads
+
+
+def pad_same(x: torch.Tensor, kernel: int, stride: int, value: float = 0.0) -> torch.Tensor:
+    """``x`` padded with ``value`` as ``same_pads`` says."""
+    pads = same_pads(x, kernel, stride)
     return F.pad(x, pads, value=value) if any(pads) else x
 
 
@@ -32,6 +39,7 @@ class ConvNormAct(nn.Module):
             (fk, fs, fp), k = frame, kernel
             self.conv = nn.Conv3d(cin, cout, (fk, k, k), (fs, stride, stride), (fp, padding, padding), groups=groups,
                                   bias=bias)
+        self.channelwise = frame is None and groups == cin == cout > 1
         batch = nn.BatchNorm2d if frame is None else nn.BatchNorm3d
         eps = norm_eps(norm, eps) if norm != "none" else None
         self.norm = {"none": None, "batch": batch(cout, eps=eps) if norm == "batch" else None,
@@ -45,7 +53,11 @@ class ConvNormAct(nn.Module):
             self.pool = nn.MaxPool2d(*pool) if pool is not None else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.conv(x if self.same is None else pad_same(x, *self.same))
+        if self.channelwise:  # compiled training hands the convolution channels-last tensors (depthwise.py)
+            pads = None if self.same is None else same_pads(x, *self.same)
+            x = depthwise(x.permute(0, 2, 3, 1), self.conv, pads).permute(0, 3, 1, 2)
+        else:
+            x = self.conv(x if self.same is None else pad_same(x, *self.same))
         if self.norm is not None:
             x = self.norm(x)
         if self.act is not None:
