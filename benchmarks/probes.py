@@ -65,6 +65,7 @@ def levers(model: nn.Module, x: torch.Tensor) -> dict[str, int]:
     fused ``scaled_dot_product_attention`` kernel, how many conv2d calls run channels_last; for a vitdsl
     model also its attention modules' calls and how many of those modules project q, k and v with one
     fused Linear. vitdsl has no lever switchboard to ask, so they are read off what runs."""
+    from vitdsl.blocks.modules import depthwise
     from vitdsl.blocks.modules.attention.core import Attention, QVBiasLinear
 
     cores = [m for m in model.modules() if isinstance(m, Attention)]
@@ -72,10 +73,20 @@ def levers(model: nn.Module, x: torch.Tensor) -> dict[str, int]:
     hooks = [m.register_forward_hook(lambda *_: attention_calls.__setitem__(0, attention_calls[0] + 1))
              for m in cores]
     onednn: collections.Counter[str] = collections.Counter()
+    fits, channelwise = depthwise.fits, set()
+
+    def fitting(t, conv):  # the depthwise convolutions compiled training would run as vitdsl::depthwise
+        found = fits(t, conv)
+        if found:
+            channelwise.add(id(conv))
+        return found
+
+    depthwise.fits = fitting
     try:
         with torch.inference_mode(), _Calls() as seen, onednn_counted(onednn):
             model.eval()(x)
     finally:
+        depthwise.fits = fits
         for h in hooks:
             h.remove()
     # unwatched (a hooked vitdsl model computes every row): which attention calls have fewer query rows
@@ -84,7 +95,8 @@ def levers(model: nn.Module, x: torch.Tensor) -> dict[str, int]:
     row_calls = [sum(a != b for a, b in zip(seen.query_rows, free.query_rows))]
     out = {"sdpa_calls": seen.calls["scaled_dot_product_attention"], "conv2d_calls": seen.calls["conv2d"],
            "channels_last_conv2d_calls": seen.channels_last, "onednn_linears": onednn.total(),
-           "fused_epilogues": onednn.total() - onednn["none"], "linears": onednn.total() + seen.calls["linear"]}
+           "fused_epilogues": onednn.total() - onednn["none"], "linears": onednn.total() + seen.calls["linear"],
+           "depthwise_ops": len(channelwise)}
     if cores:
         fused = sum(isinstance(getattr(m, "qkv", None), (nn.Linear, QVBiasLinear)) for m in cores)
         out.update(attention_modules=len(cores), attention_calls=attention_calls[0], fused_qkv_modules=fused,
@@ -166,6 +178,8 @@ def lever_words(lv: dict[str, int]) -> str:
         words.append(f"onednn {lv['onednn_linears']}/{lv['linears']} (fused {lv['fused_epilogues']})")
     if lv.get("conv2d_calls"):
         words.append(f"cl {lv['channels_last_conv2d_calls']}/{lv['conv2d_calls']}")
+    if lv.get("depthwise_ops"):
+        words.append(f"dw-op {lv['depthwise_ops']}")
     if lv.get("residual_blocks"):
         words.append(f"recompute {lv['recomputing_blocks']}/{lv['residual_blocks']}")
     if lv.get("sliced_mlp_calls"):
@@ -182,7 +196,8 @@ LEVERS_LEGEND = ("levers (vitdsl, seen in one forward): sdpa k/n = attention cal
                  "the tokens read after them (the last block, for the class token: Network.skip_unread_tokens); "
                  "onednn k/n (fused f) = Linear calls that run on oneDNN in CPU inference, f of them with the "
                  "activation or the residual add fused in (compiled too, as vitdsl::linear custom ops); "
-                 "cl k/n = conv2d calls on channels_last inputs; "
+                 "cl k/n = conv2d calls on channels_last inputs; dw-op k = depthwise convolutions that compiled "
+                 "training runs channels-last as the vitdsl::depthwise custom op; "
                  "recompute k/n = residual blocks that, in an "
                  "eager training step, keep only their matrix products for backward and recompute the rest; "
                  "slices k (bB) = MLP calls at batch B that run their tokens in slices, in inference a hidden "

@@ -99,7 +99,7 @@ def test_levers_are_read_off_one_forward(monkeypatch):
     # residual add fused (fc1; fc2 and the attention's output projection); the head's not
     assert found == {"sdpa_calls": 3, "conv2d_calls": 0, "channels_last_conv2d_calls": 0, "attention_modules": 3,
                      "attention_calls": 3, "fused_qkv_modules": 3, "read_rows_calls": 1, "onednn_linears": 13,
-                     "fused_epilogues": 9, "linears": 14}
+                     "fused_epilogues": 9, "linears": 14, "depthwise_ops": 0}
     assert lever_words(found) == "sdpa 3/3, qkv 3/3, rows 1, onednn 13/14 (fused 9)"
     with explicit_attention(model=tiny):
         assert lever_words(levers(tiny, x)) == "sdpa 0/3, qkv 3/3, rows 1, onednn 13/14 (fused 9)"
@@ -109,6 +109,12 @@ def test_levers_are_read_off_one_forward(monkeypatch):
     conv = nn.Conv2d(3, 4, 3)
     assert lever_words(levers(conv, x)) == "cl 0/1"
     assert lever_words(levers(conv, x.contiguous(memory_format=torch.channels_last))) == "cl 1/1"
+
+
+def test_depthwise_convolutions_that_compiled_training_runs_as_the_op_are_counted():
+    # vit-pytorch's PVT v2 example: eight blocks, each MLP with a depthwise convolution over its hidden map
+    found = levers(vitdsl.build("blueprints/pvt_v2.yaml"), torch.randn(1, 3, 224, 224))
+    assert found["depthwise_ops"] == 8 and lever_words(found).endswith(", dw-op 8")
 
 
 def test_sliced_mlps_are_counted_at_a_batch(monkeypatch):

@@ -83,18 +83,22 @@ def _backward(ctx, grad):
 _op.register_autograd(_backward, setup_context=_setup)
 
 
-def _as_op(x: torch.Tensor, conv: nn.Conv2d) -> bool:
-    """Whether ``conv`` on the map ``x`` runs as ``vitdsl::depthwise``: compiled (not exported) training on the CPU
-    in float32, an unhooked depthwise convolution with a square kernel, one stride for both axes, no dilation and
-    zero padding."""
+def fits(x: torch.Tensor, conv: nn.Conv2d) -> bool:
+    """Whether ``vitdsl::depthwise`` can run ``conv`` on the map ``x``: an unhooked depthwise convolution with a
+    square kernel, one stride for both axes, no dilation and zero padding, in float32 on the CPU."""
     w = conv.weight
-    return (torch.compiler.is_compiling() and not torch.compiler.is_exporting() and torch.is_grad_enabled()
-            and not torch.is_autocast_enabled("cpu") and x.device.type == "cpu" and x.dtype == torch.float32
-            and w.dtype == torch.float32 and type(conv) is nn.Conv2d and not hooked(conv)
-            and conv.groups == conv.in_channels == conv.out_channels == x.shape[-1]
+    return (type(conv) is nn.Conv2d and x.device.type == "cpu" and x.dtype == w.dtype == torch.float32
+            and not hooked(conv) and conv.groups == conv.in_channels == conv.out_channels == x.shape[-1]
             and conv.stride[0] == conv.stride[1] and conv.dilation == (1, 1) and conv.padding_mode == "zeros"
             and isinstance(conv.padding, tuple) and conv.padding[0] == conv.padding[1]
             and w.shape[-1] == w.shape[-2])
+
+
+def _as_op(x: torch.Tensor, conv: nn.Conv2d) -> bool:
+    """Whether ``conv`` on ``x`` runs as ``vitdsl::depthwise``: where it ``fits``, in compiled (not exported)
+    training without autocast."""
+    return (fits(x, conv) and torch.compiler.is_compiling() and not torch.compiler.is_exporting()
+            and torch.is_grad_enabled() and not torch.is_autocast_enabled("cpu"))
 
 
 def depthwise(x: torch.Tensor, conv: nn.Conv2d, pads: list[int] | None = None) -> torch.Tensor:
