@@ -7,7 +7,9 @@ from test_onednn import make
 from torch import nn
 from torch._functorch.aot_autograd import aot_module_simplified
 
+from vitdsl.blocks import lookup
 from vitdsl.blocks.modules import depthwise
+from vitdsl.blocks.shape import Shape
 
 OP, BACKWARD = "vitdsl.depthwise.default", "vitdsl.depthwise_backward.default"
 
@@ -47,6 +49,22 @@ def test_mbconv_depthwise_with_tensorflow_same_padding_gives_the_eager_gradients
     from vitdsl.blocks.modules.conv import ConvNormAct
     block = ConvNormAct(8, 8, 3, stride, "same", False, "batch", "gelu", groups=8).train()
     x = torch.randn(2, 8, 7, 6, requires_grad=True)
+    grad = torch.randn_like(block(x))
+    want = torch.autograd.grad(block(x), [x, *block.parameters()], grad)
+    out, graphs = graphs_of(block, x)
+    got = torch.autograd.grad(out, [x, *block.parameters()], grad)
+    forward, backward = graphs
+    assert OP in forward and BACKWARD in backward and "aten.convolution_backward.default" not in backward
+    assert max((a - b).abs().max().item() for a, b in zip(got, want)) <= 1e-5
+
+
+@pytest.mark.parametrize("shape, fields", [
+    (Shape.tokens(20, 16, grid=(4, 5)), {"kernel": 3, "convs": 1, "norm": "none"}),  # a position encoding (Twins)
+    (Shape.image(16, 4, 5), {"kernel": 3}),  # conv, GELU, batch norm, conv (XCiT's LPI)
+])
+def test_the_dwconv_block_runs_its_convolutions_as_the_op(shape, fields):
+    block = lookup("dwconv")(**fields).build(shape).train()
+    x = torch.randn(2, *shape.dims, requires_grad=True)
     grad = torch.randn_like(block(x))
     want = torch.autograd.grad(block(x), [x, *block.parameters()], grad)
     out, graphs = graphs_of(block, x)

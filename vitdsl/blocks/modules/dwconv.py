@@ -4,6 +4,7 @@ import torch
 from torch import nn
 
 from .common import Mixer, make_act
+from .depthwise import depthwise
 
 
 class DWConv(Mixer):
@@ -24,17 +25,16 @@ class DWConv(Mixer):
         self.act_first = mid_order == "act-norm"
 
     def mix(self, x: torch.Tensor) -> torch.Tensor:
-        if self.grid is not None:  # tokens (B, N, C) -> map
-            b, n, c = x.shape
-            x = x.transpose(1, 2).reshape(b, c, *self.grid)
-        else:  # Mixer works channels-last; convolutions want channels-first
-            x = x.permute(0, 3, 1, 2)
-        x = self.conv1(x)
-        x = self.mid_norm(self.act(x)) if self.act_first else self.act(self.mid_norm(x))
-        x = self.conv2(x)
-        if self.grid is not None:
-            return x.flatten(2).transpose(1, 2)
-        return x.permute(0, 2, 3, 1)
+        # channels-last throughout, the tokens' own order: the tokens are the map without a copy, and a compiled
+        # training step runs the convolutions as one op each (depthwise.py)
+        if self.grid is not None:  # tokens (B, N, C) -> map (B, H, W, C)
+            x = x.reshape(x.shape[0], *self.grid, x.shape[-1])
+        x = depthwise(x, self.conv1)
+        if isinstance(self.conv2, nn.Conv2d):
+            x = x.permute(0, 3, 1, 2)  # the batch norm's (B, C, H, W)
+            x = self.mid_norm(self.act(x)) if self.act_first else self.act(self.mid_norm(x))
+            x = depthwise(x.permute(0, 2, 3, 1), self.conv2)
+        return x.flatten(1, 2) if self.grid is not None else x
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.grid is None:
