@@ -140,3 +140,25 @@ def test_compiled_patches_of_a_width_not_a_power_of_two_run_as_the_convolution(p
         got, want = torch.compile(block, backend=backend, fullgraph=True)(x), block(x)
     assert ("conv2d" in str(ops)) == (patch == 14), ops
     assert (got - want).abs().max() <= 1e-5
+
+
+def test_compiled_inference_runs_a_product_with_a_freshly_mapped_output_as_aten(monkeypatch):
+    # B·N tokens: fc1's output of width 4·D is over the threshold, fc2's of width D under it; aten's product then,
+    # whose output buffer inductor reuses, where oneDNN would allocate fresh pages on every call
+    block, x = make("mlp")
+    monkeypatch.setattr(onednn, "MAPPED_FRESH_ABOVE", x.numel() * 4 * 2)
+    with torch.no_grad():
+        out, counts = compiled(block, x)
+        assert counts == {"add": 1}
+        assert (out - block(x)).abs().max() <= 1e-5
+    block.train()
+    x.requires_grad_(True)
+    ops = collections.Counter()
+
+    def backend(gm, inputs):
+        ops.update(str(n.target) for n in gm.graph.nodes)
+        return gm
+
+    torch._dynamo.reset()
+    torch.compile(block, backend=backend, fullgraph=True)(x)
+    assert ops["vitdsl.linear.default"] == 2  # training keeps both products on oneDNN

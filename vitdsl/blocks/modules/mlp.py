@@ -5,7 +5,7 @@ from torch import nn
 
 from .common import BatchNormLast, Mixer, make_act, norm_eps
 from .depthwise import depthwise
-from .onednn import eager_cpu_inference, linear
+from .onednn import MAPPED_FRESH_ABOVE, eager_cpu_inference, linear
 
 # Inference on CPU: a hidden activation over 32 MiB is one glibc always maps fresh from the kernel (its
 # largest heap threshold), so each call page-faults through all of it, twice (fc1's output, the activation's).
@@ -14,7 +14,7 @@ from .onednn import eager_cpu_inference, linear
 # depthwise convolution, which mixes neighbouring tokens, by whole images. Swin-T at batch 8 has two such MLPs
 # (25088 tokens × 384); measured alone, its forward took 0.88 of the time. Smaller hiddens stay whole: there,
 # one big GEMM is as fast or faster.
-SLICE_ABOVE = 32 << 20
+SLICE_ABOVE = MAPPED_FRESH_ABOVE
 SLICE_BYTES = 4 << 20
 SLICE_ROWS = 1024
 # Training on CPU: the same, for the hidden tensors of a recomputing block (recompute.py), which are fresh

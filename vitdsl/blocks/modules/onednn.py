@@ -29,6 +29,9 @@ from torch.utils._python_dispatch import _disable_current_modes, _get_current_di
 # False: every Linear runs as its module (bit for bit what the same model written by hand computes);
 # ``plain_kernels()`` does the same within a block of code
 ONEDNN = True
+# glibc's largest threshold for mapping an allocation: one over it is mapped fresh from the kernel on every call,
+# and every page of it faults on first touch (the MLP's slices, mlp.py, and compiled inference's products, below)
+MAPPED_FRESH_ABOVE = 32 << 20
 _PLAIN: ContextVar[bool] = ContextVar("vitdsl_plain_kernels", default=False)
 # set for a recomputed block (``deciding``): whether its products run on oneDNN, decided once as it starts, so
 # that backward's recomputation runs the very ops the forward ran, whatever changed between them
@@ -250,7 +253,15 @@ def compiled_weights(x: torch.Tensor, lin: nn.Module) -> tuple[torch.Tensor, tor
     if (torch.compiler.is_exporting() or not (ONEDNN and torch.backends.mkldnn.enabled) or hooked(lin)
             or torch.is_autocast_enabled("cpu")):
         return None
-    return _float32_cpu_weights(x, lin)
+    weights = _float32_cpu_weights(x, lin)
+    # Inference: an output over MAPPED_FRESH_ABOVE runs as aten's product, whose output buffer inductor plans and
+    # reuses; oneDNN allocates its own, fresh pages on every call. PVT v2-b1 at batch 8 (stage 1's 51 MiB hidden):
+    # 0.93-0.97 of timm's compiled time against 1.01-1.03, 41-63k page faults a call against 75k; Swin-T 0.94
+    # against 0.97. Training gained nothing measurable (PVT v2-b1 0.91 against 0.89), so its products stay.
+    if (weights is not None and not torch.is_grad_enabled()
+            and x.numel() // x.shape[-1] * weights[0].shape[0] * x.element_size() > MAPPED_FRESH_ABOVE):
+        return None
+    return weights
 
 
 def linear(x: torch.Tensor, lin: nn.Module, act: nn.Module | None = None,
