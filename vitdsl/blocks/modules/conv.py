@@ -28,6 +28,8 @@ class ConvNormAct(nn.Module):
     """Conv → norm → activation → max-pool; with ``frame`` = (kernel, stride, padding) along the frames the
     convolution is 3-D on (B, C, T, H, W) and the max-pool (1, k, k) leaves the frames alone."""
 
+    channelwise = False  # a depthwise 2-D convolution, run through depthwise.py (set in __init__)
+
     def __init__(self, cin: int, cout: int, kernel: int, stride: int, padding: int | str, bias: bool, norm: str,
                  act: str, groups: int = 1, pool: tuple[int, int, int | str] | None = None,
                  frame: tuple[int, int, int] | None = None, eps: float | None = None):

@@ -256,8 +256,9 @@ def compiled_weights(x: torch.Tensor, lin: nn.Module) -> tuple[torch.Tensor, tor
     weights = _float32_cpu_weights(x, lin)
     # Inference: an output over MAPPED_FRESH_ABOVE runs as aten's product, whose output buffer inductor plans and
     # reuses; oneDNN allocates its own, fresh pages on every call. PVT v2-b1 at batch 8 (stage 1's 51 MiB hidden):
-    # 0.93-0.97 of timm's compiled time against 1.01-1.03, 41-63k page faults a call against 75k; Swin-T 0.94
-    # against 0.97. Training gained nothing measurable (PVT v2-b1 0.91 against 0.89), so its products stay.
+    # 0.93-1.00 of timm's compiled time over seven runs (median 0.98) against 1.01-1.03, 41-63k page faults a call
+    # against 75k; Swin-T 0.92-0.94 against 0.97. Training gained nothing measurable (PVT v2-b1 0.91 against
+    # 0.89), so its products stay.
     if (weights is not None and not torch.is_grad_enabled()
             and x.numel() // x.shape[-1] * weights[0].shape[0] * x.element_size() > MAPPED_FRESH_ABOVE):
         return None
