@@ -162,6 +162,14 @@ def test_escape_and_bidi_characters_are_shown_escaped(tmp_path, capsys):
     assert code == 0 and "[red]n\\x1b[2J" in out and "\x1b" not in out
 
 
+def test_messages_of_several_lines_are_escaped_line_by_line():
+    from vitdsl.errors import safe_text
+
+    assert safe_text("a\nb — ×") == "a\nb — ×"
+    assert safe_text("a\nb\x1bc\u2028d\re") == "a\nb\\x1bc\\u2028d\\x0de"
+    assert safe_text("a\nb", keep_newlines=False) == "a\\x0ab"
+
+
 def test_errors_quote_only_lines_read_as_blueprints(tmp_path, capsys):
     """A location can name any file (a checkpoint, a file changed since): the line is never re-read."""
     from vitdsl.cli import render_error

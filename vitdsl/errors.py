@@ -22,7 +22,11 @@ def safe_text(text: str, keep_newlines: bool = True) -> str:
             return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
         return ch
 
-    return text if text.isprintable() else "".join(map(clean, text))
+    # line by line first: messages hold newlines, and the check per character made every refused size of
+    # ``vitdsl validate``'s search (graph/sizes.py) cost a pass in Python over its whole message
+    if text.isprintable() or keep_newlines and all(line.isprintable() for line in text.split("\n")):
+        return text
+    return "".join(map(clean, text))
 
 
 def clip(text: str, limit: int = 80) -> str:

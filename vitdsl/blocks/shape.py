@@ -82,7 +82,7 @@ class Shape:
         return replace(self, dims=(*self.dims[:-1], d))
 
     def with_groups(self, groups: int) -> "Shape":
-        return replace(self, groups=groups)
+        return self if groups == self.groups else replace(self, groups=groups)
 
     def __str__(self) -> str:
         text = "×".join(str(d) for d in self.dims)
