@@ -186,6 +186,8 @@ def lever_words(lv: dict[str, int]) -> str:
         words.append(f"slices {lv['sliced_mlp_calls']} (b{lv['sliced_at_batch']})")
     if lv.get("train_sliced_mlp_calls"):
         words.append(f"train slices {lv['train_sliced_mlp_calls']} (b{lv['train_sliced_at_batch']})")
+    if lv.get("heap_kept"):
+        words.append("heap kept")
     return ", ".join(words) or "-"
 
 
@@ -202,7 +204,9 @@ LEVERS_LEGEND = ("levers (vitdsl, seen in one forward): sdpa k/n = attention cal
                  "recompute k/n = residual blocks that, in an "
                  "eager training step, keep only their matrix products for backward and recompute the rest; "
                  "slices k (bB) = MLP calls at batch B that run their tokens in slices, in inference a hidden "
-                 "activation over 32 MiB; train slices k (bB) = the same in a training step, recomputing each slice")
+                 "activation over 32 MiB; train slices k (bB) = the same in a training step, recomputing each slice; "
+                 "heap kept = the process keeps the memory its steps free in its heap (glibc's trimming off, as "
+                 "in every process that builds a vitdsl model on the CPU)")
 
 
 def gemm_laps(n: int, reps: int) -> list[float]:

@@ -18,6 +18,7 @@ import time
 import traceback
 
 SIDES = ("vitdsl", "timm")
+MEMORY_CALLS = 3  # per side and measure, after the timed rounds
 
 
 class SideError(RuntimeError):
@@ -58,11 +59,15 @@ def _first_call(task) -> tuple[float, int]:
 class _Worker:
     """One side's model and the tasks prepared on it, answering the parent's requests (``handle``)."""
 
-    def __init__(self, side: str, name: str, threads: int):
+    def __init__(self, side: str, name: str, threads: int, timm_keeps_heap: bool = False):
         import torch
         from common import import_references
         from probes import PeakRSS
 
+        if side == "timm" and timm_keeps_heap:  # vitdsl's side keeps it as it builds its model (heap.py)
+            from vitdsl.blocks.modules import heap
+
+            heap.keep()
         timm, _ = import_references()
         torch.set_num_threads(threads)
         torch.manual_seed(0)
@@ -95,7 +100,10 @@ class _Worker:
     def op_levers(self, x, widest=None, train=None):
         from probes import levers, recomputing_blocks, sliced_mlps
 
+        from vitdsl.blocks.modules import heap
+
         found = levers(self.model, x)
+        found["heap_kept"] = int(heap.kept())  # the process's, not the model's: both sides say
         if self.side == "vitdsl":
             # at the training batch: whether an MLP slices depends on it
             blocks = recomputing_blocks(self.model, x if train is None else train)
@@ -168,9 +176,9 @@ class _Worker:
         return self.peak.reason
 
 
-def _serve(conn, side: str, name: str, threads: int) -> None:
+def _serve(conn, side: str, name: str, threads: int, timm_keeps_heap: bool = False) -> None:
     try:
-        worker = _Worker(side, name, threads)
+        worker = _Worker(side, name, threads, timm_keeps_heap)
         conn.send(("ok", None))
     except BaseException:  # noqa: BLE001 - the parent reports it; this process then ends
         conn.send(("error", traceback.format_exc()))
@@ -187,14 +195,16 @@ def _serve(conn, side: str, name: str, threads: int) -> None:
 
 class Sides:
     """The two sides of one model, each in its own process (spawned: a fresh interpreter, nothing inherited);
-    a context manager that ends them."""
+    a context manager that ends them. ``timm_keeps_heap``: timm's process keeps freed memory in its heap as
+    vitdsl's does (vitdsl/blocks/modules/heap.py), to see what that policy alone is worth."""
 
-    def __init__(self, name: str, threads: int):
+    def __init__(self, name: str, threads: int, timm_keeps_heap: bool = False):
         context = multiprocessing.get_context("spawn")
         self.name, self.conns, self.procs = name, {}, {}
         for side in SIDES:
             parent, child = context.Pipe()
-            proc = context.Process(target=_serve, args=(child, side, name, threads), name=f"{side}:{name}")
+            proc = context.Process(target=_serve, args=(child, side, name, threads, timm_keeps_heap),
+                                   name=f"{side}:{name}")
             proc.start()
             child.close()
             self.conns[side], self.procs[side] = parent, proc
@@ -225,21 +235,21 @@ class Sides:
 
     def interleave(self, label: str, rounds: int, iters: int, warmup: int, memory: bool = False):
         """``common.interleave`` across the two processes: per side and round the median of ``iters`` calls
-        of the task ``label``, whoever goes first alternating; with ``memory``, each call's peak RSS too."""
+        of the task ``label``, whoever goes first alternating; with ``memory``, the peak RSS of ``MEMORY_CALLS``
+        more calls per side, untimed: the probe hands the heap's free memory back to the kernel before each
+        call (PeakRSS), and a timed call would then fault all of it in again."""
         from common import rotations
 
         for side in SIDES:
             if warmup:
                 self.ask(side, "laps", label, warmup)
         times = {side: [] for side in SIDES}
-        peaks = {side: [] for side in SIDES}
         for order in rotations(list(SIDES), rounds):
             for side in order:
-                laps, found = self.ask(side, "laps", label, iters, memory)
+                laps, _ = self.ask(side, "laps", label, iters)
                 times[side].append(statistics.median(laps))
-                if found is not None:
-                    peaks[side].extend(found)
-        return times, (peaks if all(peaks.values()) else None)
+        peaks = {side: self.ask(side, "laps", label, MEMORY_CALLS, True)[1] or [] for side in SIDES} if memory else {}
+        return times, (peaks if peaks and all(peaks.values()) else None)
 
     def close(self) -> None:
         for side in SIDES:

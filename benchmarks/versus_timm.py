@@ -13,11 +13,13 @@ may use, os.sched_getaffinity; --threads to change):
 * train: one step, forward + cross-entropy backward + AdamW step, at batch 16, gradients set to None
   between steps;
 * train memory: the peak resident memory (RSS) of that step above the RSS just before it: activations,
-  gradients and temporaries (weights and AdamW's moments are already there). Linux only: before each
-  step a garbage collection and glibc's ``malloc_trim(0)`` return what earlier steps freed, writing 5 to
-  ``/proc/self/clear_refs`` resets the kernel's high-water mark VmHWM to the current RSS, and after the step
-  VmHWM from ``/proc/self/status`` is read. Verified on the development machine (Linux 6.18, glibc 2.36);
-  each run checks again that the reset works (probes.PeakRSS) and otherwise, or off Linux, leaves memory out;
+  gradients and temporaries (weights and AdamW's moments are already there), in three more steps per side
+  after the timed ones (the probe empties the heap before each, which a timed step would pay for in page
+  faults). Linux only: before each such step a garbage collection and glibc's ``malloc_trim(0)`` return
+  what earlier steps freed, writing 5 to ``/proc/self/clear_refs`` resets the kernel's high-water mark VmHWM
+  to the current RSS, and after the step VmHWM from ``/proc/self/status`` is read. Verified on the
+  development machine (Linux 6.18, glibc 2.36); each run checks again that the reset works
+  (probes.PeakRSS) and otherwise, or off Linux, leaves memory out;
 * compiled: eval (the largest eval batch) and train again, both models through ``torch.compile``
   (inductor, default mode; every model's sides are fresh processes). Compile time (each side from an
   empty inductor cache: sides._first_call), graph breaks and the compiled eval's difference from eager go to --json;
@@ -77,7 +79,7 @@ class Bench:
         return diff
 
     def model(self, name: str) -> dict:
-        with Sides(name, self.args.threads) as sides:
+        with Sides(name, self.args.threads, self.args.timm_keeps_heap) as sides:
             return self.measure(name, sides)
 
     def measure(self, name: str, sides: Sides) -> dict:
@@ -95,7 +97,7 @@ class Bench:
                                                         torch.randn(a.train_batch, *shape)),
                "timm_levers": sides.ask("timm", "levers", one), "measures": []}
         measures = out["measures"]
-        for b in a.eval_batches:
+        for b in a.eval_batches if a.eager else ():
             sides.both("eval", f"eval b{b}", torch.randn(b, *shape))
             measures.append(self.time(sides, f"eval b{b}", flops * b, a.iters))
         if a.compile:
@@ -106,8 +108,9 @@ class Bench:
         x, y = torch.randn(b, *shape), torch.randint(0, summary["classes"], (b,))
         # train mode too (dropout, drop-path, batch statistics) must be the same maths
         out["max_abs_diff_train_mode"] = self.agree(name, sides.both("forward", probe, True), "in train mode")
-        sides.both("train", f"train b{b}", x, y)
-        measures.append(self.time(sides, f"train b{b}", 3 * flops * b, 1, memory=True))
+        if a.eager:
+            sides.both("train", f"train b{b}", x, y)
+            measures.append(self.time(sides, f"train b{b}", 3 * flops * b, 1, memory=True))
         if a.compile:
             found = sides.both("compiled train", f"compiled train b{b}", x, y)
             measures.append(self.time(sides, f"compiled train b{b}", 3 * flops * b, 1, memory=True,
@@ -128,11 +131,13 @@ class Bench:
             "torch": torch.__version__, "timm": self.timm.__version__, "vitdsl": vitdsl.__version__,
             "threads": torch.get_num_threads(), "device": "cpu", "rounds": a.rounds, "eval_iters": a.iters,
             "warmup": a.warmup, "eval_batches": a.eval_batches, "train_batch": a.train_batch, "compile": a.compile,
+            "eager": a.eager,
             "quick": a.quick, "tolerance": TOLERANCE,
             "gemm": {"n": n, "flops_per_s_before": self.gemm, "flops_per_s_after": gemm_rate(n, after),
                      "flops_per_s": self.gemm},
             "memory": self.memory_reason or "peak RSS above the RSS before the step (clear_refs 5, VmHWM)",
-            "processes": "each side in its own process (sides.py)"}
+            "processes": "each side in its own process (sides.py)",
+            "heap_kept": {"vitdsl": True, "timm": a.timm_keeps_heap}}
         return report
 
 
@@ -155,6 +160,11 @@ def parse(argv):
                    help="eval batch sizes (default 1,8; 1,2 with --quick)")
     p.add_argument("--train-batch", type=int, help="training batch size (default 16; 2 with --quick)")
     p.add_argument("--no-compile", dest="compile", action="store_false", help="skip the torch.compile measures")
+    p.add_argument("--no-eager", dest="eager", action="store_false",
+                   help="skip the eager measures (eval, train): the compiled ones alone")
+    p.add_argument("--timm-keeps-heap", action="store_true",
+                   help="timm's process keeps freed memory in its heap too, as every process that builds a vitdsl "
+                        "model on the CPU does (glibc's trimming off): what that policy alone is worth")
     p.add_argument("--quick", action="store_true", help="few rounds and small batches, to check it works")
     out = p.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true", help="print everything measured as JSON, no table")
@@ -164,6 +174,8 @@ def parse(argv):
     a.iters = a.iters or (1 if a.quick else 3)
     a.eval_batches = a.eval_batches or ([1, 2] if a.quick else [1, 8])
     a.train_batch = a.train_batch or (2 if a.quick else 16)
+    if not (a.eager or a.compile):
+        p.error("--no-eager and --no-compile leave nothing to measure")
     if min(a.eval_batches + [a.train_batch, a.rounds, a.iters]) < 1:
         p.error("batch sizes, --rounds and --iters must be at least 1")
     known = set(vt.names())

@@ -86,7 +86,9 @@ def notes(report: dict) -> list[str]:
     meta = report["meta"]
     out = [f"ratio = vitdsl / timm per round, median (range below) over {meta['rounds']} rounds: "
            "< 1.0 means vitdsl is faster (or, for train mem, uses less)"
-           + (f"; {meta['processes']}" if "processes" in meta else ""),
+           + (f"; {meta['processes']}" if "processes" in meta else "")
+           + ("" if "heap_kept" not in meta else "; both processes keep their heaps" if meta["heap_kept"]["timm"]
+              else "; vitdsl's process keeps its heap, timm's trims it (glibc's default; --timm-keeps-heap)"),
            f"GEMM share = the model's FLOPs per second over the CPU's fp32 GEMM rate, "
            f"{meta['gemm']['flops_per_s'] / 1e9:.1f} GFLOP/s ({meta['gemm']['n']}x{meta['gemm']['n']} matmul; "
            f"{meta['gemm']['flops_per_s_after'] / 1e9:.1f} after the models); training counted as 3x the forward",

@@ -191,10 +191,13 @@ def test_an_unknown_model_is_refused(capsys):
     with pytest.raises(SystemExit):
         parse(["--models", "vit_small_patch16_224,resnet50"])
     assert "error: not a timm model the zoo reproduces: resnet50" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        parse(["--no-eager", "--no-compile"])
+    assert "error: --no-eager and --no-compile leave nothing to measure" in capsys.readouterr().err
 
 
 def test_each_side_runs_in_a_process_of_its_own():
-    from sides import SIDES, SideError, Sides
+    from sides import MEMORY_CALLS, SIDES, SideError, Sides
 
     with Sides("vit_tiny_patch16_224", threads=1) as sides:
         pids = sides.both("pid")
@@ -205,6 +208,12 @@ def test_each_side_runs_in_a_process_of_its_own():
         sides.both("eval", "eval b2", x)
         times, peaks = sides.interleave("eval b2", rounds=3, iters=2, warmup=1)
         assert peaks is None and all(len(times[s]) == 3 and min(times[s]) > 0 for s in SIDES)
+        # memory in calls of its own, after the timed rounds: its probe empties the heap before each call
+        sides.both("train", "train b2", x, torch.tensor([0, 1]))
+        times, peaks = sides.interleave("train b2", rounds=2, iters=1, warmup=0, memory=True)
+        assert all(len(times[s]) == 2 and len(peaks[s]) == MEMORY_CALLS and min(peaks[s]) > 0 for s in SIDES)
+        assert sides.ask("vitdsl", "levers", x[:1])["heap_kept"] == 1  # it built a vitdsl model on the CPU
+        assert sides.ask("timm", "levers", x[:1])["heap_kept"] == 0
         with pytest.raises(SideError, match="(?s)the timm process failed:\n.*KeyError: 'eval b8'"):
             sides.ask("timm", "laps", "eval b8", 1)
         assert sides.ask("timm", "pid") == pids["timm"]  # an error ends the request, not the process

@@ -9,7 +9,7 @@ import torch
 from test_onednn import CASES, make
 
 from vitdsl.blocks import lookup
-from vitdsl.blocks.modules import onednn
+from vitdsl.blocks.modules import heap, onednn
 from vitdsl.blocks.shape import Shape
 
 OURS = {"vitdsl.linear.default", "vitdsl.linear_add.default"}
@@ -146,7 +146,7 @@ def test_compiled_inference_runs_a_product_with_a_freshly_mapped_output_as_aten(
     # B·N tokens: fc1's output of width 4·D is over the threshold, fc2's of width D under it; aten's product then,
     # whose output buffer inductor reuses, where oneDNN would allocate fresh pages on every call
     block, x = make("mlp")
-    monkeypatch.setattr(onednn, "MAPPED_FRESH_ABOVE", x.numel() * 4 * 2)
+    monkeypatch.setattr(heap, "MAPPED_FRESH_ABOVE", x.numel() * 4 * 2)
     with torch.no_grad():
         out, counts = compiled(block, x)
         assert counts == {"add": 1}

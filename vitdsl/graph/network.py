@@ -19,6 +19,7 @@ from torch.nn.modules.module import (
     _global_forward_pre_hooks,
 )
 
+from ..blocks.modules import heap
 from ..blocks.modules.padded import gives_extras, reads_extras
 from ..blocks.shape import Shape
 from ..blueprint.expand import INPUT
@@ -86,6 +87,9 @@ class Network(TimmApi, nn.Module):
                     raise e.at(node.share.location, node.path) from None
             self._place(node.path, module)
             modules[node.path] = module
+        first = next(self.parameters(), None)
+        if first is not None and first.device.type == "cpu":
+            heap.keep()  # freed memory stays in the process's heap, for the next step (heap.py)
         self.segments: dict[tuple[str, str], tuple] = {}
         self._carries: dict[str, bool] = {INPUT: False}  # whether a path's output has extras
         self._flow: dict[str, tuple[int | None, bool, bool, bool]] = {}  # (input index, gives, reads, passes)

@@ -5,7 +5,8 @@ from torch import nn
 
 from .common import BatchNormLast, Mixer, make_act, norm_eps
 from .depthwise import depthwise
-from .onednn import MAPPED_FRESH_ABOVE, eager_cpu_inference, linear
+from .heap import MAPPED_FRESH_ABOVE
+from .onednn import eager_cpu_inference, linear
 
 # Inference on CPU: a hidden activation over 32 MiB is one glibc always maps fresh from the kernel (its
 # largest heap threshold), so each call page-faults through all of it, twice (fc1's output, the activation's).

@@ -26,12 +26,11 @@ from torch import nn
 from torch.nn.modules import module as _module
 from torch.utils._python_dispatch import _disable_current_modes, _get_current_dispatch_mode_stack
 
+from . import heap
+
 # False: every Linear runs as its module (bit for bit what the same model written by hand computes);
 # ``plain_kernels()`` does the same within a block of code
 ONEDNN = True
-# glibc's largest threshold for mapping an allocation: one over it is mapped fresh from the kernel on every call,
-# and every page of it faults on first touch (the MLP's slices, mlp.py, and compiled inference's products, below)
-MAPPED_FRESH_ABOVE = 32 << 20
 _PLAIN: ContextVar[bool] = ContextVar("vitdsl_plain_kernels", default=False)
 # set for a recomputed block (``deciding``): whether its products run on oneDNN, decided once as it starts, so
 # that backward's recomputation runs the very ops the forward ran, whatever changed between them
@@ -254,13 +253,13 @@ def compiled_weights(x: torch.Tensor, lin: nn.Module) -> tuple[torch.Tensor, tor
             or torch.is_autocast_enabled("cpu")):
         return None
     weights = _float32_cpu_weights(x, lin)
-    # Inference: an output over MAPPED_FRESH_ABOVE runs as aten's product, whose output buffer inductor plans and
-    # reuses; oneDNN allocates its own, fresh pages on every call. PVT v2-b1 at batch 8 (stage 1's 51 MiB hidden):
-    # 0.93-1.00 of timm's compiled time over seven runs (median 0.98) against 1.01-1.03, 41-63k page faults a call
-    # against 75k; Swin-T 0.92-0.94 against 0.97. Training gained nothing measurable (PVT v2-b1 0.91 against
-    # 0.89), so its products stay.
+    # Inference: an output over MAPPED_FRESH_ABOVE (heap.py) runs as aten's product, whose output buffer
+    # inductor plans and reuses; oneDNN allocates its own, fresh pages on every call. PVT v2-b1 at batch 8 (stage
+    # 1's 51 MiB hidden): 0.93-1.00 of timm's compiled time over seven runs (median 0.98) against 1.01-1.03, 41-63k
+    # page faults a call against 75k; Swin-T 0.92-0.94 against 0.97. Training gained nothing measurable (PVT v2-b1
+    # 0.91 against 0.89), so its products stay.
     if (weights is not None and not torch.is_grad_enabled()
-            and x.numel() // x.shape[-1] * weights[0].shape[0] * x.element_size() > MAPPED_FRESH_ABOVE):
+            and x.numel() // x.shape[-1] * weights[0].shape[0] * x.element_size() > heap.MAPPED_FRESH_ABOVE):
         return None
     return weights
 
