@@ -2,16 +2,17 @@
 PyTorch's CUDA allocator keeps the GPU memory it frees: freed memory is reused, not handed back to the kernel
 and faulted in again, page by page, on the next step.
 
-Why: glibc returns the top of its heap to the kernel whenever more than twice its mapping threshold (at most
-2 × 32 MiB) lies free there. A training step frees its activations in backward; when they are the top of the
-heap, every step gives them back and the next forward faults them in again. Whether they are depends on the
-order of every allocation in the process, so two equal models can differ by chance: on this project's 2-core
-CPU, each side in its own process, vitdsl's compiled training steps took 85k-150k page faults (EVA-02-T,
-0.17-0.25 s of system time a step) where timm's took 2k-15k; ViT-S 157k-206k, Swin-T 305k-325k. Kept, they
-take under 1.2k (and no more than that was seen), and the step's system time falls to 0.01-0.03 s.
+Why: glibc returns the top of its heap to the kernel whenever more than twice its mapping threshold (which it
+raises up to 32 MiB) lies free there. A training step frees its activations in backward; when they are the top
+of the heap, every step gives them back and the next forward faults them in again. Whether they are depends on
+the order of every allocation in the process, so two models of the same maths differ by chance: on this
+project's 2-core CPU, each side in its own process, vitdsl's compiled training steps took 85k-150k page faults
+(EVA-02-T, 0.17-0.25 s of system time a step) where timm's took 2k-17k; ViT-S 157k-206k, Swin-T 305k-325k.
+Kept, they took under 1.2k, and the step's system time fell to 0.01-0.03 s (docs/architecture.md has the
+timings).
 
 What it sets, once per process and only where the C library is glibc: ``mallopt(M_TRIM_THRESHOLD, -1)``
-(never trim the heap's top, glibc's documented way to turn trimming off) and ``M_MMAP_THRESHOLD`` at
+(never trim the heap's top: glibc's documented way to turn trimming off) and ``M_MMAP_THRESHOLD`` at
 ``MAPPED_FRESH_ABOVE`` (setting the first fixes the second, which glibc otherwise raises as it goes, up to
 that value). Allocations over it are still mapped fresh on every call: the MLP's slices (mlp.py) and
 compiled inference's products (onednn.py) keep under it. ``VITDSL_KEEP_HEAP=0`` in the environment leaves
