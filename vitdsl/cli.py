@@ -327,10 +327,10 @@ def main(argv: list[str] | None = None) -> int:
     # validate and list are over in a moment: the collector need not scan what the imports made again, nor
     # everything once more as the interpreter exits (together a third of validate's time), nor, while they
     # run, the modules, classes and functions that their own imports (networkx, the blocks) make by the
-    # hundred thousand, all of which live to the end: it runs after 200k allocations, not 700 (as mypy's
-    # does; validate 17 ms faster of ~300). Called without arguments, main is the program (the console
-    # script, python -m vitdsl) and the process ends after it; a caller that passes them runs on, so the
-    # collector is thawed and reset for it.
+    # hundred thousand, all of which live to the end: it runs after 200k allocations, not 700 (validate 17 ms
+    # faster of ~300). Called without arguments, main is the program (the console script, python -m vitdsl)
+    # and the process ends after it; a caller that passes them runs on, so the collector is thawed and reset
+    # for it.
     frozen = args.command in ("validate", "list")
     threshold = gc.get_threshold()
     if frozen:
